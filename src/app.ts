@@ -1,0 +1,69 @@
+// buildApp(): the whole product as one Fastify instance, plugins registered in a visible order.
+// server.ts calls listen(); tests build the app on :memory: and a free port.
+import Fastify, { type FastifyServerOptions } from 'fastify'
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import { DEFAULT_CONFIG, type BootConfig } from './config.ts'
+import database from './plugins/database.ts'
+import settings from './plugins/settings.ts'
+import auth from './plugins/auth.ts'
+import failures from './plugins/failures.ts'
+import broker from './plugins/broker.ts'
+import websocket from './plugins/websocket.ts'
+import metrics from './plugins/metrics.ts'
+import swagger from './plugins/swagger.ts'
+import healthRoutes from './routes/health.ts'
+import settingsRoutes from './routes/settings.ts'
+import failuresRoutes from './routes/failures.ts'
+import connectionsRoutes from './routes/connections.ts'
+import adminUi from './plugins/admin-ui.ts'
+
+export interface AppOptions {
+  config?: Partial<BootConfig>
+  /** pino options, `false` for silence (tests), or `true` for defaults */
+  logger?: FastifyServerOptions['logger']
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    config: BootConfig
+  }
+}
+
+export async function buildApp(opts: AppOptions = {}) {
+  const config: BootConfig = { ...DEFAULT_CONFIG, ...opts.config }
+  const app = Fastify({
+    logger: opts.logger ?? { level: config.logLevel },
+    // The upgrade request of a WebSocket client is bounded by the connect timeout (see plugins/websocket.ts),
+    // never by Node's 60 s default.
+    ajv: {
+      customOptions: {
+        // unknown keys must be refused with a 400, not silently stripped
+        removeAdditional: false,
+        // documentation keywords used by the settings schema
+        keywords: ['x-scope'],
+      },
+    },
+  }).withTypeProvider<TypeBoxTypeProvider>()
+  app.decorate('config', config)
+
+  // storage and state
+  await app.register(database)
+  await app.register(settings)
+  await app.register(auth)
+  await app.register(failures)
+  // the broker and its transports
+  await app.register(broker)
+  await app.register(websocket)
+  await app.register(metrics)
+  // the admin surface
+  await app.register(swagger)
+  await app.register(healthRoutes)
+  await app.register(settingsRoutes)
+  await app.register(failuresRoutes)
+  await app.register(connectionsRoutes)
+  await app.register(adminUi)
+
+  return app
+}
+
+export type App = Awaited<ReturnType<typeof buildApp>>

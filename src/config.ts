@@ -1,0 +1,57 @@
+// Boot configuration from the environment, checked by a TypeBox schema. Not hot-reloadable (settings are).
+import Type from 'typebox'
+import { Value } from 'typebox/value'
+
+export const BootConfig = Type.Object({
+  port: Type.Integer({ minimum: 0, maximum: 65535, default: 8080 }),
+  host: Type.String({ minLength: 1, default: '0.0.0.0' }),
+  dbPath: Type.String({ minLength: 1, default: './data/broker.db' }),
+  adminToken: Type.Union([Type.String({ minLength: 8 }), Type.Null()], { default: null }),
+  mqttPath: Type.String({ pattern: '^/', default: '/mqtt' }),
+  logLevel: Type.Union(
+    ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
+    { default: 'info' },
+  ),
+})
+export type BootConfig = Type.Static<typeof BootConfig>
+
+export const DEFAULT_CONFIG: Readonly<BootConfig> = Object.freeze({
+  port: 8080,
+  host: '0.0.0.0',
+  dbPath: './data/broker.db',
+  adminToken: null,
+  mqttPath: '/mqtt',
+  logLevel: 'info',
+})
+
+/** Thrown for a bad environment; server.ts prints the message alone, without a stack. */
+export class ConfigError extends Error {
+  readonly code = 'ERR_BOOT_CONFIG'
+}
+
+const ENV_NAMES: Record<keyof BootConfig, string> = {
+  port: 'PORT', host: 'HOST', dbPath: 'DB_PATH', adminToken: 'ADMIN_TOKEN', mqttPath: 'MQTT_PATH', logLevel: 'LOG_LEVEL',
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): BootConfig {
+  const raw: Record<string, unknown> = { ...DEFAULT_CONFIG }
+  if (env.PORT !== undefined && env.PORT !== '') raw.port = /^\d+$/.test(env.PORT) ? Number(env.PORT) : env.PORT
+  if (env.HOST) raw.host = env.HOST
+  if (env.DB_PATH) raw.dbPath = env.DB_PATH
+  if (env.ADMIN_TOKEN) raw.adminToken = env.ADMIN_TOKEN
+  if (env.MQTT_PATH) raw.mqttPath = env.MQTT_PATH
+  if (env.LOG_LEVEL) raw.logLevel = env.LOG_LEVEL
+  const errors = [...Value.Errors(BootConfig, raw)]
+  if (errors.length > 0) {
+    // one message per variable: the first, most specific one (a union adds "must be null", "anyOf" after it)
+    const byKey = new Map<string, string>()
+    for (const e of errors) {
+      const key = e.instancePath.replace(/^\//, '') as keyof BootConfig
+      const name = ENV_NAMES[key] ?? key
+      if (!byKey.has(name)) byKey.set(name, `${name}: ${e.message}`)
+    }
+    const parts = [...byKey.values()]
+    throw new ConfigError(`invalid environment: ${parts.join('; ')}`)
+  }
+  return raw as BootConfig
+}

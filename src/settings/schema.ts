@@ -1,0 +1,76 @@
+// The settings schema: the single source of the hot settings' types, defaults, ranges and documentation.
+// The store, the REST routes, the OpenAPI document, the admin UI and the broker core all read it.
+import Type from 'typebox'
+
+export const SettingsValues = Type.Object(
+  {
+    connectTimeoutMs: Type.Integer({
+      minimum: 100, maximum: 600000, default: 5000,
+      description: 'Time from WebSocket open until a complete CONNECT has arrived.',
+      'x-scope': 'New connections and those still waiting for CONNECT (deadline re-computed from their open time).',
+    }),
+    keepaliveMultiplier: Type.Number({
+      minimum: 1, maximum: 5, default: 1.5,
+      description: 'A connected client is dropped when nothing arrives for keepalive x multiplier.',
+      'x-scope': 'All live connections, re-armed at once.',
+    }),
+    maxKeepaliveSec: Type.Integer({
+      minimum: 1, maximum: 65535, default: 65535,
+      description: 'Largest keepalive a client may ask for. MQTT 5: Server Keep Alive = this; MQTT 3.x: refused.',
+      'x-scope': 'Checked at CONNECT.',
+    }),
+    serverKeepaliveSec: Type.Union([Type.Null(), Type.Integer({ minimum: 1, maximum: 65535 })], {
+      default: null,
+      description: 'When set, every MQTT 5 client is told this Server Keep Alive and held to it.',
+      'x-scope': 'Checked at CONNECT.',
+    }),
+    allowZeroKeepalive: Type.Boolean({
+      default: true,
+      description: 'Keepalive 0 means no keepalive. When false: MQTT 5 gets Server Keep Alive = maxKeepaliveSec, MQTT 3.x is refused.',
+      'x-scope': 'Checked at CONNECT.',
+    }),
+    maxPacketSize: Type.Integer({
+      minimum: 64, maximum: 268435455, default: 1048576,
+      description: 'Larger packets close the connection (v5: DISCONNECT 0x95).',
+      'x-scope': 'All live connections, from their next packet.',
+    }),
+    maxConnections: Type.Integer({
+      minimum: 1, maximum: 1000000, default: 10000,
+      description: 'Over it, new connections are refused (v5 CONNACK 0x97 / v3 server unavailable).',
+      'x-scope': 'New connections.',
+    }),
+    failureLogMaxRows: Type.Integer({
+      minimum: 1000, maximum: 10000000, default: 100000,
+      description: 'Oldest failure records are pruned beyond this many rows.',
+      'x-scope': 'The failure log, from its next pruning pass.',
+    }),
+    failureLogMaxAgeDays: Type.Integer({
+      minimum: 1, maximum: 3650, default: 30,
+      description: 'Failure records older than this are pruned.',
+      'x-scope': 'The failure log, from its next pruning pass.',
+    }),
+  },
+  { additionalProperties: false },
+)
+export type SettingsValues = Type.Static<typeof SettingsValues>
+export type SettingKey = keyof SettingsValues
+
+export const SETTING_KEYS = Object.keys(SettingsValues.properties) as SettingKey[]
+
+export const DEFAULT_SETTINGS: Readonly<SettingsValues> = Object.freeze({
+  connectTimeoutMs: 5000,
+  keepaliveMultiplier: 1.5,
+  maxKeepaliveSec: 65535,
+  serverKeepaliveSec: null,
+  allowZeroKeepalive: true,
+  maxPacketSize: 1048576,
+  maxConnections: 10000,
+  failureLogMaxRows: 100000,
+  failureLogMaxAgeDays: 30,
+})
+
+/** What the broker runs on: an immutable copy of one stored version. */
+export interface SettingsSnapshot {
+  readonly version: number
+  readonly values: Readonly<SettingsValues>
+}
