@@ -1,5 +1,331 @@
-// PLACEHOLDER by the lead so the app builds while the owner writes the real file: the owner replaces it wholesale.
+// The WebSocket adapter: the broker's only transport. It bounds the HTTP upgrade, negotiates the `mqtt`
+// subprotocol at MQTT_PATH, and hands each WebSocket's binary messages to the broker core as one byte stream.
+import type { IncomingMessage, Server } from 'node:http'
+import type { Socket } from 'node:net'
+import type { Duplex } from 'node:stream'
 import fp from 'fastify-plugin'
-export default fp(async (app) => {
-  void app
-}, { name: 'websocket', dependencies: ['broker'] })
+import websocket from '@fastify/websocket'
+import type { WebSocket } from 'ws'
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { ConnectionInput, ConnectionMeta, Transport } from '../mqtt/types.ts'
+
+/** The subprotocols we speak, preferred first. [MQTT-6.0.0-3] a client offers "mqtt"; MQTT 3.1 clients "mqttv3.1". */
+export const MQTT_SUBPROTOCOLS: readonly string[] = ['mqtt', 'mqttv3.1']
+
+/**
+ * The largest WebSocket message we accept: one MQTT packet of the largest size the protocol can express
+ * (1 byte of type and flags, 4 bytes of Remaining Length, 268435455 bytes). The hot `maxPacketSize` is enforced by
+ * the core on each packet's declared length, so a lower or raised limit reaches live connections at once and the
+ * failure is reported as `packet_too_large`, which a smaller WebSocket limit would hide behind a generic error.
+ */
+export const MAX_WS_MESSAGE_BYTES = 268_435_455 + 5
+
+/** A message may arrive in at most this many fragments (each costs a buffer of its own until the message is whole). */
+const MAX_WS_FRAGMENTS = 65_536
+
+/** Client-controlled header values kept in a failure record are cut to this many characters. */
+const MAX_HEADER_CHARS = 256
+
+const clip = (s: string, max = MAX_HEADER_CHARS): string => (s.length > max ? `${s.slice(0, max)}…` : s)
+const header = (v: string | string[] | undefined): string | null =>
+  v === undefined ? null : clip(Array.isArray(v) ? v.join(', ') : v)
+
+/** The socket and its WebSocket as the core sees them. Uses only the public API of `ws` and `net.Socket`. */
+class WebSocketTransport implements Transport {
+  readonly #ws: WebSocket
+  readonly #socket: Socket
+
+  constructor(ws: WebSocket, socket: Socket) {
+    this.#ws = ws
+    this.#socket = socket
+  }
+
+  write(data: Buffer): boolean {
+    // ws frames an unmasked server message as [header, data] without copying `data`.
+    this.#ws.send(data)
+    // ws writes straight to the socket (no permessage-deflate), so the socket says when to wait for 'drain'.
+    return !this.#socket.writableNeedDrain
+  }
+
+  end(): void {
+    this.#ws.close(1000)
+  }
+
+  destroy(): void {
+    this.#ws.terminate()
+  }
+
+  get bufferedAmount(): number {
+    return this.#ws.bufferedAmount
+  }
+}
+
+/** Why a WebSocket closed, in words, from its close code. */
+function closeDetail(code: number, reason: Buffer): string {
+  if (code === 1006) return 'the connection closed without a WebSocket close frame (code 1006)'
+  const why = reason.length > 0 ? `: ${clip(reason.toString('utf8'), 123)}` : ''
+  return `the peer closed the WebSocket with code ${code}${why}`
+}
+
+/**
+ * Offered subprotocols from a Sec-WebSocket-Protocol header: `null` when the header is absent, `false` when it is
+ * malformed (an empty entry), else the list.
+ */
+function offeredSubprotocols(value: string | undefined): string[] | null | false {
+  if (value === undefined) return null
+  const list = value.split(',').map((s) => s.trim())
+  return list.some((s) => s.length === 0) ? false : list
+}
+
+/** The subprotocol we will answer with, or null when none of the offered ones is ours. */
+function chooseSubprotocol(offered: Iterable<string>): string | null {
+  const set = new Set(offered)
+  return MQTT_SUBPROTOCOLS.find((p) => set.has(p)) ?? null
+}
+
+/**
+ * Bounds the time from TCP accept until a socket's first complete HTTP request (for the broker: its upgrade
+ * request) by the hot `connectTimeoutMs`, read anew for each connection. Node's own `headersTimeout` (60 s, checked
+ * every 30 s) is far too long for a slowloris. Also remembers when each socket was accepted, so the connect timeout
+ * of an upgraded connection runs from the TCP accept.
+ */
+class UpgradeGuard {
+  /** Sockets with no complete request yet, oldest first. */
+  readonly #pending = new Map<Socket, { timer: NodeJS.Timeout; onClose: () => void }>()
+  readonly #openedAt = new WeakMap<Socket, number>()
+  readonly #limits: () => { connectTimeoutMs: number; maxConnections: number }
+  readonly #onStalled: (socket: Socket, waitedMs: number, why: string | null) => void
+  #closing = false
+
+  constructor(
+    limits: () => { connectTimeoutMs: number; maxConnections: number },
+    onStalled: (socket: Socket, waitedMs: number, why: string | null) => void,
+  ) {
+    this.#limits = limits
+    this.#onStalled = onStalled
+  }
+
+  get pendingCount(): number {
+    return this.#pending.size
+  }
+
+  attach(server: Server): void {
+    server.on('connection', (socket: Socket) => this.#accept(socket, server))
+    // A complete request ends the wait; for an upgrade this runs before the route and its hooks.
+    server.prependListener('request', (req: IncomingMessage) => this.settle(req.socket as Socket))
+    server.prependListener('upgrade', (_req: IncomingMessage, socket: Duplex) => {
+      // An upgrade on a socket that already served requests starts its connect timeout now, not at TCP accept.
+      if (!this.settle(socket as Socket)) this.#openedAt.set(socket as Socket, Date.now())
+    })
+  }
+
+  /** When the socket was accepted (or started its upgrade, on a reused socket); epoch ms. */
+  openedAt(socket: Socket): number {
+    return this.#openedAt.get(socket) ?? Date.now()
+  }
+
+  /** Stops waiting for this socket's request. Returns whether it was waiting. */
+  settle(socket: Socket): boolean {
+    const entry = this.#pending.get(socket)
+    if (entry === undefined) return false
+    clearTimeout(entry.timer)
+    socket.removeListener('close', entry.onClose)
+    this.#pending.delete(socket)
+    return true
+  }
+
+  /** Shutdown: close every socket still sending its request; no failures are reported for them. */
+  close(): void {
+    this.#closing = true
+    for (const socket of [...this.#pending.keys()]) {
+      this.settle(socket)
+      socket.destroy()
+    }
+  }
+
+  #accept(socket: Socket, server: Server): void {
+    if (this.#closing) {
+      socket.destroy()
+      return
+    }
+    const now = Date.now()
+    this.#openedAt.set(socket, now)
+    const { connectTimeoutMs, maxConnections } = this.#limits()
+    // Later requests on a kept-alive socket fall to Node's own header timeout: the same setting.
+    server.headersTimeout = connectTimeoutMs
+    // Bounded memory under a flood faster than the timeout: the oldest waiting socket makes room for the newest,
+    // so a flood never keeps a real client out.
+    if (this.#pending.size >= maxConnections) {
+      const [oldest] = this.#pending.keys()
+      if (oldest !== undefined) {
+        this.#expire(oldest, 'more sockets than maxConnections were waiting for their upgrade request and it was the oldest')
+      }
+    }
+    const timer = setTimeout(() => this.#expire(socket, null), connectTimeoutMs)
+    timer.unref()
+    const onClose = () => this.settle(socket)
+    this.#pending.set(socket, { timer, onClose })
+    socket.once('close', onClose)
+  }
+
+  #expire(socket: Socket, why: string | null): void {
+    if (!this.settle(socket)) return
+    this.#onStalled(socket, Date.now() - this.openedAt(socket), why)
+    socket.destroy()
+  }
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The WebSocket adapter's view of sockets still sending their upgrade request (tests, metrics). */
+    websocketAdapter: { readonly pendingUpgrades: number }
+  }
+}
+
+export default fp(
+  async (app) => {
+    const mqttPath = app.config.mqttPath
+    const broker = app.broker
+    const log = app.log.child({ component: 'websocket' })
+
+    /** Admin-path safety: reporting must never break the transport. */
+    const report = (meta: ConnectionMeta, detail: string, hint: string): void => {
+      try {
+        broker.reportHandshakeFailure(meta, detail, hint)
+      } catch (err) {
+        log.error({ err }, 'reporting a handshake failure failed')
+      }
+    }
+
+    const guard = new UpgradeGuard(
+      () => broker.settings.values,
+      (socket, waitedMs, why) => {
+        // A socket that never sent a byte is not reported: browsers open spare sockets they may never use.
+        if (socket.bytesRead === 0) return
+        const meta: ConnectionMeta = {
+          remoteAddress: socket.remoteAddress ?? null,
+          remotePort: socket.remotePort ?? null,
+          userAgent: null,
+          origin: null,
+          subprotocol: null,
+          openedAt: guard.openedAt(socket),
+        }
+        const what = `the upgrade request was not complete after ${waitedMs} ms (${socket.bytesRead} bytes of it had arrived)`
+        report(
+          meta,
+          why === null ? what : `${what}; closed because ${why}`,
+          'a client stalled while sending its HTTP upgrade headers: a very slow link, a broken proxy, or a slowloris attack; if real clients are this slow, raise connectTimeoutMs',
+        )
+      },
+    )
+
+    const metaOf = (req: IncomingMessage, socket: Socket, subprotocol: string | null): ConnectionMeta => ({
+      remoteAddress: socket.remoteAddress ?? null,
+      remotePort: socket.remotePort ?? null,
+      userAgent: header(req.headers['user-agent']),
+      origin: header(req.headers.origin),
+      subprotocol,
+      openedAt: guard.openedAt(socket),
+    })
+
+    guard.attach(app.server)
+    app.decorate('websocketAdapter', {
+      get pendingUpgrades() {
+        return guard.pendingCount
+      },
+    })
+
+    await app.register(websocket, {
+      options: {
+        maxPayload: MAX_WS_MESSAGE_BYTES,
+        maxFragments: MAX_WS_FRAGMENTS,
+        perMessageDeflate: false,
+        // The broker tracks its connections; a second set here would cost memory per idle client.
+        clientTracking: false,
+        // Refusals were decided in the onRequest hook below; this only picks among acceptable offers.
+        handleProtocols: (offered) => chooseSubprotocol(offered) ?? false,
+      },
+      // Errors of an open WebSocket are the core's to report (the listener in the handler); ws closes the socket.
+      errorHandler: (err) => log.debug({ err }, 'websocket error'),
+      // Shutdown: the broker's own preClose tells clients (v5 DISCONNECT 0x8B) and closes them; ours stops upgrades.
+      preClose: async () => {
+        guard.close()
+        app.websocketServer.close()
+      },
+    })
+
+    // Header errors ws finds itself (bad Sec-WebSocket-Key or -Version, not a websocket upgrade): reported, then 400.
+    app.websocketServer.on('wsClientError', (err: Error, socket: Duplex, req: IncomingMessage) => {
+      report(
+        metaOf(req, req.socket as Socket, null),
+        `the WebSocket upgrade request was refused: ${err.message}`,
+        'the client sent an invalid WebSocket handshake; check that it is a WebSocket client (RFC 6455, version 13)',
+      )
+      socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n')
+      socket.once('finish', () => socket.destroy())
+    })
+
+    // Upgrade requests are judged here, before any route runs: wrong path or method, unacceptable subprotocols.
+    app.addHook('onRequest', async (request: FastifyRequest, reply: FastifyReply) => {
+      if (!request.ws) return
+      const req = request.raw
+      const socket = req.socket as Socket
+      if (request.routeOptions.url !== mqttPath || request.method !== 'GET') {
+        report(
+          metaOf(req, socket, header(req.headers['sec-websocket-protocol'])),
+          `a WebSocket upgrade to ${clip(`${request.method} ${req.url ?? ''}`, 200)} was refused: the MQTT endpoint is GET ${mqttPath}`,
+          `point the client at ws://HOST:PORT${mqttPath} (the path is set by MQTT_PATH)`,
+        )
+        return reply.code(404).send({ error: 'Not Found', message: `the MQTT WebSocket endpoint is ${mqttPath}` })
+      }
+      const offered = offeredSubprotocols(req.headers['sec-websocket-protocol'])
+      // No Sec-WebSocket-Protocol at all is accepted: many embedded clients send none.
+      if (offered === null) return
+      if (offered === false || chooseSubprotocol(offered) === null) {
+        const list = header(req.headers['sec-websocket-protocol']) ?? ''
+        report(
+          metaOf(req, socket, list),
+          offered === false
+            ? `the WebSocket upgrade was refused: malformed Sec-WebSocket-Protocol header "${list}"`
+            : `the WebSocket upgrade was refused: the client offered only the subprotocols "${list}"; this broker speaks ${MQTT_SUBPROTOCOLS.map((p) => `"${p}"`).join(' or ')}`,
+          'configure the client to offer the WebSocket subprotocol "mqtt" (MQTT 3.1 clients: "mqttv3.1"), or to send none',
+        )
+        return reply
+          .code(400)
+          .send({ error: 'Bad Request', message: `the WebSocket subprotocol must be one of: ${MQTT_SUBPROTOCOLS.join(', ')}` })
+      }
+    })
+
+    app.route({
+      method: 'GET',
+      url: mqttPath,
+      schema: { hide: true },
+      // A plain HTTP GET (a browser, a health check): say what this endpoint is.
+      handler: async (_request, reply) =>
+        reply
+          .code(426)
+          .header('upgrade', 'websocket')
+          .send({ error: 'Upgrade Required', message: 'this is the MQTT endpoint: connect with an MQTT client over WebSocket (subprotocol "mqtt")' }),
+      wsHandler: (ws: WebSocket, request: FastifyRequest) => {
+        const req = request.raw
+        const socket = req.socket as Socket
+        let input: ConnectionInput
+        try {
+          input = broker.handleConnection(new WebSocketTransport(ws, socket), metaOf(req, socket, ws.protocol || null))
+        } catch (err) {
+          log.error({ err }, 'the broker could not take a new connection')
+          ws.terminate()
+          return
+        }
+        ws.on('message', (data: Buffer, isBinary: boolean) => {
+          if (isBinary) input.push(data)
+          else input.textFrame()
+        })
+        ws.on('error', (err: Error) => input.error(err))
+        ws.on('close', (code: number, reason: Buffer) => input.closed(closeDetail(code, reason)))
+        socket.on('drain', () => input.drained())
+      },
+    })
+  },
+  { name: 'websocket', dependencies: ['broker'] },
+)
