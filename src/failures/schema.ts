@@ -25,8 +25,8 @@ const Nullable = <T extends Type.TSchema>(t: T) => Type.Union([t, Type.Null()])
 export const FailureRecord = Type.Object({
   id: Type.Integer(),
   occurredAt: Type.String({ format: 'date-time' }),
-  reason: Type.Union(FAILURE_REASONS.map((r) => Type.Literal(r))),
-  phase: Type.Union(FAILURE_PHASES.map((p) => Type.Literal(p))),
+  reason: Type.Enum(FAILURE_REASONS),
+  phase: Type.Enum(FAILURE_PHASES),
   clientId: Nullable(Type.String()),
   username: Nullable(Type.String()),
   protocolVersion: Nullable(Type.Integer()),
@@ -44,11 +44,12 @@ export const FailureRecord = Type.Object({
   hint: Type.String({ description: 'what an operator can do' }),
   settingsVersion: Type.Integer(),
   foldedCount: Type.Integer({ description: 'similar failures from the same source folded into this record (0 = none)' }),
+  lastFoldedAt: Nullable(Type.String({ format: 'date-time', description: 'when the last folded failure happened' })),
 })
 export type FailureRecord = Type.Static<typeof FailureRecord>
 
-/** What the broker core emits; the log assigns id and foldedCount. occurredAt is epoch milliseconds. */
-export type FailureEvent = Omit<FailureRecord, 'id' | 'occurredAt' | 'foldedCount'> & {
+/** What the broker core emits; the log assigns id, foldedCount and lastFoldedAt. occurredAt is epoch milliseconds. */
+export type FailureEvent = Omit<FailureRecord, 'id' | 'occurredAt' | 'foldedCount' | 'lastFoldedAt'> & {
   reason: FailureReason
   phase: FailurePhase
   occurredAt: number

@@ -1,0 +1,822 @@
+// The failure log: failure events are buffered in memory and written in one transaction per tick; a flood from one
+// source is folded into summary rows; pruning by rows and age runs in small batches on every tick; queries serve the
+// REST routes; the connect latency of successful clients is kept as histogram counters per minute, not as rows.
+//
+// Bounded by construction: the buffer (maxPending rows), the per-source fold table (maxSources keys), the rows per
+// transaction (maxBatch), the rows in the table (failureLogMaxRows, failureLogMaxAgeDays) and every stored string.
+import { EventEmitter } from 'node:events'
+import { performance } from 'node:perf_hooks'
+import type Database from 'better-sqlite3'
+import { FAILURE_REASONS, FIRST_BYTES_MAX, type FailureEvent, type FailurePhase, type FailureReason, type FailureRecord } from './schema.ts'
+import type { Logger } from '../mqtt/types.ts'
+
+const DAY_MS = 86_400_000
+const MINUTE_MS = 60_000
+
+/**
+ * Upper bounds (ms, inclusive) of the connect-latency buckets: 18 per decade on round numbers, from 1 ms to 1000 s,
+ * so that round thresholds (500, 1500, 2000, 5000 ms...) fall on an edge and a what-if at them is exact.
+ * One more bucket past the last edge holds anything larger. Stored by index: changing this list needs a migration.
+ */
+export const LATENCY_BUCKETS_MS: readonly number[] = (() => {
+  const mantissas = [1, 1.1, 1.2, 1.3, 1.5, 1.7, 2, 2.2, 2.5, 3, 3.5, 4, 4.5, 5, 6, 7, 8, 9]
+  const edges: number[] = []
+  for (let decade = 1; decade <= 100_000; decade *= 10) {
+    for (const m of mantissas) edges.push(Math.round(m * decade * 10) / 10)
+  }
+  edges.push(1_000_000)
+  return Object.freeze(edges)
+})()
+const OVERFLOW_BUCKET = LATENCY_BUCKETS_MS.length
+
+/** Index of the bucket holding `ms`: the first edge >= ms, or the overflow bucket. */
+export function latencyBucketIndex(ms: number): number {
+  let lo = 0
+  let hi = LATENCY_BUCKETS_MS.length
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1
+    if (LATENCY_BUCKETS_MS[mid] < ms) lo = mid + 1
+    else hi = mid
+  }
+  return lo
+}
+
+export interface FailureLogLimits {
+  maxRows: number
+  maxAgeDays: number
+}
+
+export interface FailureLogOptions {
+  /** Read on every pruning pass, so a settings change applies from the next tick. */
+  limits: () => FailureLogLimits
+  logger?: Logger
+  /** ms between flushes (default 250) */
+  flushIntervalMs?: number
+  /** rows per transaction; more waiting are written on the next turn of the event loop (default 2000) */
+  maxBatch?: number
+  /** rows held in memory before new ones are dropped and counted (default 10000) */
+  maxPending?: number
+  /** records written per source (remote address + reason) per fold window before the rest are folded (default 10) */
+  foldAfter?: number
+  /** the fold window, ms (default 1000) */
+  foldWindowMs?: number
+  /** sources tracked for folding (default 5000) */
+  maxSources?: number
+  /** rows deleted per pruning pass (default 5000) */
+  pruneBatch?: number
+  /** ms between pruning passes when nothing is being written (default 5000) */
+  pruneIdleMs?: number
+  /** start the flush timer (default true; tests of batching may call flush() themselves) */
+  autoFlush?: boolean
+  now?: () => number
+}
+
+/** Counters for the benchmark, /metrics and tests. recorded = written + folded + dropped + pending. */
+export interface FailureLogStats {
+  /** events handed to record() */
+  recorded: number
+  /** rows inserted */
+  written: number
+  /** events folded into a summary row instead of a row of their own */
+  folded: number
+  /** events lost: buffer full, a database error, or after close */
+  dropped: number
+  /** rows waiting for the next flush */
+  pending: number
+  /** rows in the table (as counted by the log) */
+  rows: number
+  /** rows deleted by pruning */
+  pruned: number
+  /** write transactions committed */
+  flushes: number
+  /** duration of the last and the longest write transaction, ms */
+  lastFlushMs: number
+  maxFlushMs: number
+  /** connect-latency samples recorded */
+  latencySamples: number
+}
+
+export interface FailureQuery {
+  reason?: FailureReason
+  /** prefix */
+  clientId?: string
+  remoteAddress?: string
+  /** epoch ms, inclusive */
+  since?: number
+  /** epoch ms, inclusive */
+  until?: number
+  /** id cursor: only records older (smaller id) than this */
+  before?: number
+  /** 1..1000, default 100 */
+  limit?: number
+}
+
+export interface FailurePage {
+  items: FailureRecord[]
+  /** pass as `before` for the next page; null when this is the last */
+  nextCursor: number | null
+}
+
+export interface FailureCountsBucket {
+  /** ISO start of the time bucket */
+  start: string
+  /** failures in the bucket, folded ones included */
+  total: number
+  /** per reason, only reasons that occurred */
+  counts: Partial<Record<FailureReason, number>>
+}
+
+export interface FailureCounts {
+  since: string
+  until: string
+  bucketSec: number
+  buckets: FailureCountsBucket[]
+  totals: Record<FailureReason, number>
+  total: number
+  /** rows behind `total` (a summary row stands for 1 + foldedCount failures) */
+  records: number
+}
+
+export interface LatencyHistogram {
+  since: string
+  until: string
+  count: number
+  sumMs: number
+  meanMs: number | null
+  maxMs: number | null
+  /** upper edge of the bucket holding the percentile (the max for the overflow bucket) */
+  p50Ms: number | null
+  p90Ms: number | null
+  p99Ms: number | null
+  /** non-cumulative; `leMs` null = above the last edge */
+  buckets: { leMs: number | null; count: number }[]
+}
+
+export interface LatencyWhatIf {
+  thresholdMs: number
+  since: string
+  until: string
+  /** successful connections in the window */
+  total: number
+  /** certainly took longer than thresholdMs */
+  slower: number
+  /** at most this many took longer (differs from `slower` only when thresholdMs falls inside a bucket) */
+  slowerMax: number
+}
+
+export interface FoldedUpdate {
+  id: number
+  foldedCount: number
+  lastFoldedAt: string
+}
+
+export interface FailureLogEvents {
+  /** a row was written (emitted after its transaction committed) */
+  record: [FailureRecord]
+  /** more failures were folded into an already written row */
+  folded: [FoldedUpdate]
+}
+
+export interface FailureLog {
+  /** Never throws, never blocks: the event is buffered (or folded, or dropped and counted). */
+  record(e: FailureEvent): void
+  /** One successful client's time from socket open to complete CONNECT. */
+  recordConnectLatency(ms: number): void
+  /** Writes everything buffered now, then runs one pruning pass (tests, shutdown). */
+  flush(): void
+  /** Stops the timer and flushes; later records are dropped and counted. */
+  close(): void
+  stats(): FailureLogStats
+  list(q?: FailureQuery): FailurePage
+  get(id: number): FailureRecord | null
+  /** Records with id > afterId, oldest first (SSE replay after Last-Event-ID). */
+  after(afterId: number, limit: number): FailureRecord[]
+  counts(q: { since: number; until: number; bucketMs: number }): FailureCounts
+  latency(q: { since: number; until: number }): LatencyHistogram
+  /** How many successful connections in the window took longer than thresholdMs. */
+  latencyWhatIf(thresholdMs: number, q: { since: number; until: number }): LatencyWhatIf
+  on<K extends keyof FailureLogEvents>(event: K, listener: (...args: FailureLogEvents[K]) => void): void
+  off<K extends keyof FailureLogEvents>(event: K, listener: (...args: FailureLogEvents[K]) => void): void
+  listenerCount(event: keyof FailureLogEvents): number
+}
+
+/** A record waiting in the buffer, or a written summary that further failures may still fold into. */
+interface Row {
+  occurredAt: number
+  reason: FailureReason
+  phase: FailurePhase
+  clientId: string | null
+  username: string | null
+  protocolVersion: number | null
+  keepaliveSec: number | null
+  remoteAddress: string | null
+  remotePort: number | null
+  userAgent: string | null
+  origin: string | null
+  subprotocol: string | null
+  durationMs: number
+  bytesReceived: number
+  packetsReceived: number
+  firstBytesHex: string
+  detail: string
+  hint: string
+  settingsVersion: number
+  foldedCount: number
+  lastFoldedAt: number | null
+  id: number | null
+  state: 'pending' | 'written' | 'dropped'
+}
+
+/** Fold state of one source (remote address + reason). */
+interface Source {
+  windowStart: number
+  /** events in the current window */
+  n: number
+  /** the previous window was over the limit: this one folds from its first event */
+  flooding: boolean
+  /** the row this window's extra events fold into */
+  summary: Row | null
+}
+
+interface StoredRow {
+  id: number
+  occurredAt: number
+  reason: FailureReason
+  phase: FailurePhase
+  clientId: string | null
+  username: string | null
+  protocolVersion: number | null
+  keepaliveSec: number | null
+  remoteAddress: string | null
+  remotePort: number | null
+  userAgent: string | null
+  origin: string | null
+  subprotocol: string | null
+  durationMs: number
+  bytesReceived: number
+  packetsReceived: number
+  firstBytesHex: string
+  detail: string
+  hint: string
+  settingsVersion: number
+  foldedCount: number
+  lastFoldedAt: number | null
+}
+
+const COLUMNS = `id, occurred_at AS occurredAt, reason, phase, client_id AS clientId, username,
+  protocol_version AS protocolVersion, keepalive_sec AS keepaliveSec, remote_address AS remoteAddress,
+  remote_port AS remotePort, user_agent AS userAgent, origin, subprotocol, duration_ms AS durationMs,
+  bytes_received AS bytesReceived, packets_received AS packetsReceived, first_bytes_hex AS firstBytesHex,
+  detail, hint, settings_version AS settingsVersion, folded_count AS foldedCount, last_folded_at AS lastFoldedAt`
+
+// Client-controlled and free text is cut to a bound before it is held in memory or stored.
+const MAX_ID_CHARS = 256
+const MAX_HEADER_CHARS = 512
+const MAX_TEXT_CHARS = 2000
+
+const text = (v: unknown, max: number): string | null =>
+  typeof v === 'string' ? (v.length > max ? v.slice(0, max) : v) : v == null ? null : text(String(v), max)
+const int = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? Math.trunc(v) : null)
+const num = (v: unknown): number => (typeof v === 'number' && Number.isFinite(v) ? v : 0)
+
+const toRecord = (r: StoredRow | Row, id: number): FailureRecord => ({
+  id,
+  occurredAt: new Date(r.occurredAt).toISOString(),
+  reason: r.reason,
+  phase: r.phase,
+  clientId: r.clientId,
+  username: r.username,
+  protocolVersion: r.protocolVersion,
+  keepaliveSec: r.keepaliveSec,
+  remoteAddress: r.remoteAddress,
+  remotePort: r.remotePort,
+  userAgent: r.userAgent,
+  origin: r.origin,
+  subprotocol: r.subprotocol,
+  durationMs: r.durationMs,
+  bytesReceived: r.bytesReceived,
+  packetsReceived: r.packetsReceived,
+  firstBytesHex: r.firstBytesHex,
+  detail: r.detail,
+  hint: r.hint,
+  settingsVersion: r.settingsVersion,
+  foldedCount: r.foldedCount,
+  lastFoldedAt: r.lastFoldedAt === null ? null : new Date(r.lastFoldedAt).toISOString(),
+})
+
+const iso = (ms: number) => new Date(ms).toISOString()
+
+export function createFailureLog(db: Database.Database, opts: FailureLogOptions): FailureLog {
+  const flushIntervalMs = opts.flushIntervalMs ?? 250
+  const maxBatch = opts.maxBatch ?? 2000
+  const maxPending = opts.maxPending ?? 10_000
+  const foldAfter = opts.foldAfter ?? 10
+  const foldWindowMs = opts.foldWindowMs ?? 1000
+  const maxSources = opts.maxSources ?? 5000
+  const pruneBatch = opts.pruneBatch ?? 5000
+  const pruneIdleMs = opts.pruneIdleMs ?? 5000
+  const now = opts.now ?? Date.now
+  const log = opts.logger
+
+  // ---- statements, prepared once ----
+  const insertRow = db.prepare(`INSERT INTO failures (occurred_at, reason, phase, client_id, username,
+      protocol_version, keepalive_sec, remote_address, remote_port, user_agent, origin, subprotocol, duration_ms,
+      bytes_received, packets_received, first_bytes_hex, detail, hint, settings_version, folded_count, last_folded_at)
+    VALUES (@occurredAt, @reason, @phase, @clientId, @username, @protocolVersion, @keepaliveSec, @remoteAddress,
+      @remotePort, @userAgent, @origin, @subprotocol, @durationMs, @bytesReceived, @packetsReceived, @firstBytesHex,
+      @detail, @hint, @settingsVersion, @foldedCount, @lastFoldedAt)`)
+  const addFolded = db.prepare(
+    'UPDATE failures SET folded_count = folded_count + @delta, last_folded_at = @last WHERE id = @id',
+  )
+  const upsertLatency = db.prepare(`INSERT INTO connect_latency (minute, bucket, count, sum_ms, max_ms)
+    VALUES (@minute, @bucket, @count, @sumMs, @maxMs)
+    ON CONFLICT (minute, bucket) DO UPDATE SET count = count + excluded.count, sum_ms = sum_ms + excluded.sum_ms,
+      max_ms = max(max_ms, excluded.max_ms)`)
+  const pruneOldest = db.prepare(
+    'DELETE FROM failures WHERE id IN (SELECT id FROM failures ORDER BY id LIMIT ?)',
+  )
+  const pruneOlderThan = db.prepare(
+    'DELETE FROM failures WHERE id IN (SELECT id FROM failures WHERE occurred_at < ? LIMIT ?)',
+  )
+  // at most one hour of minutes per pass
+  const pruneLatency = db.prepare(`DELETE FROM connect_latency
+    WHERE minute < min(@cutoff, (SELECT min(minute) FROM connect_latency) + 3600000)`)
+  const countRows = db.prepare('SELECT count(*) AS n FROM failures').pluck()
+  const getById = db.prepare<[number], StoredRow>(`SELECT ${COLUMNS} FROM failures WHERE id = ?`)
+  const afterId = db.prepare<[number, number], StoredRow>(
+    `SELECT ${COLUMNS} FROM failures WHERE id > ? ORDER BY id LIMIT ?`,
+  )
+  const countsQuery = db.prepare<
+    { since: number; until: number; bucketMs: number },
+    { idx: number; reason: FailureReason; records: number; failures: number }
+  >(`SELECT CAST((occurred_at - @since) / @bucketMs AS INTEGER) AS idx, reason,
+      count(*) AS records, sum(1 + folded_count) AS failures
+    FROM failures WHERE occurred_at >= @since AND occurred_at < @until
+    GROUP BY idx, reason`)
+  const latencyQuery = db.prepare<
+    { since: number; until: number },
+    { bucket: number; count: number; sumMs: number; maxMs: number }
+  >(`SELECT bucket, sum(count) AS count, sum(sum_ms) AS sumMs, max(max_ms) AS maxMs FROM connect_latency
+    WHERE minute >= @since AND minute <= @until GROUP BY bucket`)
+
+  /** List statements, one per combination of filters, each prepared the first time it is needed. */
+  const listStatements = new Map<string, Database.Statement<[Record<string, unknown>], StoredRow>>()
+  const listStatement = (q: FailureQuery) => {
+    const where: string[] = []
+    if (q.reason !== undefined) where.push('reason = @reason')
+    // [prefix, prefix + U+10FFFF): every string starting with the prefix, using the index (BINARY collation)
+    if (q.clientId !== undefined) where.push('client_id >= @clientId AND client_id < @clientIdEnd')
+    if (q.remoteAddress !== undefined) where.push('remote_address = @remoteAddress')
+    if (q.since !== undefined) where.push('occurred_at >= @since')
+    if (q.until !== undefined) where.push('occurred_at <= @until')
+    if (q.before !== undefined) where.push('id < @before')
+    const key = where.join(' AND ')
+    let stmt = listStatements.get(key)
+    if (!stmt) {
+      stmt = db.prepare<[Record<string, unknown>], StoredRow>(
+        `SELECT ${COLUMNS} FROM failures ${key ? `WHERE ${key}` : ''} ORDER BY id DESC LIMIT @limit`,
+      )
+      listStatements.set(key, stmt)
+    }
+    return stmt
+  }
+
+  // ---- state ----
+  const events = new EventEmitter<FailureLogEvents>()
+  events.setMaxListeners(0)
+  let buffer: Row[] = []
+  /** written summaries that took more folds since the last flush */
+  let foldUpdates = new Map<Row, number>()
+  /** latency counters not yet flushed, by `${minute}:${bucket}` */
+  let latencyPending = new Map<string, { minute: number; bucket: number; count: number; sumMs: number; maxMs: number }>()
+  const sources = new Map<string, Source>()
+  const counters = {
+    recorded: 0, written: 0, folded: 0, dropped: 0, pruned: 0, flushes: 0,
+    lastFlushMs: 0, maxFlushMs: 0, latencySamples: 0,
+  }
+  let rowCount = Number(countRows.get() ?? 0)
+  let closed = false
+  let lastPruneAt = 0
+  let pruneBacklog = true
+  let lastSweepAt = 0
+  let drainScheduled = false
+
+  // Problems are logged at most once per 10 s each, with how many happened meanwhile.
+  const lastWarned = new Map<string, { at: number; suppressed: number }>()
+  const warn = (what: string, obj: object) => {
+    const t = now()
+    const w = lastWarned.get(what)
+    if (w && t - w.at < 10_000) {
+      w.suppressed++
+      return
+    }
+    lastWarned.set(what, { at: t, suppressed: 0 })
+    log?.warn({ ...obj, suppressedSinceLast: w?.suppressed ?? 0 }, what)
+  }
+
+  const readLimits = (): FailureLogLimits => {
+    try {
+      const l = opts.limits()
+      return { maxRows: l.maxRows, maxAgeDays: l.maxAgeDays }
+    } catch (err) {
+      warn('failure log could not read its limits; using defaults', { err })
+      return { maxRows: 100_000, maxAgeDays: 30 }
+    }
+  }
+
+  const toRow = (e: FailureEvent): Row => ({
+    occurredAt: num(e.occurredAt) || now(),
+    reason: e.reason,
+    phase: e.phase,
+    clientId: text(e.clientId, MAX_ID_CHARS),
+    username: text(e.username, MAX_ID_CHARS),
+    protocolVersion: int(e.protocolVersion),
+    keepaliveSec: int(e.keepaliveSec),
+    remoteAddress: text(e.remoteAddress, 64),
+    remotePort: int(e.remotePort),
+    userAgent: text(e.userAgent, MAX_HEADER_CHARS),
+    origin: text(e.origin, MAX_HEADER_CHARS),
+    subprotocol: text(e.subprotocol, 128),
+    durationMs: num(e.durationMs),
+    bytesReceived: int(e.bytesReceived) ?? 0,
+    packetsReceived: int(e.packetsReceived) ?? 0,
+    firstBytesHex: text(e.firstBytesHex, FIRST_BYTES_MAX * 2) ?? '',
+    detail: text(e.detail, MAX_TEXT_CHARS) ?? '',
+    hint: text(e.hint, MAX_TEXT_CHARS) ?? '',
+    settingsVersion: int(e.settingsVersion) ?? 0,
+    foldedCount: 0,
+    lastFoldedAt: null,
+    id: null,
+    state: 'pending',
+  })
+
+  const enqueue = (e: FailureEvent): Row | null => {
+    if (buffer.length >= maxPending) {
+      counters.dropped++
+      warn('failure log buffer full: records dropped', { maxPending })
+      return null
+    }
+    const row = toRow(e)
+    buffer.push(row)
+    if (buffer.length >= maxBatch) scheduleDrain()
+    return row
+  }
+
+  const fold = (row: Row, at: number) => {
+    row.foldedCount++
+    row.lastFoldedAt = at
+    counters.folded++
+    if (row.state === 'written') foldUpdates.set(row, (foldUpdates.get(row) ?? 0) + 1)
+  }
+
+  const sweepSources = (t: number) => {
+    lastSweepAt = t
+    for (const [key, s] of sources) {
+      if (t - s.windowStart >= 2 * foldWindowMs) sources.delete(key)
+    }
+  }
+
+  function record(e: FailureEvent): void {
+    try {
+      counters.recorded++
+      if (closed) {
+        counters.dropped++
+        return
+      }
+      const t = now()
+      const key = `${e.remoteAddress ?? ''}\n${e.reason}`
+      let s = sources.get(key)
+      if (!s) {
+        if (sources.size >= maxSources) sweepSources(t)
+        if (sources.size < maxSources) {
+          s = { windowStart: t, n: 0, flooding: false, summary: null }
+          sources.set(key, s)
+        }
+      }
+      if (s) {
+        if (t - s.windowStart >= foldWindowMs) {
+          // a flood that went on without a gap keeps folding from the first event of the next window
+          s.flooding = s.n > foldAfter && t - s.windowStart < 2 * foldWindowMs
+          s.windowStart = t
+          s.n = 0
+          s.summary = null
+        }
+        s.n++
+        if (s.flooding || s.n > foldAfter) {
+          if (s.summary && s.summary.state !== 'dropped') {
+            fold(s.summary, num(e.occurredAt) || t)
+          } else {
+            s.summary = enqueue(e)
+          }
+          return
+        }
+      }
+      enqueue(e)
+    } catch (err) {
+      counters.dropped++
+      warn('failure log could not take a record', { err })
+    }
+  }
+
+  function recordConnectLatency(ms: number): void {
+    try {
+      if (closed || typeof ms !== 'number' || !Number.isFinite(ms) || ms < 0) return
+      counters.latencySamples++
+      const minute = Math.floor(now() / MINUTE_MS) * MINUTE_MS
+      const bucket = latencyBucketIndex(ms)
+      const key = `${minute}:${bucket}`
+      const c = latencyPending.get(key)
+      if (c) {
+        c.count++
+        c.sumMs += ms
+        if (ms > c.maxMs) c.maxMs = ms
+      } else {
+        latencyPending.set(key, { minute, bucket, count: 1, sumMs: ms, maxMs: ms })
+      }
+    } catch (err) {
+      warn('failure log could not take a latency sample', { err })
+    }
+  }
+
+  // One write transaction: new rows, fold counts of written summaries, latency counters, one pruning pass.
+  const writeTx = db.transaction(
+    (rows: Row[], folds: Map<Row, number>, latency: Iterable<Record<string, number>>, prune: boolean) => {
+      for (const row of rows) {
+        const { id: _id, state: _state, ...params } = row
+        row.id = Number(insertRow.run(params).lastInsertRowid)
+      }
+      for (const [row, delta] of folds) {
+        if (row.id !== null) addFolded.run({ id: row.id, delta, last: row.lastFoldedAt })
+      }
+      for (const l of latency) upsertLatency.run(l)
+      rowCount += rows.length
+      return prune ? pruneStep(rows.length) : 0
+    },
+  )
+
+  /** Deletes beyond failureLogMaxRows (all the rows just added plus a batch) and older than failureLogMaxAgeDays. */
+  function pruneStep(justAdded: number): number {
+    const { maxRows, maxAgeDays } = readLimits()
+    let deleted = 0
+    let full = false
+    if (rowCount > maxRows) {
+      const want = Math.min(rowCount - maxRows, justAdded + pruneBatch)
+      const n = pruneOldest.run(want).changes
+      deleted += n
+      rowCount -= n
+      full ||= rowCount > maxRows
+    }
+    const cutoff = now() - maxAgeDays * DAY_MS
+    const n = pruneOlderThan.run(cutoff, pruneBatch).changes
+    deleted += n
+    rowCount -= n
+    full ||= n === pruneBatch
+    pruneLatency.run({ cutoff })
+    counters.pruned += deleted
+    lastPruneAt = now()
+    pruneBacklog = full
+    return deleted
+  }
+
+  /** Writes up to maxBatch buffered rows (and all fold/latency counters) in one transaction. Returns rows left. */
+  function flushBatch(forcePrune: boolean): number {
+    const rows = buffer.length > maxBatch ? buffer.splice(0, maxBatch) : buffer
+    if (rows === buffer) buffer = []
+    const folds = foldUpdates
+    foldUpdates = new Map()
+    const latency = latencyPending
+    latencyPending = new Map()
+    const prune = forcePrune || rows.length > 0 || pruneBacklog || now() - lastPruneAt >= pruneIdleMs
+    if (rows.length === 0 && folds.size === 0 && latency.size === 0 && !prune) return buffer.length
+
+    const t0 = performance.now()
+    try {
+      writeTx(rows, folds, latency.values(), prune)
+    } catch (err) {
+      // Lost, never retried: retrying would let a broken disk grow memory without bound.
+      let lost = rows.length
+      for (const row of rows) {
+        row.state = 'dropped'
+        lost += row.foldedCount
+        counters.folded -= row.foldedCount
+      }
+      for (const delta of folds.values()) {
+        lost += delta
+        counters.folded -= delta
+      }
+      counters.dropped += lost
+      try {
+        rowCount = Number(countRows.get() ?? rowCount)
+      } catch {
+        // the table itself is unreadable; the count is corrected by the next successful recount
+      }
+      log?.error({ err, lost }, 'failure log write failed; records dropped')
+      return buffer.length
+    }
+    const ms = performance.now() - t0
+    counters.flushes++
+    counters.lastFlushMs = ms
+    if (ms > counters.maxFlushMs) counters.maxFlushMs = ms
+    counters.written += rows.length
+    for (const row of rows) row.state = 'written'
+
+    if (events.listenerCount('record') > 0) {
+      for (const row of rows) safely(() => events.emit('record', toRecord(row, row.id as number)))
+    }
+    if (events.listenerCount('folded') > 0) {
+      for (const row of folds.keys()) {
+        if (row.id !== null && row.lastFoldedAt !== null) {
+          const update = { id: row.id, foldedCount: row.foldedCount, lastFoldedAt: iso(row.lastFoldedAt) }
+          safely(() => events.emit('folded', update))
+        }
+      }
+    }
+    return buffer.length
+  }
+
+  /** A listener that throws is logged; the log goes on. */
+  const safely = (emit: () => void) => {
+    try {
+      emit()
+    } catch (err) {
+      warn('a failure log listener threw', { err })
+    }
+  }
+
+  function tick() {
+    drainScheduled = false
+    if (closed) return
+    try {
+      const left = flushBatch(false)
+      const t = now()
+      if (t - lastSweepAt >= foldWindowMs) sweepSources(t)
+      if (left > 0) scheduleDrain()
+    } catch (err) {
+      warn('failure log flush failed', { err })
+    }
+  }
+
+  /** More than a batch is waiting: write the next one after other callbacks have run. */
+  function scheduleDrain() {
+    if (drainScheduled || closed) return
+    drainScheduled = true
+    setImmediate(tick)
+  }
+
+  const timer = opts.autoFlush === false ? null : setInterval(tick, flushIntervalMs)
+  timer?.unref()
+
+  function flush() {
+    try {
+      while (flushBatch(true) > 0) { /* all of it, a batch per transaction */ }
+    } catch (err) {
+      warn('failure log flush failed', { err })
+    }
+  }
+
+  function close() {
+    if (closed) return
+    if (timer) clearInterval(timer)
+    flush()
+    closed = true
+    events.removeAllListeners()
+  }
+
+  function stats(): FailureLogStats {
+    return { ...counters, pending: buffer.length, rows: rowCount }
+  }
+
+  function list(q: FailureQuery = {}): FailurePage {
+    const limit = Math.max(1, Math.min(1000, Math.trunc(q.limit ?? 100)))
+    const params: Record<string, unknown> = { limit: limit + 1 }
+    if (q.reason !== undefined) params.reason = q.reason
+    if (q.clientId !== undefined) {
+      params.clientId = q.clientId
+      params.clientIdEnd = `${q.clientId}\u{10FFFF}`
+    }
+    if (q.remoteAddress !== undefined) params.remoteAddress = q.remoteAddress
+    if (q.since !== undefined) params.since = q.since
+    if (q.until !== undefined) params.until = q.until
+    if (q.before !== undefined) params.before = q.before
+    const rows = listStatement(q).all(params)
+    const more = rows.length > limit
+    const items = (more ? rows.slice(0, limit) : rows).map((r) => toRecord(r, r.id))
+    return { items, nextCursor: more ? items[items.length - 1].id : null }
+  }
+
+  function get(id: number): FailureRecord | null {
+    const r = getById.get(id)
+    return r ? toRecord(r, r.id) : null
+  }
+
+  function after(id: number, limit: number): FailureRecord[] {
+    return afterId.all(id, Math.max(1, Math.min(1000, limit))).map((r) => toRecord(r, r.id))
+  }
+
+  function counts(q: { since: number; until: number; bucketMs: number }): FailureCounts {
+    const since = Math.floor(q.since / q.bucketMs) * q.bucketMs
+    const n = Math.max(1, Math.ceil((q.until - since) / q.bucketMs))
+    const buckets: FailureCountsBucket[] = Array.from({ length: n }, (_, i) => ({
+      start: iso(since + i * q.bucketMs),
+      total: 0,
+      counts: {},
+    }))
+    const totals = Object.fromEntries(FAILURE_REASONS.map((r) => [r, 0])) as Record<FailureReason, number>
+    let total = 0
+    let records = 0
+    for (const r of countsQuery.all({ since, until: q.until, bucketMs: q.bucketMs })) {
+      const b = buckets[r.idx]
+      if (!b) continue
+      b.counts[r.reason] = (b.counts[r.reason] ?? 0) + r.failures
+      b.total += r.failures
+      totals[r.reason] = (totals[r.reason] ?? 0) + r.failures
+      total += r.failures
+      records += r.records
+    }
+    return { since: iso(since), until: iso(q.until), bucketSec: q.bucketMs / 1000, buckets, totals, total, records }
+  }
+
+  /** Per-bucket counters for the window: stored minutes plus those not yet flushed. */
+  function latencyCounters(q: { since: number; until: number }) {
+    const since = Math.floor(q.since / MINUTE_MS) * MINUTE_MS
+    const c = Array.from({ length: OVERFLOW_BUCKET + 1 }, () => ({ count: 0, sumMs: 0, maxMs: 0 }))
+    const add = (bucket: number, count: number, sumMs: number, maxMs: number) => {
+      const b = c[bucket]
+      if (!b) return
+      b.count += count
+      b.sumMs += sumMs
+      if (maxMs > b.maxMs) b.maxMs = maxMs
+    }
+    for (const r of latencyQuery.all({ since, until: q.until })) add(r.bucket, r.count, r.sumMs, r.maxMs)
+    for (const p of latencyPending.values()) {
+      if (p.minute >= since && p.minute <= q.until) add(p.bucket, p.count, p.sumMs, p.maxMs)
+    }
+    return { since, c }
+  }
+
+  function latency(q: { since: number; until: number }): LatencyHistogram {
+    const { since, c } = latencyCounters(q)
+    let count = 0
+    let sumMs = 0
+    let maxMs = 0
+    for (const b of c) {
+      count += b.count
+      sumMs += b.sumMs
+      if (b.maxMs > maxMs) maxMs = b.maxMs
+    }
+    const percentile = (p: number): number | null => {
+      if (count === 0) return null
+      const rank = Math.ceil(p * count)
+      let seen = 0
+      for (let i = 0; i < c.length; i++) {
+        seen += c[i].count
+        if (seen >= rank) return i === OVERFLOW_BUCKET ? maxMs : Math.min(LATENCY_BUCKETS_MS[i], maxMs)
+      }
+      return maxMs
+    }
+    return {
+      since: iso(since),
+      until: iso(q.until),
+      count,
+      sumMs,
+      meanMs: count ? sumMs / count : null,
+      maxMs: count ? maxMs : null,
+      p50Ms: percentile(0.5),
+      p90Ms: percentile(0.9),
+      p99Ms: percentile(0.99),
+      buckets: c.map((b, i) => ({ leMs: i === OVERFLOW_BUCKET ? null : LATENCY_BUCKETS_MS[i], count: b.count })),
+    }
+  }
+
+  function latencyWhatIf(thresholdMs: number, q: { since: number; until: number }): LatencyWhatIf {
+    const { since, c } = latencyCounters(q)
+    // bucket j holds (edge[j-1], edge[j]]: buckets after j are all slower; j itself only if thresholdMs < edge[j]
+    const j = latencyBucketIndex(thresholdMs)
+    let total = 0
+    let slower = 0
+    for (let i = 0; i < c.length; i++) {
+      total += c[i].count
+      if (i > j) slower += c[i].count
+    }
+    const straddling = c[j] && (j === OVERFLOW_BUCKET || LATENCY_BUCKETS_MS[j] !== thresholdMs) && c[j].maxMs > thresholdMs
+    const slowerMax = slower + (straddling ? c[j].count : 0)
+    return { thresholdMs, since: iso(since), until: iso(q.until), total, slower, slowerMax }
+  }
+
+  return {
+    record,
+    recordConnectLatency,
+    flush,
+    close,
+    stats,
+    list,
+    get,
+    after,
+    counts,
+    latency,
+    latencyWhatIf,
+    on: (event, listener) => void events.on(event, listener as never),
+    off: (event, listener) => void events.off(event, listener as never),
+    listenerCount: (event) => events.listenerCount(event),
+  }
+}
