@@ -1,0 +1,71 @@
+// The Connections view: live clients with the keepalive in force, refreshed every few seconds.
+import { api, ApiError } from './api.js'
+import { h, $, fill, formatAgo, formatNumber, formatProtocol, formatDuration, formatTime } from './dom.js'
+import { app } from './state.js'
+
+const REFRESH_MS = 3000
+const view = { timer: null, items: [] }
+
+export function initConnections() {
+  $('#connections-refresh').addEventListener('click', () => refresh())
+}
+
+export function startConnections() {
+  refresh()
+  view.timer = setInterval(refresh, REFRESH_MS)
+}
+
+export function stopConnections() {
+  clearInterval(view.timer)
+}
+
+export async function refresh() {
+  try {
+    const res = await api('/api/connections')
+    view.items = Array.isArray(res) ? res : res.items ?? res.connections ?? []
+    render()
+    fill($('#connections-error'))
+  } catch (err) {
+    if (!(err instanceof ApiError && err.status === 401)) fill($('#connections-error'), `Could not load connections: ${err.message}`)
+  }
+}
+
+function keepaliveText(c) {
+  const inForce = c.keepaliveSec === 0 ? 'none (0)' : `${c.keepaliveSec} s`
+  if (c.requestedKeepaliveSec !== undefined && c.requestedKeepaliveSec !== c.keepaliveSec) {
+    return `${inForce} (asked ${c.requestedKeepaliveSec} s)`
+  }
+  return inForce
+}
+
+function render() {
+  const now = Date.now()
+  const items = view.items
+  fill($('#tab-connections-count'), String(items.length))
+  fill($('#status-clients'), formatNumber(items.length))
+  $('#connections-empty').hidden = items.length > 0
+  fill($('#connections-updated'), `updated ${formatTime(new Date(now).toISOString())}`)
+  fill(
+    $('#connections-body'),
+    items.map((c) =>
+      h('tr', { dataset: { clientId: c.clientId } },
+        h('td', { class: 'client-id' }, h('code', null, c.clientId)),
+        h('td', null, c.username ?? h('span', { class: 'muted' }, '—')),
+        h('td', { class: 'nowrap' }, c.remoteAddress === null ? '—' : c.remotePort ? `${c.remoteAddress}:${c.remotePort}` : c.remoteAddress),
+        h('td', { class: 'nowrap' }, formatProtocol(c.protocolVersion)),
+        h('td', { class: 'num nowrap', dataset: { keepalive: c.keepaliveSec } }, keepaliveText(c)),
+        h('td', { class: 'num nowrap' }, c.keepaliveTimeoutMs === null || c.keepaliveTimeoutMs === undefined ? 'never' : formatDuration(c.keepaliveTimeoutMs)),
+        h('td', { class: 'nowrap', title: c.connectedAt }, formatAgo(c.connectedAt, now)),
+        h('td', { class: 'nowrap', title: c.lastPacketAt }, formatAgo(c.lastPacketAt, now)),
+        h('td', { class: 'num nowrap' }, `${formatNumber(c.packetsReceived)} / ${formatNumber(c.packetsSent)}`),
+        h('td', { class: 'num' }, formatNumber(c.subscriptions)),
+        h('td', { class: 'user-agent', title: c.userAgent ?? '' }, c.userAgent ?? h('span', { class: 'muted' }, '—')),
+      ),
+    ),
+  )
+}
+
+app.addEventListener('settings', () => {
+  // a new keepaliveMultiplier re-arms every live connection: show the new deadlines soon
+  if (view.timer) setTimeout(refresh, 300)
+})

@@ -1,0 +1,124 @@
+// Entry point: sign-in, tabs, the header's status, and starting/stopping the views.
+import { api, ApiError, session, UNAUTHORIZED_EVENT } from './api.js'
+import { $, $$, fill, formatNumber } from './dom.js'
+import { app } from './state.js'
+import { initFailures, startFailures, stopFailures } from './failures.js'
+import { initSettings, startSettings } from './settings.js'
+import { initConnections, startConnections, stopConnections } from './connections.js'
+
+const TABS = ['failures', 'settings', 'connections']
+let running = false
+let healthTimer = null
+
+function showSignIn(text = '') {
+  stopAll()
+  $('#app').hidden = true
+  $('#signin').hidden = false
+  fill($('#signin-message'), text)
+  $('#signin-token').value = ''
+  $('#signin-token').focus()
+}
+
+async function signIn(token) {
+  session.token = token
+  try {
+    await api('/api/settings')
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 401) return // the UNAUTHORIZED_EVENT handler shows the message
+    fill($('#signin-message'), `Could not reach the server: ${err.message}`)
+    return
+  }
+  $('#signin').hidden = true
+  $('#app').hidden = false
+  startAll()
+}
+
+function startAll() {
+  if (running) return
+  running = true
+  showTab()
+  startSettings()
+  startFailures()
+  startConnections()
+  checkHealth()
+  healthTimer = setInterval(checkHealth, 10_000)
+}
+
+function stopAll() {
+  if (!running) return
+  running = false
+  stopFailures()
+  stopConnections()
+  clearInterval(healthTimer)
+}
+
+function showTab() {
+  const name = location.hash.replace(/^#/, '')
+  const tab = TABS.includes(name) ? name : TABS[0]
+  for (const link of $$('.tabs [data-tab]')) {
+    const active = link.dataset.tab === tab
+    link.classList.toggle('active', active)
+    link.setAttribute('aria-selected', String(active))
+  }
+  for (const section of $$('.view')) section.hidden = section.dataset.view !== tab
+}
+
+function setPill(el, state, text) {
+  el.dataset.state = state
+  fill($('.pill-text', el), text)
+}
+
+async function checkHealth() {
+  const pill = $('#status-broker')
+  try {
+    const res = await fetch('/healthz', { cache: 'no-store' })
+    let body = null
+    try {
+      body = await res.json()
+    } catch {}
+    const ok = res.ok && (!body || body.status === undefined || body.status === 'ok')
+    setPill(pill, ok ? 'ok' : 'warn', ok ? 'broker running' : `broker: ${body?.status ?? `HTTP ${res.status}`}`)
+  } catch {
+    setPill(pill, 'down', 'server unreachable')
+  }
+}
+
+app.addEventListener('stream', () => {
+  const { state, detail } = app.stream
+  const pill = $('#status-stream')
+  if (state === 'open') setPill(pill, 'ok', 'live feed on')
+  else if (state === 'error' || state === 'closed') setPill(pill, 'warn', `live feed: reconnecting${detail ? ` (${detail})` : ''}`)
+})
+
+app.addEventListener('settings', () => {
+  const v = app.settings
+  if (!v) return
+  fill($('#status-version'), `v${v.version}`)
+  fill($('#status-timeout'), `${formatNumber(v.values.connectTimeoutMs)} ms`)
+})
+
+window.addEventListener(UNAUTHORIZED_EVENT, () => {
+  const wasRunning = running
+  showSignIn(wasRunning
+    ? 'The server refused the token (401): your session ended or the token changed. Sign in again.'
+    : 'That token was refused (401). Check ADMIN_TOKEN and try again.')
+})
+
+window.addEventListener('hashchange', showTab)
+
+document.addEventListener('DOMContentLoaded', () => {
+  initFailures()
+  initSettings()
+  initConnections()
+  $('#signin-form').addEventListener('submit', (e) => {
+    e.preventDefault()
+    const token = $('#signin-token').value.trim()
+    if (token) signIn(token)
+  })
+  $('#signout').addEventListener('click', () => {
+    session.token = null
+    showSignIn('Signed out.')
+  })
+  if (session.token) signIn(session.token)
+  else showSignIn()
+})

@@ -1,0 +1,406 @@
+// The Settings view: a form generated from the settings schema (range, description, scope per field), the API's
+// validation messages next to the fields, a what-if line for connectTimeoutMs, and the history with rollback.
+import { api, ApiError, query } from './api.js'
+import { h, $, $$, fill, formatTime, formatNumber, formatValue } from './dom.js'
+import { countSlowerThan } from './charts.js'
+import { app } from './state.js'
+
+const view = {
+  schema: null, // { key: JSON schema of the property }
+  historyCursor: null,
+  armedRollback: null,
+}
+
+export function initSettings() {
+  $('#settings-form').addEventListener('submit', (e) => {
+    e.preventDefault()
+    save()
+  })
+  $('#settings-revert').addEventListener('click', () => {
+    renderValues(app.settings, true)
+    clearErrors()
+    message('')
+  })
+  $('#history-more').addEventListener('click', () => loadHistory(false))
+  app.addEventListener('settings', () => renderValues(app.settings, false))
+  app.addEventListener('latency', () => updateWhatIf())
+}
+
+export async function startSettings() {
+  try {
+    view.schema = await loadSchema()
+    buildForm()
+    await loadCurrent()
+  } catch (err) {
+    message(`Could not load the settings: ${err.message}`, 'error')
+  }
+  loadHistory(true)
+}
+
+// ---- schema ----
+
+/** The settings' JSON schema properties: from /api/settings/schema, else from the OpenAPI document. */
+async function loadSchema() {
+  try {
+    const schema = await api('/api/settings/schema')
+    const props = findSettingsProperties(schema)
+    if (props) return props
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 401) throw err
+  }
+  const doc = await api('/docs/json')
+  const props = findSettingsProperties(doc)
+  if (!props) throw new Error('the OpenAPI document has no settings schema')
+  return props
+}
+
+/** Walks a JSON document for the first object schema whose properties include connectTimeoutMs. */
+function findSettingsProperties(node, depth = 0) {
+  if (!node || typeof node !== 'object' || depth > 12) return null
+  if (node.properties && typeof node.properties === 'object' && node.properties.connectTimeoutMs) return node.properties
+  for (const value of Object.values(node)) {
+    const found = findSettingsProperties(value, depth + 1)
+    if (found) return found
+  }
+  return null
+}
+
+/** { kind: 'integer'|'number'|'boolean', nullable, min, max, description, scope, default } of one property. */
+function describe(prop) {
+  const variants = prop.anyOf ?? prop.oneOf ?? [prop]
+  const nullable = variants.some((v) => v.type === 'null') || (Array.isArray(prop.type) && prop.type.includes('null'))
+  const main = variants.find((v) => v.type && v.type !== 'null') ?? prop
+  const type = Array.isArray(main.type) ? main.type.find((t) => t !== 'null') : main.type
+  return {
+    kind: type ?? 'string',
+    nullable,
+    min: main.minimum ?? prop.minimum,
+    max: main.maximum ?? prop.maximum,
+    description: prop.description ?? main.description ?? '',
+    scope: prop['x-scope'] ?? main['x-scope'] ?? '',
+    default: prop.default ?? main.default,
+  }
+}
+
+function unitOf(key) {
+  if (/Ms$/.test(key)) return 'ms'
+  if (/Sec$/.test(key)) return 's'
+  if (/Days$/.test(key)) return 'days'
+  if (/Size$/.test(key)) return 'bytes'
+  return ''
+}
+
+function rangeText(d, key) {
+  const unit = unitOf(key)
+  if (d.kind === 'boolean') return 'true or false'
+  const lo = d.min === undefined ? '−∞' : formatNumber(d.min)
+  const hi = d.max === undefined ? '∞' : formatNumber(d.max)
+  return `${lo} – ${hi}${unit ? ` ${unit}` : ''}${d.nullable ? ', or unset' : ''}`
+}
+
+function buildForm() {
+  const container = $('#settings-fields')
+  const fields = []
+  for (const [key, prop] of Object.entries(view.schema)) {
+    const d = describe(prop)
+    const id = `setting-${key}`
+    let control
+    if (d.kind === 'boolean') {
+      control = h('label', { class: 'switch' },
+        h('input', { type: 'checkbox', id, name: key, dataset: { key, kind: 'boolean' } }), h('span', null, 'enabled'))
+    } else {
+      const number = h('input', {
+        type: 'number', id, name: key, inputmode: 'decimal', dataset: { key, kind: d.kind },
+        min: d.min, max: d.max, step: d.kind === 'integer' ? 1 : 'any', 'aria-describedby': `${id}-help ${id}-error`,
+      })
+      number.addEventListener('input', () => {
+        if (key === 'connectTimeoutMs') updateWhatIf()
+        markChanged()
+      })
+      control = d.nullable
+        ? h('div', { class: 'nullable' }, number,
+          h('label', { class: 'unset' },
+            h('input', { type: 'checkbox', id: `${id}-unset`, dataset: { unsetFor: key }, onchange: (e) => {
+              number.disabled = e.target.checked
+              markChanged()
+            } }), 'unset'))
+        : number
+    }
+    const unit = unitOf(key)
+    fields.push(
+      h('div', { class: 'field', dataset: { field: key } },
+        h('div', { class: 'field-head' },
+          h('label', { for: id }, h('code', null, key)),
+          h('span', { class: 'range', title: 'allowed range' }, rangeText(d, key))),
+        h('div', { class: 'field-control' }, control, unit && d.kind !== 'boolean' ? h('span', { class: 'unit' }, unit) : null,
+          h('span', { class: 'current', id: `${id}-current` })),
+        h('p', { class: 'help', id: `${id}-help` }, d.description),
+        h('p', { class: 'scope' }, h('span', { class: 'scope-label' }, 'applies to '), d.scope || '—',
+          d.default !== undefined ? h('span', { class: 'default' }, ` · default ${formatValue(d.default)}`) : null),
+        key === 'connectTimeoutMs' ? h('p', { class: 'what-if', id: 'what-if', role: 'status' }) : null,
+        h('p', { class: 'field-error', id: `${id}-error`, role: 'alert' })),
+    )
+  }
+  fill(container, fields)
+  container.addEventListener('change', markChanged)
+}
+
+// ---- values ----
+
+async function loadCurrent() {
+  const { data } = await api('/api/settings', { withHeaders: true })
+  app.setSettings(data)
+}
+
+/** Put a version's values in the form. Edits in progress are kept unless `force`. */
+function renderValues(v, force) {
+  if (!v || !view.schema) return
+  fill($('#settings-version'), `version ${v.version} · ${formatTime(v.updatedAt)} by ${v.updatedBy}`)
+  for (const key of Object.keys(view.schema)) {
+    const input = $(`#setting-${key}`)
+    if (!input) continue
+    const value = v.values[key]
+    const field = input.closest('.field')
+    fill($(`#setting-${key}-current`), `now ${formatValue(value)}`)
+    if (!force && field.classList.contains('changed')) continue
+    if (input.type === 'checkbox') input.checked = Boolean(value)
+    else {
+      const unset = $(`[data-unset-for="${key}"]`)
+      if (unset) {
+        unset.checked = value === null
+        input.disabled = value === null
+      }
+      input.value = value === null ? '' : String(value)
+    }
+  }
+  markChanged()
+  updateWhatIf()
+}
+
+/** Read a field: number, boolean, null, or the raw text when it is not a number (the API will say why). */
+function readField(key) {
+  const input = $(`#setting-${key}`)
+  if (input.type === 'checkbox') return input.checked
+  const unset = $(`[data-unset-for="${key}"]`)
+  if (unset?.checked) return null
+  const text = input.value.trim()
+  if (text === '') return input.validity.badInput ? input.value : ''
+  const n = Number(text)
+  return Number.isFinite(n) ? n : text
+}
+
+function edits() {
+  const current = app.settings?.values ?? {}
+  const patch = {}
+  for (const key of Object.keys(view.schema ?? {})) {
+    const value = readField(key)
+    if (value !== current[key]) patch[key] = value
+  }
+  return patch
+}
+
+function markChanged() {
+  const patch = edits()
+  for (const field of $$('#settings-fields .field')) field.classList.toggle('changed', field.dataset.field in patch)
+  $('#settings-save').disabled = Object.keys(patch).length === 0
+}
+
+function updateWhatIf() {
+  const line = $('#what-if')
+  if (!line) return
+  const input = $('#setting-connectTimeoutMs')
+  const proposed = Number(input.value)
+  const current = app.settings?.values?.connectTimeoutMs
+  if (!input.value || !Number.isFinite(proposed) || proposed <= 0) {
+    fill(line)
+    return
+  }
+  const { surely, maybe, total } = countSlowerThan(app.latency ?? [], proposed)
+  line.classList.toggle('warn', surely > 0)
+  if (total === 0) {
+    fill(line, 'No successful connections recorded yet to compare this value with.')
+    return
+  }
+  const n = maybe > 0 ? `${formatNumber(surely)}–${formatNumber(surely + maybe)}` : formatNumber(surely)
+  const change = proposed === current ? ' (the value in force)' : ''
+  fill(line, `What if: ${n} of the last ${formatNumber(total)} successful connections took longer than ${formatNumber(proposed)} ms${change}.`)
+}
+
+// ---- saving ----
+
+function message(text, kind = 'ok') {
+  const el = $('#settings-message')
+  el.dataset.kind = kind
+  fill(el, text)
+}
+
+function clearErrors() {
+  for (const el of $$('#settings-fields .field-error')) fill(el)
+  for (const el of $$('#settings-fields .field.invalid')) el.classList.remove('invalid')
+}
+
+/**
+ * The field messages of a 400: accepts `{ fields: [{ field, message }] }`, `{ errors: [...] }`, `{ details: ... }`
+ * and Fastify's `{ validation: [{ instancePath, message }] }`; a message naming a setting is matched too.
+ */
+export function fieldErrors(body, keys) {
+  const out = new Map()
+  const add = (key, msg) => {
+    if (!key || !keys.includes(key)) return false
+    out.set(key, out.has(key) ? `${out.get(key)}; ${msg}` : msg)
+    return true
+  }
+  const keyOf = (item) => {
+    const raw = item.field ?? item.key ?? item.name ?? item.path ?? item.instancePath ?? item.property ?? ''
+    const parts = String(raw).split(/[/.[\]]/).filter(Boolean)
+    return parts.reverse().find((p) => keys.includes(p)) ?? (item.params?.additionalProperty ?? null)
+  }
+  if (body && typeof body === 'object') {
+    for (const listName of ['fields', 'errors', 'details', 'validation', 'issues']) {
+      const list = body[listName]
+      if (Array.isArray(list)) {
+        for (const item of list) {
+          if (item && typeof item === 'object') add(keyOf(item), item.message ?? item.error ?? JSON.stringify(item))
+        }
+      } else if (list && typeof list === 'object') {
+        for (const [k, v] of Object.entries(list)) add(k, Array.isArray(v) ? v.join('; ') : String(typeof v === 'object' ? v.message ?? JSON.stringify(v) : v))
+      }
+    }
+    if (out.size === 0 && typeof body.message === 'string') {
+      for (const key of keys) if (body.message.includes(key)) add(key, body.message)
+    }
+  }
+  return out
+}
+
+async function save() {
+  clearErrors()
+  const patch = edits()
+  if (Object.keys(patch).length === 0) {
+    message('Nothing to save: the form shows the values in force.')
+    return
+  }
+  const comment = $('#settings-comment').value.trim()
+  const body = { values: patch }
+  if (comment) body.comment = comment
+  const button = $('#settings-save')
+  button.disabled = true
+  message('Saving…', 'pending')
+  try {
+    const headers = app.settings ? { 'if-match': `"${app.settings.version}"` } : {}
+    const saved = await api('/api/settings', { method: 'PATCH', body, headers })
+    $('#settings-comment').value = ''
+    for (const field of $$('#settings-fields .field')) field.classList.remove('changed')
+    app.setSettings(saved)
+    renderValues(saved, true)
+    message(`Saved as version ${saved.version}: in force now (${Object.keys(patch).join(', ')}).`, 'ok')
+    loadHistory(true)
+  } catch (err) {
+    if (!(err instanceof ApiError)) {
+      message(`Not saved: ${err.message}`, 'error')
+    } else if (err.status === 400) {
+      const errors = fieldErrors(err.body, Object.keys(view.schema))
+      for (const [key, msg] of errors) {
+        const field = $(`.field[data-field="${key}"]`)
+        field?.classList.add('invalid')
+        fill($(`#setting-${key}-error`), msg)
+      }
+      message(errors.size > 0 ? `Not saved: ${errors.size === 1 ? 'one value is' : `${errors.size} values are`} not allowed (see the field${errors.size === 1 ? '' : 's'}).` : `Not saved: ${err.message}`, 'error')
+      $('.field.invalid input')?.focus()
+    } else if (err.status === 412) {
+      await loadCurrent().catch(() => {})
+      message(`Not saved: someone else saved version ${app.settings?.version ?? '?'} meanwhile. The "now" values are updated and your edits are kept: check them and save again.`, 'error')
+      loadHistory(true)
+    } else if (err.status !== 401) {
+      message(`Not saved: ${err.message} (HTTP ${err.status}). The broker keeps running on version ${app.settings?.version ?? '?'}.`, 'error')
+    }
+  } finally {
+    markChanged()
+  }
+}
+
+// ---- history ----
+
+/** A version's changes as [{ key, from, to }], from `diff` in whatever shape the API sends it. */
+function diffOf(item) {
+  const d = item.diff ?? item.changes ?? null
+  if (Array.isArray(d)) return d.map((c) => ({ key: c.key ?? c.field ?? c.name, from: c.from ?? c.old ?? c.before, to: c.to ?? c.new ?? c.after }))
+  if (d && typeof d === 'object') {
+    return Object.entries(d).map(([key, c]) =>
+      c && typeof c === 'object' && ('from' in c || 'to' in c || 'old' in c || 'new' in c)
+        ? { key, from: c.from ?? c.old, to: c.to ?? c.new }
+        : { key, from: undefined, to: c },
+    )
+  }
+  return []
+}
+
+async function loadHistory(reset) {
+  try {
+    const params = { limit: 20 }
+    if (!reset && view.historyCursor !== null) params.before = view.historyCursor
+    const res = await api(`/api/settings/history${query(params)}`)
+    const items = Array.isArray(res) ? res : res.items ?? res.versions ?? []
+    const list = $('#settings-history')
+    if (reset) fill(list)
+    for (const item of items) list.append(historyItem(item))
+    const next = Array.isArray(res) ? null : res.nextCursor ?? null
+    view.historyCursor = next ?? (items.length === 20 ? items[items.length - 1].version : null)
+    $('#history-more').hidden = view.historyCursor === null || items.length === 0
+  } catch (err) {
+    if (!(err instanceof ApiError && err.status === 401)) fill($('#settings-history'), h('li', { class: 'form-error' }, `Could not load the history: ${err.message}`))
+  }
+}
+
+function historyItem(item) {
+  const isCurrent = app.settings && item.version === app.settings.version
+  const changes = diffOf(item)
+  const button = isCurrent
+    ? h('span', { class: 'badge current-badge' }, 'in force')
+    : h('button', { type: 'button', class: 'ghost small-button rollback', dataset: { version: item.version } }, `Roll back to v${item.version}`)
+  if (!isCurrent) button.addEventListener('click', () => rollback(item.version, button))
+  return h('li', { class: `history-item${isCurrent ? ' is-current' : ''}`, dataset: { version: item.version } },
+    h('div', { class: 'history-head' },
+      h('strong', null, `v${item.version}`),
+      h('span', { class: 'muted' }, `${formatTime(item.updatedAt)} · ${item.updatedBy ?? 'unknown'}`),
+      button),
+    item.comment ? h('p', { class: 'history-comment' }, item.comment) : null,
+    changes.length > 0
+      ? h('ul', { class: 'diff' }, changes.map((c) =>
+        h('li', null, h('code', null, c.key), ' ',
+          c.from !== undefined ? h('del', null, formatValue(c.from)) : null, c.from !== undefined ? ' → ' : '',
+          h('ins', null, formatValue(c.to)))))
+      : h('p', { class: 'muted small' }, item.version === 1 ? 'initial values' : 'no change in values'),
+  )
+}
+
+async function rollback(version, button) {
+  // two clicks, no window.confirm(): the second within 5 s does it
+  if (view.armedRollback !== button) {
+    view.armedRollback = button
+    fill(button, `Confirm: roll back to v${version}?`)
+    button.classList.add('armed')
+    setTimeout(() => {
+      if (view.armedRollback === button) {
+        view.armedRollback = null
+        fill(button, `Roll back to v${version}`)
+        button.classList.remove('armed')
+      }
+    }, 5000)
+    return
+  }
+  view.armedRollback = null
+  button.disabled = true
+  try {
+    const saved = await api('/api/settings/rollback', { method: 'POST', body: { version } })
+    app.setSettings(saved)
+    renderValues(saved, true)
+    message(`Rolled back: version ${saved.version} has the values of v${version} and is in force now.`, 'ok')
+    await loadHistory(true)
+  } catch (err) {
+    button.disabled = false
+    fill(button, `Roll back to v${version}`)
+    button.classList.remove('armed')
+    if (!(err instanceof ApiError && err.status === 401)) message(`Rollback failed: ${err.message}`, 'error')
+  }
+}
