@@ -100,13 +100,14 @@ const ruleOf = (e: SchemaError): string => {
 /**
  * Field errors from Ajv or TypeBox errors: one entry per field and rule, named by its dotted path
  * (`values.connectTimeoutMs`, or `(body)` for the whole body). A union's branch errors fold into one rule,
- * e.g. `null or minimum 1`. `rename` maps a path to the name the caller knows (e.g. drop a `values.` prefix).
+ * e.g. `null or minimum 1`. `rename` maps a dotted path ('' for the root) to the name the caller knows.
  */
-export function fieldErrorsFromSchema(errors: readonly SchemaError[], rename: (path: string) => string = (p) => p): FieldError[] {
-  const name = (pointer: string) => {
-    const path = pointer.split('/').slice(1).map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~')).join('.')
-    return path === '' ? '(body)' : rename(path)
-  }
+export function fieldErrorsFromSchema(
+  errors: readonly SchemaError[],
+  rename: (path: string) => string = (p) => p || '(body)',
+): FieldError[] {
+  const name = (pointer: string) =>
+    rename(pointer.split('/').slice(1).map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~')).join('.'))
   const join = (base: string, key: string) => (base === '' ? `/${key}` : `${base}/${key}`)
   const unions = new Set(errors.filter((e) => e.keyword === 'anyOf' || e.keyword === 'oneOf').map((e) => e.instancePath))
   const out: FieldError[] = []
@@ -118,13 +119,13 @@ export function fieldErrorsFromSchema(errors: readonly SchemaError[], rename: (p
       out.push(f)
     }
   }
-  for (const path of unions) {
-    const branches = errors.filter((e) => e.instancePath === path && e.keyword !== 'anyOf' && e.keyword !== 'oneOf')
-    const rule = [...new Set(branches.map(ruleOf))].join(' or ') || 'one of the allowed forms'
-    add({ field: name(path), rule, message: `must be ${rule}` })
-  }
   for (const e of errors) {
-    if (unions.has(e.instancePath)) continue
+    if (unions.has(e.instancePath)) {
+      const branches = errors.filter((b) => b.instancePath === e.instancePath && b.keyword !== 'anyOf' && b.keyword !== 'oneOf')
+      const rule = [...new Set(branches.map(ruleOf))].join(' or ') || 'one of the allowed forms'
+      add({ field: name(e.instancePath), rule, message: `must be ${rule}` })
+      continue
+    }
     // TypeBox reports an extra key twice (a `false` sub-schema and `additionalProperties`); keep the latter
     if (e.keyword === 'boolean') continue
     if (e.keyword === 'additionalProperties') {
@@ -154,7 +155,11 @@ export function toErrorBody(err: HandledError): ErrorBody {
   if (err.validation) {
     const fields = (err.validation as unknown as Array<SchemaError & Partial<FieldError>>).some((v) => v.field !== undefined)
       ? (err.validation as unknown as FieldError[]).map(({ field, rule, message }) => ({ field, rule, message }))
-      : fieldErrorsFromSchema(err.validation as unknown as SchemaError[], (p) => (err.validationContext === 'body' ? p : `${err.validationContext}.${p}`))
+      : fieldErrorsFromSchema(err.validation as unknown as SchemaError[], (p) => {
+        const context = err.validationContext ?? 'body'
+        if (context === 'body') return p || '(body)'
+        return p ? `${context}.${p}` : context
+      })
     return toErrorBody(invalidInput(fields))
   }
   switch (err.code) {

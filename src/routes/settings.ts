@@ -1,5 +1,215 @@
-// PLACEHOLDER by the lead so the app builds while the owner writes the real file: the owner replaces it wholesale.
-import type { FastifyInstance } from 'fastify'
-export default async function (app: FastifyInstance) {
-  void app
+// /api/settings*: thin handlers over app.settingsStore. Bodies are checked by TypeBox (not Fastify's Ajv, which
+// would coerce "5000" into 5000 and fill a partial PATCH with defaults); every bad field is named in the 400.
+import type { FastifyInstance, FastifyReply, FastifySchemaCompiler } from 'fastify'
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import Type, { type TSchema } from 'typebox'
+import { Compile } from 'typebox/compile'
+import { Value } from 'typebox/value'
+import { CROSS_FIELD_RULES, SETTING_KEYS, SettingsValues } from '../settings/schema.ts'
+import { COMMENT_MAX_LENGTH, HISTORY_MAX_LIMIT, type SettingsVersion } from '../settings/store.ts'
+import { errorHandler, fieldErrorsFromSchema, invalidInput } from '../errors.ts'
+
+// ---- schemas -----------------------------------------------------------------------------------------------------
+
+const SettingsVersionSchema = Type.Object({
+  version: Type.Integer({ minimum: 1, description: 'increases by one with every change' }),
+  updatedAt: Type.String({ format: 'date-time' }),
+  updatedBy: Type.String({ description: "the admin token's name, or 'system' for the built-in defaults" }),
+  comment: Type.Union([Type.String(), Type.Null()]),
+  values: SettingsValues,
+})
+
+const Change = Type.Object({
+  key: Type.String(),
+  from: Type.Unknown(),
+  to: Type.Unknown(),
+})
+
+const HistoryEntry = Type.Object({
+  ...SettingsVersionSchema.properties,
+  diff: Type.Array(Change, { description: 'what this version changed compared with the one before it' }),
+})
+
+const Comment = Type.Optional(
+  Type.Union([Type.String({ maxLength: COMMENT_MAX_LENGTH }), Type.Null()], { description: 'why, for the history' }),
+)
+
+const PatchBody = Type.Object(
+  {
+    values: Type.Partial(SettingsValues, { additionalProperties: false, minProperties: 1, description: 'the settings to change' }),
+    comment: Comment,
+  },
+  { additionalProperties: false },
+)
+
+const PutBody = Type.Object({ values: SettingsValues, comment: Comment }, { additionalProperties: false })
+
+const RollbackBody = Type.Object(
+  { version: Type.Integer({ minimum: 1, description: 'the version whose values become a new version' }), comment: Comment },
+  { additionalProperties: false },
+)
+
+const HistoryQuery = Type.Object({
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: HISTORY_MAX_LIMIT, default: 50 })),
+  before: Type.Optional(Type.Integer({ minimum: 1, description: 'only versions older than this (nextCursor of the previous page)' })),
+})
+
+const IfMatchHeaders = Type.Object({
+  'if-match': Type.Optional(Type.String({ description: 'the ETag of the version you edited, e.g. "3"; a stale one gets 412' })),
+})
+
+const FieldErrorSchema = Type.Object({ field: Type.String(), rule: Type.String(), message: Type.String() })
+
+export const ErrorResponse = Type.Object({
+  statusCode: Type.Integer(),
+  code: Type.String(),
+  error: Type.String(),
+  message: Type.String(),
+  fields: Type.Optional(Type.Array(FieldErrorSchema)),
+})
+
+const errors = (...codes: number[]) => Object.fromEntries(codes.map((c) => [c, ErrorResponse]))
+
+// ---- validation --------------------------------------------------------------------------------------------------
+
+/** A body field's name as the caller knows it: the setting key for `values.*`, else its dotted path. */
+const bodyFieldName = (path: string) => (path.startsWith('values.') ? path.slice('values.'.length) : path || '(body)')
+
+/** TypeBox validation whose errors carry `field` and `rule` (read by the error handler). */
+const validatorCompiler: FastifySchemaCompiler<TSchema> = ({ schema, httpPart }) => {
+  const check = Compile(schema)
+  return (input) => {
+    // only bodies are typed JSON; query strings and headers arrive as text
+    const value = httpPart === 'body' ? input : Value.Convert(schema, input)
+    if (check.Check(value)) return { value }
+    const fields = fieldErrorsFromSchema(check.Errors(value), httpPart === 'body' ? bodyFieldName : (p) => p || String(httpPart))
+    return {
+      error: fields.map((f) => ({ ...f, keyword: f.rule, instancePath: `/${f.field}`, schemaPath: '', params: {} })),
+    }
+  }
+}
+
+/** `If-Match: "3"` (or `"3", "4"`, or `*`) -> the versions it accepts; undefined when absent or `*`. */
+export function parseIfMatch(header: string | undefined): number[] | undefined {
+  if (header === undefined || header.trim() === '*') return undefined
+  const versions = header.split(',').map((tag) => /^\s*(?:W\/)?"?(\d{1,15})"?\s*$/.exec(tag)?.[1])
+  if (versions.length === 0 || versions.some((v) => v === undefined)) {
+    throw invalidInput([{ field: 'If-Match', rule: 'an ETag like "3"', message: 'must be the ETag of a settings version, e.g. "3"' }])
+  }
+  return versions.map(Number)
+}
+
+const sendVersion = (reply: FastifyReply, v: SettingsVersion) => {
+  reply.header('etag', `"${v.version}"`)
+  return v
+}
+
+// ---- routes ------------------------------------------------------------------------------------------------------
+
+export default async function settingsRoutes(fastify: FastifyInstance) {
+  const app = fastify.withTypeProvider<TypeBoxTypeProvider>()
+  const store = app.settingsStore
+  app.setValidatorCompiler(validatorCompiler)
+  app.setErrorHandler(errorHandler)
+  // onRequest: an unauthenticated request is refused before its body is even parsed
+  app.addHook('onRequest', app.requireAdmin)
+  app.addHook('onSend', async (_request, reply) => {
+    reply.header('cache-control', 'no-store')
+  })
+
+  app.get('/api/settings', {
+    schema: {
+      tags: ['settings'],
+      summary: 'The settings in force',
+      description: 'The newest version, which the broker runs on. `ETag: "<version>"`; send it back as `If-Match` to edit safely.',
+      response: { 200: SettingsVersionSchema, ...errors(401) },
+    },
+  }, async (_request, reply) => sendVersion(reply, store.current()))
+
+  app.patch('/api/settings', {
+    schema: {
+      tags: ['settings'],
+      summary: 'Change some settings',
+      description:
+        'Stores a new version with the given keys changed and puts it in force before answering. ' +
+        'With `If-Match`, a stale version gets 412 and nothing changes; without it the last writer wins.',
+      headers: IfMatchHeaders,
+      body: PatchBody,
+      response: { 200: SettingsVersionSchema, ...errors(400, 401, 412, 503) },
+    },
+  }, async (request, reply) => {
+    const ifMatch = parseIfMatch(request.headers['if-match'])
+    const v = store.update(request.body.values, { actor: request.actor, comment: request.body.comment, ifMatch })
+    return sendVersion(reply, v)
+  })
+
+  app.put('/api/settings', {
+    schema: {
+      tags: ['settings'],
+      summary: 'Replace all settings',
+      description: 'Like PATCH, with every key.',
+      headers: IfMatchHeaders,
+      body: PutBody,
+      response: { 200: SettingsVersionSchema, ...errors(400, 401, 412, 503) },
+    },
+  }, async (request, reply) => {
+    const ifMatch = parseIfMatch(request.headers['if-match'])
+    const v = store.update(request.body.values, { actor: request.actor, comment: request.body.comment, ifMatch, replace: true })
+    return sendVersion(reply, v)
+  })
+
+  app.get('/api/settings/history', {
+    schema: {
+      tags: ['settings'],
+      summary: 'Every version, newest first, with its diff to the one before',
+      querystring: HistoryQuery,
+      response: { 200: Type.Object({ items: Type.Array(HistoryEntry), nextCursor: Type.Union([Type.Integer(), Type.Null()]) }), ...errors(400, 401) },
+    },
+  }, async (request) => store.history(request.query))
+
+  app.post('/api/settings/rollback', {
+    schema: {
+      tags: ['settings'],
+      summary: 'Go back to an earlier version',
+      description: 'Stores a new version whose values equal those of `version`, and puts it in force.',
+      headers: IfMatchHeaders,
+      body: RollbackBody,
+      response: { 200: SettingsVersionSchema, ...errors(400, 401, 404, 412, 503) },
+    },
+  }, async (request, reply) => {
+    const ifMatch = parseIfMatch(request.headers['if-match'])
+    const v = store.rollback(request.body.version, { actor: request.actor, comment: request.body.comment, ifMatch })
+    return sendVersion(reply, v)
+  })
+
+  app.get('/api/settings/defaults', {
+    schema: {
+      tags: ['settings'],
+      summary: 'The built-in defaults',
+      description: 'In the shape PUT takes, so `PUT /api/settings` with this body restores them.',
+      response: { 200: Type.Object({ values: SettingsValues }), ...errors(401) },
+    },
+  }, async () => ({ values: store.defaults() }))
+
+  app.get('/api/settings/schema', {
+    schema: {
+      tags: ['settings'],
+      summary: 'The settings schema, for forms',
+      description:
+        "JSON Schema of the values: each key's type, range (`minimum`, `maximum`), `default`, `description` and " +
+        '`x-scope` (which connections a change reaches, and when); and the rules between keys.',
+      response: {
+        200: Type.Object({
+          keys: Type.Array(Type.String()),
+          schema: Type.Unknown(),
+          rules: Type.Array(Type.Object({ fields: Type.Array(Type.String()), rule: Type.String(), description: Type.String() })),
+        }),
+        ...errors(401),
+      },
+    },
+  }, async () => ({
+    keys: SETTING_KEYS,
+    schema: SettingsValues,
+    rules: CROSS_FIELD_RULES.map(({ fields, rule, description }) => ({ fields: [...fields], rule, description })),
+  }))
 }

@@ -74,3 +74,22 @@ export interface SettingsSnapshot {
   readonly version: number
   readonly values: Readonly<SettingsValues>
 }
+
+/** A rule between settings, checked on every change after each field's own range. */
+export interface CrossFieldRule {
+  /** the settings the rule ties together */
+  readonly fields: readonly SettingKey[]
+  /** short form, as error responses name it */
+  readonly rule: string
+  readonly description: string
+  holds(values: SettingsValues): boolean
+}
+
+export const CROSS_FIELD_RULES: readonly CrossFieldRule[] = [
+  {
+    fields: ['serverKeepaliveSec', 'maxKeepaliveSec'],
+    rule: 'serverKeepaliveSec <= maxKeepaliveSec',
+    description: 'The keepalive the server imposes on MQTT 5 clients cannot be above the largest keepalive it allows.',
+    holds: (v) => v.serverKeepaliveSec === null || v.serverKeepaliveSec <= v.maxKeepaliveSec,
+  },
+]

@@ -1,0 +1,272 @@
+// The versioned settings store: every change is a new row holding every value; the newest row is in force.
+// A small factory closed over the database, statements prepared once, every write in one transaction.
+// better-sqlite3 is synchronous, so read-newest -> merge -> insert inside one transaction cannot interleave with
+// another change: two racing PATCHes are applied one after the other and neither loses a field.
+import type { Database } from 'better-sqlite3'
+import { Compile } from 'typebox/compile'
+import Type from 'typebox'
+import {
+  CROSS_FIELD_RULES,
+  DEFAULT_SETTINGS,
+  SETTING_KEYS,
+  SettingsValues,
+  type SettingKey,
+} from './schema.ts'
+import {
+  fieldErrorsFromSchema,
+  invalidInput,
+  SettingsCorruptError,
+  StaleVersionError,
+  StoreUnavailableError,
+  VersionNotFoundError,
+  type FieldError,
+} from '../errors.ts'
+import type { Logger } from '../mqtt/types.ts'
+
+/** One stored version, as GET /api/settings shows it. Frozen. */
+export interface SettingsVersion {
+  readonly version: number
+  /** ISO 8601 */
+  readonly updatedAt: string
+  /** the admin token's name, or 'system' for the seed */
+  readonly updatedBy: string
+  readonly comment: string | null
+  readonly values: Readonly<SettingsValues>
+}
+
+export interface SettingsChange {
+  key: SettingKey
+  from: unknown
+  to: unknown
+}
+
+/** A version with what it changed compared with the version before it (empty for the first). */
+export interface SettingsHistoryEntry extends SettingsVersion {
+  readonly diff: SettingsChange[]
+}
+
+export interface SettingsHistoryPage {
+  items: SettingsHistoryEntry[]
+  /** pass as `before` for the next (older) page; null when this page reaches version 1 */
+  nextCursor: number | null
+}
+
+export interface UpdateOptions {
+  actor: string
+  comment?: string | null
+  /** the version the caller last saw (If-Match); a different current version fails with 412 and changes nothing */
+  ifMatch?: number | readonly number[]
+  /** true: `values` must hold every key and replaces the current values (PUT); false: merged into them (PATCH) */
+  replace?: boolean
+}
+
+export interface SettingsStore {
+  current(): SettingsVersion
+  get(version: number): SettingsVersion | null
+  update(values: Partial<SettingsValues>, opts: UpdateOptions): SettingsVersion
+  rollback(version: number, opts: Omit<UpdateOptions, 'replace'>): SettingsVersion
+  history(query?: { limit?: number; before?: number }): SettingsHistoryPage
+  defaults(): SettingsValues
+  /** Called synchronously after each commit, before update() returns. A listener that throws is logged, nothing else. */
+  on(event: 'change', listener: (v: SettingsVersion) => void): void
+  off(event: 'change', listener: (v: SettingsVersion) => void): void
+}
+
+export const COMMENT_MAX_LENGTH = 500
+export const HISTORY_MAX_LIMIT = 500
+const HISTORY_DEFAULT_LIMIT = 50
+
+const checkWhole = Compile(SettingsValues)
+const checkPartial = Compile(Type.Partial(SettingsValues, { additionalProperties: false, minProperties: 1 }))
+
+/**
+ * Every broken rule of `values` (a PATCH's keys, or with `partial: false` a whole set), by field: unknown keys,
+ * wrong types, out-of-range values. Field names are the setting keys; the object itself is `values`.
+ */
+export function checkValues(values: unknown, opts: { partial: boolean }): FieldError[] {
+  const check = opts.partial ? checkPartial : checkWhole
+  if (check.Check(values)) return []
+  return fieldErrorsFromSchema(check.Errors(values), (p) => p || 'values')
+}
+
+/** The cross-field rules `values` breaks, naming preferably a field the change touched. */
+export function checkCrossFieldRules(values: SettingsValues, touched: Iterable<string> = []): FieldError[] {
+  const touchedSet = new Set(touched)
+  return CROSS_FIELD_RULES.filter((r) => !r.holds(values)).map((r) => {
+    const field = r.fields.find((f) => touchedSet.has(f)) ?? r.fields[0]
+    const shown = r.fields.map((f) => `${f} is ${JSON.stringify(values[f])}`).join(', ')
+    return { field, rule: r.rule, message: `${r.description} (${shown})` }
+  })
+}
+
+/** Keys whose value differs between a and b, in schema order. */
+export function diffValues(a: Readonly<SettingsValues> | null, b: Readonly<SettingsValues>): SettingsChange[] {
+  if (a === null) return []
+  return SETTING_KEYS.filter((k) => a[k] !== b[k]).map((key) => ({ key, from: a[key], to: b[key] }))
+}
+
+interface Row {
+  version: number
+  values_json: string
+  created_at: string
+  actor: string
+  comment: string | null
+}
+
+/** Stored JSON -> values: keys this build does not know are dropped, keys added since are filled with defaults. */
+function parseValues(json: string): SettingsValues {
+  const stored = JSON.parse(json) as Record<string, unknown>
+  const values: Record<string, unknown> = { ...DEFAULT_SETTINGS }
+  for (const key of SETTING_KEYS) if (key in stored) values[key] = stored[key]
+  return values as SettingsValues
+}
+
+const toVersion = (row: Row, values = parseValues(row.values_json)): SettingsVersion =>
+  Object.freeze({
+    version: row.version,
+    updatedAt: row.created_at,
+    updatedBy: row.actor,
+    comment: row.comment,
+    values: Object.freeze(values),
+  })
+
+const serialize = (values: SettingsValues) => JSON.stringify(Object.fromEntries(SETTING_KEYS.map((k) => [k, values[k]])))
+
+const sqliteCode = (err: unknown) => {
+  const e = err as { code?: unknown; message?: string }
+  return typeof e.code === 'string' ? `${e.code}: ${e.message}` : (e.message ?? String(err))
+}
+
+const isOurError = (err: unknown) => typeof (err as { statusCode?: unknown }).statusCode === 'number'
+
+export function createSettingsStore(db: Database, opts: { logger: Pick<Logger, 'info' | 'error'> }): SettingsStore {
+  const log = opts.logger
+  const selectNewest = db.prepare<[], Row>('SELECT version, values_json, created_at, actor, comment FROM settings_versions ORDER BY version DESC LIMIT 1')
+  const selectOne = db.prepare<[number], Row>('SELECT version, values_json, created_at, actor, comment FROM settings_versions WHERE version = ?')
+  const selectPage = db.prepare<[number, number], Row>(
+    'SELECT version, values_json, created_at, actor, comment FROM settings_versions WHERE version < ? ORDER BY version DESC LIMIT ?',
+  )
+  const insert = db.prepare<[number, string, string, string, string | null]>(
+    'INSERT INTO settings_versions (version, values_json, created_at, actor, comment) VALUES (?, ?, ?, ?, ?)',
+  )
+  const listeners = new Set<(v: SettingsVersion) => void>()
+
+  // First start: version 1 is the built-in defaults.
+  db.transaction(() => {
+    if (selectNewest.get() === undefined) {
+      insert.run(1, serialize(DEFAULT_SETTINGS), new Date().toISOString(), 'system', 'built-in defaults')
+    }
+  }).immediate()
+
+  let inForce = loadNewest()
+
+  function loadNewest(): SettingsVersion {
+    const row = selectNewest.get() as Row
+    let values: SettingsValues
+    try {
+      values = parseValues(row.values_json)
+    } catch (err) {
+      throw new SettingsCorruptError(row.version, (err as Error).message)
+    }
+    const problems = [...checkValues(values, { partial: false }), ...checkCrossFieldRules(values)]
+    if (problems.length > 0) {
+      throw new SettingsCorruptError(row.version, problems.map((p) => `${p.field}: ${p.rule}`).join('; '))
+    }
+    return toVersion(row, values)
+  }
+
+  const write = db.transaction((values: Partial<SettingsValues>, o: UpdateOptions, comment: string | null): SettingsVersion => {
+    const newestRow = selectNewest.get() as Row
+    const newest = toVersion(newestRow)
+    if (o.ifMatch !== undefined) {
+      const allowed = typeof o.ifMatch === 'number' ? [o.ifMatch] : o.ifMatch
+      if (!allowed.includes(newest.version)) {
+        throw Object.assign(new StaleVersionError(allowed.map((v) => `"${v}"`).join(', '), newest.version), {
+          fields: [{ field: 'If-Match', rule: `the current version ("${newest.version}")`, message: `version ${newest.version} is in force` }],
+        })
+      }
+    }
+    const next = (o.replace ? { ...values } : { ...newest.values, ...values }) as SettingsValues
+    const broken = checkCrossFieldRules(next, Object.keys(values))
+    if (broken.length > 0) throw invalidInput(broken)
+    const row: Row = {
+      version: newest.version + 1,
+      values_json: serialize(next),
+      created_at: new Date().toISOString(),
+      actor: o.actor,
+      comment,
+    }
+    insert.run(row.version, row.values_json, row.created_at, row.actor, row.comment)
+    return toVersion(row, { ...next })
+  })
+
+  function update(values: Partial<SettingsValues>, o: UpdateOptions): SettingsVersion {
+    const problems = checkValues(values, { partial: !o.replace })
+    const comment = o.comment === undefined || o.comment === null || o.comment.trim() === '' ? null : o.comment.trim()
+    if (comment !== null && comment.length > COMMENT_MAX_LENGTH) {
+      problems.push({ field: 'comment', rule: `maxLength ${COMMENT_MAX_LENGTH}`, message: `must be at most ${COMMENT_MAX_LENGTH} characters` })
+    }
+    if (problems.length > 0) throw invalidInput(problems)
+
+    const before = inForce
+    let next: SettingsVersion
+    try {
+      next = write.immediate(values, o, comment)
+    } catch (err) {
+      if (isOurError(err)) throw err
+      // read-only file, disk full, locked by another program, closed: nothing was committed
+      log.error({ err, version: before.version }, 'settings change not stored: the database could not be written')
+      throw new StoreUnavailableError(sqliteCode(err), before.version, { cause: err })
+    }
+    inForce = next
+    const changed = diffValues(before.values, next.values).map((c) => c.key)
+    log.info(
+      { settingsVersion: next.version, actor: next.updatedBy, changed, comment: next.comment },
+      `settings version ${next.version} by ${next.updatedBy}: ${changed.length > 0 ? changed.join(', ') : 'no value changed'}`,
+    )
+    for (const listener of listeners) {
+      try {
+        listener(next)
+      } catch (err) {
+        log.error({ err, settingsVersion: next.version }, 'a settings change listener failed')
+      }
+    }
+    return next
+  }
+
+  function get(version: number): SettingsVersion | null {
+    const row = selectOne.get(version)
+    return row ? toVersion(row) : null
+  }
+
+  return {
+    current: () => inForce,
+    get,
+    update,
+    rollback(version, o) {
+      const target = Number.isSafeInteger(version) ? get(version) : null
+      if (target === null) {
+        throw Object.assign(new VersionNotFoundError(version, inForce.version), {
+          fields: [{ field: 'version', rule: `an existing version (1..${inForce.version})`, message: `version ${version} does not exist` }],
+        })
+      }
+      return update({ ...target.values }, { ...o, replace: true, comment: o.comment ?? `rollback to version ${version}` })
+    },
+    history(query = {}) {
+      const limit = Math.min(Math.max(1, Math.trunc(query.limit ?? HISTORY_DEFAULT_LIMIT)), HISTORY_MAX_LIMIT)
+      const before = query.before ?? Number.MAX_SAFE_INTEGER
+      // one row more than asked: the oldest item's predecessor, for its diff
+      const rows = selectPage.all(before, limit + 1).map((r) => toVersion(r))
+      const items = rows.slice(0, limit).map((v, i) => Object.freeze({ ...v, diff: diffValues(rows[i + 1]?.values ?? null, v.values) }))
+      const oldest = items[items.length - 1]
+      return { items, nextCursor: rows.length > limit && oldest ? oldest.version : null }
+    },
+    defaults: () => ({ ...DEFAULT_SETTINGS }),
+    on(_event, listener) {
+      listeners.add(listener)
+    },
+    off(_event, listener) {
+      listeners.delete(listener)
+    },
+  }
+}
