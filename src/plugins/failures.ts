@@ -1,5 +1,33 @@
-// PLACEHOLDER by the lead so the app builds while the owner writes the real file: the owner replaces it wholesale.
+// Decorates `failureLog`: the failure log store on the app's database, pruned by the current settings,
+// flushed and stopped when the app closes. A database error never reaches the broker: the store logs it and
+// counts the records it lost.
 import fp from 'fastify-plugin'
-import type { FailureEvent } from '../failures/schema.ts'
-declare module 'fastify' { interface FastifyInstance { failureLog: { record(e: FailureEvent): void; recordConnectLatency(ms: number): void } } }
-export default fp(async (app) => { app.decorate('failureLog', { record() {}, recordConnectLatency() {} }) }, { name: 'failures', dependencies: [] })
+import { createFailureLog, type FailureLog, type FailureLogOptions } from '../failures/store.ts'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    failureLog: FailureLog
+  }
+}
+
+/** Tuning for tests and benchmarks; the defaults suit production. */
+export type FailuresPluginOptions = Omit<FailureLogOptions, 'limits' | 'logger'>
+
+export default fp<FailuresPluginOptions>(
+  async (app, opts) => {
+    const failureLog = createFailureLog(app.db, {
+      ...opts,
+      limits: () => {
+        const v = app.settingsStore.current().values
+        return { maxRows: v.failureLogMaxRows, maxAgeDays: v.failureLogMaxAgeDays }
+      },
+      logger: app.log.child({ component: 'failure-log' }),
+    })
+    app.decorate('failureLog', failureLog)
+    // Runs before the database plugin's onClose (reverse order of registration): the last records are written.
+    app.addHook('onClose', async () => {
+      failureLog.close()
+    })
+  },
+  { name: 'failures', dependencies: ['database', 'settings'] },
+)

@@ -1,5 +1,110 @@
-// PLACEHOLDER by the lead so the app builds while the owner writes the real file: the owner replaces it wholesale.
+// GET /metrics in Prometheus text format, from the app's own prom-client Registry (so that several apps in one
+// process, as in tests, never share series). Broker counters are read on scrape from broker.stats; failures by
+// reason and connect latency come from the broker's events; the failure log reports its own counters.
 import fp from 'fastify-plugin'
-export default fp(async (app) => {
-  void app
-}, { name: 'metrics', dependencies: [] })
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import { FAILURE_REASONS, type FailureEvent } from '../failures/schema.ts'
+import type { BrokerStats, ConnectedEvent } from '../mqtt/types.ts'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    metricsRegistry: Registry
+  }
+}
+
+/** Connect latency buckets, seconds: from a LAN client (ms) to the largest connectTimeoutMs (600 s). */
+const LATENCY_BUCKETS_SEC = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600]
+
+export default fp(
+  async (app) => {
+    const register = new Registry()
+    collectDefaultMetrics({ register })
+    const broker = app.broker
+    const failureLog = app.failureLog
+
+    // A counter that mirrors a monotonic value read on scrape.
+    const mirrored = (name: string, help: string, key: keyof BrokerStats) =>
+      new Counter({
+        name, help, registers: [register],
+        collect() {
+          this.reset()
+          this.inc(broker.stats[key])
+        },
+      })
+    const gauge = (name: string, help: string, read: () => number) =>
+      new Gauge({
+        name, help, registers: [register],
+        collect() {
+          this.set(read())
+        },
+      })
+
+    gauge('mqtt_connections', 'Open WebSocket connections (waiting for CONNECT or connected)', () => broker.stats.connectionsOpen)
+    gauge('mqtt_clients_connected', 'Connected MQTT clients', () => broker.stats.clientsConnected)
+    mirrored('mqtt_connects_total', 'Successful MQTT connects', 'connectsTotal')
+    mirrored('mqtt_packets_received_total', 'MQTT packets received', 'packetsReceived')
+    mirrored('mqtt_packets_sent_total', 'MQTT packets sent', 'packetsSent')
+    mirrored('mqtt_bytes_received_total', 'Bytes received from MQTT clients', 'bytesReceived')
+    mirrored('mqtt_bytes_sent_total', 'Bytes sent to MQTT clients', 'bytesSent')
+    mirrored('mqtt_messages_published_total', 'PUBLISH packets accepted from clients', 'messagesPublished')
+    mirrored('mqtt_messages_delivered_total', 'PUBLISH packets delivered to subscribers', 'messagesDelivered')
+    gauge('mqtt_retained_messages', 'Retained messages held', () => broker.stats.retainedMessages)
+    gauge('mqtt_subscriptions', 'Subscriptions held', () => broker.stats.subscriptions)
+    gauge('mqtt_settings_version', 'Settings version the broker runs on', () => broker.settings.version)
+
+    const failures = new Counter({
+      name: 'mqtt_connection_failures_total',
+      help: 'Connection failures by reason (see the failure log for each one)',
+      labelNames: ['reason'] as const,
+      registers: [register],
+    })
+    for (const reason of FAILURE_REASONS) failures.inc({ reason }, 0)
+    const latency = new Histogram({
+      name: 'mqtt_connect_latency_seconds',
+      help: 'Time from WebSocket open to a complete CONNECT, successful connections',
+      buckets: LATENCY_BUCKETS_SEC,
+      registers: [register],
+    })
+
+    const logOutcomes = new Counter({
+      name: 'mqtt_failure_log_events_total',
+      help: 'Failure events handed to the failure log, by outcome (written as a row, folded into a flood summary, dropped)',
+      labelNames: ['outcome'] as const,
+      registers: [register],
+      collect() {
+        const s = failureLog.stats()
+        this.reset()
+        this.inc({ outcome: 'written' }, s.written)
+        this.inc({ outcome: 'folded' }, s.folded)
+        this.inc({ outcome: 'dropped' }, s.dropped)
+      },
+    })
+    void logOutcomes
+    gauge('mqtt_failure_log_pending', 'Failure records waiting for the next write', () => failureLog.stats().pending)
+    gauge('mqtt_failure_log_rows', 'Rows in the failure log', () => failureLog.stats().rows)
+
+    const onFailure = (e: FailureEvent) => failures.inc({ reason: e.reason })
+    const onConnected = (e: ConnectedEvent) => {
+      if (Number.isFinite(e.connectLatencyMs) && e.connectLatencyMs >= 0) latency.observe(e.connectLatencyMs / 1000)
+    }
+    broker.on('failure', onFailure)
+    broker.on('connected', onConnected)
+    app.addHook('onClose', async () => {
+      broker.off('failure', onFailure)
+      broker.off('connected', onConnected)
+    })
+
+    app.decorate('metricsRegistry', register)
+    app.get('/metrics', {
+      schema: {
+        tags: ['metrics'],
+        summary: 'Prometheus metrics (text exposition format); no token needed',
+        produces: ['text/plain'],
+      },
+    }, async (_request, reply) => {
+      const text = await register.metrics()
+      return reply.header('content-type', register.contentType).send(text)
+    })
+  },
+  { name: 'metrics', dependencies: ['broker', 'failures'] },
+)

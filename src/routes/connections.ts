@@ -1,5 +1,56 @@
-// PLACEHOLDER by the lead so the app builds while the owner writes the real file: the owner replaces it wholesale.
+// GET /api/connections: the broker's live clients with the keepalive in force. A thin handler over app.broker.
 import type { FastifyInstance } from 'fastify'
-export default async function (app: FastifyInstance) {
-  void app
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import Type from 'typebox'
+
+const Nullable = <T extends Type.TSchema>(t: T) => Type.Union([t, Type.Null()])
+
+/** Mirrors LiveConnection in src/mqtt/types.ts. */
+export const LiveConnectionSchema = Type.Object({
+  id: Type.Integer(),
+  clientId: Type.String(),
+  username: Nullable(Type.String()),
+  remoteAddress: Nullable(Type.String()),
+  remotePort: Nullable(Type.Integer()),
+  userAgent: Nullable(Type.String()),
+  protocolVersion: Type.Integer(),
+  keepaliveSec: Type.Integer({ description: 'in force after server policy, seconds (0 = none)' }),
+  requestedKeepaliveSec: Type.Integer({ description: 'what the client asked for' }),
+  keepaliveTimeoutMs: Nullable(Type.Number({ description: 'silence after which the connection is dropped (null = never)' })),
+  connectedAt: Type.String({ format: 'date-time' }),
+  lastPacketAt: Type.String({ format: 'date-time' }),
+  packetsReceived: Type.Integer(),
+  packetsSent: Type.Integer(),
+  subscriptions: Type.Integer(),
+})
+
+const ConnectionsQuery = Type.Object(
+  {
+    clientId: Type.Optional(Type.String({ minLength: 1, maxLength: 256, description: 'client id prefix' })),
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 10000, default: 1000 })),
+  },
+  { additionalProperties: false },
+)
+
+const ConnectionsPage = Type.Object({
+  items: Type.Array(LiveConnectionSchema),
+  total: Type.Integer({ description: 'live clients matching, before the limit' }),
+})
+
+export default async function connectionRoutes(app: FastifyInstance) {
+  app.withTypeProvider<TypeBoxTypeProvider>().get('/api/connections', {
+    preHandler: app.requireAdmin,
+    schema: {
+      tags: ['connections'],
+      summary: 'Live clients: id, address, protocol, keepalive in force, connected since, last packet',
+      security: [{ bearerAuth: [] }],
+      querystring: ConnectionsQuery,
+      response: { 200: ConnectionsPage },
+    },
+  }, async (request) => {
+    const { clientId, limit = 1000 } = request.query
+    const all = app.broker.connections()
+    const matching = clientId === undefined ? all : all.filter((c) => c.clientId.startsWith(clientId))
+    return { items: matching.slice(0, limit), total: matching.length }
+  })
 }

@@ -1,5 +1,315 @@
-// PLACEHOLDER by the lead so the app builds while the owner writes the real file: the owner replaces it wholesale.
-import type { FastifyInstance } from 'fastify'
-export default async function (app: FastifyInstance) {
-  void app
+// /api/failures: the failure log over REST (list, one record, stats) and as Server-Sent Events (stream).
+// Thin handlers over app.failureLog; all behind app.requireAdmin.
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import type { ServerResponse } from 'node:http'
+import Type from 'typebox'
+import createError from '@fastify/error'
+import { FAILURE_REASONS, FailureRecord, type FailureReason } from '../failures/schema.ts'
+import type { FailureLog } from '../failures/store.ts'
+import { invalidInput, NotFoundError } from '../errors.ts'
+
+const Nullable = <T extends Type.TSchema>(t: T) => Type.Union([t, Type.Null()])
+const DateTime = (description: string) => Type.String({ format: 'date-time', description })
+
+const ListQuery = Type.Object(
+  {
+    reason: Type.Optional(Type.Enum(FAILURE_REASONS, { description: 'only this reason' })),
+    clientId: Type.Optional(Type.String({ minLength: 1, maxLength: 256, description: 'client id prefix' })),
+    remoteAddress: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: 'exact remote address' })),
+    since: Type.Optional(DateTime('occurred at or after')),
+    until: Type.Optional(DateTime('occurred at or before')),
+    before: Type.Optional(Type.Integer({ minimum: 1, description: 'cursor: `nextCursor` of the previous page' })),
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 })),
+  },
+  { additionalProperties: false },
+)
+
+const FailurePage = Type.Object({
+  items: Type.Array(FailureRecord),
+  nextCursor: Nullable(Type.Integer({ description: 'pass as `before` for the next page; null on the last page' })),
+})
+
+const IdParams = Type.Object({ id: Type.Integer({ minimum: 1 }) })
+
+const StatsQuery = Type.Object(
+  {
+    since: Type.Optional(DateTime('window start (default: 24 h before `until`)')),
+    until: Type.Optional(DateTime('window end (default: now)')),
+    bucketSec: Type.Optional(Type.Integer({ minimum: 1, maximum: 86400, description: 'time bucket (default: chosen for about 100 buckets)' })),
+    thresholdMs: Type.Optional(Type.Number({ minimum: 0, maximum: 600000, description: 'what-if threshold (default: the current connectTimeoutMs)' })),
+  },
+  { additionalProperties: false },
+)
+
+const ReasonCounts = Type.Object(
+  Object.fromEntries(FAILURE_REASONS.map((r) => [r, Type.Integer()])) as Record<FailureReason, Type.TInteger>,
+)
+const PartialReasonCounts = Type.Object(
+  Object.fromEntries(FAILURE_REASONS.map((r) => [r, Type.Optional(Type.Integer())])) as Record<FailureReason, Type.TOptional<Type.TInteger>>,
+)
+
+const FailureStats = Type.Object({
+  since: Type.String({ format: 'date-time', description: 'start of the first bucket' }),
+  until: Type.String({ format: 'date-time' }),
+  bucketSec: Type.Integer(),
+  buckets: Type.Array(Type.Object({
+    start: Type.String({ format: 'date-time' }),
+    total: Type.Integer({ description: 'failures, folded ones included' }),
+    counts: PartialReasonCounts,
+  })),
+  totals: ReasonCounts,
+  total: Type.Integer(),
+  records: Type.Integer({ description: 'rows behind `total` (a flood summary stands for 1 + foldedCount failures)' }),
+  connectTimeoutMs: Type.Integer({ description: 'in force now' }),
+  latency: Type.Object({
+    since: Type.String({ format: 'date-time' }),
+    until: Type.String({ format: 'date-time' }),
+    count: Type.Integer({ description: 'successful connections in the window' }),
+    sumMs: Type.Number(),
+    meanMs: Nullable(Type.Number()),
+    maxMs: Nullable(Type.Number()),
+    p50Ms: Nullable(Type.Number()),
+    p90Ms: Nullable(Type.Number()),
+    p99Ms: Nullable(Type.Number()),
+    buckets: Type.Array(Type.Object({
+      leMs: Nullable(Type.Number({ description: 'upper bound, inclusive; null = above the last bound' })),
+      count: Type.Integer(),
+    })),
+  }, { description: 'time from WebSocket open to complete CONNECT of successful connections' }),
+  whatIf: Type.Object({
+    thresholdMs: Type.Number(),
+    since: Type.String({ format: 'date-time' }),
+    until: Type.String({ format: 'date-time' }),
+    total: Type.Integer(),
+    slower: Type.Integer({ description: 'certainly took longer than thresholdMs' }),
+    slowerMax: Type.Integer({ description: 'at most this many took longer (equal to `slower` on a bucket bound)' }),
+  }, { description: 'how many successful connections in the window took longer than thresholdMs' }),
+  log: Type.Object({
+    recorded: Type.Integer(),
+    written: Type.Integer(),
+    folded: Type.Integer(),
+    dropped: Type.Integer(),
+    pending: Type.Integer(),
+    rows: Type.Integer(),
+    pruned: Type.Integer(),
+    flushes: Type.Integer(),
+    lastFlushMs: Type.Number(),
+    maxFlushMs: Type.Number(),
+    latencySamples: Type.Integer(),
+  }, { description: 'the failure log\'s own counters since start' }),
+})
+
+const StreamQuery = Type.Object(
+  {
+    token: Type.Optional(Type.String({ description: 'the admin token, for EventSource (which cannot send headers)' })),
+    lastEventId: Type.Optional(Type.Integer({ minimum: 0, description: 'replay records after this id (as the Last-Event-ID header)' })),
+    reason: Type.Optional(Type.Enum(FAILURE_REASONS)),
+    clientId: Type.Optional(Type.String({ minLength: 1, maxLength: 256, description: 'client id prefix' })),
+    remoteAddress: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+  },
+  { additionalProperties: false },
+)
+
+const BUCKET_SIZES_SEC = [1, 5, 10, 30, 60, 300, 600, 900, 1800, 3600, 10800, 21600, 43200, 86400]
+const MAX_BUCKETS = 2000
+const DAY_MS = 86_400_000
+
+const MAX_STREAMS = 64
+/** Events are skipped (and the skip announced) for a client whose socket has this much unsent. */
+const MAX_STREAM_BUFFER = 1 << 20
+const REPLAY_LIMIT = 500
+
+const TooManyStreamsError = createError<'TOO_MANY_STREAMS', 503, [number]>(
+  'TOO_MANY_STREAMS', 'already %d failure streams open; close one and retry', 503,
+)
+
+export interface FailureRoutesOptions {
+  /** ms between SSE heartbeat comments (default 15000) */
+  heartbeatMs?: number
+}
+
+const parseTime = (name: string, v: string | undefined): number | undefined => {
+  if (v === undefined) return undefined
+  const t = Date.parse(v)
+  if (Number.isNaN(t)) throw invalidInput([{ field: `querystring.${name}`, rule: 'format date-time', message: 'is not a date-time' }])
+  return t
+}
+
+export default async function failureRoutes(app: FastifyInstance, opts: FailureRoutesOptions = {}) {
+  const r = app.withTypeProvider<TypeBoxTypeProvider>()
+  const log: FailureLog = app.failureLog
+  const heartbeatMs = opts.heartbeatMs ?? 15_000
+
+  r.get('/api/failures', {
+    preHandler: app.requireAdmin,
+    schema: {
+      tags: ['failures'],
+      summary: 'Connection failures, newest first, filtered, cursor-paged',
+      security: [{ bearerAuth: [] }],
+      querystring: ListQuery,
+      response: { 200: FailurePage },
+    },
+  }, async (request) => {
+    const q = request.query
+    return log.list({
+      reason: q.reason,
+      clientId: q.clientId,
+      remoteAddress: q.remoteAddress,
+      since: parseTime('since', q.since),
+      until: parseTime('until', q.until),
+      before: q.before,
+      limit: q.limit,
+    })
+  })
+
+  r.get('/api/failures/stats', {
+    preHandler: app.requireAdmin,
+    schema: {
+      tags: ['failures'],
+      summary: 'Failures per time bucket and reason; connect-latency histogram of successful connections',
+      security: [{ bearerAuth: [] }],
+      querystring: StatsQuery,
+      response: { 200: FailureStats },
+    },
+  }, async (request) => {
+    const q = request.query
+    const until = parseTime('until', q.until) ?? Date.now()
+    const since = parseTime('since', q.since) ?? until - DAY_MS
+    if (since >= until) {
+      throw invalidInput([{ field: 'querystring.since', rule: 'before until', message: 'must be before until' }])
+    }
+    const span = until - since
+    const bucketSec = q.bucketSec ?? BUCKET_SIZES_SEC.find((s) => span / (s * 1000) <= 100) ?? 86400
+    if (span / (bucketSec * 1000) > MAX_BUCKETS) {
+      throw invalidInput([{
+        field: 'querystring.bucketSec',
+        rule: `at most ${MAX_BUCKETS} buckets`,
+        message: `gives more than ${MAX_BUCKETS} buckets for this window; use a larger bucket or a shorter window`,
+      }])
+    }
+    const connectTimeoutMs = app.settingsStore.current().values.connectTimeoutMs
+    return {
+      ...log.counts({ since, until, bucketMs: bucketSec * 1000 }),
+      connectTimeoutMs,
+      latency: log.latency({ since, until }),
+      whatIf: log.latencyWhatIf(q.thresholdMs ?? connectTimeoutMs, { since, until }),
+      log: log.stats(),
+    }
+  })
+
+  // Server-Sent Events. EventSource cannot send headers: `?token=` is accepted here (and only here) by copying it
+  // into the Authorization header before app.requireAdmin runs. A fetch() reader sending the header works as well.
+  const streams = new Set<ServerResponse>()
+  r.get('/api/failures/stream', {
+    onRequest: async (request: FastifyRequest) => {
+      const token = (request.query as { token?: unknown }).token
+      if (typeof token === 'string' && token !== '' && request.headers.authorization === undefined) {
+        request.headers.authorization = `Bearer ${token}`
+      }
+    },
+    preHandler: app.requireAdmin,
+    schema: {
+      tags: ['failures'],
+      summary: 'Live failures as Server-Sent Events (`event: failure`, `event: folded`; `: heartbeat` comments)',
+      description: 'Each `failure` event carries one record as JSON with `id:` set to its id; on reconnect, the ' +
+        '`Last-Event-ID` header (or `lastEventId`) replays what was missed (up to 500). `folded` events say that ' +
+        'a written flood summary now stands for more failures: `{ id, foldedCount, lastFoldedAt }`. `dropped` ' +
+        'events say how many were skipped because this client read too slowly.',
+      security: [{ bearerAuth: [] }],
+      querystring: StreamQuery,
+      produces: ['text/event-stream'],
+    },
+  }, async (request, reply) => {
+    if (streams.size >= MAX_STREAMS) throw new TooManyStreamsError(MAX_STREAMS)
+    const q = request.query
+    const header = request.headers['last-event-id']
+    const lastId = q.lastEventId ?? (typeof header === 'string' && /^\d+$/.test(header) ? Number(header) : undefined)
+    const matches = (rec: FailureRecord) =>
+      (q.reason === undefined || rec.reason === q.reason) &&
+      (q.clientId === undefined || (rec.clientId ?? '').startsWith(q.clientId)) &&
+      (q.remoteAddress === undefined || rec.remoteAddress === q.remoteAddress)
+    openStream(reply, lastId, matches)
+  })
+
+  function openStream(reply: FastifyReply, lastId: number | undefined, matches: (r: FailureRecord) => boolean) {
+    reply.hijack()
+    const res = reply.raw
+    res.writeHead(200, {
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-cache, no-transform',
+      connection: 'keep-alive',
+      'x-accel-buffering': 'no',
+    })
+    let skipped = 0
+    const send = (chunk: string) => {
+      if (res.destroyed || res.writableEnded) return
+      if (res.writableLength > MAX_STREAM_BUFFER) {
+        skipped++
+        return
+      }
+      if (skipped > 0) {
+        res.write(`event: dropped\ndata: {"count":${skipped}}\n\n`)
+        skipped = 0
+      }
+      res.write(chunk)
+    }
+    // JSON.stringify escapes CR and LF, so one record is always one `data:` line
+    const sendRecord = (rec: FailureRecord) => {
+      if (matches(rec)) send(`id: ${rec.id}\nevent: failure\ndata: ${JSON.stringify(rec)}\n\n`)
+    }
+    const onRecord = (rec: FailureRecord) => {
+      try {
+        sendRecord(rec)
+      } catch (err) {
+        app.log.warn({ err }, 'failure stream write failed')
+      }
+    }
+    const onFolded = (u: { id: number; foldedCount: number; lastFoldedAt: string }) => {
+      try {
+        send(`event: folded\ndata: ${JSON.stringify(u)}\n\n`)
+      } catch (err) {
+        app.log.warn({ err }, 'failure stream write failed')
+      }
+    }
+
+    res.write(`retry: 3000\n: connected ${new Date().toISOString()}\n\n`)
+    if (lastId !== undefined) {
+      try {
+        for (const rec of log.after(lastId, REPLAY_LIMIT)) sendRecord(rec)
+      } catch (err) {
+        app.log.warn({ err }, 'failure stream replay failed')
+      }
+    }
+    log.on('record', onRecord)
+    log.on('folded', onFolded)
+    const heartbeat = setInterval(() => send(`: heartbeat ${new Date().toISOString()}\n\n`), heartbeatMs)
+    streams.add(res)
+    res.once('close', () => {
+      clearInterval(heartbeat)
+      log.off('record', onRecord)
+      log.off('folded', onFolded)
+      streams.delete(res)
+    })
+  }
+
+  // Open streams would hold the HTTP server open: end them before it closes.
+  app.addHook('preClose', async () => {
+    for (const res of streams) res.end()
+  })
+
+  r.get('/api/failures/:id', {
+    preHandler: app.requireAdmin,
+    schema: {
+      tags: ['failures'],
+      summary: 'One connection failure',
+      security: [{ bearerAuth: [] }],
+      params: IdParams,
+      response: { 200: FailureRecord },
+    },
+  }, async (request) => {
+    const rec = log.get(request.params.id)
+    if (!rec) throw new NotFoundError(`there is no failure record ${request.params.id} (it may have been pruned)`)
+    return rec
+  })
 }

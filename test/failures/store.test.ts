@@ -193,7 +193,7 @@ test('pruning by age removes records older than failureLogMaxAgeDays, in small b
 test('a flood from one source is folded into summary rows whose counts add up', (t) => {
   const c = clock()
   const { db, log } = setup(t, { now: c.now, foldAfter: 10, foldWindowMs: 1000 })
-  const folded: { id: number; foldedCount: number }[] = []
+  const folded: { id: number; foldedCount: number; lastFoldedAt: string }[] = []
   log.on('folded', (u) => folded.push(u))
   const flood = (n: number, over = {}) => {
     for (let i = 0; i < n; i++) log.record(failureEvent({ remoteAddress: '192.0.2.7', reason: 'protocol_error', ...over }))
