@@ -91,6 +91,8 @@ export interface BrokerStats {
   messagesDelivered: number
   retainedMessages: number
   subscriptions: number
+  /** messages not delivered: a slow client's QoS 0 over its buffer bound, a full offline queue, over its Maximum Packet Size */
+  messagesDropped: number
 }
 
 export interface BrokerEvents {

@@ -1,0 +1,6 @@
+// AUTH: enhanced authentication is not offered, so an AUTH packet is a protocol error [MQTT-3.15.0-? / 4.12].
+import type { Session } from '../session.ts'
+
+export function handleAuth(s: Session): void {
+  s.protocolError('the client sent AUTH, but no enhanced authentication was agreed')
+}

@@ -1,0 +1,6 @@
+// PINGREQ: answer PINGRESP [MQTT-3.12.4-1]. Its arrival already refreshed the keepalive deadline.
+import type { Session } from '../session.ts'
+
+export function handlePingreq(s: Session): void {
+  s.write({ cmd: 'pingresp' })
+}

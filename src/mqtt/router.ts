@@ -1,0 +1,142 @@
+// Routing between sessions: which subscriptions a published topic reaches. Behind a small interface so that a
+// clustered implementation (e.g. on NATS) can replace the in-memory default without touching the handlers.
+import type { QoS } from 'mqtt-packet'
+import { TopicTrie, parseSharedFilter } from './topics.ts'
+
+export interface Subscription {
+  clientId: string
+  /** the filter as the client sent it, `$share/group/` prefix included */
+  filter: string
+  qos: QoS
+  /** v5 No Local: not delivered to the client that published it */
+  noLocal: boolean
+  /** v5 Retain As Published */
+  retainAsPublished: boolean
+  /** v5 Retain Handling 0, 1 or 2 */
+  retainHandling: number
+  /** v5 Subscription Identifier (0 = none) */
+  subscriptionId: number
+  /** shared subscription group, or null */
+  group: string | null
+}
+
+/** One delivery target for a published message: a client and what its matching subscriptions ask for. */
+export interface Match {
+  clientId: string
+  qos: QoS
+  noLocal: boolean
+  retainAsPublished: boolean
+  /** subscription identifiers of every matching subscription of this client (v5), empty when none */
+  subscriptionIds: number[]
+}
+
+export interface Router {
+  /** Add or replace `sub` (same client, same filter). Returns whether it is new. */
+  add(sub: Subscription): boolean
+  remove(clientId: string, filter: string): boolean
+  /** Targets for `topic`: at most one per client, one member per shared group. */
+  match(topic: string): Match[]
+  readonly size: number
+}
+
+const NO_IDS: number[] = []
+
+interface SharedGroup {
+  members: Map<string, Subscription>
+  /** round-robin cursor */
+  next: number
+}
+
+type Entry = Subscription | SharedGroup
+
+/** In-memory router on one topic trie; shared groups are one trie entry each, served round-robin. */
+export class MemoryRouter implements Router {
+  readonly #trie = new TopicTrie<Entry>()
+  #size = 0
+
+  get size(): number {
+    return this.#size
+  }
+
+  add(sub: Subscription): boolean {
+    const shared = parseSharedFilter(sub.filter)
+    if (shared == null) {
+      const isNew = this.#trie.set(sub.filter, sub.clientId, sub)
+      if (isNew) this.#size++
+      return isNew
+    }
+    const key = '$share/' + shared.group
+    let group = this.#trie.get(shared.filter, key) as SharedGroup | undefined
+    if (group === undefined) {
+      group = { members: new Map(), next: 0 }
+      this.#trie.set(shared.filter, key, group)
+    }
+    const isNew = !group.members.has(sub.clientId)
+    group.members.set(sub.clientId, sub)
+    if (isNew) this.#size++
+    return isNew
+  }
+
+  remove(clientId: string, filter: string): boolean {
+    const shared = parseSharedFilter(filter)
+    if (shared == null) {
+      const removed = this.#trie.delete(filter, clientId)
+      if (removed) this.#size--
+      return removed
+    }
+    const key = '$share/' + shared.group
+    const group = this.#trie.get(shared.filter, key) as SharedGroup | undefined
+    if (group === undefined || !group.members.delete(clientId)) return false
+    if (group.members.size === 0) this.#trie.delete(shared.filter, key)
+    this.#size--
+    return true
+  }
+
+  match(topic: string): Match[] {
+    const out: Match[] = []
+    let byClient: Map<string, Match> | null = null
+    this.#trie.match(topic, (entry) => {
+      const sub = 'members' in entry ? pickMember(entry) : entry
+      const m: Match = {
+        clientId: sub.clientId,
+        qos: sub.qos,
+        noLocal: sub.noLocal,
+        retainAsPublished: sub.retainAsPublished,
+        subscriptionIds: sub.subscriptionId > 0 ? [sub.subscriptionId] : NO_IDS,
+      }
+      if (out.length === 0) {
+        out.push(m)
+        return
+      }
+      // Overlapping subscriptions of one client: deliver once at the highest QoS [MQTT-3.3.5-1],
+      // with every subscription identifier (v5 3.3.4).
+      if (byClient === null) {
+        byClient = new Map()
+        for (const o of out) byClient.set(o.clientId, o)
+      }
+      const prev = byClient.get(m.clientId)
+      if (prev === undefined) {
+        byClient.set(m.clientId, m)
+        out.push(m)
+        return
+      }
+      if (m.qos > prev.qos) prev.qos = m.qos
+      prev.noLocal &&= m.noLocal
+      prev.retainAsPublished ||= m.retainAsPublished
+      if (m.subscriptionIds.length > 0) prev.subscriptionIds = [...prev.subscriptionIds, ...m.subscriptionIds]
+    })
+    return out
+  }
+}
+
+function pickMember(group: SharedGroup): Subscription {
+  const members = group.members
+  const n = members.size
+  const idx = group.next++ % n
+  if (group.next >= n) group.next = 0
+  let i = 0
+  for (const sub of members.values()) {
+    if (i++ === idx) return sub
+  }
+  return members.values().next().value as Subscription
+}

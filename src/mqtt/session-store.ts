@@ -1,0 +1,84 @@
+// Session state that outlives a connection (MQTT "session"): subscriptions, unacknowledged outgoing messages,
+// queued messages for an offline persistent client, QoS 2 packet ids awaiting PUBREL. Behind a small interface so
+// that a clustered store can replace the in-memory default.
+import type { QoS } from 'mqtt-packet'
+import type { Message } from './message.ts'
+import type { Subscription } from './router.ts'
+
+/** A QoS 1/2 message sent to the client and not yet fully acknowledged. */
+export interface Outgoing {
+  packetId: number
+  message: Message
+  qos: 1 | 2
+  retain: boolean
+  subscriptionIds: number[]
+  /** 'publish': waiting PUBACK/PUBREC; 'pubrel': PUBREC received, PUBREL sent, waiting PUBCOMP */
+  stage: 'publish' | 'pubrel'
+}
+
+/** A message waiting for the client to come back or for room in its Receive Maximum window. */
+export interface Queued {
+  message: Message
+  qos: QoS
+  retain: boolean
+  subscriptionIds: number[]
+}
+
+/** Session Expiry Interval meaning "never expires" (v5 3.1.2.11.2) */
+export const NEVER_EXPIRES = 0xffffffff
+
+export interface SessionState {
+  readonly clientId: string
+  /** by filter as sent (including `$share/group/`) */
+  readonly subscriptions: Map<string, Subscription>
+  /** by packet id; created on first use */
+  inflight: Map<number, Outgoing> | null
+  queue: Queued[] | null
+  /** QoS 2 PUBLISH packet ids received, PUBREC sent, waiting PUBREL */
+  incomingQos2: Set<number> | null
+  nextPacketId: number
+  /** seconds the session outlives its connection (0 = ends with it, 0xFFFFFFFF = never expires) */
+  expiryIntervalSec: number
+  /** messages dropped because the queue was full */
+  dropped: number
+}
+
+export function newSessionState(clientId: string, expiryIntervalSec: number): SessionState {
+  return {
+    clientId,
+    subscriptions: new Map(),
+    inflight: null,
+    queue: null,
+    incomingQos2: null,
+    nextPacketId: 1,
+    expiryIntervalSec,
+    dropped: 0,
+  }
+}
+
+export interface SessionStore {
+  get(clientId: string): SessionState | undefined
+  set(state: SessionState): void
+  delete(clientId: string): void
+  readonly size: number
+}
+
+export class MemorySessionStore implements SessionStore {
+  readonly #byClient = new Map<string, SessionState>()
+
+  get size(): number {
+    return this.#byClient.size
+  }
+
+  get(clientId: string): SessionState | undefined {
+    return this.#byClient.get(clientId)
+  }
+
+  set(state: SessionState): void {
+    this.#byClient.set(state.clientId, state)
+  }
+
+  delete(clientId: string): void {
+    this.#byClient.delete(clientId)
+  }
+}
