@@ -7,11 +7,12 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import WebSocket from 'ws'
 import mqttPacket, { type Packet } from 'mqtt-packet'
-import mqtt, { type IClientOptions, type MqttClient } from 'mqtt'
+import mqtt, { type IClientOptions, type ISubscriptionMap, type MqttClient } from 'mqtt'
 import { buildApp, type App } from '../src/app.ts'
 import type { BootConfig } from '../src/config.ts'
 import type { SettingsValues } from '../src/settings/schema.ts'
 import type { FailureEvent } from '../src/failures/schema.ts'
+import type { BrokerEvents } from '../src/mqtt/types.ts'
 
 export const TEST_TOKEN = 'test-admin-token-0123456789abcdef'
 
@@ -92,6 +93,16 @@ export function waitForFailure(
   timeoutMs = 3000,
 ): Promise<FailureEvent> {
   return waitForEvent<FailureEvent>(server.app.broker as unknown as EventEmitter, 'failure', match, timeoutMs)
+}
+
+/** Waits for the broker's next `name` event passing `match` (typed by the broker's event map). */
+export function waitForBrokerEvent<K extends keyof BrokerEvents>(
+  server: TestServer,
+  name: K,
+  match: (value: BrokerEvents[K][0]) => boolean = () => true,
+  timeoutMs = 3000,
+): Promise<BrokerEvents[K][0]> {
+  return waitForEvent<BrokerEvents[K][0]>(server.app.broker as unknown as EventEmitter, name, match, timeoutMs)
 }
 
 /**
@@ -198,9 +209,18 @@ export class RawClient {
   }
 }
 
-/** A real MQTT.js client over the WebSocket, resolved once connected (rejects on error or timeout). */
-export async function connectMqtt(wsUrl: string, opts: IClientOptions = {}, timeoutMs = 3000): Promise<MqttClient> {
+/**
+ * A real MQTT.js client over the WebSocket, resolved once connected (rejects on error or timeout).
+ * `onClient` runs before any packet arrives (e.g. to attach a MessageLog that must see messages sent right after CONNACK).
+ */
+export async function connectMqtt(
+  wsUrl: string,
+  opts: IClientOptions = {},
+  timeoutMs = 3000,
+  onClient?: (client: MqttClient) => void,
+): Promise<MqttClient> {
   const client = mqtt.connect(wsUrl, { reconnectPeriod: 0, connectTimeout: timeoutMs, protocolVersion: 4, ...opts })
+  onClient?.(client)
   try {
     await Promise.race([
       once(client, 'connect'),
@@ -212,6 +232,119 @@ export async function connectMqtt(wsUrl: string, opts: IClientOptions = {}, time
     throw err
   }
   return client
+}
+
+/** One message an MQTT.js client received. */
+export interface ReceivedMessage {
+  topic: string
+  payload: Buffer
+  packet: import('mqtt-packet').IPublishPacket
+}
+
+/** Records every message an MQTT.js client receives; `waitFor` resolves on the first (past or future) match. */
+export class MessageLog {
+  readonly messages: ReceivedMessage[] = []
+  private readonly events = new EventEmitter()
+
+  constructor(client: MqttClient) {
+    client.on('message', (topic, payload, packet) => {
+      const m = { topic, payload, packet }
+      this.messages.push(m)
+      this.events.emit('message', m)
+    })
+  }
+
+  /** Messages on `topic` so far. */
+  on(topic: string): ReceivedMessage[] {
+    return this.messages.filter((m) => m.topic === topic)
+  }
+
+  waitFor(match: (m: ReceivedMessage) => boolean, timeoutMs = 3000): Promise<ReceivedMessage> {
+    const seen = this.messages.find(match)
+    if (seen) return Promise.resolve(seen)
+    return waitForEvent<ReceivedMessage>(this.events, 'message', match, timeoutMs)
+  }
+
+  /** Resolves with the messages on `topic` once there are `count` of them. */
+  async waitForCount(topic: string, count: number, timeoutMs = 3000): Promise<ReceivedMessage[]> {
+    if (this.on(topic).length < count) {
+      await waitForEvent<ReceivedMessage>(this.events, 'message', () => this.on(topic).length >= count, timeoutMs)
+    }
+    return this.on(topic)
+  }
+}
+
+/** MQTT.js options selecting a protocol version: 3 = MQTT 3.1 (protocol name MQIsdp), 4 = 3.1.1, 5 = 5.0. */
+export function protocolOptions(protocolVersion: 3 | 4 | 5): IClientOptions {
+  return protocolVersion === 3 ? { protocolVersion: 3, protocolId: 'MQIsdp' } : { protocolVersion }
+}
+
+let uniqueSeq = 0
+/** A name unique within the process, short enough for an MQTT 3.1 client id (23 characters). */
+export const uniqueId = (prefix: string) => `${prefix}${++uniqueSeq}`
+
+/**
+ * Publishes a QoS 1 marker on `topic` (to which `log`'s client is subscribed) and waits for it: whatever `pub`
+ * published before has been routed by then, so "not delivered" can be asserted without sleeping.
+ */
+export async function barrier(pub: MqttClient, log: MessageLog, topic: string, timeoutMs = 3000): Promise<void> {
+  const marker = uniqueId('marker-')
+  await pub.publishAsync(topic, marker, { qos: 1 })
+  await log.waitFor((m) => m.topic === topic && m.payload.toString() === marker, timeoutMs)
+}
+
+/** A started server plus factories for clients that are all closed (then the server) in `t.after`. */
+export interface BrokerKit {
+  server: TestServer
+  mqtt(opts?: IClientOptions, timeoutMs?: number, onClient?: (client: MqttClient) => void): Promise<MqttClient>
+  raw(opts?: Parameters<typeof RawClient.open>[1]): Promise<RawClient>
+  /**
+   * A subscriber to `filters` (plus a private barrier topic) and a publisher, both MQTT.js with `clientOpts`;
+   * `sync()` returns once everything the publisher sent before it has been routed.
+   */
+  watch(
+    filters: ISubscriptionMap,
+    clientOpts?: IClientOptions,
+  ): Promise<{ sub: MqttClient; log: MessageLog; pub: MqttClient; sync(): Promise<void> }>
+}
+
+/** For test files that open many clients per test. */
+export async function brokerKit(
+  t: { after(fn: () => unknown): void },
+  opts: Parameters<typeof startServer>[0] = {},
+): Promise<BrokerKit> {
+  const server = await startServer(opts)
+  const clients: MqttClient[] = []
+  const raws: RawClient[] = []
+  t.after(async () => {
+    for (const c of clients) c.end(true)
+    for (const r of raws) r.close()
+    await server.close()
+  })
+  const kit: BrokerKit = {
+    server,
+    async mqtt(o = {}, timeoutMs, onClient) {
+      const c = await connectMqtt(server.wsUrl, o, timeoutMs, onClient)
+      // a later error (e.g. the server closing it on purpose) must not crash the run; tests assert what they expect
+      c.on('error', () => {})
+      clients.push(c)
+      return c
+    },
+    async raw(o = {}) {
+      const r = await RawClient.open(server.wsUrl, o)
+      raws.push(r)
+      return r
+    },
+    async watch(filters, clientOpts = {}) {
+      let log!: MessageLog
+      const sub = await kit.mqtt(clientOpts, undefined, (c) => (log = new MessageLog(c)))
+      const bar = uniqueId('barrier/')
+      await sub.subscribeAsync({ ...filters, [bar]: { qos: 1 } })
+      const pub = await kit.mqtt(clientOpts)
+      return { sub, log, pub, sync: () => barrier(pub, log, bar) }
+    },
+  }
+  return kit
 }
 
 /** Resolves after ms. For pacing split frames, not for waiting on results (use events). */

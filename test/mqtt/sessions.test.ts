@@ -1,0 +1,349 @@
+// Sessions: clean session / clean start and session expiry, the session present flag, subscriptions kept,
+// redelivery of unacknowledged messages with DUP set, queued messages for offline persistent sessions (bounded),
+// inbound QoS 2 state across reconnects, and take-over of a duplicate client id. Table-driven over versions.
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import type { IClientOptions, IConnackPacket, MqttClient } from 'mqtt'
+import type { Packet } from 'mqtt-packet'
+import {
+  barrier, brokerKit, delay, MessageLog, protocolOptions, RawClient, uniqueId, waitForBrokerEvent, waitForFailure,
+  type BrokerKit,
+} from '../helpers.ts'
+
+type Version = 3 | 4 | 5
+const VERSIONS: { name: string; pv: Version }[] = [
+  { name: 'MQTT 3.1', pv: 3 },
+  { name: 'MQTT 3.1.1', pv: 4 },
+  { name: 'MQTT 5.0', pv: 5 },
+]
+type Kit = BrokerKit
+
+/** A session that outlives its connection: v3 CleanSession 0; v5 Clean Start 0 with a Session Expiry Interval. */
+const persistent = (pv: Version, clientId: string): IClientOptions => ({
+  ...protocolOptions(pv),
+  clientId,
+  clean: false,
+  ...(pv === 5 ? { properties: { sessionExpiryInterval: 300 } } : {}),
+})
+/** The same, as raw CONNECT fields. */
+const persistentRaw = (pv: Version, clientId: string) => ({
+  clientId,
+  clean: false,
+  ...(pv === 5 ? { properties: { sessionExpiryInterval: 300 } } : {}),
+})
+
+const sessionPresent = (connack: Packet) => (connack as { sessionPresent: boolean }).sessionPresent
+const payloadOf = (p: Packet) => (p as { payload: Buffer }).payload.toString()
+
+/** Connects an MQTT.js client; `present` is its CONNACK's session present flag. */
+async function session(kit: Kit, opts: IClientOptions, onClient?: (c: MqttClient) => void) {
+  let connack: IConnackPacket | undefined
+  const client = await kit.mqtt(opts, undefined, (c) => {
+    c.once('connect', (p) => (connack = p))
+    onClient?.(c)
+  })
+  assert.ok(connack)
+  return Object.assign(client, { present: connack.sessionPresent })
+}
+
+/** Opens a raw client in `pv`, connects with `fields`, returns it with its CONNACK. */
+async function rawSession(kit: Kit, pv: Version, fields: Record<string, unknown>) {
+  const raw = await kit.raw({ protocolVersion: pv })
+  const connack = await raw.connect(fields, pv)
+  assert.equal((connack as { returnCode?: number; reasonCode?: number }).returnCode ?? (connack as { reasonCode?: number }).reasonCode, 0)
+  return { raw, connack }
+}
+
+/** Drops a raw client's socket and waits until the broker has seen it go (a connection_lost failure). */
+async function drop(kit: Kit, raw: RawClient, clientId: string) {
+  const lost = waitForFailure(kit.server, (e) => e.clientId === clientId && e.reason === 'connection_lost')
+  raw.close()
+  await lost
+}
+
+/** Ends an MQTT.js client with DISCONNECT and waits until the broker has processed it. */
+async function disconnect(kit: Kit, client: Awaited<ReturnType<Kit['mqtt']>>) {
+  const gone = waitForBrokerEvent(kit.server, 'disconnected', (e) => e.clientId === client.options.clientId)
+  await client.endAsync()
+  await gone
+}
+
+for (const { name, pv } of VERSIONS) {
+  test(`${name}: a persistent session is resumed with session present and its subscriptions`, async (t) => {
+    const kit = await brokerKit(t)
+    const clientId = uniqueId('ps')
+    const first = await session(kit, persistent(pv, clientId))
+    assert.equal(first.present, false, 'no session existed [MQTT-3.2.2-3]')
+    await first.subscribeAsync({ 'keep/+': { qos: 1 }, 'bar/ps': { qos: 1 } })
+    await disconnect(kit, first)
+
+    const again = await session(kit, persistent(pv, clientId))
+    assert.equal(again.present, true, 'the session was resumed [MQTT-3.2.2-2]')
+    const log = new MessageLog(again)
+    const pub = await session(kit, protocolOptions(pv))
+    await pub.publishAsync('keep/a', 'still subscribed', { qos: 1 })
+    const m = await log.waitFor((m) => m.topic === 'keep/a')
+    assert.equal(m.payload.toString(), 'still subscribed')
+    assert.equal(m.packet.qos, 1)
+  })
+
+  test(`${name}: a clean session discards the previous session and is itself discarded at disconnect`, async (t) => {
+    const kit = await brokerKit(t)
+    const clientId = uniqueId('cs')
+    const first = await session(kit, persistent(pv, clientId))
+    await first.subscribeAsync('gone/+', { qos: 1 })
+    await disconnect(kit, first)
+
+    const clean = await session(kit, { ...protocolOptions(pv), clientId, clean: true })
+    assert.equal(clean.present, false, '[MQTT-3.2.2-1] clean start: session present 0')
+    const log = new MessageLog(clean)
+    await clean.subscribeAsync('bar/cs', { qos: 1 })
+    const pub = await session(kit, protocolOptions(pv))
+    await pub.publishAsync('gone/a', 'old subscription', { qos: 1 })
+    await barrier(pub, log, 'bar/cs')
+    assert.equal(log.on('gone/a').length, 0, 'the old subscription went with the old session')
+    await disconnect(kit, clean)
+
+    // the clean session ended with its connection: a persistent connect finds nothing
+    const after = await session(kit, persistent(pv, clientId))
+    assert.equal(after.present, false)
+  })
+
+  test(`${name}: unacknowledged QoS 1 messages are redelivered on reconnect with DUP set`, async (t) => {
+    const kit = await brokerKit(t)
+    const clientId = uniqueId('rd')
+    const topic = uniqueId('rd/')
+    const a = await rawSession(kit, pv, persistentRaw(pv, clientId))
+    a.raw.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic, qos: 1 }] }, pv)
+    await a.raw.nextPacket('suback')
+    const pub = await session(kit, protocolOptions(pv))
+    await pub.publishAsync(topic, 'unacked', { qos: 1 })
+    const first = await a.raw.nextPacket('publish')
+    assert.equal((first as { dup: boolean }).dup, false)
+    await drop(kit, a.raw, clientId) // never acknowledged
+
+    const b = await rawSession(kit, pv, persistentRaw(pv, clientId))
+    assert.equal(sessionPresent(b.connack), true)
+    const again = await b.raw.nextPacket('publish')
+    // [MQTT-4.4.0-1] resent with the same packet id and DUP 1 [MQTT-3.3.1-1]
+    assert.equal((again as { dup: boolean }).dup, true)
+    assert.equal(again.messageId, first.messageId)
+    assert.equal((again as { qos: number }).qos, 1)
+    assert.equal(payloadOf(again), 'unacked')
+    b.raw.send({ cmd: 'puback', messageId: again.messageId }, pv)
+
+    // acknowledged now: not sent a third time
+    const c0 = b.raw
+    c0.close()
+    const c = await rawSession(kit, pv, persistentRaw(pv, clientId))
+    c.raw.send({ cmd: 'pingreq' }, pv)
+    await c.raw.nextPacket('pingresp')
+    assert.equal(c.raw.packets.filter((p) => p.cmd === 'publish').length, 0)
+  })
+
+  test(`${name}: a QoS 2 message is resumed at its stage: PUBLISH (DUP) before PUBREC, PUBREL after`, async (t) => {
+    const kit = await brokerKit(t)
+    const clientId = uniqueId('q2')
+    const topic = uniqueId('q2/')
+    const a = await rawSession(kit, pv, persistentRaw(pv, clientId))
+    a.raw.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic, qos: 2 }] }, pv)
+    await a.raw.nextPacket('suback')
+    const pub = await session(kit, protocolOptions(pv))
+    await pub.publishAsync(topic, 'm1', { qos: 2 })
+    await pub.publishAsync(topic, 'm2', { qos: 2 })
+    const m1 = await a.raw.nextPacket('publish')
+    const m2 = await a.raw.nextPacket('publish')
+    assert.deepEqual([payloadOf(m1), payloadOf(m2)], ['m1', 'm2'])
+    // m1 reaches the PUBREL stage; m2 stays unacknowledged
+    a.raw.send({ cmd: 'pubrec', messageId: m1.messageId }, pv)
+    assert.equal((await a.raw.nextPacket('pubrel')).messageId, m1.messageId)
+    await drop(kit, a.raw, clientId)
+
+    const b = await rawSession(kit, pv, persistentRaw(pv, clientId))
+    assert.equal(sessionPresent(b.connack), true)
+    // [MQTT-4.4.0-1] PUBREL for m1 and PUBLISH (DUP) for m2, each with its packet id
+    const rel = await b.raw.nextPacket('pubrel')
+    assert.equal(rel.messageId, m1.messageId)
+    const again = await b.raw.nextPacket('publish')
+    assert.equal(again.messageId, m2.messageId)
+    assert.equal((again as { dup: boolean }).dup, true)
+    assert.equal(payloadOf(again), 'm2')
+    assert.equal(b.raw.packets.filter((p) => p.cmd === 'publish').length, 0, 'm1 is not sent again')
+    b.raw.send({ cmd: 'pubcomp', messageId: m1.messageId }, pv)
+    b.raw.send({ cmd: 'pubrec', messageId: m2.messageId }, pv)
+    assert.equal((await b.raw.nextPacket('pubrel')).messageId, m2.messageId)
+    b.raw.send({ cmd: 'pubcomp', messageId: m2.messageId }, pv)
+    b.raw.send({ cmd: 'pingreq' }, pv)
+    await b.raw.nextPacket('pingresp')
+    assert.equal(b.raw.packets.filter((p) => p.cmd === 'publish' || p.cmd === 'pubrel').length, 0)
+  })
+
+  test(`${name}: an inbound QoS 2 message awaiting PUBREL survives a reconnect and is delivered once`, async (t) => {
+    const kit = await brokerKit(t)
+    const watcher = await session(kit, protocolOptions(pv))
+    const log = new MessageLog(watcher)
+    const topic = uniqueId('in2/')
+    await watcher.subscribeAsync({ [topic]: { qos: 2 }, 'bar/in2': { qos: 1 } })
+    const clientId = uniqueId('i2')
+    const a = await rawSession(kit, pv, persistentRaw(pv, clientId))
+    const publish = { cmd: 'publish', topic, payload: Buffer.from('exactly once'), qos: 2, messageId: 5 } as const
+    a.raw.send(publish, pv)
+    assert.equal((await a.raw.nextPacket('pubrec')).messageId, 5)
+    await drop(kit, a.raw, clientId)
+
+    const b = await rawSession(kit, pv, persistentRaw(pv, clientId))
+    assert.equal(sessionPresent(b.connack), true)
+    // the client resends its PUBLISH with DUP (it never saw PUBREC arrive, as far as it knows)
+    b.raw.send({ ...publish, dup: true }, pv)
+    assert.equal((await b.raw.nextPacket('pubrec')).messageId, 5)
+    b.raw.send({ cmd: 'pubrel', messageId: 5 }, pv)
+    assert.equal((await b.raw.nextPacket('pubcomp')).messageId, 5)
+    const pub = await session(kit, protocolOptions(pv))
+    await barrier(pub, log, 'bar/in2')
+    assert.deepEqual(log.on(topic).map((m) => m.payload.toString()), ['exactly once'])
+  })
+
+  test(`${name}: messages published while a persistent session is offline are queued and delivered in order`, async (t) => {
+    const kit = await brokerKit(t)
+    const clientId = uniqueId('oq')
+    const topic = uniqueId('oq/')
+    const first = await session(kit, persistent(pv, clientId))
+    await first.subscribeAsync({ [topic]: { qos: 2 } })
+    await disconnect(kit, first)
+
+    const pub = await session(kit, protocolOptions(pv))
+    const sent: [string, 1 | 2][] = [['a', 1], ['b', 2], ['c', 1], ['d', 2]]
+    for (const [payload, qos] of sent) await pub.publishAsync(topic, payload, { qos })
+
+    let log!: MessageLog // listening before CONNECT: queued messages may follow CONNACK in the same frame
+    const again = await session(kit, persistent(pv, clientId), (c) => (log = new MessageLog(c)))
+    const got = await log.waitForCount(topic, sent.length)
+    assert.equal(again.present, true)
+    assert.deepEqual(got.map((m) => [m.payload.toString(), m.packet.qos]), sent, 'in order, at their QoS [MQTT-4.6.0-6]')
+  })
+
+  test(`${name}: a clean connection does not get messages queued for the old persistent session`, async (t) => {
+    const kit = await brokerKit(t)
+    const clientId = uniqueId('oc')
+    const topic = uniqueId('oc/')
+    const first = await session(kit, persistent(pv, clientId))
+    await first.subscribeAsync(topic, { qos: 1 })
+    await disconnect(kit, first)
+    const pub = await session(kit, protocolOptions(pv))
+    await pub.publishAsync(topic, 'queued', { qos: 1 })
+
+    let log!: MessageLog
+    const clean = await session(kit, { ...protocolOptions(pv), clientId, clean: true }, (c) => (log = new MessageLog(c)))
+    await clean.subscribeAsync('bar/oc', { qos: 1 })
+    await barrier(pub, log, 'bar/oc')
+    assert.equal(log.on(topic).length, 0)
+  })
+
+  test(`${name}: a duplicate client id takes over: the old connection is closed and logged as taken_over`, async (t) => {
+    const kit = await brokerKit(t)
+    const clientId = uniqueId('to')
+    const old = await rawSession(kit, pv, { clientId })
+    const takenOver = waitForFailure(kit.server, (e) => e.reason === 'taken_over')
+    const fresh = await rawSession(kit, pv, { clientId })
+    if (pv === 5) {
+      // [MQTT-3.1.4-3] v5: DISCONNECT with 0x8E (Session taken over) first
+      const d = await old.raw.nextPacket('disconnect')
+      assert.equal((d as { reasonCode: number }).reasonCode, 0x8e)
+    }
+    await old.raw.closed()
+    const failure = await takenOver
+    assert.equal(failure.clientId, clientId)
+    assert.equal(failure.phase, 'connected')
+    // the new connection works
+    fresh.raw.send({ cmd: 'pingreq' }, pv)
+    await fresh.raw.nextPacket('pingresp')
+    const live = kit.server.app.broker.connections().filter((c) => c.clientId === clientId)
+    assert.equal(live.length, 1)
+  })
+
+  test(`${name}: a take-over with a persistent session keeps the session`, async (t) => {
+    const kit = await brokerKit(t)
+    const clientId = uniqueId('tp')
+    const topic = uniqueId('tp/')
+    const old = await session(kit, persistent(pv, clientId))
+    await old.subscribeAsync(topic, { qos: 1 })
+    const fresh = await session(kit, persistent(pv, clientId))
+    assert.equal(fresh.present, true)
+    const log = new MessageLog(fresh)
+    const pub = await session(kit, protocolOptions(pv))
+    await pub.publishAsync(topic, 'to the new connection', { qos: 1 })
+    const m = await log.waitFor((m) => m.topic === topic)
+    assert.equal(m.payload.toString(), 'to the new connection')
+  })
+}
+
+// ---- MQTT 5.0 session expiry ----
+
+test('MQTT 5.0: Clean Start 0 without a Session Expiry Interval: the session ends with the connection', async (t) => {
+  const kit = await brokerKit(t)
+  const clientId = uniqueId('se0')
+  const first = await session(kit, { protocolVersion: 5, clientId, clean: false })
+  await first.subscribeAsync('se0/x', { qos: 1 })
+  await disconnect(kit, first)
+  const again = await session(kit, { protocolVersion: 5, clientId, clean: false })
+  assert.equal(again.present, false, 'expiry 0 (absent): the session ended at close')
+})
+
+test('MQTT 5.0: a session is gone once its Session Expiry Interval has elapsed', async (t) => {
+  const kit = await brokerKit(t)
+  const clientId = uniqueId('se1')
+  const first = await session(kit, { protocolVersion: 5, clientId, clean: false, properties: { sessionExpiryInterval: 1 } })
+  await disconnect(kit, first)
+  // within the interval: present
+  const within = await session(kit, { protocolVersion: 5, clientId, clean: false, properties: { sessionExpiryInterval: 1 } })
+  assert.equal(within.present, true)
+  await disconnect(kit, within)
+  await delay(1300)
+  const after = await session(kit, { protocolVersion: 5, clientId, clean: false, properties: { sessionExpiryInterval: 1 } })
+  assert.equal(after.present, false, 'expired after 1 s')
+})
+
+test('MQTT 5.0: the Session Expiry Interval in DISCONNECT replaces the one from CONNECT', async (t) => {
+  const kit = await brokerKit(t)
+  const clientId = uniqueId('sed')
+  const first = await session(kit, { protocolVersion: 5, clientId, clean: false, properties: { sessionExpiryInterval: 300 } })
+  const gone = waitForBrokerEvent(kit.server, 'disconnected', (e) => e.clientId === clientId)
+  await first.endAsync({ reasonCode: 0, properties: { sessionExpiryInterval: 0 } })
+  await gone
+  const again = await session(kit, { protocolVersion: 5, clientId, clean: false, properties: { sessionExpiryInterval: 300 } })
+  assert.equal(again.present, false)
+})
+
+test('MQTT 5.0: an empty client id gets an Assigned Client Identifier that can resume its session', async (t) => {
+  const kit = await brokerKit(t)
+  const a = await rawSession(kit, 5, { clientId: '', clean: true, properties: { sessionExpiryInterval: 300 } })
+  const assigned = (a.connack as { properties?: { assignedClientIdentifier?: string } }).properties?.assignedClientIdentifier
+  assert.equal(typeof assigned, 'string')
+  assert.ok(assigned!.length > 0)
+  const b = await rawSession(kit, 5, { clientId: '', clean: true })
+  const other = (b.connack as { properties?: { assignedClientIdentifier?: string } }).properties?.assignedClientIdentifier
+  assert.ok(other && other !== assigned, 'each connection gets its own id')
+  assert.ok(kit.server.app.broker.connections().some((c) => c.clientId === assigned))
+
+  a.raw.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'aci/x', qos: 1 }] }, 5)
+  await a.raw.nextPacket('suback')
+  const gone = waitForBrokerEvent(kit.server, 'disconnected', (e) => e.clientId === assigned)
+  a.raw.send({ cmd: 'disconnect', reasonCode: 0 }, 5)
+  await gone
+  const c = await rawSession(kit, 5, persistentRaw(5, assigned!))
+  assert.equal(sessionPresent(c.connack), true)
+  const given = (c.connack as { properties?: { assignedClientIdentifier?: string } }).properties?.assignedClientIdentifier
+  assert.equal(given, undefined, 'no Assigned Client Identifier when the client sent one')
+})
+
+test('MQTT 5.0: a persistent session outlives a clean connection of another client id', async (t) => {
+  // sessions are per client id: one client's clean start does not touch another's session
+  const kit = await brokerKit(t)
+  const a = uniqueId('pa')
+  const first = await session(kit, persistent(5, a))
+  await first.subscribeAsync('iso/x', { qos: 1 })
+  await disconnect(kit, first)
+  await session(kit, { protocolVersion: 5, clientId: uniqueId('pb'), clean: true })
+  const again = await session(kit, persistent(5, a))
+  assert.equal(again.present, true)
+})
