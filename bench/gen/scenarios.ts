@@ -1,0 +1,457 @@
+// The load scenarios. Each runs inside a generator process (bench/gen/main.ts), never in the broker's process,
+// drives one broker through raw ws + mqtt-packet clients, and returns numbers measured over `measureMs` after
+// `warmupMs`. Every scenario bounds what it has in flight, and ends its clients with DISCONNECT.
+import { performance } from 'node:perf_hooks'
+import type { Packet, IPublishPacket } from 'mqtt-packet'
+import {
+  BenchClient, packetFrame, pubackFrame, wsFrame, DISCONNECT_FRAME, pool,
+} from '../lib/wsclient.ts'
+import { rssKiB, cpuMs, machineBusyMs, sleep } from '../lib/proc.ts'
+
+export interface Timing { warmupMs: number, measureMs: number }
+
+/** Every job names the broker's URL and process id (for RSS and CPU readings). */
+interface Target { url: string, pid: number }
+
+export type Job =
+  | Target & { scenario: 'fanin', timing: Timing, publishers: number, payloadBytes: number, window: number, batch: number }
+  | Target & { scenario: 'fanout', timing: Timing, subscribers: number, payloadBytes: number, window: number, batch: number }
+  | Target & { scenario: 'qos1', timing: Timing, publishers: number, payloadBytes: number, inflight: number }
+  | Target & { scenario: 'latency', timing: Timing, publishers: number, payloadBytes: number, rate: number }
+  | Target & { scenario: 'connect', timing: Timing, concurrency: number }
+  | Target & { scenario: 'memory', clients: number, concurrency: number, settleMs: number }
+  | Target & { scenario: 'storm', durationMs: number, concurrency: number }
+
+export interface Result {
+  /** the headline figure of the scenario */
+  value: number
+  unit: string
+  /** everything else worth keeping */
+  details: Record<string, number | string>
+}
+
+export function runJob(job: Job): Promise<Result> {
+  switch (job.scenario) {
+    case 'fanin': return fanIn(job)
+    case 'fanout': return fanOut(job)
+    case 'qos1': return qos1(job)
+    case 'latency': return latency(job)
+    case 'connect': return connectRate(job)
+    case 'memory': return memory(job)
+    case 'storm': return storm(job)
+  }
+}
+
+const tag = Math.random().toString(36).slice(2, 8) // client ids unique per generator process
+
+function payload(bytes: number): Buffer {
+  return Buffer.alloc(bytes, 0x61)
+}
+
+function publishFrame(topic: string, body: Buffer, qos: 0 | 1 = 0, messageId = 1): Buffer {
+  const p: IPublishPacket = { cmd: 'publish', topic, payload: body, qos, dup: false, retain: false }
+  if (qos > 0) p.messageId = messageId
+  return packetFrame(p)
+}
+
+/**
+ * Rates of the counters `read` returns over [warmup end, warmup end + measure], plus the CPU share the broker
+ * (`pid`) and this generator used meanwhile (100 = one core): a broker near 100 was the limit, a generator near 100
+ * may have been.
+ */
+async function measureRates<K extends string>(
+  t: Timing, pid: number, read: () => Record<K, number>,
+): Promise<Record<K | CpuKeys, number>> {
+  await sleep(t.warmupMs)
+  const a = read()
+  const cpu = cpuMeter(pid)
+  const t0 = performance.now()
+  await sleep(t.measureMs)
+  const b = read()
+  const elapsed = performance.now() - t0
+  const out = { ...cpu() } as Record<K | CpuKeys, number>
+  for (const k of Object.keys(a) as K[]) out[k] = ((b[k] - a[k]) * 1000) / elapsed
+  return out
+}
+
+type CpuKeys = 'brokerCpuPct' | 'genCpuPct' | 'otherCpuPct'
+
+/**
+ * Starts a CPU reading; the function it returns gives the shares (100 = one core) since then of the broker, this
+ * generator, and everything else on the machine (other processes disturb a run: a high `otherCpuPct` marks a
+ * noisy one).
+ */
+function cpuMeter(pid: number): () => Record<CpuKeys, number> {
+  const brokerA = cpuMs(pid)
+  const genA = process.cpuUsage()
+  const machineA = machineBusyMs()
+  const t0 = performance.now()
+  return () => {
+    const elapsed = performance.now() - t0
+    const brokerB = cpuMs(pid)
+    const machineB = machineBusyMs()
+    const g = process.cpuUsage(genA)
+    const broker = brokerA !== null && brokerB !== null ? brokerB - brokerA : NaN
+    const gen = (g.user + g.system) / 1000
+    const machine = machineA !== null && machineB !== null ? machineB - machineA : NaN
+    const pct = (ms: number) => Math.round((ms * 100) / elapsed)
+    return { brokerCpuPct: pct(broker), genCpuPct: pct(gen), otherCpuPct: Math.max(0, pct(machine - broker - gen)) }
+  }
+}
+
+async function endAll(clients: BenchClient[]): Promise<void> {
+  await Promise.all(clients.map((c) => c.drained(2000)))
+  await pool(clients, 100, (c) => c.end(2000))
+}
+
+/**
+ * A closed loop over QoS 0 publishing: publishers write `batch` frames at a time while fewer than `window` messages
+ * (deliveries for fan-out) are outstanding, so the measure is the rate the broker sustains with a bounded queue,
+ * not how much it can buffer. A broker that drops messages would stall the loop: after 500 ms without progress the
+ * outstanding messages are counted as lost and the loop goes on.
+ */
+class QoS0Loop {
+  sent = 0 // messages x fan-out factor
+  delivered = 0
+  lost = 0
+  private running = true
+  private scheduled = false
+  private rr = 0
+  private readonly blocked: boolean[]
+  private lastDelivered = -1
+  private stalls = 0
+  private readonly watchdog: NodeJS.Timeout
+
+  constructor(
+    private readonly pubs: BenchClient[],
+    private readonly frames: Buffer[],
+    private readonly perWrite: number, // deliveries per write (batch x fan-out)
+    private readonly limit: number, // outstanding deliveries allowed
+  ) {
+    this.blocked = pubs.map(() => false)
+    this.watchdog = setInterval(() => this.checkStall(), 250)
+  }
+
+  onDelivery(): void {
+    this.delivered++
+    if (!this.scheduled && this.sent - this.delivered <= this.limit - this.perWrite) {
+      this.scheduled = true
+      queueMicrotask(() => this.pump())
+    }
+  }
+
+  pump(): void {
+    this.scheduled = false
+    if (!this.running) return
+    const n = this.pubs.length
+    let skipped = 0
+    while (this.sent - this.delivered < this.limit && skipped < n) {
+      const i = this.rr
+      this.rr = (i + 1) % n
+      if (this.blocked[i]) { skipped++; continue }
+      skipped = 0
+      this.sent += this.perWrite
+      if (!this.pubs[i].write(this.frames[i])) {
+        this.blocked[i] = true
+        this.pubs[i].socket.once('drain', () => { this.blocked[i] = false; this.pump() })
+      }
+    }
+  }
+
+  private checkStall(): void {
+    if (this.delivered === this.lastDelivered && this.sent - this.delivered > 0) {
+      if (++this.stalls >= 2) {
+        this.lost += this.sent - this.delivered
+        this.sent = this.delivered
+        this.stalls = 0
+        this.pump()
+      }
+    } else {
+      this.stalls = 0
+    }
+    this.lastDelivered = this.delivered
+  }
+
+  stop(): void {
+    this.running = false
+    clearInterval(this.watchdog)
+  }
+}
+
+async function fanIn(job: Extract<Job, { scenario: 'fanin' }>): Promise<Result> {
+  let loop: QoS0Loop | null = null
+  const sub = await BenchClient.connect(job.url, `fanin-sub-${tag}`)
+  await sub.subscribe('bench/fanin/+', 0)
+  sub.onPacket = (p) => { if (p.cmd === 'publish') loop?.onDelivery() }
+  const pubs = await pool(Array.from({ length: job.publishers }, (_, i) => i), 20,
+    (i) => BenchClient.connect(job.url, `fanin-pub-${i}-${tag}`))
+  const body = payload(job.payloadBytes)
+  const frames = pubs.map((_, i) => Buffer.concat(Array.from({ length: job.batch }, () => publishFrame(`bench/fanin/${i}`, body))))
+  loop = new QoS0Loop(pubs, frames, job.batch, job.window)
+  const l = loop
+  loop.pump()
+  const r = await measureRates(job.timing, job.pid, () => ({ delivered: l.delivered }))
+  loop.stop()
+  const details = { lost: loop.lost, publishers: job.publishers, payloadBytes: job.payloadBytes, window: job.window, brokerCpuPct: r.brokerCpuPct, genCpuPct: r.genCpuPct, otherCpuPct: r.otherCpuPct }
+  await endAll([...pubs, sub])
+  return { value: r.delivered, unit: 'msg/s', details }
+}
+
+async function fanOut(job: Extract<Job, { scenario: 'fanout' }>): Promise<Result> {
+  let loop: QoS0Loop | null = null
+  const perSub = new Array<number>(job.subscribers).fill(0)
+  const subs = await pool(Array.from({ length: job.subscribers }, (_, i) => i), 25, async (i) => {
+    const c = await BenchClient.connect(job.url, `fanout-sub-${i}-${tag}`)
+    await c.subscribe('bench/fanout/t', 0)
+    c.onPacket = (p) => { if (p.cmd === 'publish') { perSub[i]++; loop?.onDelivery() } }
+    return c
+  })
+  const pub = await BenchClient.connect(job.url, `fanout-pub-${tag}`)
+  const body = payload(job.payloadBytes)
+  const frame = Buffer.concat(Array.from({ length: job.batch }, () => publishFrame('bench/fanout/t', body)))
+  loop = new QoS0Loop([pub], [frame], job.batch * job.subscribers, job.window * job.subscribers)
+  const l = loop
+  loop.pump()
+  const r = await measureRates(job.timing, job.pid, () => ({ delivered: l.delivered }))
+  loop.stop()
+  const details = {
+    lost: loop.lost, subscribers: job.subscribers, payloadBytes: job.payloadBytes, brokerCpuPct: r.brokerCpuPct, genCpuPct: r.genCpuPct, otherCpuPct: r.otherCpuPct,
+    perSubscriberMin: Math.min(...perSub), perSubscriberMax: Math.max(...perSub),
+  }
+  await endAll([...subs, pub])
+  return { value: r.delivered, unit: 'deliveries/s', details }
+}
+
+/** Batch PUBACKs from one client into one write per tick. */
+function acker(c: BenchClient): (id: number) => void {
+  let ids: number[] = []
+  const flush = () => {
+    const buf = Buffer.allocUnsafe(ids.length * 10)
+    for (let k = 0; k < ids.length; k++) pubackFrame(ids[k]).copy(buf, k * 10)
+    ids = []
+    if (!c.closed) c.write(buf)
+  }
+  return (id) => {
+    if (ids.length === 0) queueMicrotask(flush)
+    ids.push(id)
+  }
+}
+
+/**
+ * QoS 1 publishers -> one wildcard QoS 1 subscriber that acknowledges everything. Each publisher keeps `inflight`
+ * PUBLISHes awaiting PUBACK (a slot is re-sent with the same packet id when acknowledged); a global bound on
+ * published-but-not-delivered messages keeps a broker that acknowledges before delivering from queueing without end.
+ */
+async function qos1(job: Extract<Job, { scenario: 'qos1' }>): Promise<Result> {
+  let delivered = 0
+  let acked = 0
+  let published = 0
+  let running = true
+  const globalLimit = job.publishers * job.inflight
+  const parked: Array<() => void> = []
+  const sub = await BenchClient.connect(job.url, `qos1-sub-${tag}`)
+  await sub.subscribe('bench/qos1/+', 1)
+  const ackSub = acker(sub)
+  sub.onPacket = (p) => {
+    if (p.cmd !== 'publish') return
+    delivered++
+    if (p.qos === 1) ackSub(p.messageId!)
+    while (parked.length > 0 && published - delivered < globalLimit) parked.pop()!()
+  }
+  const body = payload(job.payloadBytes)
+  const pubs = await pool(Array.from({ length: job.publishers }, (_, i) => i), 20, async (i) => {
+    const c = await BenchClient.connect(job.url, `qos1-pub-${i}-${tag}`)
+    const slots = Array.from({ length: job.inflight }, (_, k) => publishFrame(`bench/qos1/${i}`, body, 1, k + 1))
+    const send = (k: number) => {
+      if (!running || c.closed) return
+      if (published - delivered >= globalLimit) { parked.push(() => send(k)); return }
+      published++
+      c.write(slots[k])
+    }
+    c.onPacket = (p: Packet) => {
+      if (p.cmd !== 'puback') return
+      acked++
+      send(p.messageId! - 1)
+    }
+    return { c, start: () => { for (let k = 0; k < job.inflight; k++) send(k) } }
+  })
+  for (const p of pubs) p.start()
+  const r = await measureRates(job.timing, job.pid, () => ({ delivered, acked }))
+  running = false
+  await sleep(200) // let in-flight acknowledgements finish
+  const details = { ackedPerSec: Math.round(r.acked), deliveredPerSec: Math.round(r.delivered), publishers: job.publishers, inflight: job.inflight, brokerCpuPct: r.brokerCpuPct, genCpuPct: r.genCpuPct, otherCpuPct: r.otherCpuPct }
+  await endAll([...pubs.map((p) => p.c), sub])
+  return { value: Math.min(r.acked, r.delivered), unit: 'msg/s', details }
+}
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN
+  return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]
+}
+
+/** QoS 1 at a fixed total rate, publish time in the payload, delivery latency at the subscriber. */
+async function latency(job: Extract<Job, { scenario: 'latency' }>): Promise<Result> {
+  const samples: number[] = []
+  let measuring = false
+  let sentMeasured = 0
+  const sub = await BenchClient.connect(job.url, `lat-sub-${tag}`)
+  await sub.subscribe('bench/lat/+', 1)
+  const ackSub = acker(sub)
+  sub.onPacket = (p) => {
+    if (p.cmd !== 'publish') return
+    if (p.qos === 1) ackSub(p.messageId!)
+    const body = p.payload as Buffer
+    const sentAt = body.readDoubleLE(0)
+    const measured = body[8] === 1
+    if (measured) samples.push(performance.now() - sentAt)
+  }
+  const bodyLen = Math.max(job.payloadBytes, 9)
+  const pubs = await pool(Array.from({ length: job.publishers }, (_, i) => i), 20, async (i) => {
+    const c = await BenchClient.connect(job.url, `lat-pub-${i}-${tag}`)
+    const template = publishFrame(`bench/lat/${i}`, payload(bodyLen), 1, 1)
+    return { c, template, nextId: 1 }
+  })
+  let sent = 0
+  let rr = 0
+  const start = performance.now()
+  const tick = setInterval(() => {
+    const due = Math.floor(((performance.now() - start) * job.rate) / 1000)
+    while (sent < due) {
+      const p = pubs[rr]
+      rr = (rr + 1) % pubs.length
+      const f = Buffer.from(p.template)
+      const bodyAt = f.length - bodyLen
+      f.writeUInt16BE(p.nextId, bodyAt - 2)
+      p.nextId = p.nextId === 65535 ? 1 : p.nextId + 1
+      f[bodyAt + 8] = measuring ? 1 : 0
+      if (measuring) sentMeasured++
+      f.writeDoubleLE(performance.now(), bodyAt)
+      p.c.write(f)
+      sent++
+    }
+  }, 1)
+  await sleep(job.timing.warmupMs)
+  measuring = true
+  await sleep(job.timing.measureMs)
+  measuring = false
+  clearInterval(tick)
+  await sleep(1000) // late deliveries still count
+  const sorted = samples.slice().sort((a, b) => a - b)
+  const details = {
+    p50Ms: round(percentile(sorted, 0.5)), p99Ms: round(percentile(sorted, 0.99)),
+    p999Ms: round(percentile(sorted, 0.999)), maxMs: round(sorted[sorted.length - 1] ?? NaN),
+    rate: job.rate, sent: sentMeasured, received: samples.length, lost: sentMeasured - samples.length,
+  }
+  await endAll([...pubs.map((p) => p.c), sub])
+  return { value: details.p50Ms, unit: 'ms p50', details }
+}
+
+function round(n: number, digits = 3): number {
+  const f = 10 ** digits
+  return Math.round(n * f) / f
+}
+
+/** `concurrency` loops, each: WebSocket open, CONNECT, CONNACK, DISCONNECT and close, again and again. */
+async function connectRate(job: Extract<Job, { scenario: 'connect' }>): Promise<Result> {
+  let done = 0
+  let errors = 0
+  let running = true
+  let n = 0
+  const closing = new Set<BenchClient>()
+  async function loop(w: number) {
+    while (running) {
+      try {
+        const c = await BenchClient.connect(job.url, `conn-${w}-${n++}-${tag}`, { timeoutMs: 5000 })
+        done++
+        c.write(DISCONNECT_FRAME)
+        c.ws.close(1000)
+        closing.add(c)
+        const t = setTimeout(() => c.destroy(), 3000)
+        c.ws.once('close', () => { clearTimeout(t); closing.delete(c) })
+      } catch {
+        errors++
+        await sleep(10)
+      }
+    }
+  }
+  const loops = Array.from({ length: job.concurrency }, (_, w) => loop(w))
+  const r = await measureRates(job.timing, job.pid, () => ({ done, errors }))
+  running = false
+  await Promise.all(loops)
+  await waitClosed(closing, 3000)
+  return { value: r.done, unit: 'connects/s', details: { errorsPerSec: round(r.errors, 1), concurrency: job.concurrency, brokerCpuPct: r.brokerCpuPct, genCpuPct: r.genCpuPct, otherCpuPct: r.otherCpuPct } }
+}
+
+async function waitClosed(set: Set<BenchClient>, ms: number) {
+  const until = Date.now() + ms
+  while (set.size > 0 && Date.now() < until) await sleep(50)
+  for (const c of set) c.destroy()
+}
+
+/** RSS of the broker before and after `clients` idle connections (CONNECTed, keepalive 60, no traffic). */
+async function memory(job: Extract<Job, { scenario: 'memory' }>): Promise<Result> {
+  // warm up the broker's connect path first, so that code and pools it creates once are not charged per client
+  await pool(Array.from({ length: 200 }, (_, i) => i), 20, async (i) => {
+    const c = await BenchClient.connect(job.url, `mem-warm-${i}-${tag}`)
+    await c.end()
+  })
+  await sleep(job.settleMs)
+  const before = rssKiB(job.pid)
+  const clients = await pool(Array.from({ length: job.clients }, (_, i) => i), job.concurrency,
+    (i) => BenchClient.connect(job.url, `mem-${i}-${tag}`, { timeoutMs: 20_000 }))
+  await sleep(job.settleMs)
+  const after = rssKiB(job.pid)
+  if (before === null || after === null) throw new Error(`cannot read /proc/${job.pid}/status`)
+  const perConn = (after - before) / job.clients
+  const details = { rssBeforeKiB: before, rssAfterKiB: after, clients: job.clients }
+  await pool(clients, 200, (c) => c.end(3000))
+  return { value: round(perConn, 2), unit: 'KiB/conn', details }
+}
+
+const STORM_MODES = ['publish-first', 'garbage', 'early-close'] as const
+
+/**
+ * A storm of failing connections from `concurrency` loops for `durationMs`: each opens a WebSocket and then sends a
+ * PUBLISH before CONNECT (protocol_error), sends bytes that are no MQTT packet (protocol_error), or closes before
+ * sending anything (closed_before_connect), in turn.
+ */
+async function storm(job: Extract<Job, { scenario: 'storm' }>): Promise<Result> {
+  const publishFirst = publishFrame('storm/x', Buffer.from('boom'))
+  const garbage = wsFrame(Buffer.from([0x00, 0xff, 0xff, 0xff, 0xff, 0x7f, 0xde, 0xad, 0xbe, 0xef]))
+  const count = { attempts: 0, closedByServer: 0, earlyClose: 0, errors: 0 }
+  let running = true
+  async function loop(w: number) {
+    let k = w
+    while (running) {
+      const mode = STORM_MODES[k++ % STORM_MODES.length]
+      try {
+        const c = await BenchClient.open(job.url, { timeoutMs: 5000 })
+        count.attempts++
+        if (mode === 'early-close') {
+          count.earlyClose++
+          c.destroy()
+          continue
+        }
+        await new Promise<void>((resolve) => {
+          const t = setTimeout(() => { c.destroy(); resolve() }, 3000)
+          c.ws.once('close', () => { clearTimeout(t); count.closedByServer++; resolve() })
+          c.write(mode === 'publish-first' ? publishFirst : garbage)
+        })
+      } catch {
+        count.errors++
+        await sleep(5)
+      }
+    }
+  }
+  const t0 = performance.now()
+  const loops = Array.from({ length: job.concurrency }, (_, w) => loop(w))
+  await sleep(job.durationMs)
+  running = false
+  await Promise.all(loops)
+  const secs = (performance.now() - t0) / 1000
+  return {
+    value: round(count.attempts / secs, 1),
+    unit: 'failing connections/s',
+    details: { ...count, seconds: round(secs, 2), concurrency: job.concurrency },
+  }
+}

@@ -1,0 +1,157 @@
+// Start and stop the brokers under test, each in its own process on 127.0.0.1:
+//  ours      - the real server (`node --import tsx src/server.ts`) on a tmp SQLite file
+//  aedes     - bench/peers/aedes.ts (Aedes behind a ws server)
+//  mosquitto - /usr/sbin/mosquitto with a websockets listener (socket_domain ipv4) and a TCP listener beside it
+import { spawn, fork, type ChildProcess } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { track, stopChild, freePort, waitFor, canConnect } from '../lib/proc.ts'
+
+export type PeerName = 'ours' | 'aedes' | 'mosquitto'
+export const ALL_PEERS: PeerName[] = ['ours', 'aedes', 'mosquitto']
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..')
+const MOSQUITTO_CANDIDATES = ['/usr/sbin/mosquitto', '/usr/local/sbin/mosquitto', '/usr/bin/mosquitto']
+
+export interface BrokerHandle {
+  name: PeerName
+  pid: number
+  wsUrl: string
+  /** ours only: http://127.0.0.1:PORT and the admin token for /api/* */
+  httpUrl?: string
+  adminToken?: string
+  /** last lines the process wrote (for error messages) */
+  output(): string
+  stop(): Promise<void>
+}
+
+export function mosquittoPath(): string | null {
+  return MOSQUITTO_CANDIDATES.find((p) => fs.existsSync(p)) ?? null
+}
+
+export interface StartOptions {
+  /** extra node flags for our server (e.g. ['--cpu-prof', '--cpu-prof-dir=bench-output/profiles']) */
+  oursNodeArgs?: string[]
+  /** extra env for our server */
+  oursEnv?: Record<string, string>
+}
+
+export async function startBroker(name: PeerName, opts: StartOptions = {}): Promise<BrokerHandle> {
+  switch (name) {
+    case 'ours': return startOurs(opts)
+    case 'aedes': return startAedes()
+    case 'mosquitto': return startMosquitto()
+  }
+}
+
+/** Keep the last ~8 KiB a child printed, and keep its pipes drained. */
+function capture(child: ChildProcess): () => string {
+  let tail = ''
+  const keep = (d: Buffer) => { tail = (tail + d.toString('utf8')).slice(-8192) }
+  child.stdout?.on('data', keep)
+  child.stderr?.on('data', keep)
+  return () => tail
+}
+
+function tmpDir(prefix: string): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), `wsmqtt-bench-${prefix}-`))
+}
+
+async function startOurs(opts: StartOptions): Promise<BrokerHandle> {
+  const port = await freePort()
+  const dir = tmpDir('ours')
+  const adminToken = 'bench-' + randomBytes(12).toString('hex')
+  const child = track(spawn(process.execPath, [...(opts.oursNodeArgs ?? []), '--import', 'tsx', 'src/server.ts'], {
+    cwd: ROOT,
+    env: {
+      ...process.env,
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      DB_PATH: path.join(dir, 'bench.db'),
+      LOG_LEVEL: 'warn',
+      ADMIN_TOKEN: adminToken,
+      ...opts.oursEnv,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  }))
+  const output = capture(child)
+  const httpUrl = `http://127.0.0.1:${port}`
+  try {
+    await waitFor('ours', async () => (await fetch(`${httpUrl}/healthz`)).ok, 30_000, child)
+  } catch (err) {
+    await stopChild(child)
+    fs.rmSync(dir, { recursive: true, force: true })
+    throw new Error(`${(err as Error).message}\n${output()}`)
+  }
+  return {
+    name: 'ours', pid: child.pid!, wsUrl: `ws://127.0.0.1:${port}/mqtt`, httpUrl, adminToken, output,
+    async stop() {
+      await stopChild(child, 5000)
+      fs.rmSync(dir, { recursive: true, force: true })
+    },
+  }
+}
+
+async function startAedes(): Promise<BrokerHandle> {
+  const child = track(fork(path.join(ROOT, 'bench/peers/aedes.ts'), [], {
+    cwd: ROOT,
+    execArgv: ['--import', 'tsx'],
+    env: { ...process.env, PORT: '0' },
+    stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+  }))
+  const output = capture(child)
+  const port = await new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`aedes: not ready after 20000 ms\n${output()}`)), 20_000)
+    child.once('message', (m: { port: number }) => { clearTimeout(timer); resolve(m.port) })
+    child.once('exit', (code) => { clearTimeout(timer); reject(new Error(`aedes exited (${code})\n${output()}`)) })
+  })
+  return {
+    name: 'aedes', pid: child.pid!, wsUrl: `ws://127.0.0.1:${port}/mqtt`, output,
+    stop: () => stopChild(child),
+  }
+}
+
+async function startMosquitto(): Promise<BrokerHandle> {
+  const bin = mosquittoPath()
+  if (!bin) throw new Error('mosquitto: not installed (apt-get install mosquitto)')
+  const dir = tmpDir('mosquitto')
+  const wsPort = await freePort()
+  const tcpPort = await freePort()
+  const conf = path.join(dir, 'mosquitto.conf')
+  fs.writeFileSync(conf, [
+    'per_listener_settings false',
+    'allow_anonymous true',
+    'persistence false',
+    // generous queues: the generator keeps its own bounded window, nothing should be dropped for lack of room
+    'max_queued_messages 1000000',
+    'max_inflight_messages 0',
+    'log_dest stderr',
+    'log_type error',
+    'log_type warning',
+    'connection_messages false',
+    `listener ${tcpPort} 127.0.0.1`,
+    `listener ${wsPort} 127.0.0.1`,
+    'protocol websockets',
+    'socket_domain ipv4',
+    '',
+  ].join('\n'))
+  const child = track(spawn(bin, ['-c', conf], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] }))
+  const output = capture(child)
+  try {
+    await waitFor('mosquitto', async () => (await canConnect(wsPort)) && (await canConnect(tcpPort)), 10_000, child)
+  } catch (err) {
+    await stopChild(child)
+    fs.rmSync(dir, { recursive: true, force: true })
+    throw new Error(`${(err as Error).message}\n${output()}`)
+  }
+  return {
+    name: 'mosquitto', pid: child.pid!, wsUrl: `ws://127.0.0.1:${wsPort}/mqtt`, output,
+    async stop() {
+      await stopChild(child)
+      fs.rmSync(dir, { recursive: true, force: true })
+    },
+  }
+}

@@ -1,0 +1,349 @@
+// npm run bench: our broker against Aedes and Mosquitto, same load generator, alternating, on 127.0.0.1.
+//
+//   npm run bench                                   all scenarios, all peers, 2 rounds (~6-8 min)
+//   BENCH_QUICK=1 npm run bench                     smoke run: 1 round, short windows (~1.5 min)
+//   npm run bench -- --scenarios=fanin,memory --peers=ours,aedes --rounds=3 --measure=5000 --warmup=1000
+//   npm run bench -- --profile                      also write a CPU profile of our server per run
+//   (each flag has an env twin: BENCH_SCENARIOS, BENCH_PEERS, BENCH_ROUNDS, BENCH_MEASURE_MS, BENCH_WARMUP_MS,
+//    BENCH_PROFILE=1)
+//
+// Every broker runs in its own process, started fresh for each scenario and round; every load generator runs in a
+// process of its own (bench/gen/main.ts). Results: printed, and written to bench-output/results.{json,md}.
+import { fork } from 'node:child_process'
+import { execFileSync } from 'node:child_process'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { performance } from 'node:perf_hooks'
+import { startBroker, mosquittoPath, ALL_PEERS, ROOT, type PeerName, type BrokerHandle } from './peers/brokers.ts'
+import { track, killAll, sleep } from './lib/proc.ts'
+import { table, fmt, ratio, type Row } from './lib/report.ts'
+import type { Job, Result, Timing } from './gen/scenarios.ts'
+
+const SCENARIOS = ['fanin', 'fanout', 'qos1', 'latency', 'connect', 'memory', 'storm'] as const
+type ScenarioName = (typeof SCENARIOS)[number]
+
+// ---------------------------------------------------------------------------------------------------- options
+function flag(name: string): string | undefined {
+  const hit = process.argv.slice(2).find((a) => a === `--${name}` || a.startsWith(`--${name}=`))
+  if (hit === undefined) return undefined
+  return hit.includes('=') ? hit.slice(hit.indexOf('=') + 1) : 'true'
+}
+function opt(name: string, env: string): string | undefined {
+  return flag(name) ?? process.env[env]
+}
+function list<T extends string>(raw: string | undefined, all: readonly T[], what: string): T[] {
+  if (!raw) return [...all]
+  const picked = raw.split(',').map((s) => s.trim()).filter(Boolean)
+  const bad = picked.filter((p) => !all.includes(p as T))
+  if (bad.length) throw new Error(`unknown ${what}: ${bad.join(', ')} (known: ${all.join(', ')})`)
+  return all.filter((a) => picked.includes(a))
+}
+
+const quick = ['1', 'true'].includes(opt('quick', 'BENCH_QUICK') ?? '')
+const profile = ['1', 'true'].includes(opt('profile', 'BENCH_PROFILE') ?? '')
+const rounds = Number(opt('rounds', 'BENCH_ROUNDS') ?? (quick ? 1 : 2))
+const timing: Timing = {
+  warmupMs: Number(opt('warmup', 'BENCH_WARMUP_MS') ?? (quick ? 500 : 1000)),
+  measureMs: Number(opt('measure', 'BENCH_MEASURE_MS') ?? (quick ? 2000 : 5000)),
+}
+const scenarios = list(opt('scenarios', 'BENCH_SCENARIOS'), SCENARIOS, 'scenario')
+let peers = list(opt('peers', 'BENCH_PEERS'), ALL_PEERS, 'peer')
+const MEMORY_CLIENTS = Number(process.env.BENCH_MEMORY_CLIENTS ?? (quick ? 500 : 2000))
+const LATENCY_RATE = 2000
+const OUT_DIR = path.join(ROOT, 'bench-output')
+const PROFILE_DIR = path.join(OUT_DIR, 'profiles')
+
+if (peers.includes('mosquitto') && !mosquittoPath()) {
+  console.log('mosquitto: not installed (apt-get install mosquitto)')
+  peers = peers.filter((p) => p !== 'mosquitto')
+}
+
+// ---------------------------------------------------------------------------------------------------- jobs
+/** BENCH_PARAMS='{"fanout":{"window":500}}' overrides a scenario's parameters (for exploring; not for tables). */
+const PARAMS: Record<string, Record<string, number>> = JSON.parse(process.env.BENCH_PARAMS ?? '{}')
+
+function jobFor(s: Exclude<ScenarioName, 'storm'>, b: BrokerHandle): Job {
+  return { ...baseJob(s, b), ...PARAMS[s] } as Job
+}
+
+function baseJob(s: Exclude<ScenarioName, 'storm'>, b: BrokerHandle): Job {
+  const t = { url: b.wsUrl, pid: b.pid }
+  switch (s) {
+    case 'fanin': return { ...t, scenario: 'fanin', timing, publishers: 20, payloadBytes: 64, window: 2000, batch: 10 }
+    case 'fanout': return { ...t, scenario: 'fanout', timing, subscribers: 50, payloadBytes: 64, window: 400, batch: 10 }
+    case 'qos1': return { ...t, scenario: 'qos1', timing, publishers: 10, payloadBytes: 64, inflight: 100 }
+    case 'latency': return { ...t, scenario: 'latency', timing, publishers: 4, payloadBytes: 64, rate: LATENCY_RATE }
+    case 'connect': return { ...t, scenario: 'connect', timing, concurrency: 50 }
+    case 'memory': return { ...t, scenario: 'memory', clients: MEMORY_CLIENTS, concurrency: 50, settleMs: quick ? 1000 : 2000 }
+  }
+}
+
+/** Run one job in a fresh generator process. */
+function runGen(job: Job, timeoutMs: number): Promise<Result> {
+  return new Promise((resolve, reject) => {
+    const child = track(fork(path.join(ROOT, 'bench/gen/main.ts'), [], {
+      cwd: ROOT, execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    }))
+    let settled = false
+    const timer = setTimeout(() => finish(new Error(`generator: ${job.scenario} did not finish in ${timeoutMs} ms`)), timeoutMs)
+    function finish(err: Error | null, result?: Result) {
+      if (settled) return
+      settled = true
+      clearTimeout(timer)
+      if (child.exitCode === null) child.kill('SIGKILL')
+      if (err) reject(err)
+      else resolve(result!)
+    }
+    child.once('message', (m: { ok: boolean, result?: Result, error?: string }) => {
+      finish(m.ok ? null : new Error(m.error), m.result)
+    })
+    child.once('exit', (code) => finish(new Error(`generator exited (${code}) before reporting`)))
+    child.send(job)
+  })
+}
+
+const genTimeout = () => timing.warmupMs + timing.measureMs + 60_000
+
+// ---------------------------------------------------------------------------------------------------- ours' failure counters
+/** Failures counted by our /metrics (sum over reasons) and, when the route gives a total, by /api/failures/stats. */
+async function failureCounts(b: BrokerHandle): Promise<{ counted: number | null, stored: number | null }> {
+  let counted: number | null = null
+  let stored: number | null = null
+  try {
+    const text = await (await fetch(`${b.httpUrl}/metrics`)).text()
+    for (const line of text.split('\n')) {
+      // e.g. mqtt_failures_total{reason="protocol_error"} 12
+      const m = /^([a-zA-Z_:][\w:]*failures[\w:]*?)(?:_total)?(\{[^}]*\})?\s+([\d.eE+-]+)/.exec(line)
+      if (!m || /_(bucket|sum|count|created)$/.test(m[1]) || !/reason=/.test(m[2] ?? '')) continue
+      counted = (counted ?? 0) + Number(m[3])
+    }
+  } catch { /* no metrics yet */ }
+  try {
+    const res = await fetch(`${b.httpUrl}/api/failures/stats`, { headers: { authorization: `Bearer ${b.adminToken}` } })
+    if (res.ok) stored = totalOf(await res.json())
+  } catch { /* no stats route yet */ }
+  return { counted, stored }
+}
+
+/** The total count in a stats body, whatever its exact shape: `total`, or the sum of a per-reason map. */
+function totalOf(body: unknown): number | null {
+  if (!body || typeof body !== 'object') return null
+  const o = body as Record<string, unknown>
+  for (const k of ['total', 'count', 'totalFailures']) if (typeof o[k] === 'number') return o[k] as number
+  for (const k of ['byReason', 'reasons', 'totals']) {
+    const v = o[k]
+    if (v && typeof v === 'object' && !Array.isArray(v)) {
+      return Object.values(v as Record<string, unknown>).reduce<number>((s, x) => s + (typeof x === 'number' ? x : 0), 0)
+    }
+  }
+  return null
+}
+
+// ---------------------------------------------------------------------------------------------------- running
+interface Run { round: number, scenario: ScenarioName, peer: PeerName, result?: Result, error?: string }
+const runs: Run[] = []
+
+async function withBroker<T>(peer: PeerName, fn: (b: BrokerHandle) => Promise<T>, label: string): Promise<T> {
+  const b = await startBroker(peer, {
+    oursNodeArgs: profile && peer === 'ours' ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`, `--cpu-prof-name=${label}.cpuprofile`] : [],
+  })
+  try {
+    return await fn(b)
+  } catch (err) {
+    throw new Error(`${(err as Error).message}${b.output() ? `\n--- ${peer} output ---\n${b.output().slice(-2000)}` : ''}`)
+  } finally {
+    await b.stop()
+  }
+}
+
+function describe(r: Result): string {
+  const d = r.details
+  const cpu = d.brokerCpuPct !== undefined ? ` (cpu: broker ${d.brokerCpuPct}%, generator ${d.genCpuPct}%, other ${d.otherCpuPct}%)` : ''
+  if (r.unit === 'ms p50') return `p50 ${d.p50Ms} ms, p99 ${d.p99Ms} ms, lost ${d.lost}`
+  if (r.unit === 'KiB/conn') return `${fmt(r.value)} KiB/conn (RSS ${d.rssBeforeKiB} -> ${d.rssAfterKiB} KiB)`
+  return `${fmt(r.value)} ${r.unit}${cpu}${d.lost ? `, lost ${d.lost}` : ''}`
+}
+
+async function runOne(round: number, scenario: Exclude<ScenarioName, 'storm'>, peer: PeerName): Promise<void> {
+  const label = `${scenario}-${peer}-r${round}`
+  const t0 = performance.now()
+  try {
+    const result = await withBroker(peer, (b) => runGen(jobFor(scenario, b), genTimeout()), label)
+    runs.push({ round, scenario, peer, result })
+    console.log(`  ${scenario.padEnd(8)} ${peer.padEnd(9)} ${describe(result)}  [${((performance.now() - t0) / 1000).toFixed(1)} s]`)
+  } catch (err) {
+    const error = (err as Error).message
+    runs.push({ round, scenario, peer, error })
+    console.log(`  ${scenario.padEnd(8)} ${peer.padEnd(9)} FAILED: ${error.split('\n').slice(0, 6).join('\n    ')}`)
+  }
+}
+
+/**
+ * Issue 4: the QoS 0 fan-in alone, then again beside a storm of failing connections from a second generator; the
+ * failures our log recorded per second, and how far the fan-in dropped.
+ */
+async function runStorm(round: number): Promise<void> {
+  const t0 = performance.now()
+  try {
+    const result = await withBroker('ours', async (b) => {
+      const fanin = jobFor('fanin', b)
+      const baseline = await runGen(fanin, genTimeout())
+      const before = await failureCounts(b)
+      const stormMs = timing.warmupMs + timing.measureMs + 500
+      const [storm, loaded] = await Promise.all([
+        runGen({ url: b.wsUrl, pid: b.pid, scenario: 'storm', durationMs: stormMs, concurrency: 50 }, genTimeout()),
+        runGen(fanin, genTimeout()),
+      ])
+      await sleep(1500) // the failure log writes in batches every few hundred ms
+      const after = await failureCounts(b)
+      const secs = Number(storm.details.seconds)
+      const perSec = (a: number | null, z: number | null) => (a === null || z === null ? NaN : (z - a) / secs)
+      const recordedPerSec = perSec(before.counted, after.counted)
+      const storedPerSec = perSec(before.stored, after.stored)
+      const dropPct = ((baseline.value - loaded.value) / baseline.value) * 100
+      return {
+        value: recordedPerSec,
+        unit: 'failures/s',
+        details: {
+          failuresRecordedPerSec: Math.round(recordedPerSec),
+          failuresStoredPerSec: Math.round(storedPerSec),
+          failingConnectionsPerSec: storm.value,
+          baselineFanInMsgPerSec: Math.round(baseline.value),
+          stormFanInMsgPerSec: Math.round(loaded.value),
+          throughputDropPct: Math.round(dropPct * 10) / 10,
+          brokerCpuPctDuringStorm: loaded.details.brokerCpuPct,
+          stormAttempts: storm.details.attempts,
+          stormErrors: storm.details.errors,
+        },
+      } satisfies Result
+    }, `storm-ours-r${round}`)
+    runs.push({ round, scenario: 'storm', peer: 'ours', result })
+    const d = result.details
+    console.log(`  storm    ours      ${d.failingConnectionsPerSec} failing conns/s made, ${d.failuresRecordedPerSec} failures/s recorded` +
+      ` (${d.failuresStoredPerSec} stored/s); fan-in ${d.baselineFanInMsgPerSec} -> ${d.stormFanInMsgPerSec} msg/s` +
+      ` (-${d.throughputDropPct}%)  [${((performance.now() - t0) / 1000).toFixed(1)} s]`)
+  } catch (err) {
+    const error = (err as Error).message
+    runs.push({ round, scenario: 'storm', peer: 'ours', error })
+    console.log(`  storm    ours      FAILED: ${error.split('\n').slice(0, 6).join('\n    ')}`)
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------- summary
+interface MetricDef {
+  scenario: ScenarioName
+  label: string
+  better: 'higher' | 'lower'
+  pick: (r: Result) => number
+  /** the issue's target for ours */
+  target?: { text: string, met: (v: Partial<Record<PeerName, number>>) => boolean | null }
+}
+const atLeastAedes = (factor: number) => ({
+  text: factor === 1 ? '>= aedes' : `>= ${factor}x aedes`,
+  met: (v: Partial<Record<PeerName, number>>) => (v.ours === undefined || v.aedes === undefined ? null : v.ours >= factor * v.aedes),
+})
+const METRICS: MetricDef[] = [
+  { scenario: 'fanin', label: 'QoS 0 fan-in 20->1, 64 B (msg/s)', better: 'higher', pick: (r) => r.value, target: atLeastAedes(3) },
+  { scenario: 'fanout', label: 'QoS 0 fan-out 1->50 (deliveries/s)', better: 'higher', pick: (r) => r.value, target: atLeastAedes(3) },
+  { scenario: 'qos1', label: 'QoS 1 10->1, acked+delivered (msg/s)', better: 'higher', pick: (r) => r.value, target: atLeastAedes(3) },
+  { scenario: 'latency', label: `QoS 1 latency p50 @ ${LATENCY_RATE} msg/s (ms)`, better: 'lower', pick: (r) => Number(r.details.p50Ms) },
+  { scenario: 'latency', label: `QoS 1 latency p99 @ ${LATENCY_RATE} msg/s (ms)`, better: 'lower', pick: (r) => Number(r.details.p99Ms) },
+  { scenario: 'connect', label: 'connects/s, 50 concurrent', better: 'higher', pick: (r) => r.value, target: atLeastAedes(1) },
+  {
+    scenario: 'memory', label: `RSS per idle connection, ${MEMORY_CLIENTS} clients (KiB)`, better: 'lower', pick: (r) => r.value,
+    target: { text: '<= 20 KiB', met: (v) => (v.ours === undefined ? null : v.ours <= 20) },
+  },
+  { scenario: 'storm', label: 'failures/s recorded during QoS 0 load', better: 'higher', pick: (r) => Number(r.details.failuresRecordedPerSec) },
+  { scenario: 'storm', label: 'failing connections/s made by the storm', better: 'higher', pick: (r) => Number(r.details.failingConnectionsPerSec) },
+  { scenario: 'storm', label: 'QoS 0 fan-in during the storm (msg/s)', better: 'higher', pick: (r) => Number(r.details.stormFanInMsgPerSec) },
+  { scenario: 'storm', label: 'QoS 0 fan-in drop during the storm (%)', better: 'lower', pick: (r) => Number(r.details.throughputDropPct) },
+]
+
+function summarise(): Row[] {
+  const rows: Row[] = []
+  for (const m of METRICS) {
+    if (!scenarios.includes(m.scenario)) continue
+    const values: Partial<Record<PeerName, number>> = {}
+    for (const p of peers) {
+      const vals = runs.filter((r) => r.scenario === m.scenario && r.peer === p && r.result)
+        .map((r) => m.pick(r.result!)).filter((v) => Number.isFinite(v))
+      if (vals.length) values[p] = m.better === 'higher' ? Math.max(...vals) : Math.min(...vals)
+    }
+    rows.push({ label: m.label, better: m.better, values, target: m.target?.text ?? null, met: m.target ? m.target.met(values) : null })
+  }
+  return rows
+}
+
+function mosquittoVersion(): string | null {
+  const bin = mosquittoPath()
+  if (!bin) return null
+  try {
+    return execFileSync(bin, ['-h'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).split('\n')[0]
+  } catch (err) {
+    const out = String((err as { stdout?: string }).stdout ?? '')
+    return out.split('\n')[0] || null
+  }
+}
+
+function aedesVersion(): string | null {
+  try {
+    return JSON.parse(fs.readFileSync(path.join(ROOT, 'node_modules/aedes/package.json'), 'utf8')).version
+  } catch {
+    return null
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------- main
+async function main() {
+  const started = new Date()
+  const t0 = performance.now()
+  console.log(`bench: scenarios ${scenarios.join(', ')}; peers ${peers.join(', ')}; ${rounds} round(s); ` +
+    `warm-up ${timing.warmupMs} ms, measure ${timing.measureMs} ms${quick ? ' (quick)' : ''}${profile ? '; CPU profiles of ours' : ''}`)
+  if (profile) fs.mkdirSync(PROFILE_DIR, { recursive: true })
+  for (let round = 1; round <= rounds; round++) {
+    console.log(`round ${round}/${rounds}`)
+    for (const s of scenarios) {
+      if (s === 'storm') {
+        if (peers.includes('ours')) await runStorm(round)
+        continue
+      }
+      for (const p of peers) await runOne(round, s, p)
+    }
+  }
+  const rows = summarise()
+  const tbl = table(rows, peers)
+  const elapsed = (performance.now() - t0) / 1000
+  const machine = {
+    cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model ?? null, node: process.version,
+    aedes: aedesVersion(), mosquitto: mosquittoVersion(), platform: `${os.type()} ${os.release()}`,
+  }
+  const notes = [
+    `Best of ${rounds} round(s) per figure; each broker freshly started per scenario and round, in its own process;`,
+    `load from raw ws + mqtt-packet clients in separate generator processes, MQTT 3.1.1, all on 127.0.0.1.`,
+    `Warm-up ${timing.warmupMs} ms, measure ${timing.measureMs} ms. ${machine.cpus} cores (${machine.cpuModel}), Node ${machine.node},`,
+    `aedes ${machine.aedes ?? '?'}, ${machine.mosquitto ?? 'mosquitto not installed'}. Ran ${elapsed.toFixed(0)} s.`,
+  ]
+  console.log('\n' + tbl + '\n\n' + notes.join('\n'))
+  const failed = runs.filter((r) => r.error)
+  if (failed.length) console.log(`\n${failed.length} run(s) failed: ${failed.map((r) => `${r.scenario}/${r.peer}/r${r.round}`).join(', ')}`)
+
+  fs.mkdirSync(OUT_DIR, { recursive: true })
+  const summary = rows.map((r) => ({
+    label: r.label, better: r.better, values: r.values, target: r.target, met: r.met,
+    ratios: Object.fromEntries(peers.filter((p) => p !== 'ours').map((p) => [`ours/${p}`, ratio(r.values.ours, r.values[p]) ?? null])),
+  }))
+  fs.writeFileSync(path.join(OUT_DIR, 'results.json'), JSON.stringify({
+    startedAt: started.toISOString(), seconds: Math.round(elapsed), machine,
+    config: { scenarios, peers, rounds, timing, quick, memoryClients: MEMORY_CLIENTS, latencyRate: LATENCY_RATE },
+    summary, runs,
+  }, null, 2) + '\n')
+  fs.writeFileSync(path.join(OUT_DIR, 'results.md'), `# Benchmark results (${started.toISOString()})\n\n${tbl}\n\n${notes.join('\n')}\n`)
+  console.log(`\nwritten: bench-output/results.json, bench-output/results.md${profile ? ', bench-output/profiles/*.cpuprofile' : ''}`)
+}
+
+main().catch((err) => {
+  console.error(err)
+  killAll()
+  process.exitCode = 1
+})
