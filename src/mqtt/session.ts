@@ -105,7 +105,7 @@ export class Session implements ConnectionInput {
     this.#chunk = chunk
     this.#parser.parse(chunk)
     this.#chunk = null
-    if ((this.phase as Phase) !== 'closed') this.#checkPartialPacketSize() // a handler may have ended it
+    if ((this.phase as Phase) !== 'closed') this.#checkPartialPacket() // a handler may have ended it
   }
 
   textFrame(): void {
@@ -175,13 +175,21 @@ export class Session implements ConnectionInput {
     return (this.#parser as unknown as ParserInternals).packet
   }
 
-  /** A packet whose fixed header is read but whose body is still arriving: refuse it before buffering it all. */
-  #checkPartialPacketSize(): void {
-    const length = this.#parserPacket().length
-    if (length < 0) return
-    const size = packetSize(length)
+  /**
+   * A packet whose fixed header is read but whose body is still arriving: judge it now, before buffering it all.
+   * Refused early: over maxPacketSize, the reserved type 0, anything but CONNECT first [MQTT-3.1.0-1].
+   */
+  #checkPartialPacket(): void {
+    const p = this.#parserPacket()
+    if (p.cmd === null) return
+    if (p.cmd === 'reserved') return this.protocolError('the client sent a packet of the reserved type 0', RC.malformedPacket)
+    if (this.phase === 'awaiting_connect' && p.cmd !== 'connect') {
+      return this.protocolError(`the first packet was ${p.cmd.toUpperCase()}, not CONNECT`)
+    }
+    if (p.length < 0) return
+    const size = packetSize(p.length)
     const max = this.broker.settings.values.maxPacketSize
-    if (size > max) this.#packetTooLarge(this.#parserPacket().cmd ?? 'packet', size, max)
+    if (size > max) this.#packetTooLarge(p.cmd, size, max)
   }
 
   #packetTooLarge(cmd: string, size: number, max: number): void {
