@@ -366,6 +366,16 @@ function connectWithLevel(level: number): Buffer {
   return bytes
 }
 
+/** A CONNECT with an empty client id, built by hand (mqtt-packet refuses to encode these). */
+function connectWithEmptyId(pv: 3 | 4, clean: boolean): Buffer {
+  const name = pv === 3 ? 'MQIsdp' : 'MQTT'
+  const variable = Buffer.concat([
+    Buffer.from([0, name.length]), Buffer.from(name), Buffer.from([pv, clean ? 0x02 : 0x00, 0, 0]),
+  ])
+  const payload = Buffer.from([0, 0]) // client id: zero-length string
+  return Buffer.concat([Buffer.from([0x10, variable.length + payload.length]), variable, payload])
+}
+
 const REFUSALS: { name: string; pv: Version; send: (raw: RawClient) => void; codes: number[] }[] = [
   {
     // [MQTT-3.1.2-2] unsupported protocol level: 0x01 (a v5 server may answer 0x84 instead)
@@ -378,14 +388,14 @@ const REFUSALS: { name: string; pv: Version; send: (raw: RawClient) => void; cod
     // [MQTT-3.1.3-8] empty client id with CleanSession 0: identifier rejected
     name: 'MQTT 3.1.1: an empty client id with clean session 0 is refused',
     pv: 4,
-    send: (raw) => raw.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: false, keepalive: 0, clientId: '' } as Packet, 4),
+    send: (raw) => raw.sendBytes(connectWithEmptyId(4, false)),
     codes: [2],
   },
   {
     // MQTT 3.1: the client identifier is 1 to 23 characters
     name: 'MQTT 3.1: an empty client id is refused',
     pv: 3,
-    send: (raw) => raw.send({ cmd: 'connect', protocolId: 'MQIsdp', protocolVersion: 3, clean: true, keepalive: 0, clientId: '' } as Packet, 3),
+    send: (raw) => raw.sendBytes(connectWithEmptyId(3, true)),
     codes: [2],
   },
 ]

@@ -9,6 +9,7 @@ import {
   barrier, brokerKit, delay, MessageLog, protocolOptions, RawClient, uniqueId, waitForBrokerEvent, waitForFailure,
   type BrokerKit,
 } from '../helpers.ts'
+import { MAX_QUEUED } from '../../src/mqtt/limits.ts'
 
 type Version = 3 | 4 | 5
 const VERSIONS: { name: string; pv: Version }[] = [
@@ -32,6 +33,8 @@ const persistentRaw = (pv: Version, clientId: string) => ({
   ...(pv === 5 ? { properties: { sessionExpiryInterval: 300 } } : {}),
 })
 
+/** The session present flag of a resumed session: MQTT 3.1's CONNACK has none (that byte is reserved, 0). */
+const resumed = (pv: Version) => pv !== 3
 const sessionPresent = (connack: Packet) => (connack as { sessionPresent: boolean }).sessionPresent
 const payloadOf = (p: Packet) => (p as { payload: Buffer }).payload.toString()
 
@@ -78,7 +81,7 @@ for (const { name, pv } of VERSIONS) {
     await disconnect(kit, first)
 
     const again = await session(kit, persistent(pv, clientId))
-    assert.equal(again.present, true, 'the session was resumed [MQTT-3.2.2-2]')
+    assert.equal(again.present, resumed(pv), 'the session was resumed [MQTT-3.2.2-2]')
     const log = new MessageLog(again)
     const pub = await session(kit, protocolOptions(pv))
     await pub.publishAsync('keep/a', 'still subscribed', { qos: 1 })
@@ -123,7 +126,7 @@ for (const { name, pv } of VERSIONS) {
     await drop(kit, a.raw, clientId) // never acknowledged
 
     const b = await rawSession(kit, pv, persistentRaw(pv, clientId))
-    assert.equal(sessionPresent(b.connack), true)
+    assert.equal(sessionPresent(b.connack), resumed(pv))
     const again = await b.raw.nextPacket('publish')
     // [MQTT-4.4.0-1] resent with the same packet id and DUP 1 [MQTT-3.3.1-1]
     assert.equal((again as { dup: boolean }).dup, true)
@@ -160,7 +163,7 @@ for (const { name, pv } of VERSIONS) {
     await drop(kit, a.raw, clientId)
 
     const b = await rawSession(kit, pv, persistentRaw(pv, clientId))
-    assert.equal(sessionPresent(b.connack), true)
+    assert.equal(sessionPresent(b.connack), resumed(pv))
     // [MQTT-4.4.0-1] PUBREL for m1 and PUBLISH (DUP) for m2, each with its packet id
     const rel = await b.raw.nextPacket('pubrel')
     assert.equal(rel.messageId, m1.messageId)
@@ -192,7 +195,7 @@ for (const { name, pv } of VERSIONS) {
     await drop(kit, a.raw, clientId)
 
     const b = await rawSession(kit, pv, persistentRaw(pv, clientId))
-    assert.equal(sessionPresent(b.connack), true)
+    assert.equal(sessionPresent(b.connack), resumed(pv))
     // the client resends its PUBLISH with DUP (it never saw PUBREC arrive, as far as it knows)
     b.raw.send({ ...publish, dup: true }, pv)
     assert.equal((await b.raw.nextPacket('pubrec')).messageId, 5)
@@ -218,8 +221,17 @@ for (const { name, pv } of VERSIONS) {
     let log!: MessageLog // listening before CONNECT: queued messages may follow CONNACK in the same frame
     const again = await session(kit, persistent(pv, clientId), (c) => (log = new MessageLog(c)))
     const got = await log.waitForCount(topic, sent.length)
-    assert.equal(again.present, true)
-    assert.deepEqual(got.map((m) => [m.payload.toString(), m.packet.qos]), sent, 'in order, at their QoS [MQTT-4.6.0-6]')
+    assert.equal(again.present, resumed(pv))
+    // [MQTT-4.6.0-6] in order per topic and QoS (MQTT.js hands a QoS 2 message over at PUBREL, so across QoS
+    // levels its order is the client's)
+    for (const qos of [1, 2]) {
+      assert.deepEqual(
+        got.filter((m) => m.packet.qos === qos).map((m) => m.payload.toString()),
+        sent.filter(([, q]) => q === qos).map(([p]) => p),
+        `QoS ${qos} messages in order, at their QoS`,
+      )
+    }
+    assert.equal(got.length, sent.length)
   })
 
   test(`${name}: a clean connection does not get messages queued for the old persistent session`, async (t) => {
@@ -268,12 +280,50 @@ for (const { name, pv } of VERSIONS) {
     const old = await session(kit, persistent(pv, clientId))
     await old.subscribeAsync(topic, { qos: 1 })
     const fresh = await session(kit, persistent(pv, clientId))
-    assert.equal(fresh.present, true)
+    assert.equal(fresh.present, resumed(pv))
     const log = new MessageLog(fresh)
     const pub = await session(kit, protocolOptions(pv))
     await pub.publishAsync(topic, 'to the new connection', { qos: 1 })
     const m = await log.waitFor((m) => m.topic === topic)
     assert.equal(m.payload.toString(), 'to the new connection')
+  })
+}
+
+// ---- the offline queue is bounded ----
+
+for (const pv of [4, 5] as const) {
+  test(`MQTT ${pv === 4 ? '3.1.1' : '5.0'}: the offline queue holds at most MAX_QUEUED (${MAX_QUEUED}) messages, the rest are dropped`, async (t) => {
+    const kit = await brokerKit(t)
+    const clientId = uniqueId('qb')
+    const topic = uniqueId('qb/')
+    const a = await rawSession(kit, pv, persistentRaw(pv, clientId))
+    a.raw.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic, qos: 1 }] }, pv)
+    await a.raw.nextPacket('suback')
+    const gone = waitForBrokerEvent(kit.server, 'disconnected', (e) => e.clientId === clientId)
+    a.raw.send({ cmd: 'disconnect' }, pv)
+    await gone
+
+    const dropsBefore = kit.server.app.broker.stats.messagesDropped
+    const extra = 5
+    const total = MAX_QUEUED + extra
+    const pub = await rawSession(kit, pv, { clientId: uniqueId('qp') })
+    pub.raw.sendBytes(Buffer.concat(Array.from({ length: total }, (_, i) =>
+      RawClient.encode({ cmd: 'publish', topic, payload: Buffer.from(String(i)), qos: 1, messageId: i + 1 }, pv))))
+    for (let i = 0; i < total; i++) await pub.raw.nextPacket('puback')
+    assert.equal(kit.server.app.broker.stats.messagesDropped - dropsBefore, extra)
+
+    const b = await rawSession(kit, pv, persistentRaw(pv, clientId))
+    const got: string[] = []
+    for (let i = 0; i < MAX_QUEUED; i++) {
+      const p = await b.raw.nextPacket('publish')
+      got.push(payloadOf(p))
+      b.raw.send({ cmd: 'puback', messageId: p.messageId }, pv)
+    }
+    // the oldest are kept, in order; the newest, past the bound, were dropped
+    assert.deepEqual(got, Array.from({ length: MAX_QUEUED }, (_, i) => String(i)))
+    // nothing else was waiting: the next message is a fresh one
+    pub.raw.send({ cmd: 'publish', topic, payload: Buffer.from('fresh'), qos: 1, messageId: 1 }, pv)
+    assert.equal(payloadOf(await b.raw.nextPacket('publish')), 'fresh')
   })
 }
 
