@@ -31,7 +31,7 @@ const HistoryEntry = Type.Object({
 })
 
 const Comment = Type.Optional(
-  Type.Union([Type.String({ maxLength: COMMENT_MAX_LENGTH }), Type.Null()], { description: 'why, for the history' }),
+  Type.Union([Type.Null(), Type.String({ maxLength: COMMENT_MAX_LENGTH })], { description: 'why, for the history' }),
 )
 
 const PatchBody = Type.Object(

@@ -8,7 +8,7 @@ import Sqlite from 'better-sqlite3'
 import { openDatabase } from '../../src/db/open.ts'
 import { applyMigrations, loadMigrations, type Migration } from '../../src/db/migrations.ts'
 import { tempDir } from '../helpers.ts'
-import { buildSettingsApp } from '../settings/build.ts'
+import { buildApp } from '../../src/app.ts'
 
 const REPO = new URL('../../', import.meta.url).pathname
 
@@ -116,7 +116,7 @@ test('start-up refusals: not a database, a folder, an uncreatable folder, a newe
     await t.test(name, async () => {
       assert.throws(() => openDatabase(path), startupError(code, pattern))
       // through the app: the database plugin stops start-up with the same error
-      await assert.rejects(buildSettingsApp({ dbPath: path }), startupError(code, pattern))
+      await assert.rejects(buildApp({ config: { dbPath: path, adminToken: 'a-test-token-123' }, logger: false }), startupError(code, pattern))
     })
   }
   // a refused file is left as it was
