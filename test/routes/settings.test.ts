@@ -5,6 +5,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { join } from 'node:path'
 import Sqlite from 'better-sqlite3'
+import type { InjectOptions, LightMyRequestResponse } from 'fastify'
 import { DEFAULT_SETTINGS, SETTING_KEYS } from '../../src/settings/schema.ts'
 import { startServer, tempDir, TEST_TOKEN, type TestServer } from '../helpers.ts'
 
@@ -17,7 +18,8 @@ async function server(t: { after(fn: () => Promise<void> | void): void }, opts: 
 }
 
 type Inject = { method: 'GET' | 'PATCH' | 'PUT' | 'POST'; url: string; payload?: unknown; headers?: Record<string, string> }
-const call = (s: TestServer, r: Inject) => s.app.inject({ ...r, headers: { ...AUTH, ...r.headers } } as Parameters<TestServer['app']['inject']>[0])
+const call = (s: TestServer, r: Inject): Promise<LightMyRequestResponse> =>
+  s.app.inject({ ...r, headers: { ...AUTH, ...r.headers } } as InjectOptions)
 
 /** The version in force and the number of stored versions: what a refused request must leave as it was. */
 async function state(s: TestServer) {
@@ -61,7 +63,7 @@ test('PUT replaces every key; GET /api/settings/defaults is a body PUT takes', a
   const defaults = await call(s, { method: 'GET', url: '/api/settings/defaults' })
   assert.equal(defaults.statusCode, 200)
   assert.deepEqual(defaults.json(), { values: DEFAULT_SETTINGS })
-  const res = await call(s, { method: 'PUT', url: '/api/settings', payload: { ...defaults.json(), comment: 'back to defaults' } })
+  const res = await call(s, { method: 'PUT', url: '/api/settings', payload: { ...(defaults.json() as object), comment: 'back to defaults' } })
   assert.equal(res.statusCode, 200, res.body)
   assert.equal(res.json().version, 3)
   assert.deepEqual(res.json().values, DEFAULT_SETTINGS)
@@ -110,7 +112,7 @@ test('bad input: 4xx naming the field and the rule; settings, history and broker
     await t.test(c.name, async () => {
       const res = await call(s, c.req)
       assert.equal(res.statusCode, c.status, res.body)
-      assert.match(res.headers['content-type'] ?? '', /^application\/json/)
+      assert.match(String(res.headers['content-type']), /^application\/json/)
       const body = res.json()
       assert.equal(body.statusCode, c.status)
       assert.equal(body.code, c.code)
