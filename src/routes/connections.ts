@@ -2,6 +2,7 @@
 import type { FastifyInstance } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import Type from 'typebox'
+import { errorHandler } from '../errors.ts'
 
 const Nullable = <T extends Type.TSchema>(t: T) => Type.Union([t, Type.Null()])
 
@@ -38,6 +39,7 @@ const ConnectionsPage = Type.Object({
 })
 
 export default async function connectionRoutes(app: FastifyInstance) {
+  app.setErrorHandler(errorHandler)
   app.withTypeProvider<TypeBoxTypeProvider>().get('/api/connections', {
     preHandler: app.requireAdmin,
     schema: {

@@ -7,7 +7,7 @@ import Type from 'typebox'
 import createError from '@fastify/error'
 import { FAILURE_REASONS, FailureRecord, type FailureReason } from '../failures/schema.ts'
 import type { FailureLog } from '../failures/store.ts'
-import { invalidInput, NotFoundError } from '../errors.ts'
+import { errorHandler, invalidInput, NotFoundError } from '../errors.ts'
 
 const Nullable = <T extends Type.TSchema>(t: T) => Type.Union([t, Type.Null()])
 const DateTime = (description: string) => Type.String({ format: 'date-time', description })
@@ -140,6 +140,10 @@ export default async function failureRoutes(app: FastifyInstance, opts: FailureR
   const r = app.withTypeProvider<TypeBoxTypeProvider>()
   const log: FailureLog = app.failureLog
   const heartbeatMs = opts.heartbeatMs ?? 15_000
+  app.setErrorHandler(errorHandler)
+  app.addHook('onSend', async (_request, reply) => {
+    reply.header('cache-control', 'no-store')
+  })
 
   r.get('/api/failures', {
     preHandler: app.requireAdmin,
