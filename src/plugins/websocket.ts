@@ -23,6 +23,14 @@ export const MAX_WS_MESSAGE_BYTES = 268_435_455 + 5
 /** A message may arrive in at most this many fragments (each costs a buffer of its own until the message is whole). */
 const MAX_WS_FRAGMENTS = 65_536
 
+/**
+ * After we send a WebSocket close frame, how long the peer has to answer before the socket is cut. ws itself waits
+ * 30 s, which would let a dead peer hold its socket (and a graceful shutdown) far too long.
+ */
+const CLOSE_HANDSHAKE_MS = 2000
+
+const OPEN = 1
+
 /** Client-controlled header values kept in a failure record are cut to this many characters. */
 const MAX_HEADER_CHARS = 256
 
@@ -48,7 +56,12 @@ class WebSocketTransport implements Transport {
   }
 
   end(): void {
+    if (this.#ws.readyState !== OPEN) return
     this.#ws.close(1000)
+    const ws = this.#ws
+    const timer = setTimeout(() => ws.terminate(), CLOSE_HANDSHAKE_MS)
+    timer.unref()
+    ws.once('close', () => clearTimeout(timer))
   }
 
   destroy(): void {
@@ -282,7 +295,7 @@ export default fp(
       // No Sec-WebSocket-Protocol at all is accepted: many embedded clients send none.
       if (offered === null) return
       if (offered === false || chooseSubprotocol(offered) === null) {
-        const list = header(req.headers['sec-websocket-protocol']) ?? ''
+        const list = offered === false ? header(req.headers['sec-websocket-protocol']) ?? '' : clip(offered.join(', '))
         report(
           metaOf(req, socket, list),
           offered === false
