@@ -74,19 +74,27 @@ export function query(params) {
 /**
  * Read a Server-Sent Events response with fetch (EventSource cannot send an Authorization header).
  * Calls onEvent({ event, data, id }) per event and onState('open' | 'closed' | 'error', detail).
- * Reconnects with a growing delay until `stop()` is called or the server says 401.
+ * Reconnects with a growing delay until `stop()` is called or the server says 401, sending Last-Event-ID.
  */
 export function openEventStream(path, { onEvent, onState }) {
   let controller = null
   let stopped = false
   let delay = 1000
   let timer = null
+  let lastEventId = null
+  const handle = (ev) => {
+    if (ev.id !== null) lastEventId = ev.id
+    onEvent(ev)
+  }
 
   async function connect() {
     controller = new AbortController()
     try {
+      const headers = { accept: 'text/event-stream', authorization: `Bearer ${session.token}` }
+      // after a reconnect the server replays what was missed
+      if (lastEventId !== null) headers['last-event-id'] = lastEventId
       const res = await fetch(path, {
-        headers: { accept: 'text/event-stream', authorization: `Bearer ${session.token}` },
+        headers,
         signal: controller.signal,
         cache: 'no-store',
       })
@@ -100,7 +108,7 @@ export function openEventStream(path, { onEvent, onState }) {
       if (!res.ok || !res.body) throw new Error(`HTTP ${res.status}`)
       delay = 1000
       onState('open')
-      await readEvents(res.body, onEvent)
+      await readEvents(res.body, handle)
       if (!stopped) onState('closed', 'the server ended the stream')
     } catch (err) {
       if (stopped) return

@@ -7,32 +7,28 @@ const W = 640
 const H = 220
 const M = { top: 12, right: 12, bottom: 30, left: 44 }
 
-/** Round up to 1, 2 or 5 x 10^n so the axis has friendly numbers. */
-function niceCeil(n) {
-  if (n <= 0) return 1
-  const p = 10 ** Math.floor(Math.log10(n))
-  for (const m of [1, 2, 5, 10]) if (n <= m * p) return m * p
-  return 10 * p
+/** An axis from 0 with 4 or 5 ticks on round numbers (1, 2 or 5 x 10^n), whole numbers for counts. */
+function niceAxis(maxValue) {
+  const raw = Math.max(maxValue, 1) / 4
+  const p = 10 ** Math.floor(Math.log10(raw))
+  const step = Math.max(1, [1, 2, 5, 10].map((m) => m * p).find((s) => s >= raw))
+  const ticks = Math.max(1, Math.ceil(maxValue / step))
+  return { max: step * ticks, step }
 }
 
 function frame(svgLabel) {
   return s('svg', { viewBox: `0 0 ${W} ${H}`, class: 'chart-svg', role: 'img', 'aria-label': svgLabel })
 }
 
-function yAxis(svg, max, unit) {
+function yAxis(svg, axis) {
   const innerH = H - M.top - M.bottom
-  for (const frac of [0, 0.25, 0.5, 0.75, 1]) {
-    const y = M.top + innerH * (1 - frac)
+  for (let v = 0; v <= axis.max; v += axis.step) {
+    const y = M.top + innerH * (1 - v / axis.max)
     svg.append(
-      s('line', { x1: M.left, x2: W - M.right, y1: y, y2: y, class: frac === 0 ? 'axis' : 'grid' }),
-      s('text', { x: M.left - 6, y: y + 4, class: 'tick', 'text-anchor': 'end' }, formatTick(max * frac, unit)),
+      s('line', { x1: M.left, x2: W - M.right, y1: y, y2: y, class: v === 0 ? 'axis' : 'grid' }),
+      s('text', { x: M.left - 6, y: y + 4, class: 'tick', 'text-anchor': 'end' }, v.toLocaleString('en-US')),
     )
   }
-}
-
-function formatTick(v, unit) {
-  const n = Number.isInteger(v) ? String(v) : v.toFixed(1)
-  return unit ? `${n}${unit}` : n
 }
 
 const pad2 = (n) => String(n).padStart(2, '0')
@@ -40,7 +36,7 @@ const pad2 = (n) => String(n).padStart(2, '0')
 function timeLabel(ms, spanMs) {
   const d = new Date(ms)
   const hm = `${pad2(d.getHours())}:${pad2(d.getMinutes())}`
-  if (spanMs <= 86_400_000) return hm
+  if (spanMs <= 1.1 * 86_400_000) return hm
   return `${d.getMonth() + 1}/${d.getDate()} ${hm}`
 }
 
@@ -56,10 +52,11 @@ export function drawFailuresChart(container, series, legend) {
   const svg = frame('failures over time by reason')
   const { buckets, bucketMs } = series
   const totals = buckets.map((b) => Object.values(b.counts).reduce((a, n) => a + n, 0))
-  const max = niceCeil(Math.max(0, ...totals))
+  const axis = niceAxis(Math.max(0, ...totals))
+  const max = axis.max
   const innerW = W - M.left - M.right
   const innerH = H - M.top - M.bottom
-  yAxis(svg, max)
+  yAxis(svg, axis)
   const present = new Set()
   if (buckets.length > 0) {
     const slot = innerW / buckets.length
@@ -133,10 +130,11 @@ export function bucketLabel({ lo, hi }) {
  */
 export function drawLatencyChart(container, buckets, lines = []) {
   const svg = frame('connect latency histogram')
-  const max = niceCeil(Math.max(0, ...buckets.map((b) => b.count)))
+  const axis = niceAxis(Math.max(0, ...buckets.map((b) => b.count)))
+  const max = axis.max
   const innerW = W - M.left - M.right
   const innerH = H - M.top - M.bottom
-  yAxis(svg, max)
+  yAxis(svg, axis)
   if (buckets.length > 0) {
     const slot = innerW / buckets.length
     const barW = Math.max(1, slot - 2)
@@ -148,7 +146,8 @@ export function drawLatencyChart(container, buckets, lines = []) {
         s('rect', { x, y: M.top + innerH - hgt, width: barW, height: hgt, class: 'latency-bar' },
           s('title', null, `${Number.isFinite(b.hi) ? `${formatDuration(b.lo)}–${formatDuration(b.hi)}` : `over ${formatDuration(b.lo)}`}: ${b.count} connection${b.count === 1 ? '' : 's'}`)),
       )
-      if (i % labelEvery === 0 || i === buckets.length - 1) {
+      const lastLabel = i === buckets.length - 1 && i % labelEvery >= labelEvery / 2
+      if (i % labelEvery === 0 || lastLabel) {
         svg.append(s('text', { x: x + barW / 2, y: H - 10, class: 'tick', 'text-anchor': 'middle' }, bucketLabel(b)))
       }
     })

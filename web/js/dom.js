@@ -76,7 +76,8 @@ export function formatTime(iso) {
 export function formatDuration(ms) {
   if (ms === null || ms === undefined || Number.isNaN(ms)) return '—'
   if (ms < 1000) return `${Math.round(ms)} ms`
-  if (ms < 60_000) return `${(ms / 1000).toFixed(ms < 10_000 ? 2 : 1)} s`
+  // 1.5 s, 2 s, 12.3 s: no trailing zeros
+  if (ms < 60_000) return `${Number((ms / 1000).toFixed(ms < 10_000 ? 2 : 1))} s`
   if (ms < 3_600_000) return `${Math.floor(ms / 60_000)} min ${Math.round((ms % 60_000) / 1000)} s`
   return `${Math.floor(ms / 3_600_000)} h ${Math.round((ms % 3_600_000) / 60_000)} min`
 }
@@ -86,7 +87,7 @@ export function formatAgo(iso, now = Date.now()) {
   const ms = now - new Date(iso).getTime()
   if (!Number.isFinite(ms)) return String(iso)
   if (ms < 1500) return 'just now'
-  return `${formatDuration(ms).replace(/\.\d+ s$/, ' s')} ago`
+  return `${formatDuration(ms < 60_000 ? Math.round(ms / 1000) * 1000 : ms)} ago`
 }
 
 export function formatNumber(n) {

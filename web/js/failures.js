@@ -47,13 +47,17 @@ export function initFailures() {
   })
   $('#stats-window').addEventListener('change', () => refreshStats())
   app.addEventListener('settings', () => drawLatency())
+  // back on this tab: bring the charts up to date at once
+  app.addEventListener('tab', (e) => {
+    if (e.detail === 'failures' && view.stream) refreshStats()
+  })
 }
 
 /** Called after sign-in. */
 export function startFailures() {
   loadPage(true)
   refreshStats()
-  view.statsTimer = setInterval(refreshStats, 15_000)
+  view.statsTimer = setInterval(refreshStats, 10_000)
   view.stream = openEventStream('/api/failures/stream', {
     onEvent: onStreamEvent,
     onState: (state, detail) => app.setStreamState(state, detail),
@@ -126,6 +130,11 @@ async function loadPage(reset) {
 
 function onStreamEvent(ev) {
   if (ev.event === 'folded') return onFolded(ev)
+  if (ev.event === 'dropped') {
+    // this browser read too slowly and the server skipped some: the newest page has them
+    loadPage(true)
+    return
+  }
   if (ev.event !== 'failure' && ev.event !== 'message') return
   let record
   try {
@@ -297,6 +306,7 @@ let lastStats = null
 
 async function refreshStats() {
   const windowMs = Number($('#stats-window').value)
+  app.statsWindowMs = windowMs
   const until = Date.now()
   const since = until - windowMs
   try {

@@ -61,6 +61,7 @@ function showTab() {
     link.setAttribute('aria-selected', String(active))
   }
   for (const section of $$('.view')) section.hidden = section.dataset.view !== tab
+  if (running) app.dispatchEvent(new CustomEvent('tab', { detail: tab }))
 }
 
 function setPill(el, state, text) {

@@ -28,8 +28,9 @@ export function initSettings() {
 
 export async function startSettings() {
   try {
-    view.schema = await loadSchema()
-    buildForm()
+    const { properties, rules } = await loadSchema()
+    view.schema = properties
+    buildForm(rules)
     await loadCurrent()
   } catch (err) {
     message(`Could not load the settings: ${err.message}`, 'error')
@@ -39,19 +40,21 @@ export async function startSettings() {
 
 // ---- schema ----
 
-/** The settings' JSON schema properties: from /api/settings/schema, else from the OpenAPI document. */
+/**
+ * The settings' JSON schema properties and the rules between keys: from /api/settings/schema, else from the
+ * OpenAPI document (/docs/json).
+ */
 async function loadSchema() {
   try {
-    const schema = await api('/api/settings/schema')
-    const props = findSettingsProperties(schema)
-    if (props) return props
+    const res = await api('/api/settings/schema')
+    const properties = findSettingsProperties(res)
+    if (properties) return { properties, rules: Array.isArray(res.rules) ? res.rules : [] }
   } catch (err) {
     if (err instanceof ApiError && err.status === 401) throw err
   }
-  const doc = await api('/docs/json')
-  const props = findSettingsProperties(doc)
-  if (!props) throw new Error('the OpenAPI document has no settings schema')
-  return props
+  const properties = findSettingsProperties(await api('/docs/json'))
+  if (!properties) throw new Error('the server publishes no settings schema')
+  return { properties, rules: [] }
 }
 
 /** Walks a JSON document for the first object schema whose properties include connectTimeoutMs. */
@@ -98,7 +101,7 @@ function rangeText(d, key) {
   return `${lo} – ${hi}${unit ? ` ${unit}` : ''}${d.nullable ? ', or unset' : ''}`
 }
 
-function buildForm() {
+function buildForm(rules) {
   const container = $('#settings-fields')
   const fields = []
   for (const [key, prop] of Object.entries(view.schema)) {
@@ -117,23 +120,23 @@ function buildForm() {
         if (key === 'connectTimeoutMs') updateWhatIf()
         markChanged()
       })
-      control = d.nullable
-        ? h('div', { class: 'nullable' }, number,
+      const unit = unitOf(key)
+      control = h('div', { class: 'number-control' }, number, unit ? h('span', { class: 'unit' }, unit) : null)
+      if (d.nullable) {
+        control.append(
           h('label', { class: 'unset' },
             h('input', { type: 'checkbox', id: `${id}-unset`, dataset: { unsetFor: key }, onchange: (e) => {
               number.disabled = e.target.checked
               markChanged()
             } }), 'unset'))
-        : number
+      }
     }
-    const unit = unitOf(key)
     fields.push(
       h('div', { class: 'field', dataset: { field: key } },
         h('div', { class: 'field-head' },
           h('label', { for: id }, h('code', null, key)),
           h('span', { class: 'range', title: 'allowed range' }, rangeText(d, key))),
-        h('div', { class: 'field-control' }, control, unit && d.kind !== 'boolean' ? h('span', { class: 'unit' }, unit) : null,
-          h('span', { class: 'current', id: `${id}-current` })),
+        h('div', { class: 'field-control' }, control, h('span', { class: 'current', id: `${id}-current` })),
         h('p', { class: 'help', id: `${id}-help` }, d.description),
         h('p', { class: 'scope' }, h('span', { class: 'scope-label' }, 'applies to '), d.scope || '—',
           d.default !== undefined ? h('span', { class: 'default' }, ` · default ${formatValue(d.default)}`) : null),
@@ -143,6 +146,10 @@ function buildForm() {
   }
   fill(container, fields)
   container.addEventListener('change', markChanged)
+  fill($('#settings-rules'), rules.length === 0 ? null : [
+    h('span', { class: 'scope-label' }, 'rules between settings'),
+    h('ul', null, rules.map((r) => h('li', null, r.description || r.rule))),
+  ])
 }
 
 // ---- values ----
@@ -205,25 +212,57 @@ function markChanged() {
   $('#settings-save').disabled = Object.keys(patch).length === 0
 }
 
+let whatIfTimer = null
+let whatIfSeq = 0
+
+/**
+ * "N of the last M successful connections took longer than X ms": at once from the histogram the charts loaded,
+ * then exactly from the server (GET /api/failures/stats?thresholdMs=X, which also knows each bucket's maximum).
+ */
 function updateWhatIf() {
   const line = $('#what-if')
   if (!line) return
   const input = $('#setting-connectTimeoutMs')
   const proposed = Number(input.value)
-  const current = app.settings?.values?.connectTimeoutMs
+  clearTimeout(whatIfTimer)
   if (!input.value || !Number.isFinite(proposed) || proposed <= 0) {
     fill(line)
     return
   }
   const { surely, maybe, total } = countSlowerThan(app.latency ?? [], proposed)
-  line.classList.toggle('warn', surely > 0)
+  showWhatIf(proposed, surely, surely + maybe, total)
+  const seq = ++whatIfSeq
+  whatIfTimer = setTimeout(async () => {
+    try {
+      const until = Date.now()
+      const since = until - app.statsWindowMs
+      const stats = await api(`/api/failures/stats${query({ since: new Date(since).toISOString(), until: new Date(until).toISOString(), thresholdMs: Math.min(proposed, 600000) })}`)
+      const w = stats.whatIf
+      if (seq === whatIfSeq && w && w.thresholdMs === Math.min(proposed, 600000)) showWhatIf(proposed, w.slower, w.slowerMax, w.total)
+    } catch {
+      // the local estimate stays
+    }
+  }, 300)
+}
+
+function windowText(ms) {
+  if (ms <= 3_600_000) return 'hour'
+  if (ms < 86_400_000) return `${Math.round(ms / 3_600_000)} hours`
+  if (ms === 86_400_000) return '24 hours'
+  return `${Math.round(ms / 86_400_000)} days`
+}
+
+function showWhatIf(proposed, slower, slowerMax, total) {
+  const line = $('#what-if')
+  const current = app.settings?.values?.connectTimeoutMs
+  line.classList.toggle('warn', slower > 0)
   if (total === 0) {
-    fill(line, 'No successful connections recorded yet to compare this value with.')
+    fill(line, `What if: no successful connections were recorded in the last ${windowText(app.statsWindowMs)} to compare ${formatNumber(proposed)} ms with.`)
     return
   }
-  const n = maybe > 0 ? `${formatNumber(surely)}–${formatNumber(surely + maybe)}` : formatNumber(surely)
+  const n = slowerMax > slower ? `${formatNumber(slower)}–${formatNumber(slowerMax)}` : formatNumber(slower)
   const change = proposed === current ? ' (the value in force)' : ''
-  fill(line, `What if: ${n} of the last ${formatNumber(total)} successful connections took longer than ${formatNumber(proposed)} ms${change}.`)
+  fill(line, `What if: ${n} of the last ${formatNumber(total)} successful connections (last ${windowText(app.statsWindowMs)}) took longer than ${formatNumber(proposed)} ms${change}.`)
 }
 
 // ---- saving ----

@@ -5,6 +5,8 @@ class AppState extends EventTarget {
   settings = null
   /** connect-latency histogram: [{ lo, hi, count }] in ms */
   latency = []
+  /** the window the charts and the what-if line cover, ms back from now */
+  statsWindowMs = 86_400_000
   stream = { state: 'unknown', detail: null }
 
   setSettings(v) {
