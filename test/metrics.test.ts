@@ -1,0 +1,78 @@
+// GET /metrics: Prometheus text with the broker's counters, failures by reason, connect latency, the settings
+// version and the failure log's own counters, read from real traffic. No token needed.
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { connectMqtt, RawClient, startServer, waitForFailure, type TestServer } from './helpers.ts'
+
+async function scrape(server: TestServer): Promise<{ text: string; value(series: string): number }> {
+  const res = await fetch(`${server.url}/metrics`)
+  assert.equal(res.status, 200)
+  assert.match(res.headers.get('content-type') ?? '', /^text\/plain; version=0\.0\.4/)
+  const text = await res.text()
+  return {
+    text,
+    value(series) {
+      const line = text.split('\n').find((l) => l.startsWith(`${series} `))
+      assert.ok(line, `series ${series} is exposed`)
+      return Number(line.slice(series.length + 1))
+    },
+  }
+}
+
+test('metrics expose broker counters, failures by reason, latency, settings version and the failure log', async (t) => {
+  const server = await startServer()
+  t.after(() => server.close())
+
+  const before = await scrape(server)
+  for (const name of ['mqtt_connections', 'mqtt_clients_connected', 'mqtt_connects_total', 'mqtt_packets_received_total',
+    'mqtt_packets_sent_total', 'mqtt_bytes_received_total', 'mqtt_bytes_sent_total', 'mqtt_settings_version',
+    'mqtt_connect_latency_seconds_count', 'mqtt_failure_log_pending', 'mqtt_failure_log_rows']) {
+    assert.ok(before.value(name) >= 0, name)
+  }
+  assert.equal(before.value('mqtt_connection_failures_total{reason="taken_over"}'), 0, 'every reason present from the start')
+  assert.match(before.text, /^# TYPE mqtt_connection_failures_total counter$/m)
+  assert.match(before.text, /^# TYPE mqtt_connect_latency_seconds histogram$/m)
+  assert.match(before.text, /^process_cpu_user_seconds_total /m, 'default process metrics')
+  assert.match(before.text, /^nodejs_eventloop_lag_seconds /m)
+
+  // real traffic: a client that subscribes and publishes to itself, and one that breaks the protocol
+  const client = await connectMqtt(server.wsUrl, { clientId: 'metrics-1' })
+  t.after(() => client.end(true))
+  await client.subscribeAsync('m/#', { qos: 1 })
+  const got = new Promise<void>((resolve) => client.once('message', () => resolve()))
+  await client.publishAsync('m/1', 'hello', { qos: 1 })
+  await got
+
+  const failed = waitForFailure(server, (e) => e.reason === 'protocol_error')
+  const bad = await RawClient.open(server.wsUrl)
+  bad.send({ cmd: 'pingreq' })
+  await bad.closed()
+  await failed
+  server.app.failureLog.flush()
+
+  const v = server.app.settingsStore.update({ connectTimeoutMs: 7000 }, { actor: 'test', comment: 'metrics test' }).version
+
+  const after = await scrape(server)
+  assert.equal(after.value('mqtt_connections'), 1)
+  assert.equal(after.value('mqtt_clients_connected'), 1)
+  assert.equal(after.value('mqtt_connects_total'), 1)
+  assert.equal(after.value('mqtt_connect_latency_seconds_count'), 1)
+  assert.ok(after.value('mqtt_connect_latency_seconds_bucket{le="+Inf"}') === 1)
+  assert.ok(after.value('mqtt_packets_received_total') >= 4, 'CONNECT, SUBSCRIBE, PUBLISH, PUBACK (+ the PINGREQ)')
+  assert.ok(after.value('mqtt_packets_sent_total') >= 4, 'CONNACK, SUBACK, PUBACK, PUBLISH')
+  assert.ok(after.value('mqtt_bytes_received_total') > 20)
+  assert.ok(after.value('mqtt_bytes_sent_total') > 10)
+  assert.equal(after.value('mqtt_messages_published_total'), 1)
+  assert.equal(after.value('mqtt_messages_delivered_total'), 1)
+  assert.equal(after.value('mqtt_subscriptions'), 1)
+  assert.equal(after.value('mqtt_connection_failures_total{reason="protocol_error"}'), 1)
+  assert.equal(after.value('mqtt_connection_failures_total{reason="connect_timeout"}'), 0)
+  assert.equal(after.value('mqtt_settings_version'), v)
+  assert.equal(after.value('mqtt_failure_log_events_total{outcome="written"}'), 1)
+  assert.equal(after.value('mqtt_failure_log_rows'), 1)
+
+  // each app has its own registry: a second server in this process starts from zero
+  const other = await startServer()
+  t.after(() => other.close())
+  assert.equal((await scrape(other)).value('mqtt_connection_failures_total{reason="protocol_error"}'), 0)
+})
