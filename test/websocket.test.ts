@@ -7,7 +7,7 @@ import { once } from 'node:events'
 import WebSocket from 'ws'
 import mqttPacket, { type IConnackPacket, type Packet } from 'mqtt-packet'
 import { startServer, waitForFailure, RawClient, connectMqtt, delay } from './helpers.ts'
-import { tcpConnect, upgradeRequest, readResponseHead, serverClosedAfter } from './raw-websocket.ts'
+import { tcpConnect, upgradeRequest, readResponseHead, serverClosedAfter, clientFrame } from './raw-websocket.ts'
 
 /** Opens a WebSocket and reports how the upgrade ended. */
 function tryOpen(url: string, protocols?: string[], headers?: Record<string, string>) {
@@ -230,4 +230,49 @@ test('backpressure: a subscriber that stops reading gets every QoS 1 message onc
   tcp.resume()
   await done
   assert.deepEqual(received, Array.from({ length: COUNT }, (_, i) => i))
+})
+
+test('a CONNECT sent together with the upgrade request (before the 101) is served', async (t) => {
+  const server = await startServer()
+  t.after(() => server.close())
+  const socket = await tcpConnect(server.port)
+  t.after(() => socket.destroy())
+  const connect = RawClient.encode({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, keepalive: 0, clientId: 'eager' } as Packet)
+  socket.write(Buffer.concat([Buffer.from(upgradeRequest()), clientFrame(0x2, connect)]))
+  // 101, then a binary frame holding CONNACK (0x20 0x02 0x00 0x00)
+  let bytes = Buffer.alloc(0)
+  await new Promise<void>((resolve) => {
+    socket.on('data', (d: Buffer) => {
+      bytes = Buffer.concat([bytes, d])
+      if (bytes.includes(Buffer.from([0x82, 0x04, 0x20, 0x02, 0x00, 0x00]))) resolve()
+    })
+  })
+  assert.match(bytes.toString('latin1'), /^HTTP\/1\.1 101/)
+  assert.deepEqual(server.app.broker.connections().map((c) => c.clientId), ['eager'])
+})
+
+test('an upgrade on a kept-alive socket that served a request before: the connect timeout runs from the upgrade', async (t) => {
+  const server = await startServer({ settings: { connectTimeoutMs: 400 } })
+  t.after(() => server.close())
+  const socket = await tcpConnect(server.port)
+  t.after(() => socket.destroy())
+  socket.write('GET /mqtt HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n')
+  assert.match(await readResponseHead(socket), /^HTTP\/1\.1 426/)
+  await delay(600) // longer than connectTimeoutMs since the TCP accept
+  socket.write(upgradeRequest())
+  await new Promise<void>((resolve) => {
+    let text = ''
+    const onData = (d: Buffer) => {
+      text += d.toString('latin1')
+      if (text.includes('101 Switching Protocols')) {
+        socket.off('data', onData)
+        resolve()
+      }
+    }
+    socket.on('data', onData)
+  })
+  const connect = RawClient.encode({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, keepalive: 0, clientId: 'reused' } as Packet)
+  const connack = new Promise<Buffer>((resolve) => socket.once('data', resolve))
+  socket.write(clientFrame(0x2, connect))
+  assert.deepEqual([...(await connack)], [0x82, 0x04, 0x20, 0x02, 0x00, 0x00])
 })

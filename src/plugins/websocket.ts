@@ -330,13 +330,40 @@ export default fp(
           ws.terminate()
           return
         }
+        // A fault of the core on one connection's bytes ends that connection, never the process.
+        const fault = (err: unknown) => {
+          log.error({ err, remoteAddress: socket.remoteAddress }, 'the broker failed on a connection: closing it')
+          ws.terminate()
+        }
         ws.on('message', (data: Buffer, isBinary: boolean) => {
-          if (isBinary) input.push(data)
-          else input.textFrame()
+          try {
+            if (isBinary) input.push(data)
+            else input.textFrame()
+          } catch (err) {
+            fault(err)
+          }
         })
-        ws.on('error', (err: Error) => input.error(err))
-        ws.on('close', (code: number, reason: Buffer) => input.closed(closeDetail(code, reason)))
-        socket.on('drain', () => input.drained())
+        ws.on('error', (err: Error) => {
+          try {
+            input.error(err)
+          } catch (e) {
+            fault(e)
+          }
+        })
+        ws.on('close', (code: number, reason: Buffer) => {
+          try {
+            input.closed(closeDetail(code, reason))
+          } catch (err) {
+            log.error({ err }, 'the broker failed on a closed connection')
+          }
+        })
+        socket.on('drain', () => {
+          try {
+            input.drained()
+          } catch (err) {
+            fault(err)
+          }
+        })
       },
     })
   },
