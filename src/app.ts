@@ -34,7 +34,9 @@ export async function buildApp(opts: AppOptions = {}) {
   const app = Fastify({
     logger: opts.logger ?? { level: config.logLevel },
     // The upgrade request of a WebSocket client is bounded by the connect timeout (see plugins/websocket.ts),
-    // never by Node's 60 s default.
+    // never by Node's 60 s default. Later requests on a kept-alive socket fall to Node's headersTimeout, which the
+    // adapter sets from connectTimeoutMs; Node checks it every connectionsCheckingInterval (default 30 s).
+    http: { connectionsCheckingInterval: 1000 },
     ajv: {
       customOptions: {
         // unknown keys must be refused with a 400, not silently stripped

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict'
 import type net from 'node:net'
 import type { FailureEvent } from '../src/failures/schema.ts'
 import { startServer, waitForFailure, connectMqtt, delay } from './helpers.ts'
-import { tcpConnect, upgradeRequest, rawUpgrade, closedAfter } from './raw-websocket.ts'
+import { tcpConnect, upgradeRequest, rawUpgrade, closedAfter, readResponseHead } from './raw-websocket.ts'
 
 /** The first part of an upgrade request: the request line and one header, never the blank line that ends it. */
 const PARTIAL = 'GET /mqtt HTTP/1.1\r\nHost: 127.0.0.1\r\n'
@@ -161,4 +161,18 @@ test('a normal upgrade after a slow start is served if its request completes in 
   assert.match(head, /^HTTP\/1\.1 101/)
   assert.match(head, /Sec-WebSocket-Protocol: mqtt/i)
   socket.destroy()
+})
+
+test('a later request stalled on a kept-alive socket is closed soon after connectTimeoutMs too', async (t) => {
+  const server = await startServer({ settings: { connectTimeoutMs: 300 } })
+  t.after(() => server.close())
+  const socket = await tcpConnect(server.port)
+  t.after(() => socket.destroy())
+  socket.write('GET /mqtt HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n')
+  assert.match(await readResponseHead(socket), /^HTTP\/1\.1 426/)
+  const startedAt = Date.now()
+  socket.write(PARTIAL)
+  // Node checks its header timeout once a second here (connectionsCheckingInterval), not every 30 s.
+  const elapsed = await closedAfter(socket, startedAt, 5000)
+  assert.ok(elapsed >= 280, `closed after ${elapsed} ms`)
 })
