@@ -169,6 +169,9 @@ export function toErrorBody(err: HandledError): ErrorBody {
       }))
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
       return toErrorBody(invalidInput([{ field: '(body)', rule: 'required', message: 'the body is empty' }]))
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return { ...toErrorBody({ ...err, validation: undefined, code: 'UNSUPPORTED_MEDIA_TYPE', message: 'send the body as JSON' } as HandledError),
+        fields: [{ field: 'Content-Type', rule: 'application/json', message: 'must be application/json' }] }
   }
   const statusCode = err.statusCode && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500
   const shown = statusCode < 500 || SHOWN_5XX.has(err.code)

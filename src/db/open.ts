@@ -22,7 +22,9 @@ export interface OpenedDatabase {
   applied: number[]
 }
 
-export const DEFAULT_BUSY_TIMEOUT_MS = 1000
+// Short: better-sqlite3 waits synchronously, so a lock held by another program stalls the event loop (and the broker)
+// for this long on every write attempt. Nothing in this process contends with itself; only outside programs do.
+export const DEFAULT_BUSY_TIMEOUT_MS = 200
 
 const isMemory = (path: string) => path === ':memory:' || path === ''
 

@@ -5,7 +5,7 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { spawn } from 'node:child_process'
 import Sqlite from 'better-sqlite3'
-import { openDatabase } from '../../src/db/open.ts'
+import { DEFAULT_BUSY_TIMEOUT_MS, openDatabase } from '../../src/db/open.ts'
 import { applyMigrations, loadMigrations, type Migration } from '../../src/db/migrations.ts'
 import { tempDir } from '../helpers.ts'
 import { buildApp } from '../../src/app.ts'
@@ -25,7 +25,7 @@ test('a fresh DB_PATH gets its folder, WAL, and every migration; a second start 
   assert.equal(first.journalMode, 'wal')
   assert.equal(first.schemaVersion, newest)
   assert.deepEqual(first.applied, Array.from({ length: newest }, (_, i) => i + 1))
-  assert.equal(first.db.pragma('busy_timeout', { simple: true }), 1000)
+  assert.equal(first.db.pragma('busy_timeout', { simple: true }), DEFAULT_BUSY_TIMEOUT_MS)
   const tables = first.db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").pluck().all()
   assert.ok(tables.includes('settings_versions') && tables.includes('admin_tokens'), `tables: ${tables.join(', ')}`)
   first.db.close()

@@ -99,6 +99,7 @@ const BAD: Array<{ name: string; req: Inject; status: number; code: string; fiel
   { name: 'rollback to version 0', req: { method: 'POST', url: '/api/settings/rollback', payload: { version: 0 } }, status: 400, code: 'INVALID_INPUT', fields: [['version', 'minimum 1']] },
   { name: 'rollback with a string', req: { method: 'POST', url: '/api/settings/rollback', payload: { version: '1' } }, status: 400, code: 'INVALID_INPUT', fields: [['version', 'type integer']] },
   { name: 'rollback without version', req: { method: 'POST', url: '/api/settings/rollback', payload: {} }, status: 400, code: 'INVALID_INPUT', fields: [['version', 'required']] },
+  { name: 'a form instead of JSON', req: { method: 'PATCH', url: '/api/settings', payload: 'connectTimeoutMs=300', headers: { 'content-type': 'application/x-www-form-urlencoded' } }, status: 415, code: 'UNSUPPORTED_MEDIA_TYPE', fields: [['Content-Type', 'application/json']] },
   { name: 'history limit not a number', req: { method: 'GET', url: '/api/settings/history?limit=ten' }, status: 400, code: 'INVALID_INPUT', fields: [['limit', 'type integer']] },
   { name: 'history limit too large', req: { method: 'GET', url: '/api/settings/history?limit=501' }, status: 400, code: 'INVALID_INPUT', fields: [['limit', 'maximum 500']] },
 ]
