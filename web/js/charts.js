@@ -62,7 +62,11 @@ export function drawFailuresChart(container, series, legend) {
     const slot = innerW / buckets.length
     const barW = Math.max(1, slot * 0.8)
     const span = buckets.length * bucketMs
-    const labelEvery = Math.max(1, Math.ceil(buckets.length / 6))
+    // label the buckets that start on a round local time (every 5 min, 1 h, 6 h...), about 6 of them
+    const step = [1, 5, 10, 15, 30, 60, 120, 180, 360, 720, 1440, 2880, 10080].map((m) => m * 60_000)
+      .find((ms) => ms >= bucketMs && span / ms <= 7) ?? span
+    const offset = new Date(buckets[0].start).getTimezoneOffset() * 60_000
+    const isRound = (t) => (t - offset) % step === 0
     buckets.forEach((b, i) => {
       const x = M.left + i * slot + (slot - barW) / 2
       let y = M.top + innerH
@@ -86,8 +90,11 @@ export function drawFailuresChart(container, series, legend) {
         y -= hgt
         svg.append(s('rect', { x, y, width: barW, height: hgt, fill: reasonInfo(id).color }, s('title', null, `${id}: ${n}`)))
       }
-      if (i % labelEvery === 0) {
-        svg.append(s('text', { x: M.left + i * slot, y: H - 10, class: 'tick' }, timeLabel(b.start, span)))
+      if (isRound(b.start)) {
+        svg.append(
+          s('line', { x1: M.left + i * slot, x2: M.left + i * slot, y1: M.top + innerH, y2: M.top + innerH + 4, class: 'axis' }),
+          s('text', { x: M.left + i * slot, y: H - 10, class: 'tick', 'text-anchor': 'middle' }, timeLabel(b.start, span)),
+        )
       }
     })
   }
