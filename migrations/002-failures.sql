@@ -41,3 +41,13 @@ CREATE TABLE connect_latency (
   max_ms  REAL    NOT NULL,
   PRIMARY KEY (minute, bucket)
 ) WITHOUT ROWID;
+
+-- Failures per minute and reason, counted as they are recorded (folded and dropped ones too), so that stats over
+-- any window read at most one row per minute and reason instead of scanning the failure rows.
+CREATE TABLE failure_counts (
+  minute   INTEGER NOT NULL,                    -- epoch ms of the minute's start
+  reason   TEXT    NOT NULL,
+  failures INTEGER NOT NULL,                    -- failures that happened
+  records  INTEGER NOT NULL,                    -- rows written for them
+  PRIMARY KEY (minute, reason)
+) WITHOUT ROWID;

@@ -1,9 +1,11 @@
 // The failure log: failure events are buffered in memory and written in one transaction per tick; a flood from one
 // source is folded into summary rows; pruning by rows and age runs in small batches on every tick; queries serve the
-// REST routes; the connect latency of successful clients is kept as histogram counters per minute, not as rows.
+// REST routes. Counts per minute and reason, and the connect latency of successful clients, are kept as counters per
+// minute (not read from the rows), so that stats cost the same whatever failureLogMaxRows is.
 //
-// Bounded by construction: the buffer (maxPending rows), the per-source fold table (maxSources keys), the rows per
-// transaction (maxBatch), the rows in the table (failureLogMaxRows, failureLogMaxAgeDays) and every stored string.
+// Bounded by construction: the buffer (maxPending rows), the per-source fold table (maxSources keys), the rows and
+// the time per transaction (maxBatch, maxSliceMs), the rows in the table (failureLogMaxRows, failureLogMaxAgeDays)
+// and every stored string.
 import { EventEmitter } from 'node:events'
 import { performance } from 'node:perf_hooks'
 import type Database from 'better-sqlite3'
@@ -52,8 +54,10 @@ export interface FailureLogOptions {
   logger?: Logger
   /** ms between flushes (default 250) */
   flushIntervalMs?: number
-  /** rows per transaction; more waiting are written on the next turn of the event loop (default 2000) */
+  /** rows per transaction; more waiting are written on the next turn of the event loop (default 1000) */
   maxBatch?: number
+  /** a transaction stops taking rows after this many ms, so one flush never holds the event loop long (default 15) */
+  maxSliceMs?: number
   /** rows held in memory before new ones are dropped and counted (default 10000) */
   maxPending?: number
   /** records written per source (remote address + reason) per fold window before the rest are folded (default 10) */
@@ -120,7 +124,7 @@ export interface FailurePage {
 export interface FailureCountsBucket {
   /** ISO start of the time bucket */
   start: string
-  /** failures in the bucket, folded ones included */
+  /** failures in the bucket: written, folded or dropped alike */
   total: number
   /** per reason, only reasons that occurred */
   counts: Partial<Record<FailureReason, number>>
@@ -133,7 +137,7 @@ export interface FailureCounts {
   buckets: FailureCountsBucket[]
   totals: Record<FailureReason, number>
   total: number
-  /** rows behind `total` (a summary row stands for 1 + foldedCount failures) */
+  /** rows written for them (a summary row stands for 1 + foldedCount failures; rows may since have been pruned) */
   records: number
 }
 
@@ -238,6 +242,15 @@ interface Source {
   summary: Row | null
 }
 
+interface MinuteCount {
+  minute: number
+  reason: string
+  /** failures that happened (written, folded or dropped alike) */
+  failures: number
+  /** rows written */
+  records: number
+}
+
 interface StoredRow {
   id: number
   occurredAt: number
@@ -308,7 +321,8 @@ const iso = (ms: number) => new Date(ms).toISOString()
 
 export function createFailureLog(db: Database.Database, opts: FailureLogOptions): FailureLog {
   const flushIntervalMs = opts.flushIntervalMs ?? 250
-  const maxBatch = opts.maxBatch ?? 2000
+  const maxBatch = opts.maxBatch ?? 1000
+  const maxSliceMs = opts.maxSliceMs ?? 15
   const maxPending = opts.maxPending ?? 10_000
   const foldAfter = opts.foldAfter ?? 10
   const foldWindowMs = opts.foldWindowMs ?? 1000
@@ -341,6 +355,11 @@ export function createFailureLog(db: Database.Database, opts: FailureLogOptions)
   // at most one hour of minutes per pass
   const pruneLatency = db.prepare(`DELETE FROM connect_latency
     WHERE minute < min(@cutoff, (SELECT min(minute) FROM connect_latency) + 3600000)`)
+  const upsertCounts = db.prepare(`INSERT INTO failure_counts (minute, reason, failures, records)
+    VALUES (@minute, @reason, @failures, @records)
+    ON CONFLICT (minute, reason) DO UPDATE SET failures = failures + excluded.failures, records = records + excluded.records`)
+  const pruneCounts = db.prepare(`DELETE FROM failure_counts
+    WHERE minute < min(@cutoff, (SELECT min(minute) FROM failure_counts) + 3600000)`)
   const countRows = db.prepare('SELECT count(*) AS n FROM failures').pluck()
   const getById = db.prepare<[number], StoredRow>(`SELECT ${COLUMNS} FROM failures WHERE id = ?`)
   const afterId = db.prepare<[number, number], StoredRow>(
@@ -349,9 +368,9 @@ export function createFailureLog(db: Database.Database, opts: FailureLogOptions)
   const countsQuery = db.prepare<
     { since: number; until: number; bucketMs: number },
     { idx: number; reason: FailureReason; records: number; failures: number }
-  >(`SELECT CAST((occurred_at - @since) / @bucketMs AS INTEGER) AS idx, reason,
-      count(*) AS records, sum(1 + folded_count) AS failures
-    FROM failures WHERE occurred_at >= @since AND occurred_at < @until
+  >(`SELECT CAST((minute - @since) / @bucketMs AS INTEGER) AS idx, reason,
+      sum(records) AS records, sum(failures) AS failures
+    FROM failure_counts WHERE minute >= @since AND minute < @until
     GROUP BY idx, reason`)
   const latencyQuery = db.prepare<
     { since: number; until: number },
@@ -389,6 +408,8 @@ export function createFailureLog(db: Database.Database, opts: FailureLogOptions)
   let foldUpdates = new Map<Row, number>()
   /** latency counters not yet flushed, by `${minute}:${bucket}` */
   let latencyPending = new Map<string, { minute: number; bucket: number; count: number; sumMs: number; maxMs: number }>()
+  /** failures per minute and reason not yet flushed, by `${minute}:${reason}` */
+  let countsPending = new Map<string, MinuteCount>()
   const sources = new Map<string, Source>()
   const counters = {
     recorded: 0, written: 0, folded: 0, dropped: 0, pruned: 0, flushes: 0,
@@ -469,6 +490,17 @@ export function createFailureLog(db: Database.Database, opts: FailureLogOptions)
     if (row.state === 'written') foldUpdates.set(row, (foldUpdates.get(row) ?? 0) + 1)
   }
 
+  const minuteCount = (map: Map<string, MinuteCount>, at: number, reason: string): MinuteCount => {
+    const minute = Math.floor(at / MINUTE_MS) * MINUTE_MS
+    const key = `${minute}:${reason}`
+    let c = map.get(key)
+    if (!c) {
+      c = { minute, reason, failures: 0, records: 0 }
+      map.set(key, c)
+    }
+    return c
+  }
+
   const sweepSources = (t: number) => {
     lastSweepAt = t
     for (const [key, s] of sources) {
@@ -484,10 +516,12 @@ export function createFailureLog(db: Database.Database, opts: FailureLogOptions)
         return
       }
       const t = now()
+      minuteCount(countsPending, num(e.occurredAt) || t, e.reason).failures++
       const key = `${e.remoteAddress ?? ''}\n${e.reason}`
       let s = sources.get(key)
       if (!s) {
-        if (sources.size >= maxSources) sweepSources(t)
+        // a full table is swept at most once per window: a storm of new sources must not sweep per record
+        if (sources.size >= maxSources && t - lastSweepAt >= foldWindowMs) sweepSources(t)
         if (sources.size < maxSources) {
           s = { windowStart: t, n: 0, flooding: false, summary: null }
           sources.set(key, s)
@@ -538,19 +572,29 @@ export function createFailureLog(db: Database.Database, opts: FailureLogOptions)
     }
   }
 
-  // One write transaction: new rows, fold counts of written summaries, latency counters, one pruning pass.
+  /**
+   * One write transaction: new rows (as many as fit in maxSliceMs), fold counts of written summaries, the per-minute
+   * counters, one pruning pass. Returns how many of `rows` were written.
+   */
   const writeTx = db.transaction(
-    (rows: Row[], folds: Map<Row, number>, latency: Iterable<Record<string, number>>, prune: boolean) => {
+    (rows: Row[], folds: Map<Row, number>, latency: Iterable<Record<string, number>>,
+      counts: Map<string, MinuteCount>, prune: boolean, t0: number): number => {
+      let written = 0
       for (const row of rows) {
+        if ((written & 63) === 63 && performance.now() - t0 > maxSliceMs) break
         const { id: _id, state: _state, ...params } = row
         row.id = Number(insertRow.run(params).lastInsertRowid)
+        minuteCount(counts, row.occurredAt, row.reason).records++
+        written++
       }
       for (const [row, delta] of folds) {
         if (row.id !== null) addFolded.run({ id: row.id, delta, last: row.lastFoldedAt })
       }
       for (const l of latency) upsertLatency.run(l)
-      rowCount += rows.length
-      return prune ? pruneStep(rows.length) : 0
+      for (const c of counts.values()) upsertCounts.run(c)
+      rowCount += written
+      if (prune) pruneStep(written)
+      return written
     },
   )
 
@@ -572,26 +616,34 @@ export function createFailureLog(db: Database.Database, opts: FailureLogOptions)
     rowCount -= n
     full ||= n === pruneBatch
     pruneLatency.run({ cutoff })
+    pruneCounts.run({ cutoff })
     counters.pruned += deleted
     lastPruneAt = now()
     pruneBacklog = full
     return deleted
   }
 
-  /** Writes up to maxBatch buffered rows (and all fold/latency counters) in one transaction. Returns rows left. */
+  /** Writes up to maxBatch buffered rows (and all counters) in one transaction. Returns rows left. */
   function flushBatch(forcePrune: boolean): number {
-    const rows = buffer.length > maxBatch ? buffer.splice(0, maxBatch) : buffer
+    let rows = buffer.length > maxBatch ? buffer.splice(0, maxBatch) : buffer
     if (rows === buffer) buffer = []
     const folds = foldUpdates
     foldUpdates = new Map()
     const latency = latencyPending
     latencyPending = new Map()
+    const counts = countsPending
+    countsPending = new Map()
     const prune = forcePrune || rows.length > 0 || pruneBacklog || now() - lastPruneAt >= pruneIdleMs
-    if (rows.length === 0 && folds.size === 0 && latency.size === 0 && !prune) return buffer.length
+    if (rows.length === 0 && folds.size === 0 && latency.size === 0 && counts.size === 0 && !prune) return buffer.length
 
     const t0 = performance.now()
     try {
-      writeTx(rows, folds, latency.values(), prune)
+      const written = writeTx(rows, folds, latency.values(), counts, prune, t0)
+      if (written < rows.length) {
+        // out of time: the rest go back to the front of the buffer, for the next turn of the event loop
+        buffer = rows.slice(written).concat(buffer)
+        rows = rows.slice(0, written)
+      }
     } catch (err) {
       // Lost, never retried: retrying would let a broken disk grow memory without bound.
       let lost = rows.length
@@ -668,7 +720,7 @@ export function createFailureLog(db: Database.Database, opts: FailureLogOptions)
 
   function flush() {
     try {
-      while (flushBatch(true) > 0) { /* all of it, a batch per transaction */ }
+      while (flushBatch(true) > 0) { /* all of it, a slice per transaction */ }
     } catch (err) {
       warn('failure log flush failed', { err })
     }
@@ -714,26 +766,34 @@ export function createFailureLog(db: Database.Database, opts: FailureLogOptions)
   }
 
   function counts(q: { since: number; until: number; bucketMs: number }): FailureCounts {
-    const since = Math.floor(q.since / q.bucketMs) * q.bucketMs
-    const n = Math.max(1, Math.ceil((q.until - since) / q.bucketMs))
+    // counters are per minute: buckets are whole minutes, aligned to their size
+    const bucketMs = Math.max(MINUTE_MS, Math.ceil(q.bucketMs / MINUTE_MS) * MINUTE_MS)
+    const since = Math.floor(q.since / bucketMs) * bucketMs
+    const n = Math.max(1, Math.ceil((q.until - since) / bucketMs))
     const buckets: FailureCountsBucket[] = Array.from({ length: n }, (_, i) => ({
-      start: iso(since + i * q.bucketMs),
+      start: iso(since + i * bucketMs),
       total: 0,
       counts: {},
     }))
     const totals = Object.fromEntries(FAILURE_REASONS.map((r) => [r, 0])) as Record<FailureReason, number>
     let total = 0
     let records = 0
-    for (const r of countsQuery.all({ since, until: q.until, bucketMs: q.bucketMs })) {
-      const b = buckets[r.idx]
-      if (!b) continue
-      b.counts[r.reason] = (b.counts[r.reason] ?? 0) + r.failures
-      b.total += r.failures
-      totals[r.reason] = (totals[r.reason] ?? 0) + r.failures
-      total += r.failures
-      records += r.records
+    const add = (idx: number, reason: FailureReason, failures: number, rows: number) => {
+      const b = buckets[idx]
+      if (!b || !(reason in totals)) return
+      b.counts[reason] = (b.counts[reason] ?? 0) + failures
+      b.total += failures
+      totals[reason] += failures
+      total += failures
+      records += rows
     }
-    return { since: iso(since), until: iso(q.until), bucketSec: q.bucketMs / 1000, buckets, totals, total, records }
+    for (const r of countsQuery.all({ since, until: q.until, bucketMs })) add(r.idx, r.reason, r.failures, r.records)
+    for (const c of countsPending.values()) {
+      if (c.minute >= since && c.minute < q.until) {
+        add(Math.floor((c.minute - since) / bucketMs), c.reason as FailureReason, c.failures, c.records)
+      }
+    }
+    return { since: iso(since), until: iso(q.until), bucketSec: bucketMs / 1000, buckets, totals, total, records }
   }
 
   /** Per-bucket counters for the window: stored minutes plus those not yet flushed. */

@@ -36,7 +36,10 @@ const StatsQuery = Type.Object(
   {
     since: Type.Optional(DateTime('window start (default: 24 h before `until`)')),
     until: Type.Optional(DateTime('window end (default: now)')),
-    bucketSec: Type.Optional(Type.Integer({ minimum: 1, maximum: 86400, description: 'time bucket (default: chosen for about 100 buckets)' })),
+    bucketSec: Type.Optional(Type.Integer({
+      minimum: 60, maximum: 86400, multipleOf: 60,
+      description: 'time bucket, whole minutes (default: chosen for at most about 100 buckets)',
+    })),
     thresholdMs: Type.Optional(Type.Number({ minimum: 0, maximum: 600000, description: 'what-if threshold (default: the current connectTimeoutMs)' })),
   },
   { additionalProperties: false },
@@ -55,12 +58,12 @@ const FailureStats = Type.Object({
   bucketSec: Type.Integer(),
   buckets: Type.Array(Type.Object({
     start: Type.String({ format: 'date-time' }),
-    total: Type.Integer({ description: 'failures, folded ones included' }),
+    total: Type.Integer({ description: 'failures, folded (and dropped) ones included' }),
     counts: PartialReasonCounts,
   })),
   totals: ReasonCounts,
   total: Type.Integer(),
-  records: Type.Integer({ description: 'rows behind `total` (a flood summary stands for 1 + foldedCount failures)' }),
+  records: Type.Integer({ description: 'rows written for them (a flood summary stands for 1 + foldedCount failures)' }),
   connectTimeoutMs: Type.Integer({ description: 'in force now' }),
   latency: Type.Object({
     since: Type.String({ format: 'date-time' }),
@@ -111,7 +114,7 @@ const StreamQuery = Type.Object(
   { additionalProperties: false },
 )
 
-const BUCKET_SIZES_SEC = [1, 5, 10, 30, 60, 300, 600, 900, 1800, 3600, 10800, 21600, 43200, 86400]
+const BUCKET_SIZES_SEC = [60, 300, 600, 900, 1800, 3600, 10800, 21600, 43200, 86400]
 const MAX_BUCKETS = 2000
 const DAY_MS = 86_400_000
 

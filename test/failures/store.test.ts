@@ -359,3 +359,32 @@ test('counts per time bucket and reason', (t) => {
   assert.equal(c.totals.taken_over, 0)
   assert.equal(c.total, 4)
 })
+
+test('a transaction stops taking rows after maxSliceMs; the rest follow in the next ones, in order', (t) => {
+  const { log } = setup(t, { maxSliceMs: 0 })
+  const seen: string[] = []
+  log.on('record', (r) => seen.push(r.clientId!))
+  for (let i = 0; i < 200; i++) log.record(failureEvent({ remoteAddress: `10.7.0.${i}`, clientId: `s${i}` }))
+  log.flush()
+  const s = log.stats()
+  assert.equal(s.written, 200)
+  assert.ok(s.flushes >= 3, `written in slices (${s.flushes} transactions)`)
+  assert.deepEqual(seen, Array.from({ length: 200 }, (_, i) => `s${i}`))
+})
+
+test('counts per minute outlive pruned rows and include folded and dropped failures', (t) => {
+  const c = clock()
+  const { log } = setup(t, { now: c.now, maxPending: 20, limits: () => ({ maxRows: 10, maxAgeDays: 30 }) })
+  for (let i = 0; i < 30; i++) log.record(failureEvent({ remoteAddress: `10.8.0.${i}`, occurredAt: c.now() }))
+  for (let i = 0; i < 40; i++) log.record(failureEvent({ remoteAddress: '10.8.1.1', occurredAt: c.now() }))
+  // pending counters are visible before the flush
+  const window = { since: c.now() - 60_000, until: c.now() + 60_000, bucketMs: 60_000 }
+  assert.equal(log.counts(window).total, 70)
+  log.flush()
+  const s = log.stats()
+  assert.ok(s.dropped > 0)
+  assert.equal(s.rows, 10, 'rows pruned to failureLogMaxRows')
+  const counts = log.counts(window)
+  assert.equal(counts.total, 70, 'every failure counted: written, folded and dropped')
+  assert.equal(counts.records, s.written)
+})

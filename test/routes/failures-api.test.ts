@@ -141,9 +141,11 @@ test('stats: counts per bucket and reason, and the connect latency of real conne
 
   // bad windows
   assert.equal((await get(server, `/api/failures/stats?since=${new Date(since).toISOString()}&until=${new Date(since - 1).toISOString()}`)).status, 400)
-  const tooMany = await get(server, '/api/failures/stats?bucketSec=1')
-  assert.equal(tooMany.status, 400)
-  assert.ok(tooMany.body.fields.some((f: { field: string }) => f.field === 'querystring.bucketSec'))
+  for (const q of ['bucketSec=1', 'bucketSec=90', `bucketSec=60&since=${new Date(Date.now() - 3 * 86_400_000).toISOString()}`]) {
+    const bad = await get(server, `/api/failures/stats?${q}`)
+    assert.equal(bad.status, 400, q)
+    assert.ok(bad.body.fields.some((f: { field: string }) => f.field === 'querystring.bucketSec'), `${q}: ${JSON.stringify(bad.body)}`)
+  }
 })
 
 test('connections: live clients with the keepalive in force', async (t) => {
