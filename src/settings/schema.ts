@@ -1,6 +1,7 @@
 // The settings schema: the single source of the hot settings' types, defaults, ranges and documentation.
 // The store, the REST routes, the OpenAPI document, the admin UI and the broker core all read it.
 import Type from 'typebox'
+import { Value } from 'typebox/value'
 
 export const SettingsValues = Type.Object(
   {
@@ -57,17 +58,8 @@ export type SettingKey = keyof SettingsValues
 
 export const SETTING_KEYS = Object.keys(SettingsValues.properties) as SettingKey[]
 
-export const DEFAULT_SETTINGS: Readonly<SettingsValues> = Object.freeze({
-  connectTimeoutMs: 5000,
-  keepaliveMultiplier: 1.5,
-  maxKeepaliveSec: 65535,
-  serverKeepaliveSec: null,
-  allowZeroKeepalive: true,
-  maxPacketSize: 1048576,
-  maxConnections: 10000,
-  failureLogMaxRows: 100000,
-  failureLogMaxAgeDays: 30,
-})
+/** The built-in defaults, read from the schema's `default`s (so they are written once). */
+export const DEFAULT_SETTINGS: Readonly<SettingsValues> = Object.freeze(Value.Default(SettingsValues, {}) as SettingsValues)
 
 /** What the broker runs on: an immutable copy of one stored version. */
 export interface SettingsSnapshot {
