@@ -51,7 +51,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
   /** connected clients by client id */
   readonly #clients = new Map<string, Session>()
   /** Wills waiting for their delay [MQTT-3.1.3-9] */
-  readonly #delayedWills = new Map<string, NodeJS.Timeout>()
+  readonly #delayedWills = new Map<string, { timer: NodeJS.Timeout; will: Will }>()
   /** sessions waiting for their expiry after their connection ended */
   readonly #expiries = new Map<string, NodeJS.Timeout>()
   #dirty: Session[] = []
@@ -147,7 +147,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
   async close(): Promise<void> {
     this.#closing = true
     for (const s of [...this.#open]) s.shutdown()
-    for (const t of this.#delayedWills.values()) clearTimeout(t)
+    for (const d of this.#delayedWills.values()) clearTimeout(d.timer)
     this.#delayedWills.clear()
     for (const t of this.#expiries.values()) clearTimeout(t)
     this.#expiries.clear()
@@ -189,7 +189,8 @@ export class Broker extends EventEmitter<BrokerEvents> {
    * expiry; clean start discards the old state [MQTT-3.1.2-4]; otherwise it is resumed [MQTT-3.1.2-5].
    */
   openSession(clientId: string, cleanStart: boolean, expiryIntervalSec: number): { state: SessionState; present: boolean } {
-    this.#cancelDelayedWill(clientId)
+    // clean start ends the old session, and a session's end sends its pending Will [MQTT-3.1.3-9]
+    this.#cancelDelayedWill(clientId, cleanStart)
     const expiry = this.#expiries.get(clientId)
     if (expiry !== undefined) {
       clearTimeout(expiry)
@@ -321,7 +322,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
       this.#publishWill(clientId, will)
     }, delaySec * 1000)
     timer.unref()
-    this.#delayedWills.set(clientId, timer)
+    this.#delayedWills.set(clientId, { timer, will })
   }
 
   #publishWill(clientId: string, will: Will): void {
@@ -336,11 +337,13 @@ export class Broker extends EventEmitter<BrokerEvents> {
     })
   }
 
-  #cancelDelayedWill(clientId: string): void {
-    const t = this.#delayedWills.get(clientId)
-    if (t !== undefined) {
-      clearTimeout(t)
+  /** Drop a Will waiting for its delay; `publishNow` when its session ends before the delay is over. */
+  #cancelDelayedWill(clientId: string, publishNow = false): void {
+    const d = this.#delayedWills.get(clientId)
+    if (d !== undefined) {
+      clearTimeout(d.timer)
       this.#delayedWills.delete(clientId)
+      if (publishNow) this.#publishWill(clientId, d.will)
     }
   }
 

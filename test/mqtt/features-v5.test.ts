@@ -296,6 +296,31 @@ test('MQTT 5.0: a delayed Will is published when the session ends first (expiry 
   assert.equal(m.payload.toString(), 'session over')
 })
 
+// A connection with Clean Start 1 ends the old session, and a session's end sends its pending Will [MQTT-3.1.3-9]
+for (const how of ['after the old connection dropped', 'taking over the old connection'] as const) {
+  test(`MQTT 5.0: a pending delayed Will is published when Clean Start 1 ends its session (${how})`, async (t) => {
+    const kit = await brokerKit(t)
+    const topic = uniqueId('wc/')
+    const w = await kit.watch({ [topic]: { qos: 1 } }, V5)
+    const clientId = uniqueId('wc')
+    const first = await raw5(kit, {
+      clientId,
+      clean: false,
+      properties: { sessionExpiryInterval: 600 },
+      will: { topic, payload: Buffer.from('session ended'), qos: 1, retain: false, properties: { willDelayInterval: 600 } },
+    })
+    if (how === 'after the old connection dropped') {
+      const lost = waitForFailure(kit.server, (e) => e.clientId === clientId)
+      first.raw.close()
+      await lost
+    }
+    const again = await raw5(kit, { clientId, clean: true })
+    assert.equal(again.connack.sessionPresent, false)
+    const m = await w.log.waitFor((m) => m.topic === topic)
+    assert.equal(m.payload.toString(), 'session ended')
+  })
+}
+
 test('MQTT 5.0: a take-over publishes the old connection\'s Will (no delay) [MQTT-3.1.4-3]', async (t) => {
   const kit = await brokerKit(t)
   const topic = uniqueId('wt/')
