@@ -20,7 +20,7 @@ const DESIGN: Array<[string, unknown, number | null, number | null]> = [
 test('the schema holds exactly DESIGN.md\'s settings, defaults and ranges, each documented with its scope', () => {
   assert.deepEqual(SETTING_KEYS, DESIGN.map(([k]) => k))
   for (const [key, def, min, max] of DESIGN) {
-    const prop = SettingsValues.properties[key as keyof typeof SettingsValues.properties]as unknown as Record<string, unknown> & { anyOf?: Array<Record<string, unknown>> }
+    const prop = SettingsValues.properties[key as keyof typeof SettingsValues.properties] as unknown as Record<string, unknown> & { anyOf?: Array<Record<string, unknown>> }
     const ranged = prop.anyOf ? prop.anyOf.find((b) => b.type !== 'null') ?? {} : prop
     assert.deepEqual(DEFAULT_SETTINGS[key as keyof typeof DEFAULT_SETTINGS], def, `${key} default`)
     assert.equal(ranged.minimum, min ?? undefined, `${key} minimum`)
