@@ -74,7 +74,10 @@ async function measureRates<K extends string>(
   return out
 }
 
-type CpuKeys = 'brokerCpuPct' | 'genCpuPct' | 'otherCpuPct'
+type CpuKeys = 'brokerCpuPct' | 'genCpuPct' | 'otherCpuPct' | 'windowStartUs' | 'windowEndUs'
+
+/** Monotonic µs, the clock V8's CPU profiles use (so a profile can be cut to the measurement window). */
+const monoUs = () => Number(process.hrtime.bigint() / 1000n)
 
 /**
  * Starts a CPU reading; the function it returns gives the shares (100 = one core) since then of the broker, this
@@ -86,7 +89,9 @@ function cpuMeter(pid: number): () => Record<CpuKeys, number> {
   const genA = process.cpuUsage()
   const machineA = machineBusyMs()
   const t0 = performance.now()
+  const windowStartUs = monoUs()
   return () => {
+    const windowEndUs = monoUs()
     const elapsed = performance.now() - t0
     const brokerB = cpuMs(pid)
     const machineB = machineBusyMs()
@@ -95,7 +100,7 @@ function cpuMeter(pid: number): () => Record<CpuKeys, number> {
     const gen = (g.user + g.system) / 1000
     const machine = machineA !== null && machineB !== null ? machineB - machineA : NaN
     const pct = (ms: number) => Math.round((ms * 100) / elapsed)
-    return { brokerCpuPct: pct(broker), genCpuPct: pct(gen), otherCpuPct: Math.max(0, pct(machine - broker - gen)) }
+    return { brokerCpuPct: pct(broker), genCpuPct: pct(gen), otherCpuPct: Math.max(0, pct(machine - broker - gen)), windowStartUs, windowEndUs }
   }
 }
 
@@ -192,7 +197,7 @@ async function fanIn(job: Extract<Job, { scenario: 'fanin' }>): Promise<Result> 
   loop.pump()
   const r = await measureRates(job.timing, job.pid, () => ({ delivered: l.delivered }))
   loop.stop()
-  const details = { lost: loop.lost, publishers: job.publishers, payloadBytes: job.payloadBytes, window: job.window, brokerCpuPct: r.brokerCpuPct, genCpuPct: r.genCpuPct, otherCpuPct: r.otherCpuPct }
+  const details = { lost: loop.lost, publishers: job.publishers, payloadBytes: job.payloadBytes, window: job.window, brokerCpuPct: r.brokerCpuPct, genCpuPct: r.genCpuPct, otherCpuPct: r.otherCpuPct, windowStartUs: r.windowStartUs, windowEndUs: r.windowEndUs }
   await endAll([...pubs, sub])
   return { value: r.delivered, unit: 'msg/s', details }
 }
@@ -215,7 +220,7 @@ async function fanOut(job: Extract<Job, { scenario: 'fanout' }>): Promise<Result
   const r = await measureRates(job.timing, job.pid, () => ({ delivered: l.delivered }))
   loop.stop()
   const details = {
-    lost: loop.lost, subscribers: job.subscribers, payloadBytes: job.payloadBytes, brokerCpuPct: r.brokerCpuPct, genCpuPct: r.genCpuPct, otherCpuPct: r.otherCpuPct,
+    lost: loop.lost, subscribers: job.subscribers, payloadBytes: job.payloadBytes, brokerCpuPct: r.brokerCpuPct, genCpuPct: r.genCpuPct, otherCpuPct: r.otherCpuPct, windowStartUs: r.windowStartUs, windowEndUs: r.windowEndUs,
     perSubscriberMin: Math.min(...perSub), perSubscriberMax: Math.max(...perSub),
   }
   await endAll([...subs, pub])
@@ -279,7 +284,7 @@ async function qos1(job: Extract<Job, { scenario: 'qos1' }>): Promise<Result> {
   const r = await measureRates(job.timing, job.pid, () => ({ delivered, acked }))
   running = false
   await sleep(200) // let in-flight acknowledgements finish
-  const details = { ackedPerSec: Math.round(r.acked), deliveredPerSec: Math.round(r.delivered), publishers: job.publishers, inflight: job.inflight, brokerCpuPct: r.brokerCpuPct, genCpuPct: r.genCpuPct, otherCpuPct: r.otherCpuPct }
+  const details = { ackedPerSec: Math.round(r.acked), deliveredPerSec: Math.round(r.delivered), publishers: job.publishers, inflight: job.inflight, brokerCpuPct: r.brokerCpuPct, genCpuPct: r.genCpuPct, otherCpuPct: r.otherCpuPct, windowStartUs: r.windowStartUs, windowEndUs: r.windowEndUs }
   await endAll([...pubs.map((p) => p.c), sub])
   return { value: Math.min(r.acked, r.delivered), unit: 'msg/s', details }
 }
@@ -332,15 +337,17 @@ async function latency(job: Extract<Job, { scenario: 'latency' }>): Promise<Resu
   }, 1)
   await sleep(job.timing.warmupMs)
   measuring = true
+  const cpu = cpuMeter(job.pid)
   await sleep(job.timing.measureMs)
   measuring = false
+  const cpuShares = cpu()
   clearInterval(tick)
   await sleep(1000) // late deliveries still count
   const sorted = samples.slice().sort((a, b) => a - b)
   const details = {
     p50Ms: round(percentile(sorted, 0.5)), p99Ms: round(percentile(sorted, 0.99)),
     p999Ms: round(percentile(sorted, 0.999)), maxMs: round(sorted[sorted.length - 1] ?? NaN),
-    rate: job.rate, sent: sentMeasured, received: samples.length, lost: sentMeasured - samples.length,
+    rate: job.rate, sent: sentMeasured, received: samples.length, lost: sentMeasured - samples.length, ...cpuShares,
   }
   await endAll([...pubs.map((p) => p.c), sub])
   return { value: details.p50Ms, unit: 'ms p50', details }
@@ -379,7 +386,7 @@ async function connectRate(job: Extract<Job, { scenario: 'connect' }>): Promise<
   running = false
   await Promise.all(loops)
   await waitClosed(closing, 3000)
-  return { value: r.done, unit: 'connects/s', details: { errorsPerSec: round(r.errors, 1), concurrency: job.concurrency, brokerCpuPct: r.brokerCpuPct, genCpuPct: r.genCpuPct, otherCpuPct: r.otherCpuPct } }
+  return { value: r.done, unit: 'connects/s', details: { errorsPerSec: round(r.errors, 1), concurrency: job.concurrency, brokerCpuPct: r.brokerCpuPct, genCpuPct: r.genCpuPct, otherCpuPct: r.otherCpuPct, windowStartUs: r.windowStartUs, windowEndUs: r.windowEndUs } }
 }
 
 async function waitClosed(set: Set<BenchClient>, ms: number) {
@@ -444,14 +451,16 @@ async function storm(job: Extract<Job, { scenario: 'storm' }>): Promise<Result> 
     }
   }
   const t0 = performance.now()
+  const cpu = cpuMeter(job.pid)
   const loops = Array.from({ length: job.concurrency }, (_, w) => loop(w))
   await sleep(job.durationMs)
   running = false
+  const cpuShares = cpu()
   await Promise.all(loops)
   const secs = (performance.now() - t0) / 1000
   return {
     value: round(count.attempts / secs, 1),
     unit: 'failing connections/s',
-    details: { ...count, seconds: round(secs, 2), concurrency: job.concurrency },
+    details: { ...count, seconds: round(secs, 2), concurrency: job.concurrency, ...cpuShares },
   }
 }
