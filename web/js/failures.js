@@ -18,6 +18,8 @@ const view = {
   statsTimer: null,
   statsSoon: null,
   loading: null,
+  /** records from the stream while a first page is loading (null when none is) */
+  liveDuringLoad: null,
 }
 
 export function initFailures() {
@@ -109,6 +111,8 @@ async function loadPage(reset) {
   more.disabled = true
   const token = {}
   view.loading = token
+  // live records that arrive while the first page loads must survive its reset of the table
+  if (reset) view.liveDuringLoad = []
   try {
     const page = await api(`/api/failures${query(params)}`)
     if (view.loading !== token) return // a newer request superseded this one
@@ -117,11 +121,18 @@ async function loadPage(reset) {
       fill($('#failures-body'))
     }
     for (const r of page.items ?? []) addRow(r, 'end')
+    if (reset) {
+      for (const r of view.liveDuringLoad ?? []) if (matchesFilters(r, filters)) addRow(r, 'start', true)
+      view.liveDuringLoad = null
+    }
     view.nextCursor = page.nextCursor ?? null
     more.hidden = view.nextCursor === null || view.nextCursor === undefined
     fill($('#failures-error'))
   } catch (err) {
-    if (view.loading === token) fill($('#failures-error'), `Could not load failures: ${err.message}`)
+    if (view.loading === token) {
+      view.liveDuringLoad = null
+      fill($('#failures-error'), `Could not load failures: ${err.message}`)
+    }
   } finally {
     more.disabled = false
     updateCount()
@@ -144,6 +155,7 @@ function onStreamEvent(ev) {
   }
   if (!record || typeof record.id !== 'number') return
   app.dispatchEvent(new CustomEvent('failure', { detail: record }))
+  view.liveDuringLoad?.push(record)
   if (matchesFilters(record, view.filters)) {
     addRow(record, 'start', true)
     trimRows()

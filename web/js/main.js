@@ -19,14 +19,19 @@ function showSignIn(text = '') {
   $('#signin-token').focus()
 }
 
+let signingIn = false
+
 async function signIn(token) {
   session.token = token
+  signingIn = true
   try {
     await api('/api/settings')
   } catch (err) {
     if (err instanceof ApiError && err.status === 401) return // the UNAUTHORIZED_EVENT handler shows the message
     fill($('#signin-message'), `Could not reach the server: ${err.message}`)
     return
+  } finally {
+    signingIn = false
   }
   $('#signin').hidden = true
   $('#app').hidden = false
@@ -99,10 +104,9 @@ app.addEventListener('settings', () => {
 })
 
 window.addEventListener(UNAUTHORIZED_EVENT, () => {
-  const wasRunning = running
-  showSignIn(wasRunning
-    ? 'The server refused the token (401): your session ended or the token changed. Sign in again.'
-    : 'That token was refused (401). Check ADMIN_TOKEN and try again.')
+  // several requests in flight may each get the 401: the first one decides the message
+  if (running) showSignIn('The server refused the token (401): your session ended or the token changed. Sign in again.')
+  else if (signingIn) showSignIn('That token was refused (401). Check ADMIN_TOKEN and try again.')
 })
 
 window.addEventListener('hashchange', showTab)

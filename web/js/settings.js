@@ -22,6 +22,7 @@ export function initSettings() {
     message('')
   })
   $('#history-more').addEventListener('click', () => loadHistory(false))
+  $('#settings-fields').addEventListener('change', markChanged)
   app.addEventListener('settings', () => renderValues(app.settings, false))
   app.addEventListener('latency', () => updateWhatIf())
 }
@@ -145,7 +146,6 @@ function buildForm(rules) {
     )
   }
   fill(container, fields)
-  container.addEventListener('change', markChanged)
   fill($('#settings-rules'), rules.length === 0 ? null : [
     h('span', { class: 'scope-label' }, 'rules between settings'),
     h('ul', null, rules.map((r) => h('li', null, r.description || r.rule))),
