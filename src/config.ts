@@ -9,7 +9,10 @@ export const BootConfig = Type.Object({
   adminToken: Type.Union([Type.String({ minLength: 8 }), Type.Null()], { default: null }),
   mqttPath: Type.String({ pattern: '^/', default: '/mqtt' }),
   logLevel: Type.Union(
-    ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
+    [
+      Type.Literal('fatal'), Type.Literal('error'), Type.Literal('warn'), Type.Literal('info'),
+      Type.Literal('debug'), Type.Literal('trace'), Type.Literal('silent'),
+    ],
     { default: 'info' },
   ),
 })

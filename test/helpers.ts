@@ -223,8 +223,8 @@ export async function connectMqtt(
   onClient?.(client)
   try {
     await Promise.race([
-      once(client, 'connect'),
-      once(client, 'error').then(([err]) => Promise.reject(err)),
+      once(client as unknown as EventEmitter, 'connect'),
+      once(client as unknown as EventEmitter, 'error').then(([err]) => Promise.reject(err)),
       new Promise((_, reject) => setTimeout(() => reject(new Error('MQTT.js connect timed out')), timeoutMs)),
     ])
   } catch (err) {
