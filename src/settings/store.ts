@@ -202,8 +202,10 @@ export function createSettingsStore(db: Database, opts: { logger: Pick<Logger, '
 
   function update(values: Partial<SettingsValues>, o: UpdateOptions): SettingsVersion {
     const problems = checkValues(values, { partial: !o.replace })
-    const comment = o.comment === undefined || o.comment === null || o.comment.trim() === '' ? null : o.comment.trim()
-    if (comment !== null && comment.length > COMMENT_MAX_LENGTH) {
+    const comment = typeof o.comment === 'string' && o.comment.trim() !== '' ? o.comment.trim() : null
+    if (o.comment !== undefined && o.comment !== null && typeof o.comment !== 'string') {
+      problems.push({ field: 'comment', rule: 'null or type string', message: 'must be a string or null' })
+    } else if (comment !== null && comment.length > COMMENT_MAX_LENGTH) {
       problems.push({ field: 'comment', rule: `maxLength ${COMMENT_MAX_LENGTH}`, message: `must be at most ${COMMENT_MAX_LENGTH} characters` })
     }
     if (problems.length > 0) throw invalidInput(problems)
