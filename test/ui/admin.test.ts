@@ -9,6 +9,7 @@ import { chromium, type Browser, type Page } from 'playwright-core'
 import mqttPacket from 'mqtt-packet'
 import type { MqttClient } from 'mqtt'
 import { startServer, RawClient, connectMqtt, waitForFailure, hasChromium, CHROMIUM_PATH, type TestServer } from '../helpers.ts'
+import { failureEvent } from '../failures/fixtures.ts'
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 const XSS_ID = '<img src=x onerror=alert(1)>'
@@ -96,6 +97,14 @@ test('admin UI in headless Chromium', { skip: hasChromium() ? false : 'chromium 
     await setFilters(page, { reason: 'protocol_error' })
     await page.waitForFunction(() => [...document.querySelectorAll('#failures-body tr')].every((r) => (r as HTMLElement).dataset.reason === 'protocol_error'), null, WAIT)
     assert.deepEqual(await rowReasons(page), ['protocol_error'])
+
+    await page.fill('#filter-address', '10.9.9.9')
+    await page.click('#failure-filters button[type=submit]')
+    await page.waitForSelector('#failures-empty', { state: 'visible', ...WAIT })
+    await page.fill('#filter-address', '127.0.0.1')
+    await setFilters(page, { reason: 'connect_timeout' })
+    await page.waitForFunction(() => document.querySelectorAll('#failures-body tr[data-reason="connect_timeout"]').length === 1, null, WAIT)
+    await page.fill('#filter-address', '')
 
     await setFilters(page, { clientId: 'no-such-prefix' })
     await page.waitForSelector('#failures-empty', { state: 'visible', ...WAIT })
@@ -239,6 +248,23 @@ test('admin UI in headless Chromium', { skip: hasChromium() ? false : 'chromium 
     if (!existsSync(`${ROOT}docs/dashboard.png`) || process.env.UPDATE_DOCS_SCREENSHOT === '1') {
       copyFileSync(file, `${ROOT}docs/dashboard.png`)
     }
+  })
+
+  await t.test('cursor paging: "Load more" brings the next page under the filters', async () => {
+    // 60 failures from 60 addresses (so that none is folded into another), written through the real log
+    for (let i = 0; i < 60; i++) {
+      server.app.failureLog.record(failureEvent({ reason: 'connection_lost', phase: 'connected', clientId: `pager-${i}`, remoteAddress: `10.0.0.${i}` }))
+    }
+    server.app.failureLog.flush()
+    await page.click('a[data-tab="failures"]')
+    await setFilters(page, { clientId: 'pager-' })
+    await page.waitForFunction(() => document.querySelectorAll('#failures-body tr').length === 50, null, WAIT)
+    assert.equal(await page.isVisible('#failures-more'), true)
+    assert.equal(await page.textContent('#failures-body tr:first-child .client-id'), 'pager-59', 'newest first')
+    await page.click('#failures-more')
+    await page.waitForFunction(() => document.querySelectorAll('#failures-body tr').length === 60, null, WAIT)
+    assert.equal(await page.textContent('#failures-body tr:last-child .client-id'), 'pager-0')
+    await page.waitForSelector('#failures-more', { state: 'hidden', ...WAIT })
   })
 
   await t.test('a 401 later on shows the sign-in again with a message', async () => {
