@@ -4,7 +4,7 @@ import { h, $, fill, formatAgo, formatNumber, formatProtocol, formatDuration, fo
 import { app } from './state.js'
 
 const REFRESH_MS = 3000
-const view = { timer: null, items: [] }
+const view = { timer: null, items: [], total: 0 }
 
 export function initConnections() {
   $('#connections-refresh').addEventListener('click', () => refresh())
@@ -22,7 +22,8 @@ export function stopConnections() {
 export async function refresh() {
   try {
     const res = await api('/api/connections')
-    view.items = Array.isArray(res) ? res : res.items ?? res.connections ?? []
+    view.items = Array.isArray(res) ? res : res.items ?? []
+    view.total = Array.isArray(res) ? view.items.length : res.total ?? view.items.length
     render()
     fill($('#connections-error'))
   } catch (err) {
@@ -41,10 +42,11 @@ function keepaliveText(c) {
 function render() {
   const now = Date.now()
   const items = view.items
-  fill($('#tab-connections-count'), String(items.length))
-  fill($('#status-clients'), formatNumber(items.length))
+  fill($('#tab-connections-count'), formatNumber(view.total))
+  fill($('#status-clients'), formatNumber(view.total))
   $('#connections-empty').hidden = items.length > 0
-  fill($('#connections-updated'), `updated ${formatTime(new Date(now).toISOString())}`)
+  const shown = view.total > items.length ? `first ${formatNumber(items.length)} of ${formatNumber(view.total)} · ` : ''
+  fill($('#connections-updated'), `${shown}updated ${formatTime(new Date(now).toISOString())}`)
   fill(
     $('#connections-body'),
     items.map((c) =>
