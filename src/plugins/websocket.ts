@@ -98,13 +98,13 @@ function chooseSubprotocol(offered: Iterable<string>): string | null {
 
 /**
  * Bounds the time from TCP accept until a socket's first complete HTTP request (for the broker: its upgrade
- * request) by the hot `connectTimeoutMs`, read anew for each connection. Node's own `headersTimeout` (60 s, checked
- * every 30 s) is far too long for a slowloris. Also remembers when each socket was accepted, so the connect timeout
+ * request) by the hot `connectTimeoutMs`: read for each new socket, and re-applied to waiting ones when it changes.
+ * Node's own `headersTimeout` (60 s, checked every 30 s) is far too long for a slowloris. Also remembers when each socket was accepted, so the connect timeout
  * of an upgraded connection runs from the TCP accept.
  */
 class UpgradeGuard {
   /** Sockets with no complete request yet, oldest first. */
-  readonly #pending = new Map<Socket, { timer: NodeJS.Timeout; onClose: () => void }>()
+  readonly #pending = new Map<Socket, { timer: NodeJS.Timeout; readonly onClose: () => void }>()
   readonly #openedAt = new WeakMap<Socket, number>()
   readonly #limits: () => { connectTimeoutMs: number; maxConnections: number }
   readonly #onStalled: (socket: Socket, waitedMs: number, why: string | null) => void
@@ -145,6 +145,19 @@ class UpgradeGuard {
     socket.removeListener('close', entry.onClose)
     this.#pending.delete(socket)
     return true
+  }
+
+  /**
+   * A new connectTimeoutMs reaches the sockets still sending their request, as it reaches connections still waiting
+   * for CONNECT: each deadline is re-computed from the socket's accept time (already past: closed now).
+   */
+  reschedule(connectTimeoutMs: number): void {
+    const now = Date.now()
+    for (const [socket, entry] of this.#pending) {
+      clearTimeout(entry.timer)
+      entry.timer = setTimeout(() => this.#expire(socket, null), Math.max(0, this.openedAt(socket) + connectTimeoutMs - now))
+      entry.timer.unref()
+    }
   }
 
   /** Shutdown: close every socket still sending its request; no failures are reported for them. */
@@ -242,6 +255,12 @@ export default fp(
     })
 
     guard.attach(app.server)
+    let connectTimeoutMs = broker.settings.values.connectTimeoutMs
+    broker.on('settingsApplied', (next) => {
+      if (next.values.connectTimeoutMs === connectTimeoutMs) return
+      connectTimeoutMs = next.values.connectTimeoutMs
+      guard.reschedule(connectTimeoutMs)
+    })
     app.decorate('websocketAdapter', {
       get pendingUpgrades() {
         return guard.pendingCount
