@@ -3,6 +3,8 @@
 // without opening DevTools.
 //
 //   npx tsx bench/profile-summary.ts bench-output/profiles/fanin-ours-r1.cpuprofile [--top=30] [--all]
+//     [--grep=REGEX]     inclusive time of the functions whose name or file matches
+//     [--callers=NAME]   the heaviest stacks leading to a function
 import fs from 'node:fs'
 import path from 'node:path'
 
@@ -95,3 +97,26 @@ console.log(`${file}: ${((totalUs + idleUs) / 1e6).toFixed(2)} s sampled${win ? 
 print('self time by area', area, 15)
 print(`self time, top ${top}`, self, top)
 print('inclusive time, our code (src/)', incl, top, (k) => / src\//.test(k))
+// --grep=REGEX: inclusive time of every function whose name or file matches
+const grep = process.argv.find((a) => a.startsWith('--grep='))?.slice(7)
+if (grep) print(`inclusive time matching /${grep}/`, incl, top || 30, (k) => new RegExp(grep).test(k))
+
+// --callers=NAME: the heaviest stacks leading to a function (e.g. --callers=NodeError)
+const callersOf = process.argv.find((a) => a.startsWith('--callers='))?.slice(10)
+if (callersOf) {
+  const stacks = new Map<string, number>()
+  for (const [id, us] of selfUs) {
+    const frames: string[] = []
+    let hit = false
+    for (let n: number | undefined = id; n !== undefined; n = parent.get(n)) {
+      const cf = byId.get(n)!.callFrame
+      if (cf.functionName === callersOf) hit = true
+      if (hit) frames.push(key(cf))
+    }
+    if (!hit) continue
+    const k = frames.slice(0, 12).join('\n      <- ')
+    stacks.set(k, (stacks.get(k) ?? 0) + us)
+  }
+  console.log(`\nstacks leading to ${callersOf}`)
+  for (const [k, us] of [...stacks].sort((a, b) => b[1] - a[1]).slice(0, 5)) console.log(`  ${pct(us)}  ${k}\n`)
+}
