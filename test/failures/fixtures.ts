@@ -2,6 +2,8 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import v8 from 'node:v8'
+import vm from 'node:vm'
 import Database from 'better-sqlite3'
 import type { FailureEvent } from '../../src/failures/schema.ts'
 
@@ -50,4 +52,13 @@ export function failureEvent(over: Partial<FailureEvent> = {}): FailureEvent {
     settingsVersion: 1,
     ...over,
   }
+}
+
+/** Heap in use after a full garbage collection, MB: what is retained, not garbage waiting to be collected. */
+export function retainedHeapMb(): number {
+  v8.setFlagsFromString('--expose-gc')
+  const gc = vm.runInNewContext('gc') as () => void
+  gc()
+  gc()
+  return process.memoryUsage().heapUsed / 2 ** 20
 }
