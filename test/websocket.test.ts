@@ -3,10 +3,13 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import net from 'node:net'
-import { once } from 'node:events'
+import { once, type EventEmitter } from 'node:events'
+import { join } from 'node:path'
+import { chromium } from 'playwright-core'
 import WebSocket from 'ws'
 import mqttPacket, { type IConnackPacket, type Packet } from 'mqtt-packet'
-import { startServer, waitForFailure, RawClient, connectMqtt, delay } from './helpers.ts'
+import { startServer, waitForFailure, waitForEvent, RawClient, connectMqtt, delay, hasChromium, CHROMIUM_PATH } from './helpers.ts'
+import type { ConnectedEvent } from '../src/mqtt/types.ts'
 import { tcpConnect, upgradeRequest, readResponseHead, serverClosedAfter, clientFrame } from './raw-websocket.ts'
 
 /** Opens a WebSocket and reports how the upgrade ended. */
@@ -275,4 +278,34 @@ test('an upgrade on a kept-alive socket that served a request before: the connec
   const connack = new Promise<Buffer>((resolve) => socket.once('data', resolve))
   socket.write(clientFrame(0x2, connect))
   assert.deepEqual([...(await connack)], [0x82, 0x04, 0x20, 0x02, 0x00, 0x00])
+})
+
+test('a browser: MQTT.js in Chromium connects over MQTT 5, publishes and receives', { skip: !hasChromium() && 'no Chromium' }, async (t) => {
+  const server = await startServer()
+  t.after(() => server.close())
+  const connected = waitForEvent<ConnectedEvent>(server.app.broker as unknown as EventEmitter, 'connected', (e) => e.protocolVersion === 5, 10000)
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM_PATH,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--no-first-run'],
+  })
+  t.after(() => browser.close())
+  const page = await browser.newPage()
+  // any page of this origin (the MQTT path answers a plain GET with 426 and a JSON body)
+  await page.goto(`${server.url}/mqtt`)
+  await page.addScriptTag({ path: join(import.meta.dirname, '../node_modules/mqtt/dist/mqtt.min.js') })
+  const received = await page.evaluate(async (url) => {
+    const mqtt = (window as unknown as { mqtt: { connect(url: string, o: object): any } }).mqtt
+    const client = mqtt.connect(url, { protocolVersion: 5, reconnectPeriod: 0 })
+    return await new Promise<string>((resolve) => {
+      client.on('connect', () => client.subscribe('browser/#', () => client.publish('browser/hello', 'from chromium')))
+      client.on('message', (topic: string, payload: Uint8Array) => {
+        resolve(`${topic} ${new TextDecoder().decode(payload)}`)
+        client.end()
+      })
+      client.on('error', (e: Error) => resolve(`error: ${e.message}`))
+    })
+  }, server.wsUrl)
+  assert.equal(received, 'browser/hello from chromium')
+  const e = await connected
+  assert.equal(e.remoteAddress, '127.0.0.1')
 })
