@@ -2,6 +2,11 @@
 // replay after Last-Event-ID, listener cleanup when the client goes, and a server close that ends open streams.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
+import type { AddressInfo } from 'node:net'
+import Fastify from 'fastify'
+import failureRoutes from '../../src/routes/failures.ts'
+import { createFailureLog } from '../../src/failures/store.ts'
+import { failureDb } from '../failures/fixtures.ts'
 import type { FailureRecord } from '../../src/failures/schema.ts'
 import { RawClient, startServer, type TestServer } from '../helpers.ts'
 
@@ -168,4 +173,25 @@ test('the failure stream delivers live records, replays after Last-Event-ID, and
   // closing the server ends the streams still open (and does not hang on them)
   await server.close()
   await byHeader.until(() => byHeader.ended)
+})
+
+test('the stream sends heartbeat comments at the configured interval', async (t) => {
+  // the route plugin alone, on a real failure log, with a short heartbeat
+  const file = failureDb()
+  const log = createFailureLog(file.db, { limits: () => ({ maxRows: 1000, maxAgeDays: 1 }) })
+  const app = Fastify()
+  app.decorate('failureLog', log)
+  app.decorate('requireAdmin', async () => {})
+  await app.register(failureRoutes, { heartbeatMs: 30 })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  t.after(async () => {
+    await app.close()
+    log.close()
+    file.close()
+  })
+  const { port } = app.server.address() as AddressInfo
+  const stream = await SseReader.open(`http://127.0.0.1:${port}/api/failures/stream`)
+  t.after(() => stream.close())
+  await stream.until(() => stream.comments.filter((c) => c.startsWith('heartbeat')).length >= 2)
+  assert.equal(stream.events.length, 0, 'heartbeats are comments, not events')
 })
