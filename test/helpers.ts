@@ -1,6 +1,7 @@
 // Shared test helpers: a real app on a free port, a raw byte-level MQTT client, a real MQTT.js client,
 // and waiting for broker events. Every test file uses these instead of writing its own.
 import type { AddressInfo } from 'node:net'
+import { after } from 'node:test'
 import { EventEmitter, once } from 'node:events'
 import { existsSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -293,7 +294,7 @@ export async function barrier(pub: MqttClient, log: MessageLog, topic: string, t
   await log.waitFor((m) => m.topic === topic && m.payload.toString() === marker, timeoutMs)
 }
 
-/** A started server plus factories for clients that are all closed (then the server) in `t.after`. */
+/** A started server plus factories for clients that are closed when the test ends. */
 export interface BrokerKit {
   server: TestServer
   mqtt(opts?: IClientOptions, timeoutMs?: number, onClient?: (client: MqttClient) => void): Promise<MqttClient>
@@ -308,19 +309,12 @@ export interface BrokerKit {
   ): Promise<{ sub: MqttClient; log: MessageLog; pub: MqttClient; sync(): Promise<void> }>
 }
 
-/** For test files that open many clients per test. */
-export async function brokerKit(
-  t: { after(fn: () => unknown): void },
-  opts: Parameters<typeof startServer>[0] = {},
-): Promise<BrokerKit> {
-  const server = await startServer(opts)
+type TestContextLike = { after(fn: () => unknown): void }
+
+/** A kit on `server` whose clients are closed by the returned function. */
+function kitOn(server: TestServer): { kit: BrokerKit; closeClients(): void } {
   const clients: MqttClient[] = []
   const raws: RawClient[] = []
-  t.after(async () => {
-    for (const c of clients) c.end(true)
-    for (const r of raws) r.close()
-    await server.close()
-  })
   const kit: BrokerKit = {
     server,
     async mqtt(o = {}, timeoutMs, onClient) {
@@ -344,7 +338,40 @@ export async function brokerKit(
       return { sub, log, pub, sync: () => barrier(pub, log, bar) }
     },
   }
+  return {
+    kit,
+    closeClients() {
+      for (const c of clients) c.end(true)
+      for (const r of raws) r.close()
+    },
+  }
+}
+
+/** A server of its own for one test (for tests that change settings); clients, then the server, closed in `t.after`. */
+export async function brokerKit(t: TestContextLike, opts: Parameters<typeof startServer>[0] = {}): Promise<BrokerKit> {
+  const server = await startServer(opts)
+  const { kit, closeClients } = kitOn(server)
+  t.after(async () => {
+    closeClients()
+    await server.close()
+  })
   return kit
+}
+
+/**
+ * One server for a whole test file, started on first use and closed after the file; each test's clients are closed
+ * in its `t.after`. Call at the top level of the file. Tests sharing it use unique client ids and topics (uniqueId).
+ */
+export function sharedBrokerKit(opts: Parameters<typeof startServer>[0] = {}): (t: TestContextLike) => Promise<BrokerKit> {
+  let server: Promise<TestServer> | undefined
+  after(async () => {
+    if (server) await (await server).close()
+  })
+  return async (t) => {
+    const { kit, closeClients } = kitOn(await (server ??= startServer(opts)))
+    t.after(closeClients)
+    return kit
+  }
 }
 
 /** Resolves after ms. For pacing split frames, not for waiting on results (use events). */

@@ -5,8 +5,12 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import type { Packet } from 'mqtt-packet'
 import {
-  barrier, brokerKit, MessageLog, protocolOptions, RawClient, uniqueId, waitForBrokerEvent, waitForFailure, type BrokerKit,
+  barrier, MessageLog, protocolOptions, RawClient, sharedBrokerKit, uniqueId, waitForBrokerEvent, waitForFailure,
+  type BrokerKit,
 } from '../helpers.ts'
+
+// one server for the file: every test uses its own client ids and topics
+const brokerKit = sharedBrokerKit()
 
 type Version = 3 | 4 | 5
 const VERSIONS: { name: string; pv: Version }[] = [
@@ -25,6 +29,34 @@ const connackCode = (p: Packet) => (p as { returnCode?: number; reasonCode?: num
 /** kit.watch with QoS-only filters in one protocol version. */
 const pubSub = (kit: BrokerKit, pv: Version, filters: Record<string, 0 | 1 | 2>) =>
   kit.watch(Object.fromEntries(Object.entries(filters).map(([f, qos]) => [f, { qos }])), proto(pv))
+
+// [filter, topic, delivered]
+const WILDCARD_CASES: [string, string, boolean][] = [
+  ['a/+/c', 'a/b/c', true],
+  ['a/+/c', 'a/b/d/c', false],
+  ['a/+', 'a/', true], // an empty level is a level
+  ['+/+', '/x', true],
+  ['+', 'a', true],
+  ['+', 'a/b', false],
+  ['sport/+', 'sport', false],
+  ['a/#', 'a', true], // '#' also matches the parent level [MQTT-4.7.1-2]
+  ['a/+/#', 'a/b', true],
+  ['a/#', 'a/b/c', true],
+  ['a/#', 'ab/c', false],
+  ['#', 'x/y/z', true],
+  ['#', '/', true],
+  ['A/b', 'a/b', false], // case-sensitive
+  ['a/b', 'a/b/', false],
+  ['a/b/', 'a/b', false],
+  // [MQTT-4.7.2-1] wildcards at the first level never match topics starting with '$'
+  ['#', '$SYS/x', false],
+  ['+/x', '$SYS/x', false],
+  ['+/#', '$SYS/x', false],
+  ['$SYS/#', '$SYS/x', true],
+  ['$SYS/+', '$SYS/x', true],
+  ['$SYS/x', '$SYS/x', true],
+  ['+/x', '$app/x', false],
+]
 
 for (const { name, pv } of VERSIONS) {
   test(`${name}: CONNECT is answered by a successful CONNACK and the client is listed`, async (t) => {
@@ -78,8 +110,8 @@ for (const { name, pv } of VERSIONS) {
     const pub = await kit.raw({ protocolVersion: pv })
     await pub.connect({ clientId: uid('p') }, pv)
 
-    // client -> server, QoS 1: PUBLISH, PUBACK
-    pub.send({ cmd: 'publish', topic, payload: Buffer.from('one'), qos: 1, messageId: 10 }, pv)
+    // client -> server, QoS 1: PUBLISH, PUBACK (the DUP flag the client sets is not passed on [MQTT-3.3.1-3])
+    pub.send({ cmd: 'publish', topic, payload: Buffer.from('one'), qos: 1, messageId: 10, dup: true }, pv)
     const puback = await pub.nextPacket('puback')
     assert.equal(puback.messageId, 10)
     // server -> client, QoS 1 (subscription QoS 2, message QoS 1)
@@ -119,10 +151,11 @@ for (const { name, pv } of VERSIONS) {
 
   test(`${name}: a QoS 2 PUBLISH resent before PUBREL is delivered once [MQTT-4.3.3-2]`, async (t) => {
     const kit = await brokerKit(t)
-    const { log, sync } = await pubSub(kit, pv, { [`dup2/${pv}`]: 2 })
+    const topic = uid('dup2/')
+    const { log, sync } = await pubSub(kit, pv, { [topic]: 2 })
     const raw = await kit.raw({ protocolVersion: pv })
     await raw.connect({ clientId: uid('p') }, pv)
-    const publish = { cmd: 'publish', topic: `dup2/${pv}`, payload: Buffer.from('once'), qos: 2, messageId: 42 } as const
+    const publish = { cmd: 'publish', topic, payload: Buffer.from('once'), qos: 2, messageId: 42 } as const
     raw.send(publish, pv)
     assert.equal((await raw.nextPacket('pubrec')).messageId, 42)
     raw.send({ ...publish, dup: true }, pv)
@@ -130,69 +163,67 @@ for (const { name, pv } of VERSIONS) {
     raw.send({ cmd: 'pubrel', messageId: 42 }, pv)
     assert.equal((await raw.nextPacket('pubcomp')).messageId, 42)
     await sync()
-    assert.equal(log.on(`dup2/${pv}`).length, 1)
+    assert.equal(log.on(topic).length, 1)
   })
 
-  test(`${name}: topic filters with + and #, and the $ rule`, async (t) => {
+  test(`${name}: topic filters with + and #, and the $ rule, for live and retained messages`, async (t) => {
     const kit = await brokerKit(t)
     const pub = await kit.mqtt(proto(pv))
-    // [filter, topic, delivered]
-    const cases: [string, string, boolean][] = [
-      ['a/+/c', 'a/b/c', true],
-      ['a/+/c', 'a/b/d/c', false],
-      ['a/+', 'a/', true], // an empty level is a level
-      ['+/+', '/x', true],
-      ['+', 'a', true],
-      ['+', 'a/b', false],
-      ['a/#', 'a', true], // '#' also matches the parent level [MQTT-4.7.1-2]
-      ['a/#', 'a/b/c', true],
-      ['a/#', 'ab/c', false],
-      ['#', 'x/y/z', true],
-      ['A/b', 'a/b', false], // case-sensitive
-      ['a/b', 'a/b/', false],
-      // [MQTT-4.7.2-1] wildcards at the first level never match topics starting with '$'
-      ['#', '$SYS/x', false],
-      ['+/x', '$SYS/x', false],
-      ['+/#', '$SYS/x', false],
-      ['$SYS/#', '$SYS/x', true],
-      ['$SYS/+', '$SYS/x', true],
-      ['$SYS/x', '$SYS/x', true],
-    ]
-    for (const [filter, topic, delivered] of cases) {
+    for (const [filter, topic, delivered] of WILDCARD_CASES) {
       await t.test(`${filter} ${delivered ? 'matches' : 'does not match'} ${topic}`, async () => {
+        const retained = uid('r')
+        const live = uid('l')
+        // the router (live) and the retained store (on subscribe) match filters separately: check both
+        await pub.publishAsync(topic, retained, { qos: 1, retain: true })
         const sub = await kit.mqtt(proto(pv))
-        const log = new MessageLog(sub)
-        const bar = uid('bar/')
-        const payload = uid('m')
-        await sub.subscribeAsync({ [filter]: { qos: 0 }, [bar]: { qos: 1 } })
-        await pub.publishAsync(topic, payload, { qos: 1 })
-        await barrier(pub, log, bar)
-        const got = log.messages.filter((m) => m.payload.toString() === payload)
-        assert.equal(got.length, delivered ? 1 : 0)
-        if (delivered) assert.equal(got[0].topic, topic)
-        sub.end(true)
+        try {
+          const log = new MessageLog(sub)
+          const bar = uid('bar/')
+          await sub.subscribeAsync({ [filter]: { qos: 0 }, [bar]: { qos: 1 } })
+          await pub.publishAsync(topic, live, { qos: 1 })
+          await barrier(pub, log, bar)
+          const got = log.messages
+            .filter((m) => [retained, live].includes(m.payload.toString()))
+            .map((m) => [m.topic, m.payload.toString(), m.packet.retain])
+          assert.deepEqual(got, delivered ? [[topic, retained, true], [topic, live, false]] : [])
+        } finally {
+          sub.end(true)
+          await pub.publishAsync(topic, '', { qos: 1, retain: true }) // clear it for the next case
+        }
       })
     }
   })
 
   test(`${name}: overlapping subscriptions deliver at the highest QoS [MQTT-3.3.5-1]`, async (t) => {
     const kit = await brokerKit(t)
-    const { log, pub } = await pubSub(kit, pv, { 'ov/#': 0, 'ov/+': 1 })
-    await pub.publishAsync('ov/x', 'both', { qos: 1 })
-    const m = await log.waitFor((m) => m.topic === 'ov/x' && m.packet.qos === 1)
+    const root = uid('ov')
+    const { log, pub } = await pubSub(kit, pv, { [`${root}/#`]: 0, [`${root}/+`]: 1 })
+    await pub.publishAsync(`${root}/x`, 'both', { qos: 1 })
+    const m = await log.waitFor((m) => m.topic === `${root}/x` && m.packet.qos === 1)
     assert.equal(m.payload.toString(), 'both')
+  })
+
+  test(`${name}: SUBSCRIBE to an existing filter replaces it: its new QoS, one copy [MQTT-3.8.4-3]`, async (t) => {
+    const kit = await brokerKit(t)
+    const topic = uid('rep/')
+    const { sub, log, pub, sync } = await pubSub(kit, pv, { [topic]: 0 })
+    await sub.subscribeAsync(topic, { qos: 2 })
+    await pub.publishAsync(topic, 'once', { qos: 2 })
+    await sync()
+    assert.deepEqual(log.on(topic).map((m) => [m.payload.toString(), m.packet.qos]), [['once', 2]])
   })
 
   test(`${name}: UNSUBSCRIBE is acknowledged and stops delivery`, async (t) => {
     const kit = await brokerKit(t)
-    const { sub, log, pub, sync } = await pubSub(kit, pv, { 'u/#': 1 })
-    await pub.publishAsync('u/1', 'before', { qos: 1 })
-    await log.waitFor((m) => m.topic === 'u/1')
-    const unsuback = await sub.unsubscribeAsync('u/#')
+    const root = uid('u')
+    const { sub, log, pub, sync } = await pubSub(kit, pv, { [`${root}/#`]: 1 })
+    await pub.publishAsync(`${root}/1`, 'before', { qos: 1 })
+    await log.waitFor((m) => m.topic === `${root}/1`)
+    const unsuback = await sub.unsubscribeAsync(`${root}/#`)
     assert.equal(unsuback?.cmd, 'unsuback')
-    await pub.publishAsync('u/1', 'after', { qos: 1 })
+    await pub.publishAsync(`${root}/1`, 'after', { qos: 1 })
     await sync()
-    assert.deepEqual(log.on('u/1').map((m) => m.payload.toString()), ['before'])
+    assert.deepEqual(log.on(`${root}/1`).map((m) => m.payload.toString()), ['before'])
   })
 
   test(`${name}: SUBACK grants the requested QoS per filter, in order`, async (t) => {
@@ -257,12 +288,13 @@ for (const { name, pv } of VERSIONS) {
   test(`${name}: a retained message is sent at min(its QoS, the subscription QoS)`, async (t) => {
     const kit = await brokerKit(t)
     const pub = await kit.mqtt(proto(pv))
-    await pub.publishAsync('rq/x', 'r', { qos: 2, retain: true })
+    const topic = uid('rq/')
+    await pub.publishAsync(topic, 'r', { qos: 2, retain: true })
     for (const subQos of [0, 1, 2] as const) {
       const sub = await kit.mqtt(proto(pv))
       const log = new MessageLog(sub)
-      await sub.subscribeAsync('rq/x', { qos: subQos })
-      const m = await log.waitFor((m) => m.topic === 'rq/x')
+      await sub.subscribeAsync(topic, { qos: subQos })
+      const m = await log.waitFor((m) => m.topic === topic)
       assert.equal(m.packet.qos, subQos)
       assert.equal(m.packet.retain, true)
     }
@@ -271,13 +303,14 @@ for (const { name, pv } of VERSIONS) {
   test(`${name}: re-subscribing to the same filter re-sends retained messages [MQTT-3.8.4-3]`, async (t) => {
     const kit = await brokerKit(t)
     const pub = await kit.mqtt(proto(pv))
-    await pub.publishAsync('rs/x', 'r', { qos: 1, retain: true })
-    const { sub, log, sync } = await pubSub(kit, pv, { 'rs/#': 1 })
-    await log.waitForCount('rs/x', 1)
-    await sub.subscribeAsync('rs/#', { qos: 1 })
-    await log.waitForCount('rs/x', 2)
+    const root = uid('rs')
+    await pub.publishAsync(`${root}/x`, 'r', { qos: 1, retain: true })
+    const { sub, log, sync } = await pubSub(kit, pv, { [`${root}/#`]: 1 })
+    await log.waitForCount(`${root}/x`, 1)
+    await sub.subscribeAsync(`${root}/#`, { qos: 1 })
+    await log.waitForCount(`${root}/x`, 2)
     await sync()
-    assert.equal(log.on('rs/x').length, 2)
+    assert.equal(log.on(`${root}/x`).length, 2)
   })
 
   test(`${name}: the Will is published on abnormal close, with its QoS and RETAIN`, async (t) => {
@@ -345,7 +378,9 @@ for (const { name, pv } of VERSIONS) {
     const clientId = uid('d')
     await raw.connect({ clientId }, pv)
     const failures: unknown[] = []
-    kit.server.app.broker.on('failure', (e) => failures.push(e))
+    const onFailure = (e: { clientId: string | null }) => e.clientId === clientId && failures.push(e)
+    kit.server.app.broker.on('failure', onFailure)
+    t.after(() => kit.server.app.broker.off('failure', onFailure))
     const gone = waitForBrokerEvent(kit.server, 'disconnected', (e) => e.clientId === clientId)
     raw.send({ cmd: 'disconnect' }, pv)
     await raw.closed()
@@ -424,10 +459,11 @@ test('MQTT 3.1.1: an empty client id with clean session 1 is accepted under a se
   const { clientId } = await connected
   assert.ok(clientId.length > 0, 'the broker gave the session an id')
   // it works as a client: subscribe and receive
-  raw.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'anon/x', qos: 0 }] })
+  const topic = uid('anon/')
+  raw.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic, qos: 0 }] })
   await raw.nextPacket('suback')
   const pub = await kit.mqtt()
-  await pub.publishAsync('anon/x', 'hi', { qos: 1 })
+  await pub.publishAsync(topic, 'hi', { qos: 1 })
   const p = await raw.nextPacket('publish')
   assert.equal((p as { payload: Buffer }).payload.toString(), 'hi')
 })

@@ -6,11 +6,14 @@ import assert from 'node:assert/strict'
 import type { IClientOptions } from 'mqtt'
 import type { IConnackPacket, IDisconnectPacket, IPublishPacket, Packet } from 'mqtt-packet'
 import {
-  brokerKit, delay, MessageLog, RawClient, uniqueId, waitForBrokerEvent, waitForFailure, type BrokerKit,
+  brokerKit as ownBrokerKit, delay, MessageLog, RawClient, sharedBrokerKit, uniqueId, waitForBrokerEvent, waitForFailure,
+  type BrokerKit,
 } from '../helpers.ts'
 import { RECEIVE_MAXIMUM, TOPIC_ALIAS_MAXIMUM } from '../../src/mqtt/limits.ts'
 
 const V5: IClientOptions = { protocolVersion: 5 }
+// one server for the tests on default settings (each uses its own client ids and topics); others start their own
+const brokerKit = sharedBrokerKit()
 const asPublish = (p: Packet) => p as IPublishPacket
 const payloadOf = (p: Packet) => (p as IPublishPacket).payload.toString()
 
@@ -30,7 +33,7 @@ async function rawSubscribe(raw: RawClient, subscriptions: { topic: string; qos:
 // ---- CONNECT / CONNACK ----
 
 test('MQTT 5.0: CONNACK tells the broker limits: Receive Maximum, Maximum Packet Size, Topic Alias Maximum', async (t) => {
-  const kit = await brokerKit(t, { settings: { maxPacketSize: 4096 } })
+  const kit = await ownBrokerKit(t, { settings: { maxPacketSize: 4096 } })
   const { connack } = await raw5(kit)
   assert.equal(connack.reasonCode, 0)
   assert.equal(connack.sessionPresent, false)
@@ -62,7 +65,7 @@ const REFUSALS: { name: string; settings?: object; before?: (kit: BrokerKit) => 
 
 for (const { name, settings, before, fields, code } of REFUSALS) {
   test(`MQTT 5.0: CONNECT refused, ${name}, with a reason string`, async (t) => {
-    const kit = await brokerKit(t, { settings: settings ?? {} })
+    const kit = settings ? await ownBrokerKit(t, { settings }) : await brokerKit(t)
     await before?.(kit)
     const rejected = waitForFailure(kit.server, (e) => e.reason === 'connect_rejected')
     const raw = await kit.raw({ protocolVersion: 5 })
@@ -77,7 +80,7 @@ for (const { name, settings, before, fields, code } of REFUSALS) {
 }
 
 test('MQTT 3.1.1: the server-full refusal is return code 3 (server unavailable)', async (t) => {
-  const kit = await brokerKit(t, { settings: { maxConnections: 1 } })
+  const kit = await ownBrokerKit(t, { settings: { maxConnections: 1 } })
   await raw5(kit)
   const raw = await kit.raw()
   const connack = await raw.connect({ clientId: uniqueId('x') }, 4)
@@ -102,7 +105,9 @@ for (const [reasonCode, label, willSent] of CLIENT_DISCONNECTS) {
     const clientId = uniqueId('d')
     const { raw } = await raw5(kit, { clientId, will: { topic, payload: Buffer.from('will'), qos: 1, retain: false } })
     const failures: unknown[] = []
-    kit.server.app.broker.on('failure', (e) => failures.push(e))
+    const onFailure = (e: { clientId: string | null }) => e.clientId === clientId && failures.push(e)
+    kit.server.app.broker.on('failure', onFailure)
+    t.after(() => kit.server.app.broker.off('failure', onFailure))
     const gone = waitForBrokerEvent(kit.server, 'disconnected', (e) => e.clientId === clientId)
     raw.send({ cmd: 'disconnect', reasonCode }, 5)
     assert.equal((await gone).how, 'disconnect', 'a DISCONNECT is a normal end')
@@ -186,7 +191,7 @@ const SERVER_DISCONNECTS: { name: string; code: number; reason: string; settings
 
 for (const { name, code, reason, settings, send } of SERVER_DISCONNECTS) {
   test(`MQTT 5.0: ${name} gets DISCONNECT 0x${code.toString(16)} with a reason string, logged as ${reason}`, async (t) => {
-    const kit = await brokerKit(t, { settings: settings ?? {} })
+    const kit = settings ? await ownBrokerKit(t, { settings }) : await brokerKit(t)
     const { raw } = await raw5(kit)
     const other = await raw5(kit) // the broker keeps serving others
     const failed = waitForFailure(kit.server, (e) => e.reason === reason)
@@ -213,10 +218,11 @@ test('MQTT 5.0: PUBREL for an unknown packet id gets PUBCOMP 0x92 and the connec
 })
 
 test('MQTT 5.0: UNSUBACK has a reason code per filter: 0x00 removed, 0x11 no subscription existed', async (t) => {
+  const u = uniqueId('u')
   const kit = await brokerKit(t)
   const { raw } = await raw5(kit)
-  await rawSubscribe(raw, [{ topic: 'us/a', qos: 1 }])
-  raw.send({ cmd: 'unsubscribe', messageId: 9, unsubscriptions: ['us/a', 'us/none'] }, 5)
+  await rawSubscribe(raw, [{ topic: `${u}us/a`, qos: 1 }])
+  raw.send({ cmd: 'unsubscribe', messageId: 9, unsubscriptions: [`${u}us/a`, `${u}us/none`] }, 5)
   const unsuback = await raw.nextPacket('unsuback')
   assert.equal(unsuback.messageId, 9)
   assert.deepEqual((unsuback as { granted: number[] }).granted, [0x00, 0x11])
@@ -337,16 +343,17 @@ test('MQTT 5.0: a take-over publishes the old connection\'s Will (no delay) [MQT
 // ---- topic aliases (client -> server) ----
 
 test('MQTT 5.0: topic aliases from the client are set, used and re-mapped; subscribers get full topic names', async (t) => {
+  const u = uniqueId('u')
   const kit = await brokerKit(t)
   const { raw: sub } = await raw5(kit) // Topic Alias Maximum 0: the broker must not send it aliases
-  await rawSubscribe(sub, [{ topic: 'ta/#', qos: 0 }])
+  await rawSubscribe(sub, [{ topic: `${u}ta/#`, qos: 0 }])
   const { raw: pub, connack } = await raw5(kit)
   assert.ok((connack.properties?.topicAliasMaximum ?? 0) >= 2)
   const sends: [string, number, string][] = [
-    ['ta/one', 1, 'a'], // set alias 1
+    [`${u}ta/one`, 1, 'a'], // set alias 1
     ['', 1, 'b'], // use it
-    ['ta/two', 2, 'c'],
-    ['ta/three', 1, 'd'], // re-map alias 1
+    [`${u}ta/two`, 2, 'c'],
+    [`${u}ta/three`, 1, 'd'], // re-map alias 1
     ['', 1, 'e'],
     ['', 2, 'f'],
   ]
@@ -359,68 +366,70 @@ test('MQTT 5.0: topic aliases from the client are set, used and re-mapped; subsc
     got.push([p.topic, p.payload.toString(), p.properties?.topicAlias])
   }
   assert.deepEqual(got, [
-    ['ta/one', 'a', undefined],
-    ['ta/one', 'b', undefined],
-    ['ta/two', 'c', undefined],
-    ['ta/three', 'd', undefined],
-    ['ta/three', 'e', undefined],
-    ['ta/two', 'f', undefined],
+    [`${u}ta/one`, 'a', undefined],
+    [`${u}ta/one`, 'b', undefined],
+    [`${u}ta/two`, 'c', undefined],
+    [`${u}ta/three`, 'd', undefined],
+    [`${u}ta/three`, 'e', undefined],
+    [`${u}ta/two`, 'f', undefined],
   ])
 })
 
 test('MQTT 5.0: MQTT.js with autoAssignTopicAlias publishes through aliases', async (t) => {
+  const u = uniqueId('u')
   const kit = await brokerKit(t)
-  const w = await kit.watch({ 'auto/#': { qos: 1 } }, V5)
+  const w = await kit.watch({ [`${u}auto/#`]: { qos: 1 } }, V5)
   const pub = await kit.mqtt({ ...V5, autoAssignTopicAlias: true })
-  for (let i = 0; i < 3; i++) await pub.publishAsync('auto/alias', `m${i}`, { qos: 1 })
-  const got = await w.log.waitForCount('auto/alias', 3)
+  for (let i = 0; i < 3; i++) await pub.publishAsync(`${u}auto/alias`, `m${i}`, { qos: 1 })
+  const got = await w.log.waitForCount(`${u}auto/alias`, 3)
   assert.deepEqual(got.map((m) => m.payload.toString()), ['m0', 'm1', 'm2'])
 })
 
 // ---- message expiry ----
 
 test('MQTT 5.0: Message Expiry: expired messages are not delivered from an offline queue or as retained; the remaining interval is forwarded', async (t) => {
+  const u = uniqueId('u')
   const kit = await brokerKit(t)
   const clientId = uniqueId('mx')
   const persistent = { ...V5, clientId, clean: false, properties: { sessionExpiryInterval: 300 } }
   const first = await kit.mqtt(persistent)
-  await first.subscribeAsync('mx/#', { qos: 1 })
+  await first.subscribeAsync(`${u}mx/#`, { qos: 1 })
   const gone = waitForBrokerEvent(kit.server, 'disconnected', (e) => e.clientId === clientId)
   await first.endAsync()
   await gone
 
   const pub = await kit.mqtt(V5)
   const publishedAt = Date.now()
-  await pub.publishAsync('mx/short', 'short', { qos: 1, properties: { messageExpiryInterval: 1 } })
-  await pub.publishAsync('mx/long', 'long', { qos: 1, properties: { messageExpiryInterval: 30 } })
-  await pub.publishAsync('mx/none', 'none', { qos: 1 })
-  await pub.publishAsync('mxr/short', 'short', { qos: 1, retain: true, properties: { messageExpiryInterval: 1 } })
-  await pub.publishAsync('mxr/long', 'long', { qos: 1, retain: true, properties: { messageExpiryInterval: 30 } })
+  await pub.publishAsync(`${u}mx/short`, 'short', { qos: 1, properties: { messageExpiryInterval: 1 } })
+  await pub.publishAsync(`${u}mx/long`, 'long', { qos: 1, properties: { messageExpiryInterval: 30 } })
+  await pub.publishAsync(`${u}mx/none`, 'none', { qos: 1 })
+  await pub.publishAsync(`${u}mxr/short`, 'short', { qos: 1, retain: true, properties: { messageExpiryInterval: 1 } })
+  await pub.publishAsync(`${u}mxr/long`, 'long', { qos: 1, retain: true, properties: { messageExpiryInterval: 30 } })
 
   // live: the subscriber gets the interval (nearly) as sent
-  const live = await kit.watch({ 'mxl/#': { qos: 1 } }, V5)
-  await live.pub.publishAsync('mxl/x', 'live', { qos: 1, properties: { messageExpiryInterval: 30 } })
-  const l = await live.log.waitFor((m) => m.topic === 'mxl/x')
+  const live = await kit.watch({ [`${u}mxl/#`]: { qos: 1 } }, V5)
+  await live.pub.publishAsync(`${u}mxl/x`, 'live', { qos: 1, properties: { messageExpiryInterval: 30 } })
+  const l = await live.log.waitFor((m) => m.topic === `${u}mxl/x`)
   assert.ok([29, 30].includes(l.packet.properties?.messageExpiryInterval ?? -1), `live: ${l.packet.properties?.messageExpiryInterval}`)
 
   await delay(1300 - (Date.now() - publishedAt))
   let log!: MessageLog
   await kit.mqtt(persistent, undefined, (c) => (log = new MessageLog(c)))
-  const none = await log.waitFor((m) => m.topic === 'mx/none')
+  const none = await log.waitFor((m) => m.topic === `${u}mx/none`)
   assert.equal(none.packet.properties?.messageExpiryInterval, undefined, 'no expiry: none forwarded')
-  const long = await log.waitFor((m) => m.topic === 'mx/long')
+  const long = await log.waitFor((m) => m.topic === `${u}mx/long`)
   const remaining = long.packet.properties?.messageExpiryInterval ?? -1
   // [MQTT-3.3.2-6] the received interval minus the time spent waiting in the broker
   assert.ok(remaining >= 27 && remaining <= 29, `remaining interval ${remaining} s`)
-  assert.equal(log.on('mx/short').length, 0, 'expired while queued [MQTT-3.3.2-5]')
+  assert.equal(log.on(`${u}mx/short`).length, 0, 'expired while queued [MQTT-3.3.2-5]')
 
-  const r = await kit.watch({ 'mxr/#': { qos: 1 } }, V5)
+  const r = await kit.watch({ [`${u}mxr/#`]: { qos: 1 } }, V5)
   await r.sync()
-  const retained = r.log.messages.filter((m) => m.topic.startsWith('mxr/'))
-  assert.deepEqual(retained.map((m) => m.topic), ['mxr/long'], 'the expired retained message is gone')
+  const retained = r.log.messages.filter((m) => m.topic.startsWith(`${u}mxr/`))
+  assert.deepEqual(retained.map((m) => m.topic), [`${u}mxr/long`], 'the expired retained message is gone')
   const rr = retained[0].packet.properties?.messageExpiryInterval ?? -1
   assert.ok(rr >= 27 && rr <= 29, `retained remaining interval ${rr} s`)
-  assert.equal(log.on('mx/short').length, 0)
+  assert.equal(log.on(`${u}mx/short`).length, 0)
 })
 
 // ---- properties passed through ----
@@ -447,31 +456,32 @@ const forwarded = (p: IPublishPacket) => {
 }
 
 test('MQTT 5.0: user properties, content type, payload format, response topic and correlation data pass through (live, retained, queued)', async (t) => {
+  const u = uniqueId('u')
   const kit = await brokerKit(t)
   const clientId = uniqueId('pp')
   const persistent = { ...V5, clientId, clean: false, properties: { sessionExpiryInterval: 300 } }
   const offline = await kit.mqtt(persistent)
-  await offline.subscribeAsync('pp/queued', { qos: 1 })
+  await offline.subscribeAsync(`${u}pp/queued`, { qos: 1 })
   const gone = waitForBrokerEvent(kit.server, 'disconnected', (e) => e.clientId === clientId)
   await offline.endAsync()
   await gone
 
-  const w = await kit.watch({ 'pp/live': { qos: 1 } }, V5)
-  await w.pub.publishAsync('pp/live', '{"n":1}', { qos: 1, properties: PROPS })
-  await w.pub.publishAsync('pp/retained', '{"n":2}', { qos: 1, retain: true, properties: PROPS })
-  await w.pub.publishAsync('pp/queued', '{"n":3}', { qos: 1, properties: PROPS })
+  const w = await kit.watch({ [`${u}pp/live`]: { qos: 1 } }, V5)
+  await w.pub.publishAsync(`${u}pp/live`, '{"n":1}', { qos: 1, properties: PROPS })
+  await w.pub.publishAsync(`${u}pp/retained`, '{"n":2}', { qos: 1, retain: true, properties: PROPS })
+  await w.pub.publishAsync(`${u}pp/queued`, '{"n":3}', { qos: 1, properties: PROPS })
 
-  const live = await w.log.waitFor((m) => m.topic === 'pp/live')
+  const live = await w.log.waitFor((m) => m.topic === `${u}pp/live`)
   assert.deepEqual(forwarded(live.packet), PROPS, 'live')
 
   const r = await kit.mqtt(V5)
   const rlog = new MessageLog(r)
-  await r.subscribeAsync('pp/retained', { qos: 1 })
-  assert.deepEqual(forwarded((await rlog.waitFor((m) => m.topic === 'pp/retained')).packet), PROPS, 'retained')
+  await r.subscribeAsync(`${u}pp/retained`, { qos: 1 })
+  assert.deepEqual(forwarded((await rlog.waitFor((m) => m.topic === `${u}pp/retained`)).packet), PROPS, 'retained')
 
   let qlog!: MessageLog
   await kit.mqtt(persistent, undefined, (c) => (qlog = new MessageLog(c)))
-  assert.deepEqual(forwarded((await qlog.waitFor((m) => m.topic === 'pp/queued')).packet), PROPS, 'queued')
+  assert.deepEqual(forwarded((await qlog.waitFor((m) => m.topic === `${u}pp/queued`)).packet), PROPS, 'queued')
 })
 
 test('MQTT 5.0: a Will carries its properties (content type, user properties)', async (t) => {
@@ -492,11 +502,12 @@ test('MQTT 5.0: a Will carries its properties (content type, user properties)', 
 })
 
 test('MQTT 5.0 -> MQTT 3.1.1: the message arrives without properties', async (t) => {
+  const u = uniqueId('u')
   const kit = await brokerKit(t)
-  const w = await kit.watch({ 'x35/#': { qos: 1 } }, { protocolVersion: 4 })
+  const w = await kit.watch({ [`${u}x35/#`]: { qos: 1 } }, { protocolVersion: 4 })
   const pub5 = await kit.mqtt(V5)
-  await pub5.publishAsync('x35/a', 'to a 3.1.1 client', { qos: 1, properties: PROPS })
-  const m = await w.log.waitFor((m) => m.topic === 'x35/a')
+  await pub5.publishAsync(`${u}x35/a`, 'to a 3.1.1 client', { qos: 1, properties: PROPS })
+  const m = await w.log.waitFor((m) => m.topic === `${u}x35/a`)
   assert.equal(m.payload.toString(), 'to a 3.1.1 client')
   assert.equal(m.packet.properties, undefined)
 })
@@ -505,28 +516,30 @@ test('MQTT 5.0 -> MQTT 3.1.1: the message arrives without properties', async (t)
 
 for (const nl of [true, false]) {
   test(`MQTT 5.0: No Local ${nl ? '1: a client does not get its own messages' : '0: a client gets its own messages'}`, async (t) => {
+    const u = uniqueId('u')
     const kit = await brokerKit(t)
     const self = await kit.mqtt(V5)
     const log = new MessageLog(self)
-    await self.subscribeAsync('nl/t', { qos: 1, nl })
-    await self.publishAsync('nl/t', 'mine', { qos: 1 })
+    await self.subscribeAsync(`${u}nl/t`, { qos: 1, nl })
+    await self.publishAsync(`${u}nl/t`, 'mine', { qos: 1 })
     const other = await kit.mqtt(V5)
-    await other.publishAsync('nl/t', 'theirs', { qos: 1 })
+    await other.publishAsync(`${u}nl/t`, 'theirs', { qos: 1 })
     await log.waitFor((m) => m.payload.toString() === 'theirs')
-    assert.deepEqual(log.on('nl/t').map((m) => m.payload.toString()), nl ? ['theirs'] : ['mine', 'theirs'])
+    assert.deepEqual(log.on(`${u}nl/t`).map((m) => m.payload.toString()), nl ? ['theirs'] : ['mine', 'theirs'])
   })
 }
 
 for (const rap of [true, false]) {
   test(`MQTT 5.0: Retain As Published ${rap ? 1 : 0}: a live retained message is forwarded with RETAIN ${rap ? 1 : 0}`, async (t) => {
+    const u = uniqueId('u')
     const kit = await brokerKit(t)
     const sub = await kit.mqtt(V5)
     const log = new MessageLog(sub)
-    await sub.subscribeAsync('rap/t', { qos: 1, rap })
+    await sub.subscribeAsync(`${u}rap/t`, { qos: 1, rap })
     const pub = await kit.mqtt(V5)
-    await pub.publishAsync('rap/t', 'kept', { qos: 1, retain: true })
-    await pub.publishAsync('rap/t', 'plain', { qos: 1, retain: false })
-    const got = await log.waitForCount('rap/t', 2)
+    await pub.publishAsync(`${u}rap/t`, 'kept', { qos: 1, retain: true })
+    await pub.publishAsync(`${u}rap/t`, 'plain', { qos: 1, retain: false })
+    const got = await log.waitForCount(`${u}rap/t`, 2)
     assert.deepEqual(got.map((m) => [m.payload.toString(), m.packet.retain]), [['kept', rap], ['plain', false]])
   })
 }
@@ -539,33 +552,36 @@ const RETAIN_HANDLING: [0 | 1 | 2, number, number][] = [
 ]
 for (const [rh, first, again] of RETAIN_HANDLING) {
   test(`MQTT 5.0: Retain Handling ${rh}: retained sent ${first} time(s) on subscribe, ${again} on re-subscribe`, async (t) => {
+    const u = uniqueId('u')
     const kit = await brokerKit(t)
     const w = await kit.watch({}, V5)
-    await w.pub.publishAsync('rh/t', 'r', { qos: 1, retain: true })
-    await w.sub.subscribeAsync('rh/t', { qos: 1, rh })
+    await w.pub.publishAsync(`${u}rh/t`, 'r', { qos: 1, retain: true })
+    await w.sub.subscribeAsync(`${u}rh/t`, { qos: 1, rh })
     await w.sync()
-    assert.equal(w.log.on('rh/t').length, first, 'first subscribe')
-    await w.sub.subscribeAsync('rh/t', { qos: 1, rh })
+    assert.equal(w.log.on(`${u}rh/t`).length, first, 'first subscribe')
+    await w.sub.subscribeAsync(`${u}rh/t`, { qos: 1, rh })
     await w.sync()
-    assert.equal(w.log.on('rh/t').length, first + again, 're-subscribe')
-    for (const m of w.log.on('rh/t')) assert.equal(m.packet.retain, true)
+    assert.equal(w.log.on(`${u}rh/t`).length, first + again, 're-subscribe')
+    for (const m of w.log.on(`${u}rh/t`)) assert.equal(m.packet.retain, true)
   })
 }
 
 test('MQTT 5.0: a Subscription Identifier comes back on the messages it matched', async (t) => {
+  const u = uniqueId('u')
   const kit = await brokerKit(t)
   const sub = await kit.mqtt(V5)
   const log = new MessageLog(sub)
-  await sub.subscribeAsync('sid/+', { qos: 1, properties: { subscriptionIdentifier: 42 } })
+  await sub.subscribeAsync(`${u}sid/+`, { qos: 1, properties: { subscriptionIdentifier: 42 } })
   const pub = await kit.mqtt(V5)
-  await pub.publishAsync('sid/a', 'x', { qos: 1 })
-  const m = await log.waitFor((m) => m.topic === 'sid/a')
+  await pub.publishAsync(`${u}sid/a`, 'x', { qos: 1 })
+  const m = await log.waitFor((m) => m.topic === `${u}sid/a`)
   assert.deepEqual([m.packet.properties?.subscriptionIdentifier].flat(), [42])
 })
 
 // ---- shared subscriptions ----
 
 test('MQTT 5.0: $share/group/filter gives each message to one member of each group', async (t) => {
+  const u = uniqueId('u')
   const kit = await brokerKit(t)
   const member = async (filter: string) => {
     const c = await kit.mqtt(V5)
@@ -573,50 +589,51 @@ test('MQTT 5.0: $share/group/filter gives each message to one member of each gro
     await c.subscribeAsync(filter, { qos: 1 })
     return { c, log }
   }
-  const a = await member('$share/g1/sh/+')
-  const b = await member('$share/g1/sh/+')
-  const other = await member('$share/g2/sh/#')
-  const plain = await member('sh/+')
+  const a = await member(`$share/g1/${u}sh/+`)
+  const b = await member(`$share/g1/${u}sh/+`)
+  const other = await member(`$share/g2/${u}sh/#`)
+  const plain = await member(`${u}sh/+`)
   const pub = await kit.mqtt(V5)
   const n = 10
-  for (let i = 0; i < n; i++) await pub.publishAsync('sh/t', `m${i}`, { qos: 1 })
-  await plain.log.waitForCount('sh/t', n)
-  await other.log.waitForCount('sh/t', n)
+  for (let i = 0; i < n; i++) await pub.publishAsync(`${u}sh/t`, `m${i}`, { qos: 1 })
+  await plain.log.waitForCount(`${u}sh/t`, n)
+  await other.log.waitForCount(`${u}sh/t`, n)
   const all = Array.from({ length: n }, (_, i) => `m${i}`)
-  const g1 = [...a.log.on('sh/t'), ...b.log.on('sh/t')].map((m) => m.payload.toString()).sort()
+  const g1 = [...a.log.on(`${u}sh/t`), ...b.log.on(`${u}sh/t`)].map((m) => m.payload.toString()).sort()
   assert.deepEqual(g1, [...all].sort(), 'group g1: every message exactly once')
-  assert.deepEqual(other.log.on('sh/t').map((m) => m.payload.toString()), all, 'group g2, a single member: all')
-  assert.deepEqual(plain.log.on('sh/t').map((m) => m.payload.toString()), all, 'a plain subscription: all')
+  assert.deepEqual(other.log.on(`${u}sh/t`).map((m) => m.payload.toString()), all, 'group g2, a single member: all')
+  assert.deepEqual(plain.log.on(`${u}sh/t`).map((m) => m.payload.toString()), all, 'a plain subscription: all')
   // the load is spread: both members of g1 got some
-  assert.ok(a.log.on('sh/t').length > 0 && b.log.on('sh/t').length > 0)
-  for (const m of a.log.on('sh/t')) assert.equal(m.topic, 'sh/t', 'the topic name, not the $share filter')
+  assert.ok(a.log.on(`${u}sh/t`).length > 0 && b.log.on(`${u}sh/t`).length > 0)
+  for (const m of a.log.on(`${u}sh/t`)) assert.equal(m.topic, `${u}sh/t`, 'the topic name, not the $share filter')
 
   // a member that leaves gets no more; the other takes everything
-  await a.c.unsubscribeAsync('$share/g1/sh/+')
-  const before = a.log.on('sh/t').length
-  for (let i = 0; i < 4; i++) await pub.publishAsync('sh/t', `late${i}`, { qos: 1 })
+  await a.c.unsubscribeAsync(`$share/g1/${u}sh/+`)
+  const before = a.log.on(`${u}sh/t`).length
+  for (let i = 0; i < 4; i++) await pub.publishAsync(`${u}sh/t`, `late${i}`, { qos: 1 })
   await b.log.waitFor((m) => m.payload.toString() === 'late3')
-  assert.equal(a.log.on('sh/t').length, before)
-  assert.deepEqual(b.log.on('sh/t').filter((m) => m.payload.toString().startsWith('late')).length, 4)
+  assert.equal(a.log.on(`${u}sh/t`).length, before)
+  assert.deepEqual(b.log.on(`${u}sh/t`).filter((m) => m.payload.toString().startsWith('late')).length, 4)
 })
 
 // ---- Receive Maximum ----
 
 test('MQTT 5.0: the broker keeps at most the client\'s Receive Maximum QoS 1/2 messages unacknowledged', async (t) => {
+  const u = uniqueId('u')
   const kit = await brokerKit(t)
   const receiveMaximum = 2
   const { raw: sub } = await raw5(kit, { properties: { receiveMaximum } })
-  await rawSubscribe(sub, [{ topic: 'rm/t', qos: 2 }, { topic: 'rm/mark', qos: 0 }])
+  await rawSubscribe(sub, [{ topic: `${u}rm/t`, qos: 2 }, { topic: `${u}rm/mark`, qos: 0 }])
   const pub = await kit.mqtt(V5)
   const n = 5
-  for (let i = 0; i < n; i++) await pub.publishAsync('rm/t', `m${i}`, { qos: i % 2 === 0 ? 1 : 2 })
-  await pub.publishAsync('rm/mark', 'mark', { qos: 0 }) // QoS 0 is not held back by the window
+  for (let i = 0; i < n; i++) await pub.publishAsync(`${u}rm/t`, `m${i}`, { qos: i % 2 === 0 ? 1 : 2 })
+  await pub.publishAsync(`${u}rm/mark`, 'mark', { qos: 0 }) // QoS 0 is not held back by the window
   /** PUBLISHes on rm/t until the marker arrives. */
   const untilMark = async () => {
     const got: IPublishPacket[] = []
     for (;;) {
       const p = asPublish(await sub.nextPacket('publish'))
-      if (p.topic === 'rm/mark') return got
+      if (p.topic === `${u}rm/mark`) return got
       got.push(p)
     }
   }
@@ -626,13 +643,13 @@ test('MQTT 5.0: the broker keeps at most the client\'s Receive Maximum QoS 1/2 m
   // acknowledging one (QoS 1 PUBACK) lets exactly one more through
   sub.send({ cmd: 'puback', messageId: firstWindow[0].messageId }, 5)
   assert.equal(payloadOf(await sub.nextPacket('publish')), 'm2')
-  await pub.publishAsync('rm/mark', 'mark', { qos: 0 })
+  await pub.publishAsync(`${u}rm/mark`, 'mark', { qos: 0 })
   assert.deepEqual(await untilMark(), [], 'the window is full again')
 
   // QoS 2: the slot frees at PUBCOMP, not at PUBREC
   sub.send({ cmd: 'pubrec', messageId: firstWindow[1].messageId }, 5)
   await sub.nextPacket('pubrel')
-  await pub.publishAsync('rm/mark', 'mark', { qos: 0 })
+  await pub.publishAsync(`${u}rm/mark`, 'mark', { qos: 0 })
   assert.deepEqual(await untilMark(), [], 'still full after PUBREC')
   sub.send({ cmd: 'pubcomp', messageId: firstWindow[1].messageId }, 5)
   assert.equal(payloadOf(await sub.nextPacket('publish')), 'm3')
@@ -641,22 +658,23 @@ test('MQTT 5.0: the broker keeps at most the client\'s Receive Maximum QoS 1/2 m
 // ---- Maximum Packet Size ----
 
 test('MQTT 5.0: a message larger than the client\'s Maximum Packet Size is not sent to it; others still get it', async (t) => {
+  const u = uniqueId('u')
   const kit = await brokerKit(t)
   const { raw: small } = await raw5(kit, { properties: { maximumPacketSize: 128 } })
-  await rawSubscribe(small, [{ topic: 'mps/#', qos: 1 }])
-  const big = await kit.watch({ 'mps/#': { qos: 1 } }, V5)
-  await big.pub.publishAsync('mps/big', Buffer.alloc(500, 7), { qos: 1 })
-  await big.pub.publishAsync('mps/small', 'fits', { qos: 1 })
+  await rawSubscribe(small, [{ topic: `${u}mps/#`, qos: 1 }])
+  const big = await kit.watch({ [`${u}mps/#`]: { qos: 1 } }, V5)
+  await big.pub.publishAsync(`${u}mps/big`, Buffer.alloc(500, 7), { qos: 1 })
+  await big.pub.publishAsync(`${u}mps/small`, 'fits', { qos: 1 })
   const p = asPublish(await small.nextPacket('publish'))
-  assert.equal(p.topic, 'mps/small', 'the oversized one was skipped [MQTT-3.1.2-25]')
+  assert.equal(p.topic, `${u}mps/small`, 'the oversized one was skipped [MQTT-3.1.2-25]')
   small.send({ cmd: 'puback', messageId: p.messageId }, 5)
-  const got = await big.log.waitForCount('mps/big', 1)
+  const got = await big.log.waitForCount(`${u}mps/big`, 1)
   assert.equal(got[0].payload.length, 500)
   assert.ok(small.isOpen)
 })
 
 test('MQTT 3.1.1: a packet over maxPacketSize closes the connection (logged as packet_too_large)', async (t) => {
-  const kit = await brokerKit(t, { settings: { maxPacketSize: 1024 } })
+  const kit = await ownBrokerKit(t, { settings: { maxPacketSize: 1024 } })
   const raw = await kit.raw()
   await raw.connect({ clientId: uniqueId('big') }, 4)
   const failed = waitForFailure(kit.server, (e) => e.reason === 'packet_too_large')

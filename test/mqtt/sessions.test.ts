@@ -6,8 +6,8 @@ import assert from 'node:assert/strict'
 import type { IClientOptions, IConnackPacket, MqttClient } from 'mqtt'
 import type { Packet } from 'mqtt-packet'
 import {
-  barrier, brokerKit, delay, MessageLog, protocolOptions, RawClient, uniqueId, waitForBrokerEvent, waitForFailure,
-  type BrokerKit,
+  barrier, brokerKit as ownBrokerKit, delay, MessageLog, protocolOptions, RawClient, sharedBrokerKit, uniqueId,
+  waitForBrokerEvent, waitForFailure, type BrokerKit,
 } from '../helpers.ts'
 import { MAX_QUEUED } from '../../src/mqtt/limits.ts'
 
@@ -18,6 +18,8 @@ const VERSIONS: { name: string; pv: Version }[] = [
   { name: 'MQTT 5.0', pv: 5 },
 ]
 type Kit = BrokerKit
+// one server for the file: sessions are keyed by client id, and every test uses its own ids and topics
+const brokerKit = sharedBrokerKit()
 
 /** A session that outlives its connection: v3 CleanSession 0; v5 Clean Start 0 with a Session Expiry Interval. */
 const persistent = (pv: Version, clientId: string): IClientOptions => ({
@@ -77,15 +79,16 @@ for (const { name, pv } of VERSIONS) {
     const clientId = uniqueId('ps')
     const first = await session(kit, persistent(pv, clientId))
     assert.equal(first.present, false, 'no session existed [MQTT-3.2.2-3]')
-    await first.subscribeAsync({ 'keep/+': { qos: 1 }, 'bar/ps': { qos: 1 } })
+    const root = uniqueId('keep')
+    await first.subscribeAsync({ [`${root}/+`]: { qos: 1 } })
     await disconnect(kit, first)
 
     const again = await session(kit, persistent(pv, clientId))
     assert.equal(again.present, resumed(pv), 'the session was resumed [MQTT-3.2.2-2]')
     const log = new MessageLog(again)
     const pub = await session(kit, protocolOptions(pv))
-    await pub.publishAsync('keep/a', 'still subscribed', { qos: 1 })
-    const m = await log.waitFor((m) => m.topic === 'keep/a')
+    await pub.publishAsync(`${root}/a`, 'still subscribed', { qos: 1 })
+    const m = await log.waitFor((m) => m.topic === `${root}/a`)
     assert.equal(m.payload.toString(), 'still subscribed')
     assert.equal(m.packet.qos, 1)
   })
@@ -94,17 +97,18 @@ for (const { name, pv } of VERSIONS) {
     const kit = await brokerKit(t)
     const clientId = uniqueId('cs')
     const first = await session(kit, persistent(pv, clientId))
-    await first.subscribeAsync('gone/+', { qos: 1 })
+    const root = uniqueId('gone')
+    await first.subscribeAsync(`${root}/+`, { qos: 1 })
     await disconnect(kit, first)
 
     const clean = await session(kit, { ...protocolOptions(pv), clientId, clean: true })
     assert.equal(clean.present, false, '[MQTT-3.2.2-1] clean start: session present 0')
     const log = new MessageLog(clean)
-    await clean.subscribeAsync('bar/cs', { qos: 1 })
+    await clean.subscribeAsync(`${root}-bar`, { qos: 1 })
     const pub = await session(kit, protocolOptions(pv))
-    await pub.publishAsync('gone/a', 'old subscription', { qos: 1 })
-    await barrier(pub, log, 'bar/cs')
-    assert.equal(log.on('gone/a').length, 0, 'the old subscription went with the old session')
+    await pub.publishAsync(`${root}/a`, 'old subscription', { qos: 1 })
+    await barrier(pub, log, `${root}-bar`)
+    assert.equal(log.on(`${root}/a`).length, 0, 'the old subscription went with the old session')
     await disconnect(kit, clean)
 
     // the clean session ended with its connection: a persistent connect finds nothing
@@ -112,7 +116,7 @@ for (const { name, pv } of VERSIONS) {
     assert.equal(after.present, false)
   })
 
-  test(`${name}: unacknowledged QoS 1 messages are redelivered on reconnect with DUP set`, async (t) => {
+  test(`${name}: unacknowledged QoS 1 messages are redelivered on reconnect with DUP set, before queued ones`, async (t) => {
     const kit = await brokerKit(t)
     const clientId = uniqueId('rd')
     const topic = uniqueId('rd/')
@@ -124,16 +128,23 @@ for (const { name, pv } of VERSIONS) {
     const first = await a.raw.nextPacket('publish')
     assert.equal((first as { dup: boolean }).dup, false)
     await drop(kit, a.raw, clientId) // never acknowledged
+    await pub.publishAsync(topic, 'queued', { qos: 1 }) // while offline
 
     const b = await rawSession(kit, pv, persistentRaw(pv, clientId))
     assert.equal(sessionPresent(b.connack), resumed(pv))
     const again = await b.raw.nextPacket('publish')
-    // [MQTT-4.4.0-1] resent with the same packet id and DUP 1 [MQTT-3.3.1-1]
+    // [MQTT-4.4.0-1] resent first, with the same packet id and DUP 1 [MQTT-3.3.1-1]
+    assert.equal(payloadOf(again), 'unacked')
     assert.equal((again as { dup: boolean }).dup, true)
     assert.equal(again.messageId, first.messageId)
     assert.equal((again as { qos: number }).qos, 1)
-    assert.equal(payloadOf(again), 'unacked')
+    // then what was queued while offline: a first delivery, DUP 0, another packet id
+    const queued = await b.raw.nextPacket('publish')
+    assert.equal(payloadOf(queued), 'queued')
+    assert.equal((queued as { dup: boolean }).dup, false)
+    assert.notEqual(queued.messageId, again.messageId)
     b.raw.send({ cmd: 'puback', messageId: again.messageId }, pv)
+    b.raw.send({ cmd: 'puback', messageId: queued.messageId }, pv)
 
     // acknowledged now: not sent a third time
     const c0 = b.raw
@@ -186,7 +197,7 @@ for (const { name, pv } of VERSIONS) {
     const watcher = await session(kit, protocolOptions(pv))
     const log = new MessageLog(watcher)
     const topic = uniqueId('in2/')
-    await watcher.subscribeAsync({ [topic]: { qos: 2 }, 'bar/in2': { qos: 1 } })
+    await watcher.subscribeAsync({ [topic]: { qos: 2 }, [`${topic}-bar`]: { qos: 1 } })
     const clientId = uniqueId('i2')
     const a = await rawSession(kit, pv, persistentRaw(pv, clientId))
     const publish = { cmd: 'publish', topic, payload: Buffer.from('exactly once'), qos: 2, messageId: 5 } as const
@@ -202,7 +213,7 @@ for (const { name, pv } of VERSIONS) {
     b.raw.send({ cmd: 'pubrel', messageId: 5 }, pv)
     assert.equal((await b.raw.nextPacket('pubcomp')).messageId, 5)
     const pub = await session(kit, protocolOptions(pv))
-    await barrier(pub, log, 'bar/in2')
+    await barrier(pub, log, `${topic}-bar`)
     assert.deepEqual(log.on(topic).map((m) => m.payload.toString()), ['exactly once'])
   })
 
@@ -246,8 +257,8 @@ for (const { name, pv } of VERSIONS) {
 
     let log!: MessageLog
     const clean = await session(kit, { ...protocolOptions(pv), clientId, clean: true }, (c) => (log = new MessageLog(c)))
-    await clean.subscribeAsync('bar/oc', { qos: 1 })
-    await barrier(pub, log, 'bar/oc')
+    await clean.subscribeAsync(`${topic}-bar`, { qos: 1 })
+    await barrier(pub, log, `${topic}-bar`)
     assert.equal(log.on(topic).length, 0)
   })
 
@@ -255,7 +266,7 @@ for (const { name, pv } of VERSIONS) {
     const kit = await brokerKit(t)
     const clientId = uniqueId('to')
     const old = await rawSession(kit, pv, { clientId })
-    const takenOver = waitForFailure(kit.server, (e) => e.reason === 'taken_over')
+    const takenOver = waitForFailure(kit.server, (e) => e.reason === 'taken_over' && e.clientId === clientId)
     const fresh = await rawSession(kit, pv, { clientId })
     if (pv === 5) {
       // [MQTT-3.1.4-3] v5: DISCONNECT with 0x8E (Session taken over) first
@@ -293,7 +304,7 @@ for (const { name, pv } of VERSIONS) {
 
 for (const pv of [4, 5] as const) {
   test(`MQTT ${pv === 4 ? '3.1.1' : '5.0'}: the offline queue holds at most MAX_QUEUED (${MAX_QUEUED}) messages, the rest are dropped`, async (t) => {
-    const kit = await brokerKit(t)
+    const kit = await ownBrokerKit(t) // its own server: it reads the broker's dropped-messages counter
     const clientId = uniqueId('qb')
     const topic = uniqueId('qb/')
     const a = await rawSession(kit, pv, persistentRaw(pv, clientId))
@@ -333,7 +344,7 @@ test('MQTT 5.0: Clean Start 0 without a Session Expiry Interval: the session end
   const kit = await brokerKit(t)
   const clientId = uniqueId('se0')
   const first = await session(kit, { protocolVersion: 5, clientId, clean: false })
-  await first.subscribeAsync('se0/x', { qos: 1 })
+  await first.subscribeAsync(uniqueId('se0/'), { qos: 1 })
   await disconnect(kit, first)
   const again = await session(kit, { protocolVersion: 5, clientId, clean: false })
   assert.equal(again.present, false, 'expiry 0 (absent): the session ended at close')
@@ -375,7 +386,7 @@ test('MQTT 5.0: an empty client id gets an Assigned Client Identifier that can r
   assert.ok(other && other !== assigned, 'each connection gets its own id')
   assert.ok(kit.server.app.broker.connections().some((c) => c.clientId === assigned))
 
-  a.raw.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'aci/x', qos: 1 }] }, 5)
+  a.raw.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: uniqueId('aci/'), qos: 1 }] }, 5)
   await a.raw.nextPacket('suback')
   const gone = waitForBrokerEvent(kit.server, 'disconnected', (e) => e.clientId === assigned)
   a.raw.send({ cmd: 'disconnect', reasonCode: 0 }, 5)
@@ -391,7 +402,7 @@ test('MQTT 5.0: a persistent session outlives a clean connection of another clie
   const kit = await brokerKit(t)
   const a = uniqueId('pa')
   const first = await session(kit, persistent(5, a))
-  await first.subscribeAsync('iso/x', { qos: 1 })
+  await first.subscribeAsync(uniqueId('iso/'), { qos: 1 })
   await disconnect(kit, first)
   await session(kit, { protocolVersion: 5, clientId: uniqueId('pb'), clean: true })
   const again = await session(kit, persistent(5, a))
