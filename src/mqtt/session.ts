@@ -10,7 +10,7 @@ import type { Match } from './router.ts'
 import type { Outgoing, Queued, SessionState } from './session-store.ts'
 import { Deadline } from './timer.ts'
 import { dispatch } from './handlers/index.ts'
-import { encodePublish, type Fanout } from './outgoing.ts'
+import { encodeAck, encodePublish, type Fanout } from './outgoing.ts'
 import { connectProgress, hints } from './explain.ts'
 import { RC, V3 } from './codes.ts'
 import { MAX_BUFFERED_BYTES, MAX_INFLIGHT, MAX_QUEUED } from './limits.ts'
@@ -373,7 +373,7 @@ export class Session implements ConnectionInput {
       const now = Date.now()
       for (const o of st.inflight.values()) {
         if (o.stage === 'pubrel') {
-          this.write({ cmd: 'pubrel', messageId: o.packetId })
+          this.send(encodeAck('pubrel', o.packetId))
         } else {
           this.send(encodePublish(o.message, { qos: o.qos, retain: o.retain, packetId: o.packetId, dup: true,
             subscriptionIds: o.subscriptionIds }, this.protocolVersion, now))

@@ -4,6 +4,7 @@ import type { Session } from '../session.ts'
 import { expiryFrom, forwardedProperties, type Message } from '../message.ts'
 import { isValidTopicName } from '../topics.ts'
 import { RC } from '../codes.ts'
+import { encodeAck } from '../outgoing.ts'
 import { RECEIVE_MAXIMUM, TOPIC_ALIAS_MAXIMUM } from '../limits.ts'
 
 export function handlePublish(s: Session, p: IPublishPacket): void {
@@ -50,7 +51,7 @@ export function handlePublish(s: Session, p: IPublishPacket): void {
   const id = p.messageId!
   if (p.qos === 1) {
     s.broker.publish(msg)
-    s.write({ cmd: 'puback', messageId: id }) // [MQTT-4.3.2-2]
+    s.send(encodeAck('puback', id)) // [MQTT-4.3.2-2]
     return
   }
   // QoS 2: route once per packet id until PUBREL, a DUP re-send only gets the PUBREC again [MQTT-4.3.3-2]
@@ -64,5 +65,5 @@ export function handlePublish(s: Session, p: IPublishPacket): void {
     pending.add(id)
     s.broker.publish(msg)
   }
-  s.write({ cmd: 'pubrec', messageId: id })
+  s.send(encodeAck('pubrec', id))
 }

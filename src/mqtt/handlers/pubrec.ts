@@ -2,15 +2,15 @@
 import type { IPubrecPacket } from 'mqtt-packet'
 import type { Session } from '../session.ts'
 import { RC } from '../codes.ts'
+import { encodeAck } from '../outgoing.ts'
 
 export function handlePubrec(s: Session, p: IPubrecPacket): void {
   const id = p.messageId!
   const inflight = s.state!.inflight
   const o = inflight?.get(id)
   if (o === undefined || o.qos !== 2) {
-    s.write(s.protocolVersion === 5
-      ? { cmd: 'pubrel', messageId: id, reasonCode: RC.packetIdentifierNotFound }
-      : { cmd: 'pubrel', messageId: id })
+    if (s.protocolVersion === 5) s.write({ cmd: 'pubrel', messageId: id, reasonCode: RC.packetIdentifierNotFound })
+    else s.send(encodeAck('pubrel', id))
     return
   }
   if (s.protocolVersion === 5 && (p.reasonCode ?? 0) >= 0x80) {
@@ -20,5 +20,5 @@ export function handlePubrec(s: Session, p: IPubrecPacket): void {
     return
   }
   o.stage = 'pubrel'
-  s.write({ cmd: 'pubrel', messageId: id })
+  s.send(encodeAck('pubrel', id))
 }
