@@ -576,6 +576,15 @@ test('MQTT 5.0: a Subscription Identifier comes back on the messages it matched'
   await pub.publishAsync(`${u}sid/a`, 'x', { qos: 1 })
   const m = await log.waitFor((m) => m.topic === `${u}sid/a`)
   assert.deepEqual([m.packet.properties?.subscriptionIdentifier].flat(), [42])
+
+  // overlapping subscriptions: one copy carries every matching identifier [MQTT-3.3.4-4]
+  await sub.subscribeAsync(`${u}sid/#`, { qos: 1, properties: { subscriptionIdentifier: 7 } })
+  await pub.publishAsync(`${u}sid/b`, 'y', { qos: 1 })
+  const both = await log.waitFor((m) => m.topic === `${u}sid/b`)
+  assert.deepEqual([both.packet.properties?.subscriptionIdentifier].flat().sort(), [42, 7].sort())
+  await pub.publishAsync(`${u}sid/c/d`, 'z', { qos: 1 }) // only `sid/#` matches
+  const one = await log.waitFor((m) => m.topic === `${u}sid/c/d`)
+  assert.deepEqual([one.packet.properties?.subscriptionIdentifier].flat(), [7])
 })
 
 // ---- shared subscriptions ----
@@ -653,6 +662,34 @@ test('MQTT 5.0: the broker keeps at most the client\'s Receive Maximum QoS 1/2 m
   assert.deepEqual(await untilMark(), [], 'still full after PUBREC')
   sub.send({ cmd: 'pubcomp', messageId: firstWindow[1].messageId }, 5)
   assert.equal(payloadOf(await sub.nextPacket('publish')), 'm3')
+})
+
+test('MQTT 5.0: the Receive Maximum also paces what was queued while the client was offline', async (t) => {
+  const kit = await brokerKit(t)
+  const u = uniqueId('u')
+  const clientId = uniqueId('rq')
+  const connect = { clientId, clean: false, properties: { sessionExpiryInterval: 60, receiveMaximum: 2 } }
+  const first = await raw5(kit, connect)
+  await rawSubscribe(first.raw, [{ topic: `${u}rq/t`, qos: 1 }, { topic: `${u}rq/mark`, qos: 0 }])
+  const gone = waitForBrokerEvent(kit.server, 'disconnected', (e) => e.clientId === clientId)
+  first.raw.send({ cmd: 'disconnect', reasonCode: 0 }, 5)
+  await gone
+  const pub = await kit.mqtt(V5)
+  for (let i = 0; i < 5; i++) await pub.publishAsync(`${u}rq/t`, `q${i}`, { qos: 1 })
+
+  const { raw: sub, connack } = await raw5(kit, connect)
+  assert.equal(connack.sessionPresent, true)
+  await pub.publishAsync(`${u}rq/mark`, 'mark', { qos: 0 })
+  const seen: IPublishPacket[] = []
+  for (;;) {
+    const p = asPublish(await sub.nextPacket('publish'))
+    if (p.topic === `${u}rq/mark`) break
+    seen.push(p)
+  }
+  assert.deepEqual(seen.map((p) => payloadOf(p)), ['q0', 'q1'])
+  for (const p of seen) sub.send({ cmd: 'puback', messageId: p.messageId }, 5)
+  const rest = [asPublish(await sub.nextPacket('publish')), asPublish(await sub.nextPacket('publish'))]
+  assert.deepEqual(rest.map((p) => payloadOf(p)), ['q2', 'q3'])
 })
 
 // ---- Maximum Packet Size ----

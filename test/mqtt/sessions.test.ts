@@ -300,6 +300,20 @@ for (const { name, pv } of VERSIONS) {
   })
 }
 
+test('a client id that is already connected may take over even when the broker is full (maxConnections)', async (t) => {
+  const kit = await ownBrokerKit(t, { settings: { maxConnections: 1 } })
+  const clientId = uniqueId('full')
+  const old = await rawSession(kit, 4, { clientId })
+  const fresh = await rawSession(kit, 4, { clientId }) // replaces itself: the count does not grow
+  await old.raw.closed()
+  fresh.raw.send({ cmd: 'pingreq' })
+  await fresh.raw.nextPacket('pingresp')
+  // another id is still refused
+  const other = await kit.raw()
+  const connack = await other.connect({ clientId: uniqueId('other') }, 4)
+  assert.equal((connack as { returnCode: number }).returnCode, 3)
+})
+
 // ---- the offline queue is bounded ----
 
 for (const pv of [4, 5] as const) {
