@@ -1,8 +1,9 @@
 // buildApp(): the whole product as one Fastify instance, plugins registered in a visible order.
 // server.ts calls listen(); tests build the app on :memory: and a free port.
-import Fastify, { type FastifyServerOptions } from 'fastify'
+import Fastify, { type FastifyRequest, type FastifyServerOptions } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { DEFAULT_CONFIG, type BootConfig } from './config.ts'
+import { errorHandler } from './errors.ts'
 import database from './plugins/database.ts'
 import settings from './plugins/settings.ts'
 import auth from './plugins/auth.ts'
@@ -29,10 +30,22 @@ declare module 'fastify' {
   }
 }
 
+/** Request log lines never carry a credential (the failure stream accepts `?token=` for EventSource). */
+const redactUrl = (url: string) => url.replace(/([?&]token=)[^&]*/g, '$1[redacted]')
+const serializers = {
+  req: (req: FastifyRequest) => ({ method: req.method, url: redactUrl(req.url), remoteAddress: req.ip }),
+}
+
+function loggerOptions(opts: AppOptions, config: BootConfig): FastifyServerOptions['logger'] {
+  if (opts.logger === false) return false
+  const base = typeof opts.logger === 'object' && opts.logger !== null ? opts.logger : {}
+  return { level: config.logLevel, ...base, serializers: { ...serializers, ...(base as { serializers?: object }).serializers } }
+}
+
 export async function buildApp(opts: AppOptions = {}) {
   const config: BootConfig = { ...DEFAULT_CONFIG, ...opts.config }
   const app = Fastify({
-    logger: opts.logger ?? { level: config.logLevel },
+    logger: loggerOptions(opts, config),
     // The upgrade request of a WebSocket client is bounded by the connect timeout (see plugins/websocket.ts),
     // never by Node's 60 s default. Later requests on a kept-alive socket fall to Node's headersTimeout, which the
     // adapter sets from connectTimeoutMs; Node checks it every connectionsCheckingInterval (default 30 s).
@@ -47,18 +60,21 @@ export async function buildApp(opts: AppOptions = {}) {
     },
   }).withTypeProvider<TypeBoxTypeProvider>()
   app.decorate('config', config)
+  // one error shape for every route: 4xx messages shown, 5xx hidden unless written for an operator
+  app.setErrorHandler(errorHandler)
 
   // storage and state
   await app.register(database)
   await app.register(settings)
   await app.register(auth)
   await app.register(failures)
+  // OpenAPI collects every route registered after it
+  await app.register(swagger)
   // the broker and its transports
   await app.register(broker)
   await app.register(websocket)
   await app.register(metrics)
   // the admin surface
-  await app.register(swagger)
   await app.register(healthRoutes)
   await app.register(settingsRoutes)
   await app.register(failuresRoutes)

@@ -57,9 +57,12 @@ export const DbMigrationError = createError<'DB_MIGRATION_FAILED', 500, [string,
 export const SettingsCorruptError = createError<'SETTINGS_CORRUPT', 500, [number, string]>(
   'SETTINGS_CORRUPT', 'settings version %d stored in the database is invalid (%s); roll back with the API or fix the row', 500,
 )
+export const TooManyStreamsError = createError<'TOO_MANY_STREAMS', 503, [number]>(
+  'TOO_MANY_STREAMS', 'already %d failure streams open; close one and retry', 503,
+)
 
 /** Codes made here whose 5xx message is meant to be read (not hidden). */
-const SHOWN_5XX = new Set(['STORE_UNAVAILABLE'])
+const SHOWN_5XX = new Set(['STORE_UNAVAILABLE', 'TOO_MANY_STREAMS'])
 
 /** Codes that stop start-up; their message is one line written for an operator. */
 export const STARTUP_ERROR_CODES: ReadonlySet<string> = new Set([

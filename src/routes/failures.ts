@@ -4,10 +4,9 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { ServerResponse } from 'node:http'
 import Type from 'typebox'
-import createError from '@fastify/error'
 import { FAILURE_REASONS, FailureRecord, type FailureReason } from '../failures/schema.ts'
 import type { FailureLog } from '../failures/store.ts'
-import { errorHandler, invalidInput, NotFoundError } from '../errors.ts'
+import { errorHandler, invalidInput, NotFoundError, TooManyStreamsError } from '../errors.ts'
 
 const Nullable = <T extends Type.TSchema>(t: T) => Type.Union([t, Type.Null()])
 const DateTime = (description: string) => Type.String({ format: 'date-time', description })
@@ -122,10 +121,6 @@ const MAX_STREAMS = 64
 /** Events are skipped (and the skip announced) for a client whose socket has this much unsent. */
 const MAX_STREAM_BUFFER = 1 << 20
 const REPLAY_LIMIT = 500
-
-const TooManyStreamsError = createError<'TOO_MANY_STREAMS', 503, [number]>(
-  'TOO_MANY_STREAMS', 'already %d failure streams open; close one and retry', 503,
-)
 
 export interface FailureRoutesOptions {
   /** ms between SSE heartbeat comments (default 15000) */
