@@ -44,8 +44,8 @@ const quick = ['1', 'true'].includes(opt('quick', 'BENCH_QUICK') ?? '')
 const profile = ['1', 'true'].includes(opt('profile', 'BENCH_PROFILE') ?? '')
 const rounds = Number(opt('rounds', 'BENCH_ROUNDS') ?? (quick ? 1 : 2))
 const timing: Timing = {
-  warmupMs: Number(opt('warmup', 'BENCH_WARMUP_MS') ?? (quick ? 500 : 1000)),
-  measureMs: Number(opt('measure', 'BENCH_MEASURE_MS') ?? (quick ? 2000 : 5000)),
+  warmupMs: Number(opt('warmup', 'BENCH_WARMUP_MS') ?? (quick ? 300 : 1000)),
+  measureMs: Number(opt('measure', 'BENCH_MEASURE_MS') ?? (quick ? 1500 : 5000)),
 }
 const scenarios = list(opt('scenarios', 'BENCH_SCENARIOS'), SCENARIOS, 'scenario')
 let peers = list(opt('peers', 'BENCH_PEERS'), ALL_PEERS, 'peer')
@@ -75,7 +75,7 @@ function baseJob(s: Exclude<ScenarioName, 'storm'>, b: BrokerHandle): Job {
     case 'qos1': return { ...t, scenario: 'qos1', timing, publishers: 10, payloadBytes: 64, inflight: 100 }
     case 'latency': return { ...t, scenario: 'latency', timing, publishers: 4, payloadBytes: 64, rate: LATENCY_RATE }
     case 'connect': return { ...t, scenario: 'connect', timing, concurrency: 50 }
-    case 'memory': return { ...t, scenario: 'memory', clients: MEMORY_CLIENTS, concurrency: 50, settleMs: quick ? 1000 : 2000 }
+    case 'memory': return { ...t, scenario: 'memory', clients: MEMORY_CLIENTS, concurrency: 50, settleMs: quick ? 500 : 2000 }
   }
 }
 
@@ -181,7 +181,7 @@ function describe(r: Result): string {
 }
 
 const MAX_OTHER_CPU = Number(process.env.BENCH_MAX_OTHER_CPU ?? 40)
-const NOISY_RETRIES = Number(process.env.BENCH_NOISY_RETRIES ?? 1)
+const NOISY_RETRIES = Number(process.env.BENCH_NOISY_RETRIES ?? (quick ? 0 : 1))
 
 /** A run during which other processes used more than MAX_OTHER_CPU % of a core is noisy. */
 function isNoisy(r: Result): boolean {
