@@ -16,7 +16,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { startBroker, mosquittoPath, ALL_PEERS, ROOT, type PeerName, type BrokerHandle } from './peers/brokers.ts'
-import { track, killAll, sleep } from './lib/proc.ts'
+import { track, killAll, sleep, machineBusyMs } from './lib/proc.ts'
 import { table, fmt, ratio, type Row } from './lib/report.ts'
 import type { Job, Result, Timing } from './gen/scenarios.ts'
 
@@ -189,8 +189,31 @@ function isNoisy(r: Result): boolean {
   return Number.isFinite(other) && other > MAX_OTHER_CPU
 }
 
+const QUIET_WAIT_MS = Number(process.env.BENCH_QUIET_WAIT_MS ?? (quick ? 0 : 20_000))
+let quietBudgetMs = Number(process.env.BENCH_QUIET_BUDGET_MS ?? (quick ? 0 : 120_000))
+
+/**
+ * On a shared machine: before a run, wait (at most QUIET_WAIT_MS, and at most what is left of the bench's budget)
+ * until the rest of the machine has used at most MAX_OTHER_CPU % of a core over half a second.
+ */
+async function waitForQuiet(): Promise<void> {
+  const start = Date.now()
+  const until = start + Math.min(QUIET_WAIT_MS, quietBudgetMs)
+  let said = false
+  while (Date.now() < until) {
+    const a = machineBusyMs()
+    await sleep(500)
+    const b = machineBusyMs()
+    if (a === null || b === null || ((b - a) * 100) / 500 <= MAX_OTHER_CPU) break
+    if (!said) console.log('  (waiting for the machine to quieten)')
+    said = true
+  }
+  quietBudgetMs -= Date.now() - start
+}
+
 async function runOne(round: number, scenario: Exclude<ScenarioName, 'storm'>, peer: PeerName): Promise<void> {
   for (let attempt = 0; attempt <= NOISY_RETRIES; attempt++) {
+    await waitForQuiet()
     const label = `${scenario}-${peer}-r${round}${attempt ? `-a${attempt}` : ''}`
     const t0 = performance.now()
     try {
@@ -214,6 +237,7 @@ async function runOne(round: number, scenario: Exclude<ScenarioName, 'storm'>, p
  * failures our log recorded per second, and how far the fan-in dropped.
  */
 async function runStorm(round: number): Promise<void> {
+  await waitForQuiet()
   const t0 = performance.now()
   try {
     const result = await withBroker('ours', async (b) => {
