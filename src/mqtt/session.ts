@@ -73,8 +73,8 @@ export class Session implements ConnectionInput {
   topicAliases: Map<number, string> | null = null
 
   readonly #parser: ReturnType<typeof createParser>
-  readonly #connectDeadline: Deadline
-  #keepalive: Deadline | null = null
+  /** the connect deadline while awaiting CONNECT, then the keepalive deadline (armed only when keepalive > 0) */
+  readonly #deadline: Deadline<Session>
   #firstBytes: Buffer | null = null
   #firstLength = 0
   /** the chunk being parsed, for the bytes of a failure after CONNECT */
@@ -88,11 +88,12 @@ export class Session implements ConnectionInput {
     this.transport = transport
     this.meta = meta
     this.#parser = createParser({ protocolVersion: 4 })
-    this.#parser.on('packet', this.#onPacket)
-    this.#parser.on('error', this.#onParseError)
-    this.#connectDeadline = new Deadline(this.#onConnectTimeout)
+    // bound methods: lighter per connection than arrow-function fields
+    this.#parser.on('packet', this.#onPacket.bind(this))
+    this.#parser.on('error', this.#onParseError.bind(this))
+    this.#deadline = new Deadline<Session>(deadlineExpired, this)
     // connectTimeoutMs runs from the socket's open, not from this call
-    this.#connectDeadline.arm(broker.settings.values.connectTimeoutMs, meta.openedAt)
+    this.#deadline.arm(broker.settings.values.connectTimeoutMs, meta.openedAt)
   }
 
   // ---- ConnectionInput: what the transport adapter calls ----
@@ -142,7 +143,7 @@ export class Session implements ConnectionInput {
 
   // ---- Parsing ----
 
-  readonly #onPacket = (packet: Packet): void => {
+  #onPacket(packet: Packet): void {
     if (this.phase === 'closed') return
     this.packetsReceived++
     this.broker.stats.packetsReceived++
@@ -152,12 +153,12 @@ export class Session implements ConnectionInput {
     if (this.phase === 'connected') {
       const now = Date.now()
       this.lastPacketAt = now
-      this.#keepalive?.refresh(now) // [MQTT-3.1.2-24] any packet counts
+      this.#deadline.refresh(now) // [MQTT-3.1.2-24] any packet counts
     }
     dispatch(this, packet)
   }
 
-  readonly #onParseError = (err: Error): void => {
+  #onParseError(err: Error): void {
     if (this.phase === 'closed') return
     if (this.phase === 'awaiting_connect' && err.message === 'Invalid protocol version') {
       // [MQTT-3.1.2-2] unacceptable protocol level: CONNACK 0x01, then close
@@ -210,8 +211,13 @@ export class Session implements ConnectionInput {
 
   // ---- Deadlines ----
 
-  readonly #onConnectTimeout = (): void => {
-    if (this.phase !== 'awaiting_connect') return
+  /** The deadline of the current phase passed. */
+  deadlineExpired(): void {
+    if (this.phase === 'awaiting_connect') this.#connectTimedOut()
+    else if (this.phase === 'connected') this.#keepaliveTimedOut()
+  }
+
+  #connectTimedOut(): void {
     const s = this.broker.settings.values
     const ms = Date.now() - this.meta.openedAt
     this.fail('connect_timeout',
@@ -219,8 +225,7 @@ export class Session implements ConnectionInput {
       this.bytesReceived === 0 ? hints.connectTimeoutSilent(s) : hints.connectTimeoutPartial(s))
   }
 
-  readonly #onKeepaliveTimeout = (): void => {
-    if (this.phase !== 'connected') return
+  #keepaliveTimedOut(): void {
     const s = this.broker.settings.values
     this.fail('keepalive_timeout',
       `nothing received for ${Date.now() - this.lastPacketAt} ms (keepalive ${this.keepaliveSec} s x ` +
@@ -229,32 +234,33 @@ export class Session implements ConnectionInput {
 
   /** A new connectTimeoutMs reaches a connection still waiting for CONNECT, counted from its open. */
   setConnectTimeout(ms: number): void {
-    if (this.phase === 'awaiting_connect') this.#connectDeadline.reschedule(ms)
+    if (this.phase === 'awaiting_connect') this.#deadline.reschedule(ms)
   }
 
   /** ms of silence after which the connection is dropped, null = never. */
   get keepaliveTimeoutMs(): number | null {
-    return this.#keepalive === null ? null : this.#keepalive.ms
+    return this.phase === 'connected' && this.keepaliveSec > 0 ? this.#deadline.ms : null
   }
 
   /** A new keepaliveMultiplier re-arms the live keepalive deadline, still counted from the last packet. */
   setKeepaliveMultiplier(multiplier: number): void {
-    if (this.#keepalive !== null) this.#keepalive.reschedule(Math.round(this.keepaliveSec * multiplier * 1000))
+    if (this.phase === 'connected' && this.keepaliveSec > 0) {
+      this.#deadline.reschedule(Math.round(this.keepaliveSec * multiplier * 1000))
+    }
   }
 
   /** CONNACK accepted: the connection is live from here. */
   becomeConnected(keepaliveSec: number): void {
     const now = Date.now()
     this.phase = 'connected'
-    this.#connectDeadline.clear()
+    this.#deadline.clear()
     this.#firstBytes = null
     this.connectedAt = now
     this.lastPacketAt = now
     this.keepaliveSec = keepaliveSec
     if (keepaliveSec > 0) {
       // [MQTT-3.1.2-24] close when nothing arrives for keepalive x multiplier (the spec's 1.5 by default)
-      this.#keepalive = new Deadline(this.#onKeepaliveTimeout)
-      this.#keepalive.arm(Math.round(keepaliveSec * this.broker.settings.values.keepaliveMultiplier * 1000), now)
+      this.#deadline.arm(Math.round(keepaliveSec * this.broker.settings.values.keepaliveMultiplier * 1000), now)
     }
   }
 
@@ -437,8 +443,7 @@ export class Session implements ConnectionInput {
   #end(how: 'disconnect' | 'failure' | 'shutdown', farewell: Packet | null, publishWill: boolean): void {
     const wasConnected = this.phase === 'connected'
     this.phase = 'closed'
-    this.#connectDeadline.clear()
-    this.#keepalive?.clear()
+    this.#deadline.clear()
     this.#firstBytes = null
     if (farewell !== null) this.write(farewell)
     this.#blocked = false
@@ -473,6 +478,10 @@ export class Session implements ConnectionInput {
       settingsVersion: this.broker.settings.version,
     }
   }
+}
+
+function deadlineExpired(s: Session): void {
+  s.deadlineExpired()
 }
 
 /** Total size of a packet from its Remaining Length: fixed header byte + length bytes + body. */

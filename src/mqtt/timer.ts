@@ -4,15 +4,19 @@
 //
 // Refreshing is lazy: it only records the time. The pending Node timeout checks on firing whether the deadline has
 // really passed and re-arms itself for the rest otherwise, so a packet costs one Date.now(), not a timer operation.
+// The expiry callback is shared and gets its target as an argument: no closure per deadline (there is one per
+// connection, and connections are many).
 
-export class Deadline {
-  readonly #onExpire: () => void
+export class Deadline<T> {
+  readonly #onExpire: (target: T) => void
+  readonly #target: T
   #handle: NodeJS.Timeout | null = null
   #start = 0
   #ms = 0
 
-  constructor(onExpire: () => void) {
+  constructor(onExpire: (target: T) => void, target: T) {
     this.#onExpire = onExpire
+    this.#target = target
   }
 
   /** Expire `ms` after `start` (epoch ms). */
@@ -53,18 +57,21 @@ export class Deadline {
   #schedule(): void {
     if (this.#handle !== null) clearTimeout(this.#handle)
     const left = this.#start + this.#ms - Date.now()
-    this.#handle = setTimeout(this.#fire, left > 0 ? left : 0)
+    this.#handle = setTimeout(fire, left > 0 ? left : 0, this)
     this.#handle.unref()
   }
 
-  readonly #fire = (): void => {
-    const left = this.#start + this.#ms - Date.now()
+  /** Called by the Node timeout: expire, or re-arm for what is left after a refresh. */
+  static fire<T>(d: Deadline<T>): void {
+    const left = d.#start + d.#ms - Date.now()
     if (left > 0) {
-      this.#handle = setTimeout(this.#fire, left)
-      this.#handle.unref()
+      d.#handle = setTimeout(fire, left, d)
+      d.#handle.unref()
       return
     }
-    this.#handle = null
-    this.#onExpire()
+    d.#handle = null
+    d.#onExpire(d.#target)
   }
 }
+
+const fire = Deadline.fire
