@@ -3,31 +3,28 @@
 import type { QoS } from 'mqtt-packet'
 import { TopicTrie, parseSharedFilter } from './topics.ts'
 
-export interface Subscription {
+/** One delivery target for a published message: a client and what its matching subscriptions ask for. */
+export interface Match {
   clientId: string
-  /** the filter as the client sent it, `$share/group/` prefix included */
-  filter: string
   qos: QoS
   /** v5 No Local: not delivered to the client that published it */
   noLocal: boolean
   /** v5 Retain As Published */
   retainAsPublished: boolean
+  /** subscription identifiers of every matching subscription of this client (v5), empty when none */
+  subscriptionIds: number[]
+}
+
+/** A subscription is its own Match when it is the only one of its client that matches (the common case). */
+export interface Subscription extends Match {
+  /** the filter as the client sent it, `$share/group/` prefix included */
+  filter: string
   /** v5 Retain Handling 0, 1 or 2 */
   retainHandling: number
   /** v5 Subscription Identifier (0 = none) */
   subscriptionId: number
   /** shared subscription group, or null */
   group: string | null
-}
-
-/** One delivery target for a published message: a client and what its matching subscriptions ask for. */
-export interface Match {
-  clientId: string
-  qos: QoS
-  noLocal: boolean
-  retainAsPublished: boolean
-  /** subscription identifiers of every matching subscription of this client (v5), empty when none */
-  subscriptionIds: number[]
 }
 
 export interface Router {
@@ -38,8 +35,6 @@ export interface Router {
   match(topic: string): Match[]
   readonly size: number
 }
-
-const NO_IDS: number[] = []
 
 interface SharedGroup {
   members: Map<string, Subscription>
@@ -96,14 +91,7 @@ export class MemoryRouter implements Router {
     const out: Match[] = []
     let byClient: Map<string, Match> | null = null
     this.#trie.match(topic, (entry) => {
-      const sub = 'members' in entry ? pickMember(entry) : entry
-      const m: Match = {
-        clientId: sub.clientId,
-        qos: sub.qos,
-        noLocal: sub.noLocal,
-        retainAsPublished: sub.retainAsPublished,
-        subscriptionIds: sub.subscriptionId > 0 ? [sub.subscriptionId] : NO_IDS,
-      }
+      const m: Match = 'members' in entry ? pickMember(entry) : entry
       if (out.length === 0) {
         out.push(m)
         return
@@ -120,10 +108,16 @@ export class MemoryRouter implements Router {
         out.push(m)
         return
       }
-      if (m.qos > prev.qos) prev.qos = m.qos
-      prev.noLocal &&= m.noLocal
-      prev.retainAsPublished ||= m.retainAsPublished
-      if (m.subscriptionIds.length > 0) prev.subscriptionIds = [...prev.subscriptionIds, ...m.subscriptionIds]
+      // merged into a copy: the stored subscriptions stay as they are
+      const merged: Match = {
+        clientId: m.clientId,
+        qos: m.qos > prev.qos ? m.qos : prev.qos,
+        noLocal: prev.noLocal && m.noLocal,
+        retainAsPublished: prev.retainAsPublished || m.retainAsPublished,
+        subscriptionIds: m.subscriptionIds.length > 0 ? [...prev.subscriptionIds, ...m.subscriptionIds] : prev.subscriptionIds,
+      }
+      byClient.set(m.clientId, merged)
+      out[out.indexOf(prev)] = merged
     })
     return out
   }

@@ -61,6 +61,7 @@ export class Session implements ConnectionInput {
   /** keepalive in force (after server policy), seconds; 0 = none */
   keepaliveSec = 0
   connectedAt = 0
+  /** when bytes last arrived (epoch ms) */
   lastPacketAt = 0
   /** persistent part (subscriptions, in-flight, queue); set at CONNACK */
   state: SessionState | null = null
@@ -102,7 +103,15 @@ export class Session implements ConnectionInput {
     if (this.phase === 'closed') return
     this.bytesReceived += chunk.length
     this.broker.stats.bytesReceived += chunk.length
-    if (this.phase === 'awaiting_connect' && this.#firstLength < FIRST_BYTES_MAX) this.#keepFirstBytes(chunk)
+    if (this.phase === 'connected') {
+      // [MQTT-3.1.2-24] any packet refreshes the keepalive; so does part of one still arriving (a client sending
+      // a large packet over a slow link is not idle). One clock read per chunk, not per packet.
+      const now = Date.now()
+      this.lastPacketAt = now
+      this.#deadline.refresh(now)
+    } else if (this.#firstLength < FIRST_BYTES_MAX) {
+      this.#keepFirstBytes(chunk)
+    }
     this.#chunk = chunk
     this.#parser.parse(chunk)
     this.#chunk = null
@@ -150,11 +159,6 @@ export class Session implements ConnectionInput {
     const size = packetSize(packet.length ?? 0)
     const max = this.broker.settings.values.maxPacketSize
     if (size > max) return this.#packetTooLarge(packet.cmd, size, max)
-    if (this.phase === 'connected') {
-      const now = Date.now()
-      this.lastPacketAt = now
-      this.#deadline.refresh(now) // [MQTT-3.1.2-24] any packet counts
-    }
     dispatch(this, packet)
   }
 

@@ -6,6 +6,8 @@ import { isValidTopicFilter, parseSharedFilter } from '../topics.ts'
 import { Fanout } from '../outgoing.ts'
 import { RC, V3_SUBACK_FAILURE } from '../codes.ts'
 
+const NO_IDS: number[] = []
+
 export function handleSubscribe(s: Session, p: ISubscribePacket): void {
   // [MQTT-3.8.3-3] at least one filter
   if (p.subscriptions.length === 0) return s.protocolError('SUBSCRIBE without any topic filter')
@@ -33,6 +35,7 @@ export function handleSubscribe(s: Session, p: ISubscribePacket): void {
       retainAsPublished: v5 && r.rap === true,
       retainHandling: v5 ? (r.rh ?? 0) : 0,
       subscriptionId: subId ?? 0,
+      subscriptionIds: subId === undefined ? NO_IDS : [subId],
       group: shared?.group ?? null,
     }
     const isNew = s.broker.subscribe(st, sub)
@@ -44,10 +47,7 @@ export function handleSubscribe(s: Session, p: ISubscribePacket): void {
   if (withRetained.length === 0) return
   const now = Date.now()
   for (const sub of withRetained) {
-    const m: Match = {
-      clientId: sub.clientId, qos: sub.qos, noLocal: false, retainAsPublished: true,
-      subscriptionIds: sub.subscriptionId > 0 ? [sub.subscriptionId] : [],
-    }
+    const m: Match = { ...sub, noLocal: false, retainAsPublished: true }
     // [MQTT-3.3.1-6] retained messages matching a new subscription are sent with RETAIN set
     for (const msg of s.broker.retained.match(sub.filter, now)) s.deliver(new Fanout(msg, now), m, true)
   }
