@@ -81,7 +81,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     if (v.keepaliveMultiplier !== prev.keepaliveMultiplier) {
       for (const s of this.#clients.values()) s.setKeepaliveMultiplier(v.keepaliveMultiplier)
     }
-    this.emit('settingsApplied', next)
+    this.#emitSafely('settingsApplied', next)
   }
 
   /** A new transport connection; the adapter feeds the returned input. */
@@ -174,7 +174,9 @@ export class Broker extends EventEmitter<BrokerEvents> {
 
   /** Emitted once the CONNACK is queued. */
   announceConnected(session: Session, sessionPresent: boolean): void {
-    this.emit('connected', {
+    this.logger?.debug({ clientId: session.clientId, protocolVersion: session.protocolVersion,
+      keepaliveSec: session.keepaliveSec, remoteAddress: session.meta.remoteAddress, sessionPresent }, 'client connected')
+    this.#emitSafely('connected', {
       clientId: session.clientId!,
       protocolVersion: session.protocolVersion,
       keepaliveSec: session.keepaliveSec,
@@ -272,17 +274,13 @@ export class Broker extends EventEmitter<BrokerEvents> {
     for (let i = 0; i < dirty.length; i++) dirty[i].flush()
   }
 
-  /** Emit (and log) a failure event; a throwing listener cannot break the broker. */
+  /** Emit (and log) a failure event. */
   reportFailure(e: FailureEvent): void {
     if (this.logger !== undefined) {
       const level = WARN_REASONS.has(e.reason) ? 'warn' : 'info'
-      this.logger[level]({ failure: e }, `${e.reason}: ${e.detail}`)
+      this.logger[level]({ ...e }, `${e.reason}: ${e.detail}`)
     }
-    try {
-      this.emit('failure', e)
-    } catch (err) {
-      this.logger?.error({ err }, 'a failure listener threw')
-    }
+    this.#emitSafely('failure', e)
   }
 
   /** A connection ended: unregister, Will, session expiry, `disconnected`. */
@@ -300,10 +298,17 @@ export class Broker extends EventEmitter<BrokerEvents> {
       if (state.expiryIntervalSec === 0) this.#endSession(state)
       else if (state.expiryIntervalSec !== NEVER_EXPIRES && !this.#closing) this.#scheduleExpiry(state)
     }
+    this.#emitSafely('disconnected', { clientId, how })
+  }
+
+  /** A throwing listener (admin-path code) must not break the connection being served. */
+  #emitSafely<K extends keyof BrokerEvents>(name: K, ...args: BrokerEvents[K]): void {
     try {
-      this.emit('disconnected', { clientId, how })
+      // (the typed emit() cannot be called with a generic event name without this widening)
+      const emit = this.emit as (n: K, ...a: BrokerEvents[K]) => boolean
+      emit.call(this, name, ...args)
     } catch (err) {
-      this.logger?.error({ err }, 'a disconnected listener threw')
+      this.logger?.error({ err, event: name }, 'a broker event listener threw')
     }
   }
 

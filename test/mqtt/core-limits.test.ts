@@ -204,6 +204,24 @@ describe('keepalive policy, packet size and connection limits', { concurrency: 4
     assert.ok(fresh.isOpen)
   })
 
+  test('a throwing listener on the broker events cannot break a connection being served', async (t) => {
+    const kit = await brokerKit(t, { settings: { connectTimeoutMs: 300 } })
+    const boom = () => {
+      throw new Error('listener bug')
+    }
+    kit.server.app.broker.on('connected', boom)
+    kit.server.app.broker.on('failure', boom)
+    kit.server.app.broker.on('disconnected', boom)
+    const raw = await kit.raw()
+    assert.equal((await raw.connect({ clientId: 'survivor', keepalive: 0 }) as Connack).returnCode, 0)
+    raw.send({ cmd: 'pingreq' })
+    await raw.nextPacket('pingresp')
+    const silent = await kit.raw()
+    await silent.closed() // the connect timeout still ends it, though the failure listener throws
+    raw.send({ cmd: 'disconnect' })
+    await raw.closed()
+  })
+
   test('an unsupported protocol level is refused with CONNACK 0x01 and logged', async (t) => {
     const kit = await brokerKit(t)
     const raw = await kit.raw()
