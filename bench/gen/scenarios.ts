@@ -2,6 +2,7 @@
 // drives one broker through raw ws + mqtt-packet clients, and returns numbers measured over `measureMs` after
 // `warmupMs`. Every scenario bounds what it has in flight, and ends its clients with DISCONNECT.
 import { performance } from 'node:perf_hooks'
+import { WebSocket } from 'ws'
 import type { Packet, IPublishPacket } from 'mqtt-packet'
 import {
   BenchClient, packetFrame, pubackFrame, wsFrame, DISCONNECT_FRAME, pool,
@@ -19,7 +20,7 @@ export type Job =
   | Target & { scenario: 'qos1', timing: Timing, publishers: number, payloadBytes: number, inflight: number }
   | Target & { scenario: 'latency', timing: Timing, publishers: number, payloadBytes: number, rate: number }
   | Target & { scenario: 'connect', timing: Timing, concurrency: number }
-  | Target & { scenario: 'memory', clients: number, concurrency: number, settleMs: number }
+  | Target & { scenario: 'memory', clients: number, concurrency: number, settleMs: number, inspectorUrl?: string }
   | Target & { scenario: 'storm', durationMs: number, concurrency: number }
 
 export interface Result {
@@ -395,7 +396,11 @@ async function waitClosed(set: Set<BenchClient>, ms: number) {
   for (const c of set) c.destroy()
 }
 
-/** RSS of the broker before and after `clients` idle connections (CONNECTed, keepalive 60, no traffic). */
+/**
+ * RSS of the broker before and after `clients` idle connections (CONNECTed, keepalive 60, no traffic): as it is (the
+ * lowest of a few readings), and, for a node broker started with the inspector, after a full garbage collection
+ * (what the clients hold, without garbage that happened to be collected or not).
+ */
 async function memory(job: Extract<Job, { scenario: 'memory' }>): Promise<Result> {
   // warm up the broker's connect path first, so that code and pools it creates once are not charged per client
   await pool(Array.from({ length: 200 }, (_, i) => i), 20, async (i) => {
@@ -403,24 +408,52 @@ async function memory(job: Extract<Job, { scenario: 'memory' }>): Promise<Result
     await c.end()
   })
   await sleep(job.settleMs)
-  const before = rssKiB(job.pid)
+  const readings = async (gc: boolean): Promise<number[]> => {
+    const out: number[] = []
+    for (let i = 0; i < 3; i++) {
+      if (gc) await collectGarbage(job.inspectorUrl!)
+      const r = rssKiB(job.pid)
+      if (r !== null) out.push(r)
+      await sleep(300)
+    }
+    if (out.length === 0) throw new Error(`cannot read /proc/${job.pid}/status`)
+    return out
+  }
+  const gc = job.inspectorUrl !== undefined
+  const before = await readings(false)
+  const beforeGc = gc ? await readings(true) : []
   const clients = await pool(Array.from({ length: job.clients }, (_, i) => i), job.concurrency,
     (i) => BenchClient.connect(job.url, `mem-${i}-${tag}`, { timeoutMs: 20_000 }))
   await sleep(job.settleMs)
-  // the lowest of a few readings: a garbage-collected runtime's RSS drops after a collection, and the bench
-  // cannot ask for one; what stays is what the idle clients hold
-  const readings: number[] = []
-  for (let i = 0; i < 5; i++) {
-    const r = rssKiB(job.pid)
-    if (r !== null) readings.push(r)
-    await sleep(400)
+  const after = await readings(false)
+  const afterGc = gc ? await readings(true) : []
+  const perConn = (a: number[], z: number[]) => round((Math.min(...z) - Math.min(...a)) / job.clients, 2)
+  const details = {
+    clients: job.clients,
+    rssBeforeKiB: Math.min(...before), rssAfterKiB: Math.min(...after),
+    rssReadingsKiB: `${before.join(' ')} -> ${after.join(' ')}`,
+    // a broker without a garbage collector (mosquitto) holds no garbage: its figure is the same
+    perConnAfterGcKiB: gc ? perConn(beforeGc, afterGc) : perConn(before, after),
+    rssReadingsAfterGcKiB: gc ? `${beforeGc.join(' ')} -> ${afterGc.join(' ')}` : 'no GC can be forced',
   }
-  if (before === null || readings.length === 0) throw new Error(`cannot read /proc/${job.pid}/status`)
-  const after = Math.min(...readings)
-  const perConn = (after - before) / job.clients
-  const details = { rssBeforeKiB: before, rssAfterKiB: after, rssReadingsKiB: readings.join(' '), clients: job.clients }
   await pool(clients, 200, (c) => c.end(3000))
-  return { value: round(perConn, 2), unit: 'KiB/conn', details }
+  return { value: perConn(before, after), unit: 'KiB/conn', details }
+}
+
+/** Ask a node process for a full garbage collection through its inspector (Chrome DevTools Protocol). */
+function collectGarbage(inspectorUrl: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(inspectorUrl, { perMessageDeflate: false })
+    const timer = setTimeout(() => { ws.terminate(); reject(new Error('inspector: no answer to collectGarbage')) }, 10_000)
+    ws.once('error', (err) => { clearTimeout(timer); reject(err) })
+    ws.once('open', () => ws.send(JSON.stringify({ id: 1, method: 'HeapProfiler.collectGarbage' })))
+    ws.on('message', (data) => {
+      if (JSON.parse(String(data)).id !== 1) return
+      clearTimeout(timer)
+      ws.close()
+      resolve()
+    })
+  })
 }
 
 const STORM_MODES = ['publish-first', 'garbage', 'early-close'] as const

@@ -6,8 +6,8 @@ export interface Row {
   better: 'higher' | 'lower'
   /** best value per broker over the rounds (missing: not run or failed) */
   values: Partial<Record<PeerName, number>>
-  /** brokers whose value comes only from runs disturbed by other processes */
-  noisy: Partial<Record<PeerName, boolean>>
+  /** per broker: '~' the value comes only from runs disturbed by other processes, '>=' the generator was the limit */
+  marks: Partial<Record<PeerName, string>>
   /** ours vs. the target, e.g. ">= 3x aedes" (null when there is none) */
   target: string | null
   met: boolean | null
@@ -37,7 +37,7 @@ export function table(rows: Row[], peers: PeerName[]): string {
   const lines = rows.map((r) => [
     r.label,
     r.better === 'higher' ? 'higher' : 'lower',
-    ...peers.map((p) => (r.noisy[p] ? '~' : '') + fmt(r.values[p])),
+    ...peers.map((p) => (r.marks[p] ?? '') + fmt(r.values[p])),
     ...others.map((p) => fmtRatio(ratio(r.values.ours, r.values[p]))),
     r.target === null ? '' : `${r.target} ${r.met === null ? '?' : r.met ? 'met' : 'NOT met'}`,
   ])

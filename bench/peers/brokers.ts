@@ -23,6 +23,8 @@ export interface BrokerHandle {
   /** ours only: http://127.0.0.1:PORT and the admin token for /api/* */
   httpUrl?: string
   adminToken?: string
+  /** node brokers started with `inspect`: the inspector's WebSocket URL (to force a garbage collection) */
+  inspectorUrl?: string
   /** last lines the process wrote (for error messages) */
   output(): string
   stop(): Promise<void>
@@ -37,12 +39,14 @@ export interface StartOptions {
   oursNodeArgs?: string[]
   /** extra env for our server */
   oursEnv?: Record<string, string>
+  /** node brokers (ours, aedes): open the inspector on 127.0.0.1, so that the bench can ask for a full GC */
+  inspect?: boolean
 }
 
 export async function startBroker(name: PeerName, opts: StartOptions = {}): Promise<BrokerHandle> {
   switch (name) {
     case 'ours': return startOurs(opts)
-    case 'aedes': return startAedes()
+    case 'aedes': return startAedes(opts)
     case 'mosquitto': return startMosquitto()
   }
 }
@@ -64,7 +68,8 @@ async function startOurs(opts: StartOptions): Promise<BrokerHandle> {
   const port = await freePort()
   const dir = tmpDir('ours')
   const adminToken = 'bench-' + randomBytes(12).toString('hex')
-  const child = track(spawn(process.execPath, [...(opts.oursNodeArgs ?? []), '--import', 'tsx', 'src/server.ts'], {
+  const inspect = opts.inspect ? ['--inspect=127.0.0.1:0'] : []
+  const child = track(spawn(process.execPath, [...inspect, ...(opts.oursNodeArgs ?? []), '--import', 'tsx', 'src/server.ts'], {
     cwd: ROOT,
     env: {
       ...process.env,
@@ -88,6 +93,7 @@ async function startOurs(opts: StartOptions): Promise<BrokerHandle> {
   }
   return {
     name: 'ours', pid: child.pid!, wsUrl: `ws://127.0.0.1:${port}/mqtt`, httpUrl, adminToken, output,
+    inspectorUrl: opts.inspect ? await inspectorUrl(output) : undefined,
     async stop() {
       await stopChild(child, 5000)
       fs.rmSync(dir, { recursive: true, force: true })
@@ -95,10 +101,10 @@ async function startOurs(opts: StartOptions): Promise<BrokerHandle> {
   }
 }
 
-async function startAedes(): Promise<BrokerHandle> {
+async function startAedes(opts: StartOptions): Promise<BrokerHandle> {
   const child = track(fork(path.join(ROOT, 'bench/peers/aedes.ts'), [], {
     cwd: ROOT,
-    execArgv: ['--import', 'tsx'],
+    execArgv: [...(opts.inspect ? ['--inspect=127.0.0.1:0'] : []), '--import', 'tsx'],
     env: { ...process.env, PORT: '0' },
     stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
   }))
@@ -110,6 +116,7 @@ async function startAedes(): Promise<BrokerHandle> {
   })
   return {
     name: 'aedes', pid: child.pid!, wsUrl: `ws://127.0.0.1:${port}/mqtt`, output,
+    inspectorUrl: opts.inspect ? await inspectorUrl(output) : undefined,
     stop: () => stopChild(child),
   }
 }
@@ -154,4 +161,11 @@ async function startMosquitto(): Promise<BrokerHandle> {
       fs.rmSync(dir, { recursive: true, force: true })
     },
   }
+}
+
+/** The inspector URL node prints at start ("Debugger listening on ws://127.0.0.1:PORT/ID"). */
+async function inspectorUrl(output: () => string): Promise<string> {
+  let url: string | undefined
+  await waitFor('inspector', async () => (url = /Debugger listening on (ws:\/\/\S+)/.exec(output())?.[1]) !== undefined, 5000)
+  return url!
 }
