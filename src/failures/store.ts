@@ -204,29 +204,16 @@ export interface FailureLog {
   listenerCount(event: keyof FailureLogEvents): number
 }
 
-/** A record waiting in the buffer, or a written summary that further failures may still fold into. */
-interface Row {
+/** A stored record as SQLite holds it: times in epoch ms. */
+type StoredRow = Omit<FailureRecord, 'occurredAt' | 'lastFoldedAt' | 'reason' | 'phase'> & {
   occurredAt: number
+  lastFoldedAt: number | null
   reason: FailureReason
   phase: FailurePhase
-  clientId: string | null
-  username: string | null
-  protocolVersion: number | null
-  keepaliveSec: number | null
-  remoteAddress: string | null
-  remotePort: number | null
-  userAgent: string | null
-  origin: string | null
-  subprotocol: string | null
-  durationMs: number
-  bytesReceived: number
-  packetsReceived: number
-  firstBytesHex: string
-  detail: string
-  hint: string
-  settingsVersion: number
-  foldedCount: number
-  lastFoldedAt: number | null
+}
+
+/** A record waiting in the buffer, or a written summary that further failures may still fold into. */
+type Row = Omit<StoredRow, 'id'> & {
   id: number | null
   state: 'pending' | 'written' | 'dropped'
 }
@@ -251,30 +238,6 @@ interface MinuteCount {
   records: number
 }
 
-interface StoredRow {
-  id: number
-  occurredAt: number
-  reason: FailureReason
-  phase: FailurePhase
-  clientId: string | null
-  username: string | null
-  protocolVersion: number | null
-  keepaliveSec: number | null
-  remoteAddress: string | null
-  remotePort: number | null
-  userAgent: string | null
-  origin: string | null
-  subprotocol: string | null
-  durationMs: number
-  bytesReceived: number
-  packetsReceived: number
-  firstBytesHex: string
-  detail: string
-  hint: string
-  settingsVersion: number
-  foldedCount: number
-  lastFoldedAt: number | null
-}
 
 const COLUMNS = `id, occurred_at AS occurredAt, reason, phase, client_id AS clientId, username,
   protocol_version AS protocolVersion, keepalive_sec AS keepaliveSec, remote_address AS remoteAddress,
