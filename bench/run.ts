@@ -83,7 +83,10 @@ function baseJob(s: Exclude<ScenarioName, 'storm'>, b: BrokerHandle): Job {
 function runGen(job: Job, timeoutMs: number): Promise<Result> {
   return new Promise((resolve, reject) => {
     const child = track(fork(path.join(ROOT, 'bench/gen/main.ts'), [], {
-      cwd: ROOT, execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      cwd: ROOT,
+      // BENCH_GEN_PROFILE=1: CPU profiles of the generators too (bench-output/profiles/gen/), to see what limits them
+      execArgv: [...(process.env.BENCH_GEN_PROFILE === '1' ? ['--cpu-prof', `--cpu-prof-dir=${path.join(PROFILE_DIR, 'gen')}`] : []), '--import', 'tsx'],
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     }))
     let settled = false
     const timer = setTimeout(() => finish(new Error(`generator: ${job.scenario} did not finish in ${timeoutMs} ms`)), timeoutMs)
@@ -91,7 +94,11 @@ function runGen(job: Job, timeoutMs: number): Promise<Result> {
       if (settled) return
       settled = true
       clearTimeout(timer)
-      if (child.exitCode === null) child.kill('SIGKILL')
+      // the generator exits by itself after reporting (writing its profile, if any); a stuck one is killed
+      if (child.exitCode === null) {
+        if (err) child.kill('SIGKILL')
+        else setTimeout(() => { if (child.exitCode === null) child.kill('SIGKILL') }, 5000).unref()
+      }
       if (err) reject(err)
       else resolve(result!)
     }
