@@ -4,11 +4,14 @@ import { randomBytes } from 'node:crypto'
 import type { IConnackPacket, IConnectPacket, QoS } from 'mqtt-packet'
 import type { Session } from '../session.ts'
 import { NEVER_EXPIRES } from '../session-store.ts'
-import { forwardedProperties } from '../message.ts'
+import { forwardedProperties, propertyProblem } from '../message.ts'
 import { isValidTopicName } from '../topics.ts'
 import { hints } from '../explain.ts'
 import { RC, V3 } from '../codes.ts'
 import { MAX_INFLIGHT, RECEIVE_MAXIMUM, TOPIC_ALIAS_MAXIMUM } from '../limits.ts'
+
+const CONNECT_NUMBERS = ['sessionExpiryInterval', 'receiveMaximum', 'maximumPacketSize', 'topicAliasMaximum'] as const
+const WILL_NUMBERS = ['willDelayInterval', 'messageExpiryInterval'] as const
 
 interface KeepalivePolicy {
   /** seconds in force */
@@ -55,9 +58,25 @@ function validate(s: Session, p: IConnectPacket): string | false {
     s.protocolError('CONNECT with a password but no user name')
     return false
   }
+  if (v === 5 && p.properties !== undefined) {
+    // a repeated Receive Maximum became NaN: no bound on messages in flight, then an endless packet id search
+    const bad = propertyProblem(p.properties as Record<string, unknown>, CONNECT_NUMBERS)
+    if (bad !== null) {
+      s.protocolError(`CONNECT with ${bad.detail}`, bad.code)
+      return false
+    }
+  }
   if (v === 5 && (p.properties?.receiveMaximum === 0 || p.properties?.maximumPacketSize === 0)) {
     s.protocolError('CONNECT with a Receive Maximum or Maximum Packet Size of 0')
     return false
+  }
+  if (v === 5 && p.will?.properties !== undefined) {
+    // a Will's properties are forwarded like a PUBLISH's; unreadable ones threw in the Will Delay timer
+    const bad = propertyProblem(p.will.properties as Record<string, unknown>, WILL_NUMBERS)
+    if (bad !== null) {
+      s.protocolError(`CONNECT with a Will carrying ${bad.detail}`, bad.code)
+      return false
+    }
   }
   if (p.will !== undefined) {
     if ((p.will.qos ?? 0) > 2) {

@@ -8,6 +8,11 @@ export function handleDisconnect(s: Session, p: IDisconnectPacket): void {
   if (s.protocolVersion !== 5) return s.disconnect(false)
   const expiry = p.properties?.sessionExpiryInterval
   if (expiry !== undefined) {
+    // repeated (an array) or unreadable (-1): v5 3.14.2.2.2 Protocol Error / Malformed Packet
+    if (typeof expiry !== 'number' || expiry < 0) {
+      return s.protocolError('DISCONNECT with an unreadable or repeated Session Expiry Interval',
+        Array.isArray(expiry) ? RC.protocolError : RC.malformedPacket)
+    }
     const st = s.state!
     // [MQTT-3.14.2-2] a session that had expiry 0 cannot be given one at DISCONNECT
     if (st.expiryIntervalSec === 0 && expiry !== 0) {

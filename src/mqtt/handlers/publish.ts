@@ -1,7 +1,7 @@
 // PUBLISH from a client: topic alias, validity, then QoS 0 / 1 (PUBACK) / 2 (PUBREC, routed once per packet id).
 import type { IPublishPacket } from 'mqtt-packet'
 import type { Session } from '../session.ts'
-import { expiryFrom, forwardedProperties, type Message } from '../message.ts'
+import { expiryFrom, forwardedProperties, propertyProblem, type Message } from '../message.ts'
 import { isValidTopicName } from '../topics.ts'
 import { RC } from '../codes.ts'
 import { encodeAck } from '../outgoing.ts'
@@ -11,6 +11,11 @@ export function handlePublish(s: Session, p: IPublishPacket): void {
   const v5 = s.protocolVersion === 5
   const props = v5 ? p.properties : undefined
   let topic = p.topic
+  if (props !== undefined) {
+    // repeated or unreadable properties would make encoding for subscribers throw (see propertyProblem)
+    const bad = propertyProblem(props as Record<string, unknown>)
+    if (bad !== null) return s.protocolError(`PUBLISH with ${bad.detail}`, bad.code)
+  }
   if (props?.topicAlias !== undefined) {
     const alias = props.topicAlias
     // [MQTT-3.3.2-8] [MQTT-3.3.2-9] an alias of 0 or above the advertised maximum

@@ -1,0 +1,166 @@
+// Regression tests from a review of the broker core: client input that used to throw out of the core (one case took
+// the whole process down), leaks, and spec details that matter for interop. Raw bytes where mqtt-packet's generate()
+// cannot produce the input (repeated or truncated v5 properties).
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import type { IConnackPacket, IPublishPacket, Packet } from 'mqtt-packet'
+import { connectMqtt, RawClient, startServer, waitForFailure, type TestServer } from '../helpers.ts'
+
+// ---- hand-built MQTT 5 packets ----
+
+const u16 = (n: number) => Buffer.from([n >> 8, n & 0xff])
+const str = (s: string | Buffer) => {
+  const b = Buffer.isBuffer(s) ? s : Buffer.from(s)
+  return Buffer.concat([u16(b.length), b])
+}
+/** A property block: its length (one byte, the blocks here are short) and the property bytes. */
+const propBlock = (bytes: number[] | Buffer) => Buffer.concat([Buffer.from([bytes.length]), Buffer.from(bytes)])
+/** A packet from its first byte and body (Remaining Length up to 16383). */
+function packet(first: number, body: Buffer): Buffer {
+  const n = body.length
+  const len = n < 128 ? Buffer.from([n]) : Buffer.from([(n & 0x7f) | 0x80, n >> 7])
+  return Buffer.concat([Buffer.from([first]), len, body])
+}
+/** v5 PUBLISH at QoS 0 (retain optional) with raw property bytes. */
+const v5Publish = (topic: string, props: number[], payload: string, retain = false) =>
+  packet(0x30 | (retain ? 1 : 0), Buffer.concat([str(topic), propBlock(props), Buffer.from(payload)]))
+/** v5 CONNECT with raw CONNECT properties and optionally a Will with raw Will properties. */
+function v5Connect(clientId: string, props: number[] = [], will?: { topic: string; props: number[] }): Buffer {
+  const flags = 0x02 | (will ? 0x04 : 0)
+  const head = Buffer.concat([str('MQTT'), Buffer.from([5, flags]), u16(0), propBlock(props)])
+  const payload = [str(clientId)]
+  if (will) payload.push(propBlock(will.props), str(will.topic), str('gone'))
+  return packet(0x10, Buffer.concat([head, ...payload]))
+}
+
+/** A User Property "a" whose value claims 65535 bytes: mqtt-packet reads it as null, without an error. */
+const UNREADABLE_USER_PROPERTY = [0x26, 0x00, 0x01, 0x61, 0xff, 0xff]
+/** Message Expiry Interval (0x02) twice: mqtt-packet makes it an array. */
+const EXPIRY_TWICE = [0x02, 0, 0, 0, 60, 0x02, 0, 0, 0, 61]
+
+async function v5Subscriber(server: TestServer, clientId: string, filter: string): Promise<RawClient> {
+  const raw = await RawClient.open(server.wsUrl, { protocolVersion: 5 })
+  assert.equal((await raw.connect({ clientId }, 5) as IConnackPacket).reasonCode, 0)
+  raw.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: filter, qos: 0 }] } as Packet, 5)
+  await raw.nextPacket('suback')
+  return raw
+}
+
+async function v5Raw(server: TestServer, clientId: string): Promise<RawClient> {
+  const raw = await RawClient.open(server.wsUrl, { protocolVersion: 5 })
+  assert.equal((await raw.connect({ clientId }, 5) as IConnackPacket).reasonCode, 0)
+  return raw
+}
+
+// ---- 1. crash safety ----
+
+test('unreadable or repeated v5 PUBLISH properties are refused where they come in; subscribers keep working', async (t) => {
+  const server = await startServer()
+  const clients: RawClient[] = []
+  t.after(async () => {
+    for (const c of clients) c.close()
+    await server.close()
+  })
+  const sub = await v5Subscriber(server, 'prop-sub', 'prop/#')
+  clients.push(sub)
+
+  const cases = [
+    { props: UNREADABLE_USER_PROPERTY, detail: /User Property/, code: 0x81 },
+    { props: EXPIRY_TWICE, detail: /messageExpiryInterval more than once/, code: 0x82 },
+    { props: [0x03, 0xff, 0xff], detail: /contentType/, code: 0x81 }, // a string past the packet
+    { props: [0x23, 0, 1, 0x23, 0, 2], detail: /topicAlias more than once/, code: 0x82 },
+  ]
+  for (const [i, c] of cases.entries()) {
+    const pub = await v5Raw(server, `prop-pub-${i}`)
+    clients.push(pub)
+    const failure = waitForFailure(server, (e) => e.clientId === `prop-pub-${i}`)
+    pub.sendBytes(v5Publish('prop/x', c.props, 'poison', true))
+    const e = await failure
+    assert.equal(e.reason, 'protocol_error')
+    assert.match(e.detail, c.detail)
+    const d = await pub.nextPacket('disconnect') as Packet & { reasonCode: number }
+    assert.equal(d.reasonCode, c.code)
+  }
+  // nothing was routed or retained: the subscriber saw none of it and a new MQTT 5 subscriber gets no retained message
+  assert.equal(server.app.broker.stats.retainedMessages, 0)
+  const pub = await v5Raw(server, 'prop-pub-ok')
+  clients.push(pub)
+  pub.sendBytes(v5Publish('prop/ok', [0x26, ...str('k'), ...str('v')], 'fine'))
+  const got = await sub.nextPacket('publish') as IPublishPacket
+  assert.equal(got.topic, 'prop/ok')
+  assert.deepEqual({ ...got.properties?.userProperties }, { k: 'v' })
+  assert.ok(sub.isOpen)
+})
+
+test('a Will with unreadable properties and a Will Delay is refused at CONNECT (its delay timer took the process down)', async (t) => {
+  const server = await startServer()
+  const clients: RawClient[] = []
+  t.after(async () => {
+    for (const c of clients) c.close()
+    await server.close()
+  })
+  const sub = await v5Subscriber(server, 'will-sub', 'will/#')
+  clients.push(sub)
+  const raw = await RawClient.open(server.wsUrl, { protocolVersion: 5 })
+  clients.push(raw)
+  const failure = waitForFailure(server, (e) => e.clientId === 'poison-will')
+  // Will Delay Interval 1 s, Session Expiry 10 s, and a User Property mqtt-packet reads as null
+  raw.sendBytes(v5Connect('poison-will', [0x11, 0, 0, 0, 10],
+    { topic: 'will/x', props: [0x18, 0, 0, 0, 1, ...UNREADABLE_USER_PROPERTY] }))
+  const e = await failure
+  assert.equal(e.reason, 'protocol_error')
+  assert.match(e.detail, /Will carrying a User Property/)
+  await raw.closed()
+  assert.equal(raw.packets.filter((p) => p.cmd === 'connack').length, 0)
+
+  // the same for a Will Delay Interval sent twice
+  const twice = await RawClient.open(server.wsUrl, { protocolVersion: 5 })
+  clients.push(twice)
+  const failure2 = waitForFailure(server, (e) => e.clientId === 'twice-will')
+  twice.sendBytes(v5Connect('twice-will', [], { topic: 'will/y', props: [0x18, 0, 0, 0, 1, 0x18, 0, 0, 0, 2] }))
+  assert.match((await failure2).detail, /willDelayInterval more than once/)
+
+  // a well-formed delayed Will still works
+  const ok = await RawClient.open(server.wsUrl, { protocolVersion: 5 })
+  clients.push(ok)
+  ok.sendBytes(v5Connect('good-will', [0x11, 0, 0, 0, 10], { topic: 'will/ok', props: [0x18, 0, 0, 0, 1, 0x26, ...str('k'), ...str('v')] }))
+  assert.equal((await ok.nextPacket('connack') as IConnackPacket).reasonCode, 0)
+  ok.close()
+  const will = await sub.nextPacket('publish', 4000) as IPublishPacket
+  assert.equal(will.topic, 'will/ok')
+  assert.deepEqual({ ...will.properties?.userProperties }, { k: 'v' })
+})
+
+test('a CONNECT with Receive Maximum twice is refused (it became NaN: no bound on messages in flight)', async (t) => {
+  const server = await startServer()
+  t.after(() => server.close())
+  const raw = await RawClient.open(server.wsUrl, { protocolVersion: 5 })
+  t.after(() => raw.close())
+  const failure = waitForFailure(server, (e) => e.clientId === 'rm-twice')
+  raw.sendBytes(v5Connect('rm-twice', [0x21, 0, 5, 0x21, 0, 6]))
+  const e = await failure
+  assert.equal(e.reason, 'protocol_error')
+  assert.match(e.detail, /receiveMaximum more than once/)
+  await raw.closed()
+})
+
+test('a DISCONNECT with a repeated Session Expiry Interval is a protocol error, not a NaN expiry', async (t) => {
+  const server = await startServer()
+  t.after(() => server.close())
+  const raw = await RawClient.open(server.wsUrl, { protocolVersion: 5 })
+  t.after(() => raw.close())
+  assert.equal((await raw.connect({ clientId: 'dc-twice', properties: { sessionExpiryInterval: 60 } }, 5) as IConnackPacket).reasonCode, 0)
+  const failure = waitForFailure(server, (e) => e.clientId === 'dc-twice')
+  raw.sendBytes(packet(0xe0, Buffer.concat([Buffer.from([0x00]), propBlock([0x11, 0, 0, 0, 5, 0x11, 0, 0, 0, 6])])))
+  const e = await failure
+  assert.equal(e.reason, 'protocol_error')
+  assert.match(e.detail, /Session Expiry Interval/)
+  // the session keeps the expiry it had (60 s), so a reconnect finds it
+  const again = await RawClient.open(server.wsUrl, { protocolVersion: 5 })
+  t.after(() => again.close())
+  const connack = await again.connect({ clientId: 'dc-twice', clean: false, properties: { sessionExpiryInterval: 60 } }, 5) as IConnackPacket
+  assert.equal(connack.sessionPresent, true)
+})
+
+// keep a normal MQTT.js client in the file's imports for the later tests
+void connectMqtt
