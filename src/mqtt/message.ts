@@ -1,6 +1,7 @@
 // An application message inside the broker: what a PUBLISH or a Will carries, independent of who receives it.
 import type { IPublishPacket, QoS } from 'mqtt-packet'
 import { RC } from './codes.ts'
+import { fitsMqttString } from './topics.ts'
 
 /** v5 PUBLISH properties forwarded to subscribers unchanged [MQTT-3.3.2-4, -15, -17, -20]. */
 export interface ForwardedProperties {
@@ -61,7 +62,7 @@ export function propertyProblem(p: Record<string, unknown>, numbers: readonly st
   }
   for (const name of STRING_PROPERTIES) {
     const v = p[name]
-    if (v !== undefined && typeof v !== 'string') return badProperty(name, v)
+    if (v !== undefined && (typeof v !== 'string' || !fitsMqttString(v))) return badProperty(name, v)
   }
   if (p.correlationData !== undefined && !Buffer.isBuffer(p.correlationData)) {
     return badProperty('correlationData', p.correlationData)
@@ -70,8 +71,10 @@ export function propertyProblem(p: Record<string, unknown>, numbers: readonly st
   if (user !== undefined) {
     for (const key in user) {
       const v = user[key]
-      if (typeof v === 'string') continue
-      if (Array.isArray(v) && v.every((x) => typeof x === 'string')) continue // a name may repeat (v5 3.3.2.3.7)
+      if (!fitsMqttString(key)) return { detail: 'a User Property name over 65535 bytes', code: RC.malformedPacket }
+      if (typeof v === 'string' && fitsMqttString(v)) continue
+      // a name may repeat (v5 3.3.2.3.7)
+      if (Array.isArray(v) && v.every((x) => typeof x === 'string' && fitsMqttString(x))) continue
       return { detail: `a User Property "${key.slice(0, 100)}" whose value could not be read`, code: RC.malformedPacket }
     }
   }

@@ -1,10 +1,20 @@
 // Topic names, topic filters and matching: validity rules, the `$` rule, `$share/group/filter`, and a trie that
 // finds every filter matching a topic name in time proportional to the topic's depth.
 
+/**
+ * Whether a decoded string still fits an MQTT UTF-8 string (at most 65535 bytes, MQTT 1.5.4) when encoded again.
+ * mqtt-packet decodes each ill-formed byte as U+FFFD (3 bytes), so up to 65535 bytes received can grow to 196605:
+ * such a topic went out with its length field wrapped, and subscribers read a different topic and payload.
+ * Free for strings of up to 21845 UTF-16 units (3 bytes each at most).
+ */
+export function fitsMqttString(s: string): boolean {
+  return s.length <= 21845 || Buffer.byteLength(s) <= 65535
+}
+
 /** A topic name a client may publish to. */
 export function isValidTopicName(topic: string): boolean {
   // [MQTT-4.7.3-1] at least one character; [MQTT-3.3.2-2] no wildcards; [MQTT-1.5.4-2] no U+0000
-  if (topic.length === 0) return false
+  if (topic.length === 0 || !fitsMqttString(topic)) return false
   for (let i = 0; i < topic.length; i++) {
     const c = topic.charCodeAt(i)
     if (c === 0x2b /* + */ || c === 0x23 /* # */ || c === 0) return false

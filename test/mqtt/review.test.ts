@@ -15,12 +15,17 @@ const str = (s: string | Buffer) => {
 }
 /** A property block: its length (one byte, the blocks here are short) and the property bytes. */
 const propBlock = (bytes: number[] | Buffer) => Buffer.concat([Buffer.from([bytes.length]), Buffer.from(bytes)])
-/** A packet from its first byte and body (Remaining Length up to 16383). */
-function packet(first: number, body: Buffer): Buffer {
-  const n = body.length
-  const len = n < 128 ? Buffer.from([n]) : Buffer.from([(n & 0x7f) | 0x80, n >> 7])
-  return Buffer.concat([Buffer.from([first]), len, body])
+/** A Variable Byte Integer. */
+function varint(n: number): Buffer {
+  const out: number[] = []
+  do {
+    out.push((n % 128) | (n >= 128 ? 0x80 : 0))
+    n = Math.floor(n / 128)
+  } while (n > 0)
+  return Buffer.from(out)
 }
+/** A packet from its first byte and body. */
+const packet = (first: number, body: Buffer) => Buffer.concat([Buffer.from([first]), varint(body.length), body])
 /** v5 PUBLISH at QoS 0 (retain optional) with raw property bytes. */
 const v5Publish = (topic: string, props: number[], payload: string, retain = false) =>
   packet(0x30 | (retain ? 1 : 0), Buffer.concat([str(topic), propBlock(props), Buffer.from(payload)]))
@@ -162,5 +167,44 @@ test('a DISCONNECT with a repeated Session Expiry Interval is a protocol error, 
   assert.equal(connack.sessionPresent, true)
 })
 
-// keep a normal MQTT.js client in the file's imports for the later tests
-void connectMqtt
+test('ill-formed UTF-8 that grows past 65535 bytes when decoded is refused, not forwarded with a wrapped length', async (t) => {
+  const server = await startServer()
+  t.after(() => server.close())
+  const sub = await connectMqtt(server.wsUrl, { clientId: 'utf8-sub' })
+  const got: Array<{ topic: string; payload: string }> = []
+  sub.on('message', (topic, payload) => got.push({ topic, payload: payload.toString() }))
+  await sub.subscribeAsync('#')
+  const sub5 = await v5Subscriber(server, 'utf8-sub5', '#')
+  t.after(() => {
+    sub.end(true)
+    sub5.close()
+  })
+
+  // 30000 bytes of 0xFF: each becomes U+FFFD (3 bytes), 90000 bytes in all, more than a topic length field holds
+  const garbage = Buffer.alloc(30000, 0xff)
+  const pub = await RawClient.open(server.wsUrl)
+  t.after(() => pub.close())
+  assert.equal((await pub.connect({ clientId: 'utf8-pub' }) as IConnackPacket).returnCode, 0)
+  const failure = waitForFailure(server, (e) => e.clientId === 'utf8-pub')
+  pub.sendBytes(packet(0x30, Buffer.concat([str(garbage), Buffer.from('payload')])))
+  const e = await failure
+  assert.equal(e.reason, 'protocol_error')
+  assert.match(e.detail, /invalid topic name/)
+
+  // the same in a v5 User Property value
+  const pub5 = await v5Raw(server, 'utf8-pub5')
+  t.after(() => pub5.close())
+  const failure5 = waitForFailure(server, (e) => e.clientId === 'utf8-pub5')
+  const userProp = Buffer.concat([Buffer.from([0x26]), str('k'), str(garbage)])
+  const props = Buffer.concat([varint(userProp.length), userProp])
+  pub5.sendBytes(packet(0x30, Buffer.concat([str('utf8/x'), props, Buffer.from('payload')])))
+  assert.match((await failure5).detail, /User Property/)
+
+  // the subscribers got nothing garbled: the first message they see is a normal one
+  const ok = await connectMqtt(server.wsUrl, { clientId: 'utf8-ok' })
+  t.after(() => ok.end(true))
+  await ok.publishAsync('utf8/ok', 'fine', { qos: 1 })
+  const p5 = await sub5.nextPacket('publish') as IPublishPacket
+  assert.equal(p5.topic, 'utf8/ok')
+  assert.deepEqual(got, [{ topic: 'utf8/ok', payload: 'fine' }])
+})
