@@ -293,6 +293,9 @@ async function runStorm(round: number): Promise<void> {
           stormClosedByServer: storm.details.closedByServer,
           stormErrors: storm.details.errors,
           stormConcurrency: stormJob.concurrency,
+          // the fan-in's measurement during the storm (a profile is cut to it)
+          windowStartUs: loaded.details.windowStartUs,
+          windowEndUs: loaded.details.windowEndUs,
         },
       } satisfies Result
     }, `storm-ours-r${round}`)
