@@ -208,3 +208,130 @@ test('ill-formed UTF-8 that grows past 65535 bytes when decoded is refused, not 
   assert.equal(p5.topic, 'utf8/ok')
   assert.deepEqual(got, [{ topic: 'utf8/ok', payload: 'fine' }])
 })
+
+/** Deterministic pseudo-random numbers (an LCG), so a failing run can be replayed. */
+function lcg(seed: number): (n: number) => number {
+  let x = seed
+  return (n) => {
+    x = (x * 1103515245 + 12345) & 0x7fffffff
+    return Math.floor((x / 0x80000000) * n)
+  }
+}
+
+test('fuzz: thousands of valid, mutated and spliced packets from raw clients; the broker stays up and serves MQTT.js', async (t) => {
+  // errors the core throws are caught by the adapter (which closes that connection) or, in timers, are fatal:
+  // both are logged at level error, and none may happen
+  const errorLogs: string[] = []
+  const server = await startServer({
+    settings: { maxPacketSize: 4096, connectTimeoutMs: 1000 },
+    logger: { level: 'error', stream: { write: (line: string) => errorLogs.push(line) } },
+  })
+  t.after(() => server.close())
+  const broker = server.app.broker
+  const r = lcg(Number(process.env.FUZZ_SEED ?? 20251125))
+  const pick = <T>(a: readonly T[]): T => a[r(a.length)]
+  const names = ['f/a', 'f/a/b', '$SYS/f', 'ü/\uFFFD', 'f', 'f/a/b/c', 'g/b']
+  const filters = ['f/a', 'f/+', 'f/#', '#', '+/b', '$share/g/f/#', '$share/h/#', 'ü/+', '$SYS/#']
+  const invalid = ['', 'f/#', 'f\u0000', '$share//f', 'a/#/b']
+  const topicName = () => (r(30) === 0 ? pick(invalid) : pick(names))
+  const filter = () => (r(30) === 0 ? pick(invalid) : pick(filters))
+  const someProps = (): Record<string, unknown> => {
+    const p: Record<string, unknown> = {}
+    if (r(4) === 0) p.messageExpiryInterval = r(3)
+    if (r(4) === 0) p.topicAlias = r(30) === 0 ? pick([0, 65]) : 1 + r(8)
+    if (r(4) === 0) p.contentType = 'text/plain'
+    if (r(5) === 0) p.correlationData = Buffer.from('cd')
+    if (r(2) === 0) p.userProperties = r(2) === 0 ? { k: 'v' } : { k: 'v', z: ['1', '2'] }
+    return p
+  }
+  const validPacket = (v: number): Record<string, unknown> => {
+    const id = 1 + r(4)
+    switch (r(40) === 0 ? pick(['connect', 'disconnect']) : pick(['publish', 'publish', 'publish', 'subscribe', 'unsubscribe', 'puback', 'pubrec', 'pubrel', 'pubcomp', 'pingreq'])) {
+      case 'publish': {
+        const qos = r(3)
+        return { cmd: 'publish', topic: topicName(), payload: Buffer.alloc(r(40), 0x41), qos, retain: r(3) === 0,
+          dup: qos > 0 && r(5) === 0, messageId: qos > 0 ? id : undefined, properties: v === 5 ? someProps() : undefined }
+      }
+      case 'subscribe':
+        return { cmd: 'subscribe', messageId: id, properties: v === 5 && r(3) === 0 ? { subscriptionIdentifier: 1 + r(5) } : undefined,
+          subscriptions: Array.from({ length: 1 + r(3) }, () => ({ topic: filter(), qos: r(3), nl: r(4) === 0, rap: r(2) === 0, rh: r(3) })) }
+      case 'unsubscribe':
+        return { cmd: 'unsubscribe', messageId: id, unsubscriptions: [filter()] }
+      case 'connect':
+        return { cmd: 'connect', protocolId: 'MQTT', protocolVersion: v, clean: true, keepalive: 0, clientId: 'again' }
+      case 'disconnect':
+        return { cmd: 'disconnect', reasonCode: v === 5 ? pick([0, 4]) : undefined }
+      case 'pingreq':
+        return { cmd: 'pingreq' }
+      default:
+        return { cmd: pick(['puback', 'pubrec', 'pubrel', 'pubcomp']), messageId: id }
+    }
+  }
+  const mutated = (b: Buffer): Buffer => {
+    // mostly valid, so that a connection lives long enough to reach deeper states
+    const kind = r(60)
+    if (kind > 4) return b
+    if (kind === 4 && b.length > 6) {
+      // a 16-bit length (of a string, a property, a topic) claiming more than there is
+      const out = Buffer.from(b)
+      out.writeUInt16BE(0xffff, 2 + r(out.length - 3))
+      return out
+    }
+    if (kind === 1 && b.length > 4) {
+      // a slice repeated in place (often a property), the length byte patched to still cover it
+      const at = 2 + r(b.length - 2)
+      const len = Math.min(1 + r(8), b.length - at)
+      const out = Buffer.concat([b.subarray(0, at), b.subarray(at, at + len), b.subarray(at)])
+      if (out[1] < 0x80) out[1] = Math.min(0x7f, out[1] + len)
+      return out
+    }
+    const out = Buffer.from(b)
+    for (let i = 0; i <= r(3); i++) {
+      const at = r(out.length)
+      out[at] = r(2) === 0 ? r(256) : out[at] ^ (1 << r(8))
+    }
+    return out
+  }
+
+  // bystanders subscribed to everything: every routed message is encoded for MQTT 3.1.1 and 5, and they must
+  // stay connected (MQTT.js drops the connection on a packet it cannot parse)
+  const bystanders = await Promise.all([4, 5].map((v) => connectMqtt(server.wsUrl, { clientId: `bystander-${v}`, protocolVersion: v as 4 | 5 })))
+  t.after(() => bystanders.forEach((c) => c.end(true)))
+  await Promise.all(bystanders.map((c) => c.subscribeAsync('#', { qos: 1 })))
+
+  const PACKETS = 4000
+  let sent = 0
+  let connections = 0
+  while (sent < PACKETS) {
+    const v = pick([4, 5])
+    const raw = await RawClient.open(server.wsUrl, { protocolVersion: v })
+    connections++
+    raw.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: v, clean: r(2) === 0, keepalive: 0, clientId: `fuzz-${r(6)}`,
+      properties: v === 5 ? { sessionExpiryInterval: r(3), receiveMaximum: 1 + r(3) } : undefined } as Packet, v)
+    for (let i = 0; i < 40 && raw.isOpen; i++, sent++) {
+      let bytes: Buffer
+      try {
+        bytes = RawClient.encode(validPacket(v) as unknown as Packet, v)
+      } catch {
+        continue // mqtt-packet refused to encode this combination
+      }
+      raw.sendBytes(mutated(bytes))
+    }
+    // leave some open, close others abruptly
+    if (r(2) === 0) raw.close()
+    else t.after(() => raw.close())
+  }
+  assert.ok(connections > 50, `${connections} connections`)
+
+  // a normal client still gets its own messages round trip, at every QoS
+  const js = await connectMqtt(server.wsUrl, { clientId: 'after-fuzz', protocolVersion: 5 })
+  t.after(() => js.end(true))
+  await js.subscribeAsync('checked/#', { qos: 2 })
+  for (const qos of [0, 1, 2] as const) {
+    const got = new Promise<string>((resolve) => js.once('message', (_topic, payload) => resolve(payload.toString())))
+    await js.publishAsync(`checked/${qos}`, `qos ${qos}`, { qos })
+    assert.equal(await got, `qos ${qos}`)
+  }
+  for (const c of bystanders) assert.ok(c.connected, `${c.options.clientId} still connected`)
+  assert.deepEqual(errorLogs, [])
+})
