@@ -335,3 +335,92 @@ test('fuzz: thousands of valid, mutated and spliced packets from raw clients; th
   for (const c of bystanders) assert.ok(c.connected, `${c.options.clientId} still connected`)
   assert.deepEqual(errorLogs, [])
 })
+
+// ---- 2. leaks ----
+
+test('2000 clean clients connect, subscribe and leave every way; sessions, subscriptions and connections return to baseline', async (t) => {
+  const server = await startServer({ settings: { connectTimeoutMs: 2000 } })
+  t.after(() => server.close())
+  const broker = server.app.broker
+  const stay = await connectMqtt(server.wsUrl, { clientId: 'leak-stay', protocolVersion: 5 })
+  t.after(() => stay.end(true))
+  await stay.subscribeAsync('leak/#')
+  const baseline = () => ({
+    connectionsOpen: broker.stats.connectionsOpen,
+    clientsConnected: broker.stats.clientsConnected,
+    subscriptions: broker.stats.subscriptions,
+    routerSize: broker.router.size,
+    sessions: broker.sessions.size,
+    live: broker.connections().length,
+  })
+  const before = baseline()
+
+  const CLIENTS = 2000
+  const BATCH = 100
+  for (let start = 0; start < CLIENTS; start += BATCH) {
+    await Promise.all(Array.from({ length: BATCH }, async (_, j) => {
+      const i = start + j
+      const v = i % 2 === 0 ? 4 : 5
+      const raw = await RawClient.open(server.wsUrl, { protocolVersion: v })
+      const clientId = `leak-${i % 150}` // ids repeat: some connections take over others
+      const fields: Record<string, unknown> = { clientId, clean: true }
+      if (i % 3 === 0) fields.will = { topic: 'leak/will', payload: Buffer.from('w'), qos: 1, retain: false }
+      const connack = await raw.connect(fields, v).catch(() => null)
+      if (connack === null || !raw.isOpen) return raw.close()
+      raw.send({ cmd: 'subscribe', messageId: 1, subscriptions: [
+        { topic: `leak/${i}/+`, qos: 1 }, { topic: 'leak/shared/#', qos: 0 }, { topic: `$share/g${i % 7}/leak/s/#`, qos: 1 },
+      ] } as Packet, v)
+      await raw.nextPacket('suback').catch(() => null)
+      switch (i % 4) {
+        case 0: // DISCONNECT
+          raw.send({ cmd: 'disconnect' } as Packet, v)
+          await raw.closed().catch(() => raw.close())
+          break
+        case 1: // UNSUBSCRIBE first, then drop the socket
+          raw.send({ cmd: 'unsubscribe', messageId: 2, unsubscriptions: [`leak/${i}/+`, 'leak/shared/#'] } as Packet, v)
+          await raw.nextPacket('unsuback').catch(() => null)
+          raw.close()
+          break
+        case 2: // a protocol error
+          raw.sendBytes(Buffer.from([0x00, 0x00]))
+          await raw.closed().catch(() => raw.close())
+          break
+        default: // the socket just goes away
+          raw.close()
+      }
+    }))
+  }
+  // connections still waiting for CONNECT, and one closed during its CONNECT
+  const waiting = await RawClient.open(server.wsUrl)
+  waiting.sendBytes(RawClient.encode({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, keepalive: 0, clientId: 'half' } as Packet).subarray(0, 6))
+  waiting.close()
+
+  const deadline = Date.now() + 5000
+  while (JSON.stringify(baseline()) !== JSON.stringify(before) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))
+  assert.deepEqual(baseline(), before)
+  // and the broker still routes
+  const got = new Promise<string>((resolve) => stay.once('message', (_t, p) => resolve(p.toString())))
+  await stay.publishAsync('leak/check', 'ok', { qos: 1 })
+  assert.equal(await got, 'ok')
+})
+
+test('v5 sessions with an expiry are dropped when it passes, with their subscriptions and queued messages', async (t) => {
+  const server = await startServer()
+  t.after(() => server.close())
+  const broker = server.app.broker
+  const base = { sessions: broker.sessions.size, subscriptions: broker.stats.subscriptions }
+  for (let i = 0; i < 20; i++) {
+    const c = await connectMqtt(server.wsUrl, { clientId: `exp-${i}`, protocolVersion: 5, clean: false, properties: { sessionExpiryInterval: 1 } })
+    await c.subscribeAsync(`exp/${i}/#`, { qos: 1 })
+    c.end(true)
+  }
+  const pub = await connectMqtt(server.wsUrl, { clientId: 'exp-pub', protocolVersion: 5 })
+  t.after(() => pub.end(true))
+  await new Promise((r) => setTimeout(r, 100))
+  for (let i = 0; i < 20; i++) await pub.publishAsync(`exp/${i}/x`, 'queued', { qos: 1 })
+  assert.equal(broker.sessions.size, base.sessions + 20 + 1)
+  const deadline = Date.now() + 3000
+  while (broker.sessions.size > base.sessions + 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50))
+  assert.equal(broker.sessions.size, base.sessions + 1, 'only the publisher is left')
+  assert.equal(broker.stats.subscriptions, base.subscriptions)
+})
