@@ -271,7 +271,15 @@ export class Broker extends EventEmitter<BrokerEvents> {
     this.#flushScheduled = false
     const dirty = this.#dirty
     this.#dirty = []
-    for (let i = 0; i < dirty.length; i++) dirty[i].flush()
+    for (let i = 0; i < dirty.length; i++) {
+      // (setImmediate has no caller to catch for it; one failing transport must not end the process)
+      try {
+        dirty[i].flush()
+      } catch (err) {
+        this.logger?.error({ err, clientId: dirty[i].clientId }, 'writing to a connection failed: closing it')
+        dirty[i].transport.destroy()
+      }
+    }
   }
 
   /** Emit (and log) a failure event. */
@@ -324,7 +332,12 @@ export class Broker extends EventEmitter<BrokerEvents> {
     this.#cancelDelayedWill(clientId)
     const timer = setTimeout(() => {
       this.#delayedWills.delete(clientId)
-      this.#publishWill(clientId, will)
+      // a timer has no caller to catch for it: a throw here would end the process
+      try {
+        this.#publishWill(clientId, will)
+      } catch (err) {
+        this.logger?.error({ err, clientId }, 'publishing a delayed Will failed')
+      }
     }, delaySec * 1000)
     timer.unref()
     this.#delayedWills.set(clientId, { timer, will })

@@ -485,7 +485,14 @@ export class Session implements ConnectionInput {
 }
 
 function deadlineExpired(s: Session): void {
-  s.deadlineExpired()
+  // a timer has no caller to catch for it (the adapter guards only pushed bytes): a throw here, e.g. while the
+  // Will of a timed-out client is routed, would end the process
+  try {
+    s.deadlineExpired()
+  } catch (err) {
+    s.broker.logger?.error({ err, clientId: s.clientId }, 'the broker failed on a connection deadline: closing it')
+    s.transport.destroy()
+  }
 }
 
 /** Total size of a packet from its Remaining Length: fixed header byte + length bytes + body. */

@@ -5,6 +5,10 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import type { IConnackPacket, IPublishPacket, Packet } from 'mqtt-packet'
 import { connectMqtt, RawClient, startServer, waitForFailure, type TestServer } from '../helpers.ts'
+import { Broker } from '../../src/mqtt/broker.ts'
+import { MemoryRouter } from '../../src/mqtt/router.ts'
+import { DEFAULT_SETTINGS } from '../../src/settings/schema.ts'
+import type { Logger, Transport } from '../../src/mqtt/types.ts'
 
 // ---- hand-built MQTT 5 packets ----
 
@@ -334,6 +338,38 @@ test('fuzz: thousands of valid, mutated and spliced packets from raw clients; th
   }
   for (const c of bystanders) assert.ok(c.connected, `${c.options.clientId} still connected`)
   assert.deepEqual(errorLogs, [])
+})
+
+test('a throw while a timer routes a Will (delayed, or after a keepalive timeout) is logged, not fatal', async () => {
+  // a Router is a documented extension point (e.g. a clustered one); here it fails on every match
+  class FailingRouter extends MemoryRouter {
+    override match(): never {
+      throw new Error('router unavailable')
+    }
+  }
+  const errors: string[] = []
+  const noop = () => {}
+  const logger: Logger = { debug: noop, info: noop, warn: noop, error: (_o, msg) => errors.push(msg ?? '') }
+  const broker = new Broker({ settings: { version: 1, values: { ...DEFAULT_SETTINGS } }, logger, router: new FailingRouter() })
+  const transport = (): Transport => ({ write: () => true, end: noop, destroy: noop, bufferedAmount: 0 })
+  const meta = { remoteAddress: null, remotePort: null, userAgent: null, origin: null, subprotocol: null, openedAt: Date.now() }
+  const will = { topic: 'will/t', payload: Buffer.from('x'), qos: 0, retain: false }
+
+  // a Will Delay of 1 s on a session that outlives its connection
+  const delayed = broker.handleConnection(transport(), meta)
+  delayed.push(RawClient.encode({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 5, clean: true, keepalive: 0,
+    clientId: 'delayed', properties: { sessionExpiryInterval: 10 }, will: { ...will, properties: { willDelayInterval: 1 } } } as Packet, 5))
+  delayed.closed()
+  // keepalive 1 s: dropped after 1.5 s, its Will published from the deadline's timer
+  const silent = broker.handleConnection(transport(), meta)
+  silent.push(RawClient.encode({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, keepalive: 1, clientId: 'silent', will } as Packet))
+  assert.equal(broker.stats.clientsConnected, 1)
+
+  const deadline = Date.now() + 3000
+  while (errors.length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50))
+  assert.equal(errors.length, 2, errors.join('; '))
+  assert.equal(broker.stats.clientsConnected, 0)
+  await broker.close()
 })
 
 // ---- 2. leaks ----
