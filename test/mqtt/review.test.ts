@@ -372,6 +372,90 @@ test('a throw while a timer routes a Will (delayed, or after a keepalive timeout
   await broker.close()
 })
 
+test('edge inputs from the brief: each gets its answer or closes only its own connection', async (t) => {
+  const server = await startServer()
+  t.after(() => server.close())
+  const watcher = await connectMqtt(server.wsUrl, { clientId: 'edge-watch' })
+  t.after(() => watcher.end(true))
+  const seen: string[] = []
+  watcher.on('message', (topic) => seen.push(topic))
+  await watcher.subscribeAsync('edge/#')
+
+  const open = async (v: 4 | 5, clientId: string) => {
+    const raw = await RawClient.open(server.wsUrl, { protocolVersion: v })
+    t.after(() => raw.close())
+    const connack = await raw.connect({ clientId }, v) as IConnackPacket
+    assert.equal(v === 5 ? connack.reasonCode : connack.returnCode, 0)
+    return raw
+  }
+  const refused = async (raw: RawClient, clientId: string, bytes: Buffer, detail: RegExp) => {
+    const failure = waitForFailure(server, (e) => e.clientId === clientId)
+    raw.sendBytes(bytes)
+    const e = await failure
+    assert.equal(e.reason, 'protocol_error', e.detail)
+    assert.match(e.detail, detail)
+    await raw.closed()
+  }
+
+  for (const v of [4, 5] as const) {
+    const props = v === 5 ? [0] : []
+    await refused(await open(v, `edge-sub-${v}`), `edge-sub-${v}`, packet(0x82, Buffer.from([0, 1, ...props])), /SUBSCRIBE without any topic filter/)
+    await refused(await open(v, `edge-unsub-${v}`), `edge-unsub-${v}`, packet(0xa2, Buffer.from([0, 1, ...props])), /UNSUBSCRIBE without any topic filter/)
+
+    // acknowledgements for ids never used: PUBACK / PUBCOMP ignored, PUBREC and PUBREL answered, connection kept
+    const acks = await open(v, `edge-acks-${v}`)
+    for (const cmd of ['puback', 'pubcomp'] as const) acks.send({ cmd, messageId: 4242 } as Packet, v)
+    acks.send({ cmd: 'pubrec', messageId: 4243 } as Packet, v)
+    acks.send({ cmd: 'pubrel', messageId: 4244 } as Packet, v)
+    const rel = await acks.nextPacket('pubrel') as Packet & { messageId: number; reasonCode?: number }
+    const comp = await acks.nextPacket('pubcomp') as Packet & { messageId: number; reasonCode?: number }
+    assert.deepEqual([rel.messageId, comp.messageId], [4243, 4244])
+    if (v === 5) assert.deepEqual([rel.reasonCode, comp.reasonCode], [0x92, 0x92]) // Packet Identifier not found
+    acks.send({ cmd: 'pingreq' } as Packet, v)
+    await acks.nextPacket('pingresp')
+
+    // packets after DISCONNECT in the same frame are not acted on
+    const after = await open(v, `edge-after-${v}`)
+    after.sendBytes(Buffer.concat([
+      RawClient.encode({ cmd: 'disconnect' } as Packet, v),
+      RawClient.encode({ cmd: 'publish', topic: `edge/after-${v}`, payload: Buffer.from('late'), qos: 0, retain: true, dup: false } as Packet, v),
+    ]))
+    await after.closed()
+
+    // a Will with QoS 3, and one with a wildcard topic
+    const willConnect = RawClient.encode({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: v, clean: true, keepalive: 0,
+      clientId: `edge-will3-${v}`, will: { topic: 'edge/w', payload: Buffer.from('w'), qos: 2, retain: false } } as Packet, v)
+    willConnect[9] |= 0x18 // Will QoS bits 11
+    const will3 = await RawClient.open(server.wsUrl, { protocolVersion: v })
+    t.after(() => will3.close())
+    await refused(will3, `edge-will3-${v}`, willConnect, /Will QoS 3/)
+    const wild = await RawClient.open(server.wsUrl, { protocolVersion: v })
+    t.after(() => wild.close())
+    await refused(wild, `edge-wild-${v}`, RawClient.encode({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: v, clean: true,
+      keepalive: 0, clientId: `edge-wild-${v}`, will: { topic: 'edge/+', payload: Buffer.from('w'), qos: 0, retain: false } } as Packet, v),
+    /invalid Will topic/)
+  }
+
+  // MQTT 5 only: AUTH without an agreed method, Subscription Identifier 0, an empty client id with Clean Start 0
+  await refused(await open(5, 'edge-auth'), 'edge-auth', RawClient.encode({ cmd: 'auth', reasonCode: 0x18 } as Packet, 5), /AUTH/)
+  await refused(await open(5, 'edge-subid'), 'edge-subid',
+    packet(0x82, Buffer.from([0, 1, 2, 0x0b, 0, ...str('edge/x'), 0])), /Subscription Identifier/)
+  const anon = await RawClient.open(server.wsUrl, { protocolVersion: 5 })
+  t.after(() => anon.close())
+  // (mqtt-packet will not encode it: by hand, Clean Start 0 and Session Expiry 5 s)
+  anon.sendBytes(packet(0x10, Buffer.concat([str('MQTT'), Buffer.from([5, 0x00]), u16(0), propBlock([0x11, 0, 0, 0, 5]), str('')])))
+  const connack = await anon.nextPacket('connack') as IConnackPacket
+  assert.equal(connack.reasonCode, 0)
+  assert.match(connack.properties?.assignedClientIdentifier ?? '', /^auto-/)
+
+  // nothing above reached the watcher, which still gets a normal message; no retained message was stored
+  await watcher.publishAsync('edge/ok', 'ok', { qos: 1 })
+  const deadline = Date.now() + 3000
+  while (!seen.includes('edge/ok') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))
+  assert.deepEqual(seen, ['edge/ok'])
+  assert.equal(server.app.broker.stats.retainedMessages, 0)
+})
+
 // ---- 2. leaks ----
 
 test('2000 clean clients connect, subscribe and leave every way; sessions, subscriptions and connections return to baseline', async (t) => {
