@@ -309,3 +309,34 @@ test('a browser: MQTT.js in Chromium connects over MQTT 5, publishes and receive
   const e = await connected
   assert.equal(e.remoteAddress, '127.0.0.1')
 })
+
+test('a WebSocket message over maxPacketSize is refused before it is buffered, as packet_too_large; a raised limit reaches new connections', async (t) => {
+  const server = await startServer({ settings: { maxPacketSize: 1024 } })
+  t.after(() => server.close())
+  const limit = 1024 + 5 + 64 * 1024
+
+  // One message just over the WebSocket limit: ws refuses it from its frame header (close 1009), the core reports it.
+  const big = await RawClient.open(server.wsUrl)
+  t.after(() => big.close())
+  await big.connect({ clientId: 'big-1' })
+  const failure = waitForFailure(server, (e) => e.clientId === 'big-1')
+  big.sendBytes(Buffer.alloc(limit + 1))
+  const e = await failure
+  assert.equal(e.reason, 'packet_too_large')
+  assert.equal(e.phase, 'connected')
+  assert.match(e.detail, new RegExp(`more than ${limit} bytes; maxPacketSize is 1024`))
+  assert.equal(await big.closed(), 1009)
+
+  // After maxPacketSize is raised, a new connection may send a packet of the new size in one message.
+  server.app.settingsStore.update({ maxPacketSize: 200_000 }, { actor: 'test' })
+  const sub = await connectMqtt(server.wsUrl, { clientId: 'big-sub' })
+  t.after(() => sub.end(true))
+  await sub.subscribeAsync('big/#')
+  const got = new Promise<Buffer>((resolve) => sub.once('message', (_topic, payload) => resolve(payload)))
+  const raw = await RawClient.open(server.wsUrl)
+  t.after(() => raw.close())
+  await raw.connect({ clientId: 'big-2' })
+  raw.send({ cmd: 'publish', topic: 'big/one', payload: Buffer.alloc(150_000, 7), qos: 0, retain: false, dup: false } as Packet)
+  assert.equal((await got).length, 150_000)
+  assert.ok(raw.isOpen)
+})

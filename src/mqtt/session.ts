@@ -145,6 +145,13 @@ export class Session implements ConnectionInput {
     this.fail('websocket_error', `WebSocket error: ${err.message}`, hints.websocket)
   }
 
+  messageTooLarge(limit: number): void {
+    if (this.phase === 'closed') return
+    this.fail('packet_too_large',
+      `the client sent a WebSocket message of more than ${limit} bytes; maxPacketSize is ${this.broker.settings.values.maxPacketSize}`,
+      hints.packetTooLarge(this.broker.settings.values), RC.packetTooLarge)
+  }
+
   drained(): void {
     this.#blocked = false
     if (this.#out !== null) this.flush()

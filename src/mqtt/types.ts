@@ -36,6 +36,8 @@ export interface ConnectionInput {
   closed(detail?: string): void
   /** A transport-level error (e.g. an invalid WebSocket frame). */
   error(err: Error): void
+  /** The transport refused a message over `limit` bytes before buffering it (a WebSocket message too large). */
+  messageTooLarge(limit: number): void
   /** The transport can take more writes again (for backpressure). */
   drained(): void
 }

@@ -13,12 +13,13 @@ import type { ConnectionInput, ConnectionMeta, Transport } from '../mqtt/types.t
 export const MQTT_SUBPROTOCOLS: readonly string[] = ['mqtt', 'mqttv3.1']
 
 /**
- * The largest WebSocket message we accept: one MQTT packet of the largest size the protocol can express
- * (1 byte of type and flags, 4 bytes of Remaining Length, 268435455 bytes). The hot `maxPacketSize` is enforced by
- * the core on each packet's declared length, so a lower or raised limit reaches live connections at once and the
- * failure is reported as `packet_too_large`, which a smaller WebSocket limit would hide behind a generic error.
+ * The largest WebSocket message a new connection accepts: one packet of `maxPacketSize` (plus its 5-byte fixed
+ * header) and room for small packets batched beside it. ws buffers a whole message before the core sees a byte of
+ * it, so this is what bounds a client's memory; a larger message is reported as `packet_too_large` without being
+ * buffered. The core also checks every packet's declared length against the live `maxPacketSize`, so a lowered
+ * limit reaches open connections at once; a raised one lets single messages grow on connections opened after it.
  */
-export const MAX_WS_MESSAGE_BYTES = 268_435_455 + 5
+export const wsMessageLimit = (maxPacketSize: number): number => maxPacketSize + 5 + 64 * 1024
 
 /** A message may arrive in at most this many fragments (each costs a buffer of its own until the message is whole). */
 const MAX_WS_FRAGMENTS = 65_536
@@ -256,7 +257,11 @@ export default fp(
 
     guard.attach(app.server)
     let connectTimeoutMs = broker.settings.values.connectTimeoutMs
+    let messageLimit = wsMessageLimit(broker.settings.values.maxPacketSize)
     broker.on('settingsApplied', (next) => {
+      // ws reads options.maxPayload for each connection it completes
+      messageLimit = wsMessageLimit(next.values.maxPacketSize)
+      app.websocketServer.options.maxPayload = messageLimit
       if (next.values.connectTimeoutMs === connectTimeoutMs) return
       connectTimeoutMs = next.values.connectTimeoutMs
       guard.reschedule(connectTimeoutMs)
@@ -269,7 +274,7 @@ export default fp(
 
     await app.register(websocket, {
       options: {
-        maxPayload: MAX_WS_MESSAGE_BYTES,
+        maxPayload: messageLimit,
         maxFragments: MAX_WS_FRAGMENTS,
         perMessageDeflate: false,
         // The broker tracks its connections; a second set here would cost memory per idle client.
@@ -362,9 +367,11 @@ export default fp(
             fault(err)
           }
         })
-        ws.on('error', (err: Error) => {
+        const limit = messageLimit
+        ws.on('error', (err: Error & { code?: string }) => {
           try {
-            input.error(err)
+            if (err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') input.messageTooLarge(limit)
+            else input.error(err)
           } catch (e) {
             fault(e)
           }
