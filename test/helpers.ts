@@ -379,3 +379,11 @@ export const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(r
 
 export const CHROMIUM_PATH = '/usr/bin/chromium'
 export const hasChromium = () => existsSync(CHROMIUM_PATH)
+
+/** The protocol versions a feature test runs in, one line each. */
+export type ProtocolVersion = 3 | 4 | 5
+export const PROTOCOL_VERSIONS: readonly { name: string; pv: ProtocolVersion }[] = [
+  { name: 'MQTT 3.1', pv: 3 },
+  { name: 'MQTT 3.1.1', pv: 4 },
+  { name: 'MQTT 5.0', pv: 5 },
+]

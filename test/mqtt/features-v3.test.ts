@@ -4,7 +4,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import type { Packet } from 'mqtt-packet'
-import {
+import { PROTOCOL_VERSIONS, type ProtocolVersion,
   barrier, MessageLog, protocolOptions, RawClient, sharedBrokerKit, uniqueId, waitForBrokerEvent, waitForFailure,
   type BrokerKit,
 } from '../helpers.ts'
@@ -12,12 +12,8 @@ import {
 // one server for the file: every test uses its own client ids and topics
 const brokerKit = sharedBrokerKit()
 
-type Version = 3 | 4 | 5
-const VERSIONS: { name: string; pv: Version }[] = [
-  { name: 'MQTT 3.1', pv: 3 },
-  { name: 'MQTT 3.1.1', pv: 4 },
-  { name: 'MQTT 5.0', pv: 5 },
-]
+type Version = ProtocolVersion
+const VERSIONS = PROTOCOL_VERSIONS
 
 const proto = protocolOptions
 const uid = uniqueId

@@ -5,18 +5,14 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import type { IClientOptions, IConnackPacket, MqttClient } from 'mqtt'
 import type { Packet } from 'mqtt-packet'
-import {
+import { PROTOCOL_VERSIONS, type ProtocolVersion,
   barrier, brokerKit as ownBrokerKit, delay, MessageLog, protocolOptions, RawClient, sharedBrokerKit, uniqueId,
   waitForBrokerEvent, waitForFailure, type BrokerKit,
 } from '../helpers.ts'
 import { MAX_QUEUED } from '../../src/mqtt/limits.ts'
 
-type Version = 3 | 4 | 5
-const VERSIONS: { name: string; pv: Version }[] = [
-  { name: 'MQTT 3.1', pv: 3 },
-  { name: 'MQTT 3.1.1', pv: 4 },
-  { name: 'MQTT 5.0', pv: 5 },
-]
+type Version = ProtocolVersion
+const VERSIONS = PROTOCOL_VERSIONS
 type Kit = BrokerKit
 // one server for the file: sessions are keyed by client id, and every test uses its own ids and topics
 const brokerKit = sharedBrokerKit()

@@ -5,6 +5,7 @@ import assert from 'node:assert/strict'
 import type { IConnackPacket } from 'mqtt-packet'
 import type { SettingsValues } from '../../src/settings/schema.ts'
 import type { FailureEvent } from '../../src/failures/schema.ts'
+import { failureEvent } from '../failures/fixtures.ts'
 import { connectMqtt, delay, RawClient, startServer, waitForFailure, type TestServer } from '../helpers.ts'
 
 async function server(t: { after(fn: () => Promise<void> | void): void }, settings: Partial<SettingsValues> = {}) {
@@ -197,27 +198,8 @@ test('maxPacketSize: live connections, from their next packet', async (t) => {
   await c.closed(2000)
 })
 
-const syntheticFailure = (i: number, occurredAt: number): FailureEvent => ({
-  occurredAt,
-  reason: 'connect_timeout',
-  phase: 'awaiting_connect',
-  clientId: null,
-  username: null,
-  protocolVersion: null,
-  keepaliveSec: null,
-  remoteAddress: `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`,
-  remotePort: 40000,
-  userAgent: null,
-  origin: null,
-  subprotocol: 'mqtt',
-  durationMs: 5000,
-  bytesReceived: 0,
-  packetsReceived: 0,
-  firstBytesHex: '',
-  detail: 'synthetic',
-  hint: 'synthetic',
-  settingsVersion: 1,
-})
+const syntheticFailure = (i: number, occurredAt: number): FailureEvent =>
+  failureEvent({ occurredAt, remoteAddress: `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}` })
 
 test('failureLogMaxRows and failureLogMaxAgeDays: the failure log, from its next pruning pass', async (t) => {
   const s = await server(t)
