@@ -4,7 +4,9 @@ import type { IncomingMessage, Server } from 'node:http'
 import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import fp from 'fastify-plugin'
-import { WebSocketServer, type WebSocket } from 'ws'
+import websocket from '@fastify/websocket'
+import type { WebSocket } from 'ws'
+import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { ConnectionInput, ConnectionMeta, Transport } from '../mqtt/types.ts'
 
 /** The subprotocols we speak, preferred first. [MQTT-6.0.0-3] a client offers "mqtt"; MQTT 3.1 clients "mqttv3.1". */
@@ -70,11 +72,6 @@ class WebSocketTransport implements Transport {
   get bufferedAmount(): number {
     return this.#ws.bufferedAmount
   }
-}
-
-/** A socket 'error' listener for sockets we are done with. */
-function destroyOnError(this: Duplex): void {
-  this.destroy()
 }
 
 /** Why a WebSocket closed, in words, from its close code. */
@@ -209,8 +206,6 @@ declare module 'fastify' {
   interface FastifyInstance {
     /** The WebSocket adapter's view of sockets still sending their upgrade request (tests, metrics). */
     websocketAdapter: { readonly pendingUpgrades: number }
-    /** The `ws` server (noServer) that completes upgrades to MQTT_PATH; options.maxPayload follows maxPacketSize. */
-    websocketServer: WebSocketServer
   }
 }
 
@@ -260,24 +255,13 @@ export default fp(
       openedAt: guard.openedAt(socket),
     })
 
-    let messageLimit = wsMessageLimit(broker.settings.values.maxPacketSize)
-    const wss = new WebSocketServer({
-      noServer: true,
-      maxPayload: messageLimit,
-      maxFragments: MAX_WS_FRAGMENTS,
-      perMessageDeflate: false,
-      // The broker tracks its connections; a second set here would cost memory per idle client.
-      clientTracking: false,
-      // Refusals were decided in onUpgrade below; this only picks among acceptable offers.
-      handleProtocols: (offered) => chooseSubprotocol(offered) ?? false,
-    })
-    app.decorate('websocketServer', wss)
-
+    guard.attach(app.server)
     let connectTimeoutMs = broker.settings.values.connectTimeoutMs
+    let messageLimit = wsMessageLimit(broker.settings.values.maxPacketSize)
     broker.on('settingsApplied', (next) => {
       // ws reads options.maxPayload for each connection it completes
       messageLimit = wsMessageLimit(next.values.maxPacketSize)
-      wss.options.maxPayload = messageLimit
+      app.websocketServer.options.maxPayload = messageLimit
       if (next.values.connectTimeoutMs === connectTimeoutMs) return
       connectTimeoutMs = next.values.connectTimeoutMs
       guard.reschedule(connectTimeoutMs)
@@ -288,14 +272,27 @@ export default fp(
       },
     })
 
-    // Shutdown: the broker's own preClose tells clients (v5 DISCONNECT 0x8B) and closes them; ours stops upgrades.
-    app.addHook('preClose', async () => {
-      guard.close()
-      wss.close()
+    await app.register(websocket, {
+      options: {
+        maxPayload: messageLimit,
+        maxFragments: MAX_WS_FRAGMENTS,
+        perMessageDeflate: false,
+        // The broker tracks its connections; a second set here would cost memory per idle client.
+        clientTracking: false,
+        // Refusals were decided in the onRequest hook below; this only picks among acceptable offers.
+        handleProtocols: (offered) => chooseSubprotocol(offered) ?? false,
+      },
+      // Errors of an open WebSocket are the core's to report (the listener in the handler); ws closes the socket.
+      errorHandler: (err) => log.debug({ err }, 'websocket error'),
+      // Shutdown: the broker's own preClose tells clients (v5 DISCONNECT 0x8B) and closes them; ours stops upgrades.
+      preClose: async () => {
+        guard.close()
+        app.websocketServer.close()
+      },
     })
 
     // Header errors ws finds itself (bad Sec-WebSocket-Key or -Version, not a websocket upgrade): reported, then 400.
-    wss.on('wsClientError', (err: Error, socket: Duplex, req: IncomingMessage) => {
+    app.websocketServer.on('wsClientError', (err: Error, socket: Duplex, req: IncomingMessage) => {
       report(
         metaOf(req, req.socket as Socket, null),
         `the WebSocket upgrade request was refused: ${err.message}`,
@@ -305,145 +302,36 @@ export default fp(
       socket.once('finish', () => socket.destroy())
     })
 
-    /**
-     * Answers a refused upgrade as Fastify's reply did before upgrades bypassed its pipeline (same status line,
-     * headers and JSON body; none for HEAD), then closes the socket.
-     */
-    const refuse = (req: IncomingMessage, socket: Duplex, status: 400 | 404, body: object, contentType = 'application/json; charset=utf-8'): void => {
-      // Node removes its socket error listener before emitting 'upgrade' (ws adds its own in handleUpgrade).
-      socket.on('error', destroyOnError)
-      const json = JSON.stringify(body)
-      const ct = contentType.includes('charset') ? 'content-type' : 'Content-Type'
-      const cl = contentType.includes('charset') ? 'content-length' : 'Content-Length'
-      socket.end(
-        `HTTP/1.1 ${status} ${status === 404 ? 'Not Found' : 'Bad Request'}\r\n${ct}: ${contentType}\r\n` +
-          `${cl}: ${Buffer.byteLength(json)}\r\nDate: ${new Date().toUTCString()}\r\nConnection: keep-alive\r\n\r\n` +
-          (req.method === 'HEAD' ? '' : json),
-      )
-      socket.once('finish', () => socket.destroy())
-    }
-
-    /**
-     * The path of a request target as Fastify's router compares it: without query or fragment, percent-decoded;
-     * `null` when its percent-encoding is malformed.
-     */
-    const pathOf = (url: string): string | null => {
-      let end = url.length
-      for (let i = 0; i < url.length; i++) {
-        const c = url.charCodeAt(i)
-        if (c === 63 /* ? */ || c === 35 /* # */) {
-          end = i
-          break
-        }
-      }
-      const path = end === url.length ? url : url.slice(0, end)
-      if (!path.includes('%')) return path
-      try {
-        return decodeURI(path)
-      } catch {
-        return null
-      }
-    }
-
-    // Every upgrade is judged here, outside Fastify's request pipeline (no routing, hooks, Request or Reply per
-    // connection): wrong path or method, unacceptable subprotocols; then ws completes the handshake.
-    const onUpgrade = (req: IncomingMessage, duplex: Duplex, head: Buffer): void => {
+    // Upgrade requests are judged here, before any route runs: wrong path or method, unacceptable subprotocols.
+    app.addHook('onRequest', async (request: FastifyRequest, reply: FastifyReply) => {
+      if (!request.ws) return
+      const req = request.raw
       const socket = req.socket as Socket
-      try {
-        const url = req.url ?? ''
-        const path = pathOf(url)
-        if (path === null) {
-          // As Fastify's router answers a malformed URL: 400, not reported as a WebSocket failure.
-          const bad = url.slice(0, url.search(/[?#]|$/))
-          refuse(req, duplex, 400, { error: 'Bad Request', code: 'FST_ERR_BAD_URL', message: `'${bad}' is not a valid url component`, statusCode: 400 }, 'application/json')
-          return
-        }
-        if (req.method !== 'GET' || path !== mqttPath) {
-          report(
-            metaOf(req, socket, header(req.headers['sec-websocket-protocol'])),
-            `a WebSocket upgrade to ${clip(`${req.method ?? ''} ${url}`, 200)} was refused: the MQTT endpoint is GET ${mqttPath}`,
-            `point the client at ws://HOST:PORT${mqttPath} (the path is set by MQTT_PATH)`,
-          )
-          refuse(req, duplex, 404, { error: 'Not Found', message: `the MQTT WebSocket endpoint is ${mqttPath}` })
-          return
-        }
-        const offered = offeredSubprotocols(req.headers['sec-websocket-protocol'])
-        // No Sec-WebSocket-Protocol at all is accepted: many embedded clients send none.
-        if (offered !== null && (offered === false || chooseSubprotocol(offered) === null)) {
-          const list = offered === false ? header(req.headers['sec-websocket-protocol']) ?? '' : clip(offered.join(', '))
-          report(
-            metaOf(req, socket, list),
-            offered === false
-              ? `the WebSocket upgrade was refused: malformed Sec-WebSocket-Protocol header "${list}"`
-              : `the WebSocket upgrade was refused: the client offered only the subprotocols "${list}"; this broker speaks ${MQTT_SUBPROTOCOLS.map((p) => `"${p}"`).join(' or ')}`,
-            'configure the client to offer the WebSocket subprotocol "mqtt" (MQTT 3.1 clients: "mqttv3.1"), or to send none',
-          )
-          refuse(req, duplex, 400, {
-            error: 'Bad Request',
-            message: `the WebSocket subprotocol must be one of: ${MQTT_SUBPROTOCOLS.join(', ')}`,
-          })
-          return
-        }
-        wss.handleUpgrade(req, duplex, head, (ws) => onConnection(ws, req, socket))
-      } catch (err) {
-        log.warn({ err }, 'websocket upgrade failed')
-        duplex.on('error', destroyOnError)
-        duplex.destroy()
+      if (request.routeOptions.url !== mqttPath || request.method !== 'GET') {
+        report(
+          metaOf(req, socket, header(req.headers['sec-websocket-protocol'])),
+          `a WebSocket upgrade to ${clip(`${request.method} ${req.url ?? ''}`, 200)} was refused: the MQTT endpoint is GET ${mqttPath}`,
+          `point the client at ws://HOST:PORT${mqttPath} (the path is set by MQTT_PATH)`,
+        )
+        return reply.code(404).send({ error: 'Not Found', message: `the MQTT WebSocket endpoint is ${mqttPath}` })
       }
-    }
-
-    const onConnection = (ws: WebSocket, req: IncomingMessage, socket: Socket): void => {
-      let input: ConnectionInput
-      try {
-        input = broker.handleConnection(new WebSocketTransport(ws, socket), metaOf(req, socket, ws.protocol || null))
-      } catch (err) {
-        log.error({ err }, 'the broker could not take a new connection')
-        ws.terminate()
-        return
+      const offered = offeredSubprotocols(req.headers['sec-websocket-protocol'])
+      // No Sec-WebSocket-Protocol at all is accepted: many embedded clients send none.
+      if (offered === null) return
+      if (offered === false || chooseSubprotocol(offered) === null) {
+        const list = offered === false ? header(req.headers['sec-websocket-protocol']) ?? '' : clip(offered.join(', '))
+        report(
+          metaOf(req, socket, list),
+          offered === false
+            ? `the WebSocket upgrade was refused: malformed Sec-WebSocket-Protocol header "${list}"`
+            : `the WebSocket upgrade was refused: the client offered only the subprotocols "${list}"; this broker speaks ${MQTT_SUBPROTOCOLS.map((p) => `"${p}"`).join(' or ')}`,
+          'configure the client to offer the WebSocket subprotocol "mqtt" (MQTT 3.1 clients: "mqttv3.1"), or to send none',
+        )
+        return reply
+          .code(400)
+          .send({ error: 'Bad Request', message: `the WebSocket subprotocol must be one of: ${MQTT_SUBPROTOCOLS.join(', ')}` })
       }
-      // A fault of the core on one connection's bytes ends that connection, never the process.
-      const fault = (err: unknown) => {
-        log.error({ err, remoteAddress: socket.remoteAddress }, 'the broker failed on a connection: closing it')
-        ws.terminate()
-      }
-      ws.on('message', (data: Buffer, isBinary: boolean) => {
-        try {
-          if (isBinary) input.push(data)
-          else input.textFrame()
-        } catch (err) {
-          fault(err)
-        }
-      })
-      const limit = messageLimit
-      // Errors of an open WebSocket are the core's to report; ws closes the socket.
-      ws.on('error', (err: Error & { code?: string }) => {
-        log.debug({ err }, 'websocket error')
-        try {
-          if (err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') input.messageTooLarge(limit)
-          else input.error(err)
-        } catch (e) {
-          fault(e)
-        }
-      })
-      ws.on('close', (code: number, reason: Buffer) => {
-        try {
-          input.closed(closeDetail(code, reason))
-        } catch (err) {
-          log.error({ err }, 'the broker failed on a closed connection')
-        }
-      })
-      socket.on('drain', () => {
-        try {
-          input.drained()
-        } catch (err) {
-          fault(err)
-        }
-      })
-    }
-
-    // Ours runs after the guard's (which settles the socket's request wait and stamps a reused socket's start).
-    app.server.prependListener('upgrade', onUpgrade)
-    guard.attach(app.server)
+    })
 
     app.route({
       method: 'GET',
@@ -455,6 +343,54 @@ export default fp(
           .code(426)
           .header('upgrade', 'websocket')
           .send({ error: 'Upgrade Required', message: 'this is the MQTT endpoint: connect with an MQTT client over WebSocket (subprotocol "mqtt")' }),
+      wsHandler: (ws: WebSocket, request: FastifyRequest) => {
+        const req = request.raw
+        const socket = req.socket as Socket
+        let input: ConnectionInput
+        try {
+          input = broker.handleConnection(new WebSocketTransport(ws, socket), metaOf(req, socket, ws.protocol || null))
+        } catch (err) {
+          log.error({ err }, 'the broker could not take a new connection')
+          ws.terminate()
+          return
+        }
+        // A fault of the core on one connection's bytes ends that connection, never the process.
+        const fault = (err: unknown) => {
+          log.error({ err, remoteAddress: socket.remoteAddress }, 'the broker failed on a connection: closing it')
+          ws.terminate()
+        }
+        ws.on('message', (data: Buffer, isBinary: boolean) => {
+          try {
+            if (isBinary) input.push(data)
+            else input.textFrame()
+          } catch (err) {
+            fault(err)
+          }
+        })
+        const limit = messageLimit
+        ws.on('error', (err: Error & { code?: string }) => {
+          try {
+            if (err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') input.messageTooLarge(limit)
+            else input.error(err)
+          } catch (e) {
+            fault(e)
+          }
+        })
+        ws.on('close', (code: number, reason: Buffer) => {
+          try {
+            input.closed(closeDetail(code, reason))
+          } catch (err) {
+            log.error({ err }, 'the broker failed on a closed connection')
+          }
+        })
+        socket.on('drain', () => {
+          try {
+            input.drained()
+          } catch (err) {
+            fault(err)
+          }
+        })
+      },
     })
   },
   { name: 'websocket', dependencies: ['broker'] },
