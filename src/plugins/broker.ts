@@ -2,7 +2,6 @@
 // the core's failure and latency events reach the failure log.
 import fp from 'fastify-plugin'
 import { Broker } from '../mqtt/broker.ts'
-import type { SettingsSnapshot } from '../settings/schema.ts'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -10,36 +9,19 @@ declare module 'fastify' {
   }
 }
 
-const snapshot = (v: { version: number; values: SettingsSnapshot['values'] }): SettingsSnapshot =>
-  Object.freeze({ version: v.version, values: Object.freeze({ ...v.values }) })
-
 export default fp(
   async (app) => {
-    const log = app.log.child({ component: 'broker' })
-    const broker = new Broker({ settings: snapshot(app.settingsStore.current()), logger: log })
+    // A stored settings version is already an immutable snapshot (frozen, values frozen): the core runs on it as is.
+    const broker = new Broker({ settings: app.settingsStore.current(), logger: app.log.child({ component: 'broker' }) })
     app.decorate('broker', broker)
 
     // In force before the REST response returns: the store emits 'change' synchronously after its commit.
-    app.settingsStore.on('change', (v) => {
-      broker.applySettings(snapshot(v))
-      log.info({ version: v.version }, 'settings applied to the broker')
-    })
+    app.settingsStore.on('change', (v) => broker.applySettings(v))
 
-    // Admin-path code must never take the broker down: a failing store is logged, the broker goes on.
-    broker.on('failure', (e) => {
-      try {
-        app.failureLog.record(e)
-      } catch (err) {
-        log.error({ err }, 'failure log rejected a record')
-      }
-    })
-    broker.on('connected', (e) => {
-      try {
-        app.failureLog.recordConnectLatency(e.connectLatencyMs)
-      } catch (err) {
-        log.error({ err }, 'failure log rejected a latency sample')
-      }
-    })
+    // Admin-path code never takes the broker down: the core emits its events safely (a throwing listener is logged,
+    // the connection goes on), and the failure log only buffers.
+    broker.on('failure', (e) => app.failureLog.record(e))
+    broker.on('connected', (e) => app.failureLog.recordConnectLatency(e.connectLatencyMs))
 
     // preClose: tell clients before the HTTP server stops (v5 clients get DISCONNECT 0x8B).
     app.addHook('preClose', async () => {
