@@ -1,0 +1,58 @@
+// Boot configuration and app-wide behaviour: the environment contract and credential-free request logs.
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { Writable } from 'node:stream'
+import { buildApp } from '../src/app.ts'
+import { DEFAULT_CONFIG, loadConfig } from '../src/config.ts'
+import { TEST_TOKEN } from './helpers.ts'
+
+test('loadConfig: no environment gives the documented defaults; each variable is read', () => {
+  assert.deepEqual(loadConfig({}), {
+    port: 8080, host: '0.0.0.0', dbPath: './data/broker.db', adminToken: null, mqttPath: '/mqtt', logLevel: 'info',
+  })
+  assert.deepEqual(loadConfig({}), { ...DEFAULT_CONFIG })
+  assert.deepEqual(
+    loadConfig({ PORT: '0', HOST: '127.0.0.1', DB_PATH: ':memory:', ADMIN_TOKEN: 'secret-token', MQTT_PATH: '/ws', LOG_LEVEL: 'warn' }),
+    { port: 0, host: '127.0.0.1', dbPath: ':memory:', adminToken: 'secret-token', mqttPath: '/ws', logLevel: 'warn' },
+  )
+})
+
+const badEnv: [string, NodeJS.ProcessEnv, RegExp][] = [
+  ['a port that is not a number', { PORT: 'http' }, /^invalid environment: PORT: /],
+  ['a port out of range', { PORT: '70000' }, /^invalid environment: PORT: /],
+  ['a short admin token', { ADMIN_TOKEN: 'short' }, /^invalid environment: ADMIN_TOKEN: must not have fewer than 8 characters$/],
+  ['a path without a slash', { MQTT_PATH: 'mqtt' }, /^invalid environment: MQTT_PATH: /],
+  ['an unknown log level', { LOG_LEVEL: 'loud' }, /^invalid environment: LOG_LEVEL: /],
+]
+for (const [name, env, message] of badEnv) {
+  test(`loadConfig refuses ${name} with one message naming the variable`, () => {
+    assert.throws(() => loadConfig(env), (err: Error & { code?: string }) => {
+      assert.equal(err.code, 'ERR_BOOT_CONFIG')
+      assert.match(err.message, message)
+      return true
+    })
+  })
+}
+
+test('request log lines never carry the admin token given as ?token=', async (t) => {
+  const lines: string[] = []
+  const stream = new Writable({
+    write(chunk, _enc, done) {
+      lines.push(String(chunk))
+      done()
+    },
+  })
+  const app = await buildApp({
+    config: { dbPath: ':memory:', adminToken: TEST_TOKEN },
+    logger: { level: 'info', stream },
+  })
+  t.after(() => app.close())
+  const res = await app.inject({ url: `/healthz?x=1&token=${TEST_TOKEN}&y=2` })
+  assert.equal(res.statusCode, 200)
+  const requestLines = lines.filter((l) => l.includes('/healthz'))
+  assert.ok(requestLines.length > 0, 'the request was logged')
+  for (const l of requestLines) {
+    assert.ok(!l.includes(TEST_TOKEN), `token in log line: ${l}`)
+    assert.match(l, /\/healthz\?x=1&token=\[redacted\]&y=2/)
+  }
+})
