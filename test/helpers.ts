@@ -88,13 +88,8 @@ export function waitForEvent<T>(
 }
 
 /** Waits for the broker's next failure event passing `match`. */
-export function waitForFailure(
-  server: TestServer,
-  match: (e: FailureEvent) => boolean = () => true,
-  timeoutMs = 3000,
-): Promise<FailureEvent> {
-  return waitForEvent<FailureEvent>(server.app.broker as unknown as EventEmitter, 'failure', match, timeoutMs)
-}
+export const waitForFailure = (server: TestServer, match: (e: FailureEvent) => boolean = () => true, timeoutMs = 3000) =>
+  waitForBrokerEvent(server, 'failure', match, timeoutMs)
 
 /** Waits for the broker's next `name` event passing `match` (typed by the broker's event map). */
 export function waitForBrokerEvent<K extends keyof BrokerEvents>(
