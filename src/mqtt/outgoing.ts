@@ -20,8 +20,7 @@ export interface PublishFields {
 }
 
 /** The v5 properties of an outgoing PUBLISH: forwarded ones, the remaining expiry, subscription identifiers. */
-function outgoingProperties(msg: Message, subscriptionIds: number[], now: number): IPublishPacket['properties'] {
-  if (msg.properties === null && msg.expiresAt === 0 && subscriptionIds.length === 0) return undefined
+function outgoingProperties(msg: Message, subscriptionIds: number[], now: number): NonNullable<IPublishPacket['properties']> {
   const props: NonNullable<IPublishPacket['properties']> = msg.properties === null ? {} : { ...msg.properties }
   // [MQTT-3.3.2-6] the interval sent is the received one minus the time the message waited in the server
   // (whole seconds, rounded down: the subscriber never holds a message longer than the publisher allowed)
@@ -32,6 +31,7 @@ function outgoingProperties(msg: Message, subscriptionIds: number[], now: number
 }
 
 export function encodePublish(msg: Message, f: PublishFields, protocolVersion: number, now: number): Buffer {
+  // only an MQTT 5 PUBLISH with properties to send goes through generate()
   if (protocolVersion !== 5 || (msg.properties === null && msg.expiresAt === 0 && f.subscriptionIds.length === 0)) {
     return encodePlainPublish(msg.topic, msg.payload, f.qos, f.retain, f.dup, f.packetId, protocolVersion === 5)
   }
@@ -44,15 +44,10 @@ export function encodePublish(msg: Message, f: PublishFields, protocolVersion: n
     dup: f.dup,
   }
   if (f.qos > 0) packet.messageId = f.packetId
-  if (protocolVersion === 5) {
-    const props = outgoingProperties(msg, f.subscriptionIds, now)
-    if (props !== undefined) packet.properties = props
-    return generate(packet, V5)
-  }
-  return generate(packet, V4)
+  packet.properties = outgoingProperties(msg, f.subscriptionIds, now)
+  return generate(packet, V5)
 }
 
-const V4 = { protocolVersion: 4 }
 const V5 = { protocolVersion: 5 }
 const NO_IDS: number[] = []
 
@@ -72,13 +67,18 @@ export class Fanout {
 
   /** The QoS 0 encoding without subscription identifiers for one wire format and retain flag. */
   qos0(protocolVersion: number, retain: boolean): Buffer {
-    const fields = { qos: 0 as QoS, retain, packetId: 0, dup: false, subscriptionIds: NO_IDS }
     if (protocolVersion === 5) {
-      if (retain) return (this.#v5r ??= encodePublish(this.message, fields, 5, this.now))
-      return (this.#v5 ??= encodePublish(this.message, fields, 5, this.now))
+      if (retain) return (this.#v5r ??= this.#encode(5, true))
+      return (this.#v5 ??= this.#encode(5, false))
     }
-    if (retain) return (this.#v4r ??= encodePublish(this.message, fields, 4, this.now))
-    return (this.#v4 ??= encodePublish(this.message, fields, 4, this.now))
+    if (retain) return (this.#v4r ??= this.#encode(4, true))
+    return (this.#v4 ??= this.#encode(4, false))
+  }
+
+  /** (only on a cache miss: a delivery that reuses an encoding allocates nothing) */
+  #encode(protocolVersion: number, retain: boolean): Buffer {
+    return encodePublish(this.message, { qos: 0, retain, packetId: 0, dup: false, subscriptionIds: NO_IDS },
+      protocolVersion, this.now)
   }
 }
 
