@@ -20,7 +20,8 @@ export type FailurePhase = (typeof FAILURE_PHASES)[number]
 /** Bytes kept of what a failed connection sent first (shown as a hex/ASCII dump). */
 export const FIRST_BYTES_MAX = 64
 
-const Nullable = <T extends Type.TSchema>(t: T) => Type.Union([t, Type.Null()])
+/** `T` or null. */
+export const Nullable = <T extends Type.TSchema>(t: T) => Type.Union([t, Type.Null()])
 
 export const FailureRecord = Type.Object({
   id: Type.Integer(),

@@ -3,11 +3,10 @@ import type { FastifyInstance } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import Type from 'typebox'
 import { errorHandler } from '../errors.ts'
-
-const Nullable = <T extends Type.TSchema>(t: T) => Type.Union([t, Type.Null()])
+import { Nullable } from '../failures/schema.ts'
 
 /** Mirrors LiveConnection in src/mqtt/types.ts. */
-export const LiveConnectionSchema = Type.Object({
+const LiveConnectionSchema = Type.Object({
   id: Type.Integer(),
   clientId: Type.String(),
   username: Nullable(Type.String()),
@@ -45,7 +44,6 @@ export default async function connectionRoutes(app: FastifyInstance) {
     schema: {
       tags: ['connections'],
       summary: 'Live clients: id, address, protocol, keepalive in force, connected since, last packet',
-      security: [{ bearerAuth: [] }],
       querystring: ConnectionsQuery,
       response: { 200: ConnectionsPage },
     },

@@ -1,14 +1,14 @@
 // /api/failures: the failure log over REST (list, one record, stats) and as Server-Sent Events (stream).
-// Thin handlers over app.failureLog; all behind app.requireAdmin.
+// Thin handlers over app.failureLog; all behind app.requireAdmin (the OpenAPI document gets their bearer security
+// from the swagger plugin, as every /api/* route).
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { ServerResponse } from 'node:http'
 import Type from 'typebox'
-import { FAILURE_REASONS, FailureRecord, type FailureReason } from '../failures/schema.ts'
+import { FAILURE_REASONS, FailureRecord, Nullable, type FailureReason } from '../failures/schema.ts'
 import type { FailureLog } from '../failures/store.ts'
 import { errorHandler, invalidInput, NotFoundError, TooManyStreamsError } from '../errors.ts'
 
-const Nullable = <T extends Type.TSchema>(t: T) => Type.Union([t, Type.Null()])
 const DateTime = (description: string) => Type.String({ format: 'date-time', description })
 
 const ListQuery = Type.Object(
@@ -139,16 +139,16 @@ export default async function failureRoutes(app: FastifyInstance, opts: FailureR
   const log: FailureLog = app.failureLog
   const heartbeatMs = opts.heartbeatMs ?? 15_000
   app.setErrorHandler(errorHandler)
+  // preHandler, not onRequest: the stream route's own onRequest turns `?token=` into the header first
+  app.addHook('preHandler', app.requireAdmin)
   app.addHook('onSend', async (_request, reply) => {
     reply.header('cache-control', 'no-store')
   })
 
   r.get('/api/failures', {
-    preHandler: app.requireAdmin,
     schema: {
       tags: ['failures'],
       summary: 'Connection failures, newest first, filtered, cursor-paged',
-      security: [{ bearerAuth: [] }],
       querystring: ListQuery,
       response: { 200: FailurePage },
     },
@@ -166,11 +166,9 @@ export default async function failureRoutes(app: FastifyInstance, opts: FailureR
   })
 
   r.get('/api/failures/stats', {
-    preHandler: app.requireAdmin,
     schema: {
       tags: ['failures'],
       summary: 'Failures per time bucket and reason; connect-latency histogram of successful connections',
-      security: [{ bearerAuth: [] }],
       querystring: StatsQuery,
       response: { 200: FailureStats },
     },
@@ -210,7 +208,6 @@ export default async function failureRoutes(app: FastifyInstance, opts: FailureR
         request.headers.authorization = `Bearer ${token}`
       }
     },
-    preHandler: app.requireAdmin,
     schema: {
       tags: ['failures'],
       summary: 'Live failures as Server-Sent Events (`event: failure`, `event: folded`; `: heartbeat` comments)',
@@ -218,7 +215,6 @@ export default async function failureRoutes(app: FastifyInstance, opts: FailureR
         '`Last-Event-ID` header (or `lastEventId`) replays what was missed (up to 500). `folded` events say that ' +
         'a written flood summary now stands for more failures: `{ id, foldedCount, lastFoldedAt }`. `dropped` ' +
         'events say how many were skipped because this client read too slowly.',
-      security: [{ bearerAuth: [] }],
       querystring: StreamQuery,
       produces: ['text/event-stream'],
     },
@@ -301,11 +297,9 @@ export default async function failureRoutes(app: FastifyInstance, opts: FailureR
   })
 
   r.get('/api/failures/:id', {
-    preHandler: app.requireAdmin,
     schema: {
       tags: ['failures'],
       summary: 'One connection failure',
-      security: [{ bearerAuth: [] }],
       params: IdParams,
       response: { 200: FailureRecord },
     },

@@ -89,6 +89,11 @@ test('failures: list filters, cursor paging, one record, validation and auth', a
     assert.equal((await get(server, p, {})).status, 401, p)
     assert.equal((await get(server, p, { authorization: 'Bearer wrong-token-xxxxxxxx' })).status, 401, p)
   }
+  // and the OpenAPI document says so for each of them
+  const doc = (await server.app.inject({ url: '/docs/json' })).json()
+  for (const p of ['/api/failures', '/api/failures/{id}', '/api/failures/stats', '/api/failures/stream', '/api/connections']) {
+    assert.deepEqual(doc.paths[p]?.get?.security, [{ bearerAuth: [] }], p)
+  }
 })
 
 test('stats: counts per bucket and reason, and the connect latency of real connections with a what-if', async (t) => {
