@@ -1,6 +1,8 @@
 // Shared test helpers: a real app on a free port, a raw byte-level MQTT client, a real MQTT.js client,
 // and waiting for broker events. Every test file uses these instead of writing its own.
 import type { AddressInfo } from 'node:net'
+import { spawn, type ChildProcess } from 'node:child_process'
+import { createInterface } from 'node:readline'
 import { after } from 'node:test'
 import { EventEmitter, once } from 'node:events'
 import { existsSync, mkdtempSync, rmSync } from 'node:fs'
@@ -57,6 +59,37 @@ export async function startServer(
       await app.close()
     },
   }
+}
+
+/**
+ * Starts `src/server.ts` (the real entry point, `npm start`) as a child process on a free port of 127.0.0.1;
+ * resolves once it logs the port it listens on. `output` holds what it printed (stdout lines and stderr).
+ */
+export async function startServerProcess(env: Record<string, string>): Promise<{ child: ChildProcess; port: number; output: string[] }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+    cwd: join(import.meta.dirname, '..'),
+    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  const output: string[] = []
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => output.push(d))
+  const lines = createInterface({ input: child.stdout! })
+  const port = await new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`server did not start: ${output.join('')}`)), 20000)
+    lines.on('line', (line) => {
+      output.push(line)
+      const m = /"port":(\d+)/.exec(line)
+      if (m && /listening/.test(line)) {
+        clearTimeout(timer)
+        resolve(Number(m[1]))
+      }
+    })
+    child.once('exit', (code) => {
+      clearTimeout(timer)
+      reject(new Error(`server exited with ${code}: ${output.join('\n')}`))
+    })
+  })
+  return { child, port, output }
 }
 
 /** A temporary folder removed by the returned cleanup. */
