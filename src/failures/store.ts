@@ -238,12 +238,18 @@ interface MinuteCount {
   records: number
 }
 
-
-const COLUMNS = `id, occurred_at AS occurredAt, reason, phase, client_id AS clientId, username,
-  protocol_version AS protocolVersion, keepalive_sec AS keepaliveSec, remote_address AS remoteAddress,
-  remote_port AS remotePort, user_agent AS userAgent, origin, subprotocol, duration_ms AS durationMs,
-  bytes_received AS bytesReceived, packets_received AS packetsReceived, first_bytes_hex AS firstBytesHex,
-  detail, hint, settings_version AS settingsVersion, folded_count AS foldedCount, last_folded_at AS lastFoldedAt`
+/** Each stored field's column (migrations/002-failures.sql): the one list the INSERT and the SELECTs are built from. */
+const COLUMN_OF = {
+  occurredAt: 'occurred_at', reason: 'reason', phase: 'phase', clientId: 'client_id', username: 'username',
+  protocolVersion: 'protocol_version', keepaliveSec: 'keepalive_sec', remoteAddress: 'remote_address',
+  remotePort: 'remote_port', userAgent: 'user_agent', origin: 'origin', subprotocol: 'subprotocol',
+  durationMs: 'duration_ms', bytesReceived: 'bytes_received', packetsReceived: 'packets_received',
+  firstBytesHex: 'first_bytes_hex', detail: 'detail', hint: 'hint', settingsVersion: 'settings_version',
+  foldedCount: 'folded_count', lastFoldedAt: 'last_folded_at',
+} as const satisfies Record<Exclude<keyof StoredRow, 'id'>, string>
+const FIELDS = Object.keys(COLUMN_OF) as (keyof typeof COLUMN_OF)[]
+/** SELECT list giving a StoredRow. */
+const COLUMNS = ['id', ...FIELDS.map((f) => (COLUMN_OF[f] === f ? f : `${COLUMN_OF[f]} AS ${f}`))].join(', ')
 
 // Client-controlled and free text is cut to a bound before it is held in memory or stored.
 const MAX_ID_CHARS = 256
@@ -296,12 +302,9 @@ export function createFailureLog(db: Database.Database, opts: FailureLogOptions)
   const log = opts.logger
 
   // ---- statements, prepared once ----
-  const insertRow = db.prepare(`INSERT INTO failures (occurred_at, reason, phase, client_id, username,
-      protocol_version, keepalive_sec, remote_address, remote_port, user_agent, origin, subprotocol, duration_ms,
-      bytes_received, packets_received, first_bytes_hex, detail, hint, settings_version, folded_count, last_folded_at)
-    VALUES (@occurredAt, @reason, @phase, @clientId, @username, @protocolVersion, @keepaliveSec, @remoteAddress,
-      @remotePort, @userAgent, @origin, @subprotocol, @durationMs, @bytesReceived, @packetsReceived, @firstBytesHex,
-      @detail, @hint, @settingsVersion, @foldedCount, @lastFoldedAt)`)
+  // takes a Row as it is: named parameters bind by name, and its other keys (id, state) are ignored
+  const insertRow = db.prepare<[Row]>(`INSERT INTO failures (${FIELDS.map((f) => COLUMN_OF[f]).join(', ')})
+    VALUES (${FIELDS.map((f) => `@${f}`).join(', ')})`)
   const addFolded = db.prepare(
     'UPDATE failures SET folded_count = folded_count + @delta, last_folded_at = @last WHERE id = @id',
   )
@@ -545,8 +548,7 @@ export function createFailureLog(db: Database.Database, opts: FailureLogOptions)
       let written = 0
       for (const row of rows) {
         if ((written & 63) === 63 && performance.now() - t0 > maxSliceMs) break
-        const { id: _id, state: _state, ...params } = row
-        row.id = Number(insertRow.run(params).lastInsertRowid)
+        row.id = Number(insertRow.run(row).lastInsertRowid)
         minuteCount(counts, row.occurredAt, row.reason).records++
         written++
       }
