@@ -22,7 +22,7 @@ test('SIGINT: v5 clients get DISCONNECT 0x8B, the rest are closed, the process e
     v3.end(true)
   })
   const disconnect = new Promise<IDisconnectPacket>((resolve) => v5.once('disconnect', resolve))
-  const closed = Promise.all([v5, v3].map((c) => new Promise((resolve) => c.once('close', resolve))))
+  const closed = Promise.all([v5, v3].map((c) => new Promise<void>((resolve) => c.once('close', () => resolve()))))
   const exited = once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>
 
   child.kill('SIGINT')
