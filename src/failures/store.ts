@@ -411,8 +411,8 @@ export function createFailureLog(db: Database.Database, opts: FailureLogOptions)
     }
   }
 
-  const toRow = (e: FailureEvent): Row => ({
-    occurredAt: num(e.occurredAt) || now(),
+  const toRow = (e: FailureEvent, occurredAt: number): Row => ({
+    occurredAt,
     reason: e.reason,
     phase: e.phase,
     clientId: text(e.clientId, MAX_ID_CHARS),
@@ -437,13 +437,13 @@ export function createFailureLog(db: Database.Database, opts: FailureLogOptions)
     state: 'pending',
   })
 
-  const enqueue = (e: FailureEvent): Row | null => {
+  const enqueue = (e: FailureEvent, occurredAt: number): Row | null => {
     if (buffer.length >= maxPending) {
       counters.dropped++
       warn('failure log buffer full: records dropped', { maxPending })
       return null
     }
-    const row = toRow(e)
+    const row = toRow(e, occurredAt)
     buffer.push(row)
     if (buffer.length >= maxBatch) scheduleDrain()
     return row
@@ -482,7 +482,8 @@ export function createFailureLog(db: Database.Database, opts: FailureLogOptions)
         return
       }
       const t = now()
-      minuteCount(countsPending, num(e.occurredAt) || t, e.reason).failures++
+      const at = num(e.occurredAt) || t
+      minuteCount(countsPending, at, e.reason).failures++
       const key = `${e.remoteAddress ?? ''}\n${e.reason}`
       let s = sources.get(key)
       if (!s) {
@@ -504,14 +505,14 @@ export function createFailureLog(db: Database.Database, opts: FailureLogOptions)
         s.n++
         if (s.flooding || s.n > foldAfter) {
           if (s.summary && s.summary.state !== 'dropped') {
-            fold(s.summary, num(e.occurredAt) || t)
+            fold(s.summary, at)
           } else {
-            s.summary = enqueue(e)
+            s.summary = enqueue(e, at)
           }
           return
         }
       }
-      enqueue(e)
+      enqueue(e, at)
     } catch (err) {
       counters.dropped++
       warn('failure log could not take a record', { err })
