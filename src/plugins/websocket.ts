@@ -215,14 +215,8 @@ export default fp(
     const broker = app.broker
     const log = app.log.child({ component: 'websocket' })
 
-    /** Admin-path safety: reporting must never break the transport. */
-    const report = (meta: ConnectionMeta, detail: string, hint: string): void => {
-      try {
-        broker.reportHandshakeFailure(meta, detail, hint)
-      } catch (err) {
-        log.error({ err }, 'reporting a handshake failure failed')
-      }
-    }
+    // The core emits its failure events safely (a throwing listener is logged), so reporting cannot break the transport.
+    const report = broker.reportHandshakeFailure.bind(broker)
 
     const guard = new UpgradeGuard(
       () => broker.settings.values,
