@@ -250,16 +250,6 @@ export default fp(
     })
 
     guard.attach(app.server)
-    let connectTimeoutMs = broker.settings.values.connectTimeoutMs
-    let messageLimit = wsMessageLimit(broker.settings.values.maxPacketSize)
-    broker.on('settingsApplied', (next) => {
-      // ws reads options.maxPayload for each connection it completes
-      messageLimit = wsMessageLimit(next.values.maxPacketSize)
-      app.websocketServer.options.maxPayload = messageLimit
-      if (next.values.connectTimeoutMs === connectTimeoutMs) return
-      connectTimeoutMs = next.values.connectTimeoutMs
-      guard.reschedule(connectTimeoutMs)
-    })
     app.decorate('websocketAdapter', {
       get pendingUpgrades() {
         return guard.pendingCount
@@ -268,7 +258,7 @@ export default fp(
 
     await app.register(websocket, {
       options: {
-        maxPayload: messageLimit,
+        maxPayload: wsMessageLimit(broker.settings.values.maxPacketSize),
         maxFragments: MAX_WS_FRAGMENTS,
         perMessageDeflate: false,
         // The broker tracks its connections; a second set here would cost memory per idle client.
@@ -283,6 +273,13 @@ export default fp(
         guard.close()
         app.websocketServer.close()
       },
+    })
+
+    broker.on('settingsApplied', (next) => {
+      // ws reads options.maxPayload for each connection it completes
+      app.websocketServer.options.maxPayload = wsMessageLimit(next.values.maxPacketSize)
+      // deadlines are re-computed from each socket's accept time, so an unchanged timeout leaves them as they were
+      guard.reschedule(next.values.connectTimeoutMs)
     })
 
     // Header errors ws finds itself (bad Sec-WebSocket-Key or -Version, not a websocket upgrade): reported, then 400.
@@ -361,7 +358,8 @@ export default fp(
             fault(err)
           }
         })
-        const limit = messageLimit
+        // the limit ws applies to this connection: the one in force when it completed
+        const limit = app.websocketServer.options.maxPayload as number
         ws.on('error', (err: Error & { code?: string }) => {
           try {
             if (err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') input.messageTooLarge(limit)
