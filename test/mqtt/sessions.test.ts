@@ -55,6 +55,15 @@ async function rawSession(kit: Kit, pv: Version, fields: Record<string, unknown>
   return { raw, connack }
 }
 
+/** A raw persistent session of `clientId` subscribed to `topic` at `qos`, and an MQTT.js publisher beside it. */
+async function persistentSubscriber(kit: Kit, pv: Version, clientId: string, topic: string, qos: 1 | 2) {
+  const a = await rawSession(kit, pv, persistentRaw(pv, clientId))
+  a.raw.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic, qos }] }, pv)
+  await a.raw.nextPacket('suback')
+  const pub = await session(kit, protocolOptions(pv))
+  return { a, pub }
+}
+
 /** Drops a raw client's socket and waits until the broker has seen it go (a connection_lost failure). */
 async function drop(kit: Kit, raw: RawClient, clientId: string) {
   const lost = waitForFailure(kit.server, (e) => e.clientId === clientId && e.reason === 'connection_lost')
@@ -116,10 +125,7 @@ for (const { name, pv } of VERSIONS) {
     const kit = await brokerKit(t)
     const clientId = uniqueId('rd')
     const topic = uniqueId('rd/')
-    const a = await rawSession(kit, pv, persistentRaw(pv, clientId))
-    a.raw.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic, qos: 1 }] }, pv)
-    await a.raw.nextPacket('suback')
-    const pub = await session(kit, protocolOptions(pv))
+    const { a, pub } = await persistentSubscriber(kit, pv, clientId, topic, 1)
     await pub.publishAsync(topic, 'unacked', { qos: 1 })
     const first = await a.raw.nextPacket('publish')
     assert.equal((first as { dup: boolean }).dup, false)
@@ -155,10 +161,7 @@ for (const { name, pv } of VERSIONS) {
     const kit = await brokerKit(t)
     const clientId = uniqueId('q2')
     const topic = uniqueId('q2/')
-    const a = await rawSession(kit, pv, persistentRaw(pv, clientId))
-    a.raw.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic, qos: 2 }] }, pv)
-    await a.raw.nextPacket('suback')
-    const pub = await session(kit, protocolOptions(pv))
+    const { a, pub } = await persistentSubscriber(kit, pv, clientId, topic, 2)
     await pub.publishAsync(topic, 'm1', { qos: 2 })
     await pub.publishAsync(topic, 'm2', { qos: 2 })
     const m1 = await a.raw.nextPacket('publish')
