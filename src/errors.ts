@@ -154,15 +154,13 @@ type HandledError = FastifyError & { fields?: FieldError[] }
 
 /** The JSON answer for any error: field errors for bad input, shown messages for 4xx, hidden ones for unknown 5xx. */
 export function toErrorBody(err: HandledError): ErrorBody {
-  // Fastify's own schema validation (route schemas), with the fields named by our rules
+  // Fastify's own (Ajv) schema validation of route schemas, with the fields named by our rules
   if (err.validation) {
-    const fields = (err.validation as unknown as Array<SchemaError & Partial<FieldError>>).some((v) => v.field !== undefined)
-      ? (err.validation as unknown as FieldError[]).map(({ field, rule, message }) => ({ field, rule, message }))
-      : fieldErrorsFromSchema(err.validation as unknown as SchemaError[], (p) => {
-        const context = err.validationContext ?? 'body'
-        if (context === 'body') return p || '(body)'
-        return p ? `${context}.${p}` : context
-      })
+    const fields = fieldErrorsFromSchema(err.validation as unknown as SchemaError[], (p) => {
+      const context = err.validationContext ?? 'body'
+      if (context === 'body') return p || '(body)'
+      return p ? `${context}.${p}` : context
+    })
     return toErrorBody(invalidInput(fields))
   }
   switch (err.code) {

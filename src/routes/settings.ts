@@ -7,7 +7,7 @@ import { Compile } from 'typebox/compile'
 import { Value } from 'typebox/value'
 import { CROSS_FIELD_RULES, SETTING_KEYS, SettingsValues } from '../settings/schema.ts'
 import { COMMENT_MAX_LENGTH, HISTORY_MAX_LIMIT, type SettingsVersion } from '../settings/store.ts'
-import { errorHandler, fieldErrorsFromSchema, invalidInput } from '../errors.ts'
+import { fieldErrorsFromSchema, invalidInput } from '../errors.ts'
 
 // ---- schemas -----------------------------------------------------------------------------------------------------
 
@@ -75,17 +75,14 @@ const errors = (...codes: number[]) => Object.fromEntries(codes.map((c) => [c, E
 /** A body field's name as the caller knows it: the setting key for `values.*`, else its dotted path. */
 const bodyFieldName = (path: string) => (path.startsWith('values.') ? path.slice('values.'.length) : path || '(body)')
 
-/** TypeBox validation whose errors carry `field` and `rule` (read by the error handler). */
+/** TypeBox validation failing with the same INVALID_INPUT error (every broken field and rule) the store throws. */
 const validatorCompiler: FastifySchemaCompiler<TSchema> = ({ schema, httpPart }) => {
   const check = Compile(schema)
   return (input) => {
     // only bodies are typed JSON; query strings and headers arrive as text
     const value = httpPart === 'body' ? input : Value.Convert(schema, input)
     if (check.Check(value)) return { value }
-    const fields = fieldErrorsFromSchema(check.Errors(value), httpPart === 'body' ? bodyFieldName : (p) => p || String(httpPart))
-    return {
-      error: fields.map((f) => ({ ...f, keyword: f.rule, instancePath: `/${f.field}`, schemaPath: '', params: {} })),
-    }
+    return { error: invalidInput(fieldErrorsFromSchema(check.Errors(value), httpPart === 'body' ? bodyFieldName : (p) => p || String(httpPart))) }
   }
 }
 
@@ -110,7 +107,6 @@ export default async function settingsRoutes(fastify: FastifyInstance) {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>()
   const store = app.settingsStore
   app.setValidatorCompiler(validatorCompiler)
-  app.setErrorHandler(errorHandler)
   // onRequest: an unauthenticated request is refused before its body is even parsed
   app.addHook('onRequest', app.requireAdmin)
   app.addHook('onSend', async (_request, reply) => {
