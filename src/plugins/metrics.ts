@@ -66,7 +66,7 @@ export default fp(
       registers: [register],
     })
 
-    const logOutcomes = new Counter({
+    new Counter({
       name: 'mqtt_failure_log_events_total',
       help: 'Failure events handed to the failure log, by outcome (written as a row, folded into a flood summary, dropped)',
       labelNames: ['outcome'] as const,
@@ -79,7 +79,6 @@ export default fp(
         this.inc({ outcome: 'dropped' }, s.dropped)
       },
     })
-    void logOutcomes
     gauge('mqtt_failure_log_pending', 'Failure records waiting for the next write', () => failureLog.stats().pending)
     gauge('mqtt_failure_log_rows', 'Rows in the failure log', () => failureLog.stats().rows)
 
