@@ -30,10 +30,7 @@ function messageOf(status, body) {
   return `HTTP ${status}`
 }
 
-/**
- * api('/api/settings', { method: 'PATCH', body: {...}, headers: {...} }) -> parsed JSON.
- * Returns { data, headers } when opts.withHeaders is set (for ETag).
- */
+/** api('/api/settings', { method: 'PATCH', body: {...}, headers: {...} }) -> parsed JSON. */
 export async function api(path, opts = {}) {
   const headers = { accept: 'application/json', ...opts.headers }
   if (session.token) headers.authorization = `Bearer ${session.token}`
@@ -57,7 +54,7 @@ export async function api(path, opts = {}) {
     window.dispatchEvent(new CustomEvent(UNAUTHORIZED_EVENT, { detail: messageOf(401, data) }))
   }
   if (!res.ok) throw new ApiError(res.status, data, messageOf(res.status, data))
-  return opts.withHeaders ? { data, headers: res.headers } : data
+  return data
 }
 
 /** Query string from an object, leaving out empty values. */

@@ -25,7 +25,8 @@ async function signIn(token) {
   session.token = token
   signingIn = true
   try {
-    await api('/api/settings')
+    // the token's check is also the first load of the settings in force
+    app.setSettings(await api('/api/settings'))
   } catch (err) {
     if (err instanceof ApiError && err.status === 401) return // the UNAUTHORIZED_EVENT handler shows the message
     fill($('#signin-message'), `Could not reach the server: ${err.message}`)

@@ -32,7 +32,8 @@ export async function startSettings() {
     const { properties, rules } = await loadSchema()
     view.schema = properties
     buildForm(rules)
-    await loadCurrent()
+    // sign-in loaded the version in force; renderValues waited for the form
+    renderValues(app.settings, false)
   } catch (err) {
     message(`Could not load the settings: ${err.message}`, 'error')
   }
@@ -155,8 +156,7 @@ function buildForm(rules) {
 // ---- values ----
 
 async function loadCurrent() {
-  const { data } = await api('/api/settings', { withHeaders: true })
-  app.setSettings(data)
+  app.setSettings(await api('/api/settings'))
 }
 
 /** Put a version's values in the form. Edits in progress are kept unless `force`. */
