@@ -96,6 +96,13 @@ export function parseIfMatch(header: string | undefined): number[] | undefined {
   return versions.map(Number)
 }
 
+/** Who writes, why, and against which version (If-Match): the options of every write route. */
+const writeOptions = (request: { actor: string; body: { comment?: string | null }; headers: { 'if-match'?: string } }) => ({
+  actor: request.actor,
+  comment: request.body.comment,
+  ifMatch: parseIfMatch(request.headers['if-match']),
+})
+
 const sendVersion = (reply: FastifyReply, v: SettingsVersion) => {
   reply.header('etag', `"${v.version}"`)
   return v
@@ -133,11 +140,7 @@ export default async function settingsRoutes(fastify: FastifyInstance) {
       body: PatchBody,
       response: { 200: SettingsVersionSchema, ...errors(400, 401, 412, 503) },
     },
-  }, async (request, reply) => {
-    const ifMatch = parseIfMatch(request.headers['if-match'])
-    const v = store.update(request.body.values, { actor: request.actor, comment: request.body.comment, ifMatch })
-    return sendVersion(reply, v)
-  })
+  }, async (request, reply) => sendVersion(reply, store.update(request.body.values, writeOptions(request))))
 
   app.put('/api/settings', {
     schema: {
@@ -148,11 +151,7 @@ export default async function settingsRoutes(fastify: FastifyInstance) {
       body: PutBody,
       response: { 200: SettingsVersionSchema, ...errors(400, 401, 412, 503) },
     },
-  }, async (request, reply) => {
-    const ifMatch = parseIfMatch(request.headers['if-match'])
-    const v = store.update(request.body.values, { actor: request.actor, comment: request.body.comment, ifMatch, replace: true })
-    return sendVersion(reply, v)
-  })
+  }, async (request, reply) => sendVersion(reply, store.update(request.body.values, { ...writeOptions(request), replace: true })))
 
   app.get('/api/settings/history', {
     schema: {
@@ -172,11 +171,7 @@ export default async function settingsRoutes(fastify: FastifyInstance) {
       body: RollbackBody,
       response: { 200: SettingsVersionSchema, ...errors(400, 401, 404, 412, 503) },
     },
-  }, async (request, reply) => {
-    const ifMatch = parseIfMatch(request.headers['if-match'])
-    const v = store.rollback(request.body.version, { actor: request.actor, comment: request.body.comment, ifMatch })
-    return sendVersion(reply, v)
-  })
+  }, async (request, reply) => sendVersion(reply, store.rollback(request.body.version, writeOptions(request))))
 
   app.get('/api/settings/defaults', {
     schema: {
