@@ -64,11 +64,6 @@ export const TooManyStreamsError = createError<'TOO_MANY_STREAMS', 503, [number]
 /** Codes made here whose 5xx message is meant to be read (not hidden). */
 const SHOWN_5XX = new Set(['STORE_UNAVAILABLE', 'TOO_MANY_STREAMS'])
 
-/** Codes that stop start-up; their message is one line written for an operator. */
-export const STARTUP_ERROR_CODES: ReadonlySet<string> = new Set([
-  'DB_OPEN_FAILED', 'DB_NOT_A_DATABASE', 'DB_TOO_NEW', 'DB_MIGRATION_FAILED', 'SETTINGS_CORRUPT',
-])
-
 // ---- field errors ------------------------------------------------------------------------------------------------
 
 /** An input error naming each broken field and rule. The message lists them too, for callers that show only it. */
