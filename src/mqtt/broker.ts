@@ -31,20 +31,8 @@ export class Broker extends EventEmitter<BrokerEvents> {
   readonly router: Router
   readonly retained: RetainedStore
   readonly sessions: SessionStore
-  readonly stats: BrokerStats = {
-    connectionsOpen: 0,
-    clientsConnected: 0,
-    connectsTotal: 0,
-    packetsReceived: 0,
-    packetsSent: 0,
-    bytesReceived: 0,
-    bytesSent: 0,
-    messagesPublished: 0,
-    messagesDelivered: 0,
-    retainedMessages: 0,
-    subscriptions: 0,
-    messagesDropped: 0,
-  }
+  /** counters the sessions bump; the gauges are read from what they count, so they cannot drift from it */
+  readonly stats: BrokerStats
 
   /** every open connection, connected or not */
   readonly #open = new Set<Session>()
@@ -65,6 +53,24 @@ export class Broker extends EventEmitter<BrokerEvents> {
     this.router = opts.router ?? new MemoryRouter()
     this.retained = opts.retained ?? new MemoryRetainedStore()
     this.sessions = opts.sessions ?? new MemorySessionStore()
+    const { router, retained } = this
+    const open = this.#open
+    const clients = this.#clients
+    this.stats = {
+      get connectionsOpen() { return open.size },
+      get clientsConnected() { return clients.size },
+      connectsTotal: 0,
+      packetsReceived: 0,
+      packetsSent: 0,
+      bytesReceived: 0,
+      bytesSent: 0,
+      messagesPublished: 0,
+      messagesDelivered: 0,
+      // (expired retained messages leave the store when a subscribe finds them: a copied count missed that)
+      get retainedMessages() { return retained.size },
+      get subscriptions() { return router.size },
+      messagesDropped: 0,
+    }
   }
 
   // ---- The outer contract ----
@@ -88,7 +94,6 @@ export class Broker extends EventEmitter<BrokerEvents> {
   handleConnection(transport: Transport, meta: ConnectionMeta): ConnectionInput {
     const session = new Session(this, transport, meta)
     this.#open.add(session)
-    this.stats.connectionsOpen++
     if (this.#closing) session.shutdown()
     return session
   }
@@ -168,7 +173,6 @@ export class Broker extends EventEmitter<BrokerEvents> {
   /** Register a session that has just been accepted (after a take-over, if any). */
   register(session: Session): void {
     this.#clients.set(session.clientId!, session)
-    this.stats.clientsConnected = this.#clients.size
     this.stats.connectsTotal++
   }
 
@@ -219,7 +223,6 @@ export class Broker extends EventEmitter<BrokerEvents> {
     if (msg.retain) {
       // [MQTT-3.3.1-5] store (replacing), [MQTT-3.3.1-10] an empty payload clears
       this.retained.set(msg.payload.length === 0 ? msg : { ...msg, payload: ownPayload(msg.payload) })
-      this.stats.retainedMessages = this.retained.size
     }
     const matches = this.router.match(msg.topic)
     if (matches.length === 0) return
@@ -246,15 +249,12 @@ export class Broker extends EventEmitter<BrokerEvents> {
   /** Add or replace a subscription of a session; returns whether it is new. */
   subscribe(state: SessionState, sub: Subscription): boolean {
     state.subscriptions.set(sub.filter, sub)
-    const isNew = this.router.add(sub)
-    this.stats.subscriptions = this.router.size
-    return isNew
+    return this.router.add(sub)
   }
 
   unsubscribe(state: SessionState, filter: string): boolean {
     const had = state.subscriptions.delete(filter)
     this.router.remove(state.clientId, filter)
-    this.stats.subscriptions = this.router.size
     return had
   }
 
@@ -293,13 +293,10 @@ export class Broker extends EventEmitter<BrokerEvents> {
 
   /** A connection ended: unregister, Will, session expiry, `disconnected`. */
   detach(session: Session, wasConnected: boolean, how: 'disconnect' | 'failure' | 'shutdown', publishWill: boolean): void {
-    if (this.#open.delete(session)) this.stats.connectionsOpen--
+    this.#open.delete(session)
     if (!wasConnected) return
     const clientId = session.clientId!
-    if (this.#clients.get(clientId) === session) {
-      this.#clients.delete(clientId)
-      this.stats.clientsConnected = this.#clients.size
-    }
+    if (this.#clients.get(clientId) === session) this.#clients.delete(clientId)
     const state = session.state!
     if (publishWill && session.will !== null && !this.#closing) this.#scheduleWill(clientId, session.will, state.expiryIntervalSec)
     if (this.sessions.get(clientId) === state) {
@@ -382,7 +379,6 @@ export class Broker extends EventEmitter<BrokerEvents> {
   #endSession(state: SessionState): void {
     for (const filter of state.subscriptions.keys()) this.router.remove(state.clientId, filter)
     state.subscriptions.clear()
-    this.stats.subscriptions = this.router.size
     if (this.sessions.get(state.clientId) === state) this.sessions.delete(state.clientId)
   }
 }
