@@ -18,14 +18,8 @@ export const BootConfig = Type.Object({
 })
 export type BootConfig = Type.Static<typeof BootConfig>
 
-export const DEFAULT_CONFIG: Readonly<BootConfig> = Object.freeze({
-  port: 8080,
-  host: '0.0.0.0',
-  dbPath: './data/broker.db',
-  adminToken: null,
-  mqttPath: '/mqtt',
-  logLevel: 'info',
-})
+/** The defaults, read from the schema's `default`s (so they are written once). */
+export const DEFAULT_CONFIG: Readonly<BootConfig> = Object.freeze(Value.Default(BootConfig, {}) as BootConfig)
 
 /** Thrown for a bad environment; server.ts prints the message alone, without a stack. */
 export class ConfigError extends Error {
