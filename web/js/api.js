@@ -24,6 +24,12 @@ export class ApiError extends Error {
   }
 }
 
+/** The server refused the token (401): forget it and tell the UI, which shows the sign-in. */
+function tokenRefused(detail) {
+  session.token = null
+  window.dispatchEvent(new CustomEvent(UNAUTHORIZED_EVENT, { detail }))
+}
+
 function messageOf(status, body) {
   if (body && typeof body === 'object' && typeof body.message === 'string') return body.message
   if (typeof body === 'string' && body) return body
@@ -49,10 +55,7 @@ export async function api(path, opts = {}) {
       data = text
     }
   }
-  if (res.status === 401) {
-    session.token = null
-    window.dispatchEvent(new CustomEvent(UNAUTHORIZED_EVENT, { detail: messageOf(401, data) }))
-  }
+  if (res.status === 401) tokenRefused(messageOf(401, data))
   if (!res.ok) throw new ApiError(res.status, data, messageOf(res.status, data))
   return data
 }
@@ -97,9 +100,8 @@ export function openEventStream(path, { onEvent, onState }) {
       })
       if (res.status === 401) {
         stopped = true
-        session.token = null
         onState('error', 'unauthorized')
-        window.dispatchEvent(new CustomEvent(UNAUTHORIZED_EVENT, { detail: 'The token was refused.' }))
+        tokenRefused('The token was refused.')
         return
       }
       if (!res.ok || !res.body) throw new Error(`HTTP ${res.status}`)
