@@ -21,9 +21,9 @@ export function stopConnections() {
 
 export async function refresh() {
   try {
-    const res = await api('/api/connections')
-    view.items = Array.isArray(res) ? res : res.items ?? []
-    view.total = Array.isArray(res) ? view.items.length : res.total ?? view.items.length
+    const { items, total } = await api('/api/connections')
+    view.items = items
+    view.total = total
     render()
     fill($('#connections-error'))
   } catch (err) {

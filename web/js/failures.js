@@ -292,26 +292,19 @@ function renderDetail(r) {
 // ---- the charts ----
 
 /**
- * The stats response in the shapes the charts draw:
- * { counts: { bucketSec, buckets: [{ start (ISO), total, counts: { reason: n } }] },
- *   latency: { count, p50Ms, ..., buckets: [{ leMs (null = above the last edge), count }] } }
+ * GET /api/failures/stats in the shapes the charts draw: failure buckets with epoch-ms starts, and the latency
+ * histogram as [{ lo, hi, count }] (hi = Infinity above the last edge).
  */
-export function normalizeStats(raw) {
-  const counts = raw.counts ?? raw.failures ?? raw
-  const bucketMs = counts.bucketMs ?? (counts.bucketSec ? counts.bucketSec * 1000 : 3_600_000)
-  const buckets = (counts.buckets ?? []).map((b) => ({
-    start: typeof b.start === 'number' ? b.start : new Date(b.start).getTime(),
-    counts: b.counts ?? {},
-  }))
-  const lat = raw.latency ?? raw.connectLatency ?? {}
+function normalizeStats(raw) {
+  const buckets = raw.buckets.map((b) => ({ start: new Date(b.start).getTime(), counts: b.counts }))
   let prev = 0
-  const latency = (lat.buckets ?? []).map((b) => {
-    const hi = b.leMs === null || b.leMs === undefined ? Infinity : Number(b.leMs)
-    const out = { lo: prev, hi, count: b.count ?? 0 }
+  const latency = raw.latency.buckets.map((b) => {
+    const hi = b.leMs ?? Infinity
+    const out = { lo: prev, hi, count: b.count }
     prev = hi
     return out
   })
-  return { bucketMs, buckets, latency, latencySummary: lat }
+  return { bucketMs: raw.bucketSec * 1000, buckets, latency, latencySummary: raw.latency }
 }
 
 let lastStats = null

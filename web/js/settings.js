@@ -42,32 +42,10 @@ export async function startSettings() {
 
 // ---- schema ----
 
-/**
- * The settings' JSON schema properties and the rules between keys: from /api/settings/schema, else from the
- * OpenAPI document (/docs/json).
- */
+/** The settings' JSON schema properties and the rules between keys (GET /api/settings/schema). */
 async function loadSchema() {
-  try {
-    const res = await api('/api/settings/schema')
-    const properties = findSettingsProperties(res)
-    if (properties) return { properties, rules: Array.isArray(res.rules) ? res.rules : [] }
-  } catch (err) {
-    if (err instanceof ApiError && err.status === 401) throw err
-  }
-  const properties = findSettingsProperties(await api('/docs/json'))
-  if (!properties) throw new Error('the server publishes no settings schema')
-  return { properties, rules: [] }
-}
-
-/** Walks a JSON document for the first object schema whose properties include connectTimeoutMs. */
-function findSettingsProperties(node, depth = 0) {
-  if (!node || typeof node !== 'object' || depth > 12) return null
-  if (node.properties && typeof node.properties === 'object' && node.properties.connectTimeoutMs) return node.properties
-  for (const value of Object.values(node)) {
-    const found = findSettingsProperties(value, depth + 1)
-    if (found) return found
-  }
-  return null
+  const { schema, rules } = await api('/api/settings/schema')
+  return { properties: schema.properties, rules }
 }
 
 /** { kind: 'integer'|'number'|'boolean', nullable, min, max, description, scope, default } of one property. */
@@ -360,32 +338,16 @@ async function save() {
 
 // ---- history ----
 
-/** A version's changes as [{ key, from, to }], from `diff` in whatever shape the API sends it. */
-function diffOf(item) {
-  const d = item.diff ?? item.changes ?? null
-  if (Array.isArray(d)) return d.map((c) => ({ key: c.key ?? c.field ?? c.name, from: c.from ?? c.old ?? c.before, to: c.to ?? c.new ?? c.after }))
-  if (d && typeof d === 'object') {
-    return Object.entries(d).map(([key, c]) =>
-      c && typeof c === 'object' && ('from' in c || 'to' in c || 'old' in c || 'new' in c)
-        ? { key, from: c.from ?? c.old, to: c.to ?? c.new }
-        : { key, from: undefined, to: c },
-    )
-  }
-  return []
-}
-
 async function loadHistory(reset) {
   try {
     const params = { limit: 20 }
     if (!reset && view.historyCursor !== null) params.before = view.historyCursor
-    const res = await api(`/api/settings/history${query(params)}`)
-    const items = Array.isArray(res) ? res : res.items ?? res.versions ?? []
+    const { items, nextCursor } = await api(`/api/settings/history${query(params)}`)
     const list = $('#settings-history')
     if (reset) fill(list)
     for (const item of items) list.append(historyItem(item))
-    const next = Array.isArray(res) ? null : res.nextCursor ?? null
-    view.historyCursor = next ?? (items.length === 20 ? items[items.length - 1].version : null)
-    $('#history-more').hidden = view.historyCursor === null || items.length === 0
+    view.historyCursor = nextCursor
+    $('#history-more').hidden = nextCursor === null
   } catch (err) {
     if (!(err instanceof ApiError && err.status === 401)) fill($('#settings-history'), h('li', { class: 'form-error' }, `Could not load the history: ${err.message}`))
   }
@@ -393,7 +355,7 @@ async function loadHistory(reset) {
 
 function historyItem(item) {
   const isCurrent = app.settings && item.version === app.settings.version
-  const changes = diffOf(item)
+  const changes = item.diff
   const button = isCurrent
     ? h('span', { class: 'badge current-badge' }, 'in force')
     : h('button', { type: 'button', class: 'ghost small-button rollback', dataset: { version: item.version } }, `Roll back to v${item.version}`)
@@ -406,9 +368,7 @@ function historyItem(item) {
     item.comment ? h('p', { class: 'history-comment' }, item.comment) : null,
     changes.length > 0
       ? h('ul', { class: 'diff' }, changes.map((c) =>
-        h('li', null, h('code', null, c.key), ' ',
-          c.from !== undefined ? h('del', null, formatValue(c.from)) : null, c.from !== undefined ? ' → ' : '',
-          h('ins', null, formatValue(c.to)))))
+        h('li', null, h('code', null, c.key), ' ', h('del', null, formatValue(c.from)), ' → ', h('ins', null, formatValue(c.to)))))
       : h('p', { class: 'muted small' }, item.version === 1 ? 'initial values' : 'no change in values'),
   )
 }
