@@ -55,3 +55,78 @@ export type FailureEvent = Omit<FailureRecord, 'id' | 'occurredAt' | 'foldedCoun
   phase: FailurePhase
   occurredAt: number
 }
+
+// ---- what the failure log answers (src/failures/store.ts), and the API returns as is ----------------------------
+
+const DateTime = (description?: string) => Type.String({ format: 'date-time', ...(description ? { description } : {}) })
+
+export const FailurePage = Type.Object({
+  items: Type.Array(FailureRecord),
+  nextCursor: Nullable(Type.Integer({ description: 'pass as `before` for the next page; null on the last page' })),
+})
+export type FailurePage = Type.Static<typeof FailurePage>
+
+const ReasonCounts = Type.Object(
+  Object.fromEntries(FAILURE_REASONS.map((r) => [r, Type.Integer()])) as Record<FailureReason, Type.TInteger>,
+)
+const PartialReasonCounts = Type.Object(
+  Object.fromEntries(FAILURE_REASONS.map((r) => [r, Type.Optional(Type.Integer())])) as Record<FailureReason, Type.TOptional<Type.TInteger>>,
+)
+
+export const FailureCounts = Type.Object({
+  since: DateTime('start of the first bucket'),
+  until: DateTime(),
+  bucketSec: Type.Integer(),
+  buckets: Type.Array(Type.Object({
+    start: DateTime(),
+    total: Type.Integer({ description: 'failures, folded (and dropped) ones included' }),
+    counts: PartialReasonCounts,
+  })),
+  totals: ReasonCounts,
+  total: Type.Integer(),
+  records: Type.Integer({ description: 'rows written for them (a flood summary stands for 1 + foldedCount failures; rows may since have been pruned)' }),
+})
+export type FailureCounts = Type.Static<typeof FailureCounts>
+
+export const LatencyHistogram = Type.Object({
+  since: DateTime(),
+  until: DateTime(),
+  count: Type.Integer({ description: 'successful connections in the window' }),
+  sumMs: Type.Number(),
+  meanMs: Nullable(Type.Number()),
+  maxMs: Nullable(Type.Number()),
+  p50Ms: Nullable(Type.Number({ description: 'upper bound of the bucket holding the percentile (the max for the last bucket)' })),
+  p90Ms: Nullable(Type.Number()),
+  p99Ms: Nullable(Type.Number()),
+  buckets: Type.Array(Type.Object({
+    leMs: Nullable(Type.Number({ description: 'upper bound, inclusive; null = above the last bound' })),
+    count: Type.Integer({ description: 'not cumulative' }),
+  })),
+}, { description: 'time from WebSocket open to complete CONNECT of successful connections' })
+export type LatencyHistogram = Type.Static<typeof LatencyHistogram>
+
+export const LatencyWhatIf = Type.Object({
+  thresholdMs: Type.Number(),
+  since: DateTime(),
+  until: DateTime(),
+  total: Type.Integer({ description: 'successful connections in the window' }),
+  slower: Type.Integer({ description: 'certainly took longer than thresholdMs' }),
+  slowerMax: Type.Integer({ description: 'at most this many took longer (equal to `slower` on a bucket bound)' }),
+}, { description: 'how many successful connections in the window took longer than thresholdMs' })
+export type LatencyWhatIf = Type.Static<typeof LatencyWhatIf>
+
+/** The log's own counters since start. recorded = written + folded + dropped + pending. */
+export const FailureLogStats = Type.Object({
+  recorded: Type.Integer({ description: 'events handed to the log' }),
+  written: Type.Integer({ description: 'rows inserted' }),
+  folded: Type.Integer({ description: 'events folded into a summary row instead of a row of their own' }),
+  dropped: Type.Integer({ description: 'events lost: buffer full, a database error, or after close' }),
+  pending: Type.Integer({ description: 'rows waiting for the next flush' }),
+  rows: Type.Integer({ description: 'rows in the table (as counted by the log)' }),
+  pruned: Type.Integer({ description: 'rows deleted by pruning' }),
+  flushes: Type.Integer({ description: 'write transactions committed' }),
+  lastFlushMs: Type.Number({ description: 'duration of the last write transaction' }),
+  maxFlushMs: Type.Number({ description: 'duration of the longest write transaction' }),
+  latencySamples: Type.Integer({ description: 'connect-latency samples recorded' }),
+}, { description: 'the failure log\'s own counters since start' })
+export type FailureLogStats = Type.Static<typeof FailureLogStats>

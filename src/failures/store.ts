@@ -9,7 +9,10 @@
 import { EventEmitter } from 'node:events'
 import { performance } from 'node:perf_hooks'
 import type Database from 'better-sqlite3'
-import { FAILURE_REASONS, FIRST_BYTES_MAX, type FailureEvent, type FailurePhase, type FailureReason, type FailureRecord } from './schema.ts'
+import {
+  FAILURE_REASONS, FIRST_BYTES_MAX, type FailureCounts, type FailureEvent, type FailureLogStats, type FailurePage,
+  type FailurePhase, type FailureReason, type FailureRecord, type LatencyHistogram, type LatencyWhatIf,
+} from './schema.ts'
 import type { Logger } from '../mqtt/types.ts'
 
 const DAY_MS = 86_400_000
@@ -75,31 +78,6 @@ export interface FailureLogOptions {
   now?: () => number
 }
 
-/** Counters for the benchmark, /metrics and tests. recorded = written + folded + dropped + pending. */
-export interface FailureLogStats {
-  /** events handed to record() */
-  recorded: number
-  /** rows inserted */
-  written: number
-  /** events folded into a summary row instead of a row of their own */
-  folded: number
-  /** events lost: buffer full, a database error, or after close */
-  dropped: number
-  /** rows waiting for the next flush */
-  pending: number
-  /** rows in the table (as counted by the log) */
-  rows: number
-  /** rows deleted by pruning */
-  pruned: number
-  /** write transactions committed */
-  flushes: number
-  /** duration of the last and the longest write transaction, ms */
-  lastFlushMs: number
-  maxFlushMs: number
-  /** connect-latency samples recorded */
-  latencySamples: number
-}
-
 export interface FailureQuery {
   reason?: FailureReason
   /** prefix */
@@ -113,59 +91,6 @@ export interface FailureQuery {
   before?: number
   /** 1..1000, default 100 */
   limit?: number
-}
-
-export interface FailurePage {
-  items: FailureRecord[]
-  /** pass as `before` for the next page; null when this is the last */
-  nextCursor: number | null
-}
-
-export interface FailureCountsBucket {
-  /** ISO start of the time bucket */
-  start: string
-  /** failures in the bucket: written, folded or dropped alike */
-  total: number
-  /** per reason, only reasons that occurred */
-  counts: Partial<Record<FailureReason, number>>
-}
-
-export interface FailureCounts {
-  since: string
-  until: string
-  bucketSec: number
-  buckets: FailureCountsBucket[]
-  totals: Record<FailureReason, number>
-  total: number
-  /** rows written for them (a summary row stands for 1 + foldedCount failures; rows may since have been pruned) */
-  records: number
-}
-
-export interface LatencyHistogram {
-  since: string
-  until: string
-  count: number
-  sumMs: number
-  meanMs: number | null
-  maxMs: number | null
-  /** upper edge of the bucket holding the percentile (the max for the overflow bucket) */
-  p50Ms: number | null
-  p90Ms: number | null
-  p99Ms: number | null
-  /** non-cumulative; `leMs` null = above the last edge */
-  buckets: { leMs: number | null; count: number }[]
-}
-
-export interface LatencyWhatIf {
-  thresholdMs: number
-  since: string
-  until: string
-  /** successful connections in the window */
-  total: number
-  /** certainly took longer than thresholdMs */
-  slower: number
-  /** at most this many took longer (differs from `slower` only when thresholdMs falls inside a bucket) */
-  slowerMax: number
 }
 
 export interface FoldedUpdate {
@@ -736,7 +661,7 @@ export function createFailureLog(db: Database.Database, opts: FailureLogOptions)
     const bucketMs = Math.max(MINUTE_MS, Math.ceil(q.bucketMs / MINUTE_MS) * MINUTE_MS)
     const since = Math.floor(q.since / bucketMs) * bucketMs
     const n = Math.max(1, Math.ceil((q.until - since) / bucketMs))
-    const buckets: FailureCountsBucket[] = Array.from({ length: n }, (_, i) => ({
+    const buckets: FailureCounts['buckets'] = Array.from({ length: n }, (_, i) => ({
       start: iso(since + i * bucketMs),
       total: 0,
       counts: {},

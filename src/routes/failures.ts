@@ -5,8 +5,10 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { ServerResponse } from 'node:http'
 import Type from 'typebox'
-import { FAILURE_REASONS, FailureRecord, Nullable, type FailureReason } from '../failures/schema.ts'
-import type { FailureLog } from '../failures/store.ts'
+import {
+  FAILURE_REASONS, FailureCounts, FailureLogStats, FailurePage, FailureRecord, LatencyHistogram, LatencyWhatIf,
+} from '../failures/schema.ts'
+import type { FailureLog, FoldedUpdate } from '../failures/store.ts'
 import { errorHandler, invalidInput, NotFoundError, TooManyStreamsError } from '../errors.ts'
 
 const DateTime = (description: string) => Type.String({ format: 'date-time', description })
@@ -24,11 +26,6 @@ const ListQuery = Type.Object(
   { additionalProperties: false },
 )
 
-const FailurePage = Type.Object({
-  items: Type.Array(FailureRecord),
-  nextCursor: Nullable(Type.Integer({ description: 'pass as `before` for the next page; null on the last page' })),
-})
-
 const IdParams = Type.Object({ id: Type.Integer({ minimum: 1 }) })
 
 const StatsQuery = Type.Object(
@@ -44,62 +41,12 @@ const StatsQuery = Type.Object(
   { additionalProperties: false },
 )
 
-const ReasonCounts = Type.Object(
-  Object.fromEntries(FAILURE_REASONS.map((r) => [r, Type.Integer()])) as Record<FailureReason, Type.TInteger>,
-)
-const PartialReasonCounts = Type.Object(
-  Object.fromEntries(FAILURE_REASONS.map((r) => [r, Type.Optional(Type.Integer())])) as Record<FailureReason, Type.TOptional<Type.TInteger>>,
-)
-
 const FailureStats = Type.Object({
-  since: Type.String({ format: 'date-time', description: 'start of the first bucket' }),
-  until: Type.String({ format: 'date-time' }),
-  bucketSec: Type.Integer(),
-  buckets: Type.Array(Type.Object({
-    start: Type.String({ format: 'date-time' }),
-    total: Type.Integer({ description: 'failures, folded (and dropped) ones included' }),
-    counts: PartialReasonCounts,
-  })),
-  totals: ReasonCounts,
-  total: Type.Integer(),
-  records: Type.Integer({ description: 'rows written for them (a flood summary stands for 1 + foldedCount failures)' }),
+  ...FailureCounts.properties,
   connectTimeoutMs: Type.Integer({ description: 'in force now' }),
-  latency: Type.Object({
-    since: Type.String({ format: 'date-time' }),
-    until: Type.String({ format: 'date-time' }),
-    count: Type.Integer({ description: 'successful connections in the window' }),
-    sumMs: Type.Number(),
-    meanMs: Nullable(Type.Number()),
-    maxMs: Nullable(Type.Number()),
-    p50Ms: Nullable(Type.Number()),
-    p90Ms: Nullable(Type.Number()),
-    p99Ms: Nullable(Type.Number()),
-    buckets: Type.Array(Type.Object({
-      leMs: Nullable(Type.Number({ description: 'upper bound, inclusive; null = above the last bound' })),
-      count: Type.Integer(),
-    })),
-  }, { description: 'time from WebSocket open to complete CONNECT of successful connections' }),
-  whatIf: Type.Object({
-    thresholdMs: Type.Number(),
-    since: Type.String({ format: 'date-time' }),
-    until: Type.String({ format: 'date-time' }),
-    total: Type.Integer(),
-    slower: Type.Integer({ description: 'certainly took longer than thresholdMs' }),
-    slowerMax: Type.Integer({ description: 'at most this many took longer (equal to `slower` on a bucket bound)' }),
-  }, { description: 'how many successful connections in the window took longer than thresholdMs' }),
-  log: Type.Object({
-    recorded: Type.Integer(),
-    written: Type.Integer(),
-    folded: Type.Integer(),
-    dropped: Type.Integer(),
-    pending: Type.Integer(),
-    rows: Type.Integer(),
-    pruned: Type.Integer(),
-    flushes: Type.Integer(),
-    lastFlushMs: Type.Number(),
-    maxFlushMs: Type.Number(),
-    latencySamples: Type.Integer(),
-  }, { description: 'the failure log\'s own counters since start' }),
+  latency: LatencyHistogram,
+  whatIf: LatencyWhatIf,
+  log: FailureLogStats,
 })
 
 const StreamQuery = Type.Object(
@@ -263,7 +210,7 @@ export default async function failureRoutes(app: FastifyInstance, opts: FailureR
         app.log.warn({ err }, 'failure stream write failed')
       }
     }
-    const onFolded = (u: { id: number; foldedCount: number; lastFoldedAt: string }) => {
+    const onFolded = (u: FoldedUpdate) => {
       try {
         send(`event: folded\ndata: ${JSON.stringify(u)}\n\n`)
       } catch (err) {
