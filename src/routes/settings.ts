@@ -5,7 +5,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import Type, { type TSchema } from 'typebox'
 import { Compile } from 'typebox/compile'
 import { Value } from 'typebox/value'
-import { CROSS_FIELD_RULES, SETTING_KEYS, SettingsValues } from '../settings/schema.ts'
+import { CROSS_FIELD_RULES, SETTING_KEYS, SettingsPatch, SettingsValues } from '../settings/schema.ts'
 import { COMMENT_MAX_LENGTH, HISTORY_MAX_LIMIT, type SettingsVersion } from '../settings/store.ts'
 import { fieldErrorsFromSchema, invalidInput } from '../errors.ts'
 
@@ -36,7 +36,7 @@ const Comment = Type.Optional(
 
 const PatchBody = Type.Object(
   {
-    values: Type.Partial(SettingsValues, { additionalProperties: false, minProperties: 1, description: 'the settings to change' }),
+    values: SettingsPatch,
     comment: Comment,
   },
   { additionalProperties: false },

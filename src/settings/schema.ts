@@ -58,6 +58,9 @@ export type SettingKey = keyof SettingsValues
 
 export const SETTING_KEYS = Object.keys(SettingsValues.properties) as SettingKey[]
 
+/** A change of some settings (PATCH): at least one known key, each within its own range. */
+export const SettingsPatch = Type.Partial(SettingsValues, { additionalProperties: false, minProperties: 1, description: 'the settings to change' })
+
 /** The built-in defaults, read from the schema's `default`s (so they are written once). */
 export const DEFAULT_SETTINGS: Readonly<SettingsValues> = Object.freeze(Value.Default(SettingsValues, {}) as SettingsValues)
 

@@ -4,11 +4,11 @@
 // another change: two racing PATCHes are applied one after the other and neither loses a field.
 import type { Database } from 'better-sqlite3'
 import { Compile } from 'typebox/compile'
-import Type from 'typebox'
 import {
   CROSS_FIELD_RULES,
   DEFAULT_SETTINGS,
   SETTING_KEYS,
+  SettingsPatch,
   SettingsValues,
   type SettingKey,
 } from './schema.ts'
@@ -77,7 +77,7 @@ export const HISTORY_MAX_LIMIT = 500
 const HISTORY_DEFAULT_LIMIT = 50
 
 const checkWhole = Compile(SettingsValues)
-const checkPartial = Compile(Type.Partial(SettingsValues, { additionalProperties: false, minProperties: 1 }))
+const checkPartial = Compile(SettingsPatch)
 
 /**
  * Every broken rule of `values` (a PATCH's keys, or with `partial: false` a whole set), by field: unknown keys,
