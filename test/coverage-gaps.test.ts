@@ -1,11 +1,15 @@
-// Points of the issues that no other test showed: SIGINT as well as SIGTERM ends the server gracefully, and a
-// packet identifier 0 is a broken rule [MQTT-2.3.1-1] that closes only its own connection.
+// Points of the issues that no other test showed: SIGINT as well as SIGTERM ends the server gracefully; a packet
+// identifier 0 is a broken rule [MQTT-2.3.1-1] that closes only its own connection; sockets stalled in their
+// upgrade or silent after it cost bounded memory.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { once } from 'node:events'
+import type net from 'node:net'
 import { join } from 'node:path'
 import type { IDisconnectPacket } from 'mqtt'
-import { brokerKit, connectMqtt, startServerProcess, tempDir, waitForFailure } from './helpers.ts'
+import { brokerKit, connectMqtt, delay, startServer, startServerProcess, tempDir, waitForFailure } from './helpers.ts'
+import { closedAfter, rawUpgrade, tcpConnect } from './raw-websocket.ts'
+import { retainedHeapMb } from './failures/fixtures.ts'
 
 test('SIGINT: v5 clients get DISCONNECT 0x8B, the rest are closed, the process exits 0', async (t) => {
   const tmp = tempDir()
@@ -76,4 +80,40 @@ test('a packet identifier 0 is a protocol error that closes only that connection
       })
     }
   }
+})
+
+test('thousands of stalled upgrades and silent WebSockets cost bounded memory, given back once they are closed', async (t) => {
+  const STALLED = 1000
+  const SILENT = 500
+  const server = await startServer({ settings: { connectTimeoutMs: 60000 } })
+  const sockets: net.Socket[] = []
+  t.after(async () => {
+    for (const s of sockets) s.destroy()
+    await server.close()
+  })
+  const heapBefore = retainedHeapMb()
+  for (let i = 0; i < STALLED; i += 100) {
+    const batch = await Promise.all(Array.from({ length: 100 }, () => tcpConnect(server.port)))
+    for (const s of batch) s.write('GET /mqtt HTTP/1.1\r\nHost: 127.0.0.1\r\n')
+    sockets.push(...batch)
+  }
+  for (let i = 0; i < SILENT; i += 50) sockets.push(...(await Promise.all(Array.from({ length: 50 }, () => rawUpgrade(server.port)))))
+  await delay(100)
+  assert.equal(server.app.websocketAdapter.pendingUpgrades, STALLED)
+  assert.equal(server.app.broker.stats.connectionsOpen, SILENT)
+  // both ends of every socket live in this process: an upper bound on what the server holds for each
+  const peakMb = retainedHeapMb() - heapBefore
+  const perSocketKiB = (peakMb * 1024) / (STALLED + SILENT)
+  assert.ok(perSocketKiB < 24, `${perSocketKiB.toFixed(1)} KiB of heap per waiting socket`)
+
+  const closed = Promise.all(sockets.map((s) => closedAfter(s, Date.now(), 15000)))
+  server.app.settingsStore.update({ connectTimeoutMs: 300 }, { actor: 'test', comment: 'end the wait' })
+  await closed
+  for (const s of sockets) s.destroy()
+  sockets.length = 0
+  assert.equal(server.app.websocketAdapter.pendingUpgrades, 0)
+  assert.equal(server.app.broker.stats.connectionsOpen, 0)
+  // most of it comes back (Node keeps up to 1000 HTTP parsers pooled for reuse; nothing is kept per closed socket)
+  const leftMb = retainedHeapMb() - heapBefore
+  assert.ok(leftMb < peakMb / 2, `${leftMb.toFixed(1)} of ${peakMb.toFixed(1)} MB of heap still held after every socket closed`)
 })
