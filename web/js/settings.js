@@ -257,35 +257,18 @@ function clearErrors() {
 }
 
 /**
- * The field messages of a 400: accepts `{ fields: [{ field, message }] }`, `{ errors: [...] }`, `{ details: ... }`
- * and Fastify's `{ validation: [{ instancePath, message }] }`; a message naming a setting is matched too.
+ * The field messages of a 400 (`{ fields: [{ field, rule, message }] }`) by setting key: `field` is the key or a path
+ * ending in it (`values.connectTimeoutMs`); a 400 without such fields whose message names a setting is matched too.
  */
-export function fieldErrors(body, keys) {
+function fieldErrors(body, keys) {
   const out = new Map()
-  const add = (key, msg) => {
-    if (!key || !keys.includes(key)) return false
-    out.set(key, out.has(key) ? `${out.get(key)}; ${msg}` : msg)
-    return true
+  const add = (key, msg) => out.set(key, out.has(key) ? `${out.get(key)}; ${msg}` : msg)
+  for (const { field, message } of body?.fields ?? []) {
+    const key = String(field).split(/[/.[\]]/).findLast((p) => keys.includes(p))
+    if (key !== undefined) add(key, message)
   }
-  const keyOf = (item) => {
-    const raw = item.field ?? item.key ?? item.name ?? item.path ?? item.instancePath ?? item.property ?? ''
-    const parts = String(raw).split(/[/.[\]]/).filter(Boolean)
-    return parts.reverse().find((p) => keys.includes(p)) ?? (item.params?.additionalProperty ?? null)
-  }
-  if (body && typeof body === 'object') {
-    for (const listName of ['fields', 'errors', 'details', 'validation', 'issues']) {
-      const list = body[listName]
-      if (Array.isArray(list)) {
-        for (const item of list) {
-          if (item && typeof item === 'object') add(keyOf(item), item.message ?? item.error ?? JSON.stringify(item))
-        }
-      } else if (list && typeof list === 'object') {
-        for (const [k, v] of Object.entries(list)) add(k, Array.isArray(v) ? v.join('; ') : String(typeof v === 'object' ? v.message ?? JSON.stringify(v) : v))
-      }
-    }
-    if (out.size === 0 && typeof body.message === 'string') {
-      for (const key of keys) if (body.message.includes(key)) add(key, body.message)
-    }
+  if (out.size === 0 && typeof body?.message === 'string') {
+    for (const key of keys) if (body.message.includes(key)) add(key, body.message)
   }
   return out
 }
