@@ -25,6 +25,7 @@ export interface ErrorBody {
 
 export const InvalidInputError = createError<'INVALID_INPUT', 400, [string]>('INVALID_INPUT', 'invalid input: %s', 400)
 export const InvalidJsonError = createError<'INVALID_JSON', 400, []>('INVALID_JSON', 'the body is not valid JSON', 400)
+export const UnsupportedMediaTypeError = createError<'UNSUPPORTED_MEDIA_TYPE', 415, []>('UNSUPPORTED_MEDIA_TYPE', 'send the body as JSON', 415)
 export const UnauthorizedError = createError<'UNAUTHORIZED', 401, [string]>('UNAUTHORIZED', '%s', 401)
 export const NotFoundError = createError<'NOT_FOUND', 404, [string]>('NOT_FOUND', '%s', 404)
 export const VersionNotFoundError = createError<'VERSION_NOT_FOUND', 404, [number, number]>(
@@ -166,8 +167,9 @@ export function toErrorBody(err: HandledError): ErrorBody {
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
       return toErrorBody(invalidInput([{ field: '(body)', rule: 'required', message: 'the body is empty' }]))
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-      return { ...toErrorBody({ ...err, validation: undefined, code: 'UNSUPPORTED_MEDIA_TYPE', message: 'send the body as JSON' } as HandledError),
-        fields: [{ field: 'Content-Type', rule: 'application/json', message: 'must be application/json' }] }
+      return toErrorBody(Object.assign(new UnsupportedMediaTypeError(), {
+        fields: [{ field: 'Content-Type', rule: 'application/json', message: 'must be application/json' }],
+      }))
   }
   const statusCode = err.statusCode && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500
   const shown = statusCode < 500 || SHOWN_5XX.has(err.code)
