@@ -372,7 +372,13 @@ export class Session implements ConnectionInput {
     return true
   }
 
-  /** An acknowledgement freed a slot: send what waits in the queue. */
+  /** The client acknowledged the message in flight under `packetId` for good: its slot frees, the queue moves on. */
+  acknowledged(packetId: number): void {
+    this.state!.inflight!.delete(packetId)
+    this.drainQueue()
+  }
+
+  /** Send what waits in the queue while the Receive Maximum window has room. */
   drainQueue(): void {
     const st = this.state
     if (st === null || st.queue === null) return

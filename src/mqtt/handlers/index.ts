@@ -3,10 +3,8 @@ import type { Packet } from 'mqtt-packet'
 import type { Session } from '../session.ts'
 import { handleConnect } from './connect.ts'
 import { handlePublish } from './publish.ts'
-import { handlePuback } from './puback.ts'
-import { handlePubrec } from './pubrec.ts'
+import { handlePuback, handlePubrec, handlePubcomp } from './acks.ts'
 import { handlePubrel } from './pubrel.ts'
-import { handlePubcomp } from './pubcomp.ts'
 import { handleSubscribe } from './subscribe.ts'
 import { handleUnsubscribe } from './unsubscribe.ts'
 import { handlePingreq } from './pingreq.ts'
@@ -19,27 +17,24 @@ export function dispatch(s: Session, packet: Packet): void {
     if (packet.cmd !== 'connect') return s.protocolError(`the first packet was ${packet.cmd.toUpperCase()}, not CONNECT`)
     return handleConnect(s, packet)
   }
+  if (packet.cmd === 'publish') return handlePublish(s, packet) // the most frequent; checks its own packet id
+  // [MQTT-2.3.1-1] packets that carry a packet identifier need a non-zero one
+  if (WITH_PACKET_ID.has(packet.cmd) && !(packet as { messageId?: number }).messageId) {
+    return s.protocolError(`${packet.cmd.toUpperCase()} with packet identifier 0`)
+  }
   switch (packet.cmd) {
-    case 'publish':
-      return handlePublish(s, packet)
     case 'puback':
-      if (withPacketId(s, packet)) handlePuback(s, packet)
-      return
+      return handlePuback(s, packet)
     case 'pubrec':
-      if (withPacketId(s, packet)) handlePubrec(s, packet)
-      return
+      return handlePubrec(s, packet)
     case 'pubrel':
-      if (withPacketId(s, packet)) handlePubrel(s, packet)
-      return
+      return handlePubrel(s, packet)
     case 'pubcomp':
-      if (withPacketId(s, packet)) handlePubcomp(s, packet)
-      return
+      return handlePubcomp(s, packet)
     case 'subscribe':
-      if (withPacketId(s, packet)) handleSubscribe(s, packet)
-      return
+      return handleSubscribe(s, packet)
     case 'unsubscribe':
-      if (withPacketId(s, packet)) handleUnsubscribe(s, packet)
-      return
+      return handleUnsubscribe(s, packet)
     case 'pingreq':
       return handlePingreq(s)
     case 'disconnect':
@@ -54,9 +49,4 @@ export function dispatch(s: Session, packet: Packet): void {
   }
 }
 
-/** [MQTT-2.3.1-1] packets that carry a packet identifier need a non-zero one. */
-function withPacketId(s: Session, packet: { cmd: string; messageId?: number }): boolean {
-  if (packet.messageId) return true
-  s.protocolError(`${packet.cmd.toUpperCase()} with packet identifier 0`)
-  return false
-}
+const WITH_PACKET_ID: ReadonlySet<Packet['cmd']> = new Set(['puback', 'pubrec', 'pubrel', 'pubcomp', 'subscribe', 'unsubscribe'])
