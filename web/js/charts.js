@@ -126,7 +126,7 @@ function positionOf(buckets, ms) {
   return buckets.length
 }
 
-export function bucketLabel({ lo, hi }) {
+function bucketLabel({ lo, hi }) {
   if (!Number.isFinite(hi)) return `>${formatDuration(lo)}`
   return `≤${formatDuration(hi)}`.replace(' ', '')
 }

@@ -95,14 +95,7 @@ export function formatNumber(n) {
   return Number(n).toLocaleString('en-US')
 }
 
-export function formatBytes(n) {
-  if (n === null || n === undefined) return '—'
-  if (n < 1024) return `${n} B`
-  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KiB`
-  return `${(n / 1024 / 1024).toFixed(1)} MiB`
-}
-
-export const PROTOCOLS = { 3: 'MQTT 3.1', 4: 'MQTT 3.1.1', 5: 'MQTT 5.0' }
+const PROTOCOLS = { 3: 'MQTT 3.1', 4: 'MQTT 3.1.1', 5: 'MQTT 5.0' }
 export const formatProtocol = (v) => (v === null || v === undefined ? '—' : PROTOCOLS[v] ?? `v${v}`)
 
 /** A value from a record as a line of text: null shows as an em dash, objects as JSON. */

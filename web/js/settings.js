@@ -291,8 +291,8 @@ async function save() {
     const saved = await api('/api/settings', { method: 'PATCH', body, headers })
     $('#settings-comment').value = ''
     for (const field of $$('#settings-fields .field')) field.classList.remove('changed')
+    // no field is marked changed any more, so the 'settings' listener's render puts every saved value in the form
     app.setSettings(saved)
-    renderValues(saved, true)
     message(`Saved as version ${saved.version}: in force now (${Object.keys(patch).join(', ')}).`, 'ok')
     loadHistory(true)
   } catch (err) {
