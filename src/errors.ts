@@ -4,22 +4,21 @@
 import { STATUS_CODES } from 'node:http'
 import createError from '@fastify/error'
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
+import Type from 'typebox'
 
 /** One broken rule of one input field: `{ field: 'connectTimeoutMs', rule: 'maximum 600000', message: 'must be <= 600000' }`. */
-export interface FieldError {
-  field: string
-  rule: string
-  message: string
-}
+export const FieldError = Type.Object({ field: Type.String(), rule: Type.String(), message: Type.String() })
+export type FieldError = Type.Static<typeof FieldError>
 
-/** The JSON body of every error response. */
-export interface ErrorBody {
-  statusCode: number
-  code: string
-  error: string
-  message: string
-  fields?: FieldError[]
-}
+/** The JSON body of every error response (also its schema in the OpenAPI document). */
+export const ErrorBody = Type.Object({
+  statusCode: Type.Integer(),
+  code: Type.String(),
+  error: Type.String(),
+  message: Type.String(),
+  fields: Type.Optional(Type.Array(FieldError)),
+})
+export type ErrorBody = Type.Static<typeof ErrorBody>
 
 // ---- HTTP errors -------------------------------------------------------------------------------------------------
 

@@ -7,7 +7,7 @@ import { Compile } from 'typebox/compile'
 import { Value } from 'typebox/value'
 import { CROSS_FIELD_RULES, SETTING_KEYS, SettingsPatch, SettingsValues } from '../settings/schema.ts'
 import { COMMENT_MAX_LENGTH, HISTORY_MAX_LIMIT, type SettingsVersion } from '../settings/store.ts'
-import { fieldErrorsFromSchema, invalidInput } from '../errors.ts'
+import { ErrorBody, fieldErrorsFromSchema, invalidInput } from '../errors.ts'
 
 // ---- schemas -----------------------------------------------------------------------------------------------------
 
@@ -58,17 +58,7 @@ const IfMatchHeaders = Type.Object({
   'if-match': Type.Optional(Type.String({ description: 'the ETag of the version you edited, e.g. "3"; a stale one gets 412' })),
 })
 
-const FieldErrorSchema = Type.Object({ field: Type.String(), rule: Type.String(), message: Type.String() })
-
-export const ErrorResponse = Type.Object({
-  statusCode: Type.Integer(),
-  code: Type.String(),
-  error: Type.String(),
-  message: Type.String(),
-  fields: Type.Optional(Type.Array(FieldErrorSchema)),
-})
-
-const errors = (...codes: number[]) => Object.fromEntries(codes.map((c) => [c, ErrorResponse]))
+const errors = (...codes: number[]) => Object.fromEntries(codes.map((c) => [c, ErrorBody]))
 
 // ---- validation --------------------------------------------------------------------------------------------------
 
