@@ -197,7 +197,7 @@ export function createSettingsStore(db: Database, opts: { logger: Pick<Logger, '
       comment,
     }
     insert.run(row.version, row.values_json, row.created_at, row.actor, row.comment)
-    return toVersion(row, { ...next })
+    return toVersion(row, next)
   })
 
   function update(values: Partial<SettingsValues>, o: UpdateOptions): SettingsVersion {
