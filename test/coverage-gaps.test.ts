@@ -1,6 +1,6 @@
 // Points of the issues that no other test showed: SIGINT as well as SIGTERM ends the server gracefully; a packet
 // identifier 0 is a broken rule [MQTT-2.3.1-1] that closes only its own connection; sockets stalled in their
-// upgrade or silent after it cost bounded memory.
+// upgrade or silent after it cost bounded memory; one settings change re-arms every live keepalive timer.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { once } from 'node:events'
@@ -116,4 +116,29 @@ test('thousands of stalled upgrades and silent WebSockets cost bounded memory, g
   // most of it comes back (Node keeps up to 1000 HTTP parsers pooled for reuse; nothing is kept per closed socket)
   const leftMb = retainedHeapMb() - heapBefore
   assert.ok(leftMb < peakMb / 2, `${leftMb.toFixed(1)} of ${peakMb.toFixed(1)} MB of heap still held after every socket closed`)
+})
+
+test('a new keepaliveMultiplier re-arms every live keepalive timer, in every protocol version, from one PATCH', async (t) => {
+  const kit = await brokerKit(t)
+  const since = Date.now() // before any CONNECT: every deadline runs from a later moment
+  const raws = await Promise.all(([[4, 1], [5, 1], [4, 2], [5, 0]] as const).map(async ([pv, keepalive]) => {
+    const raw = await kit.raw({ protocolVersion: pv })
+    await raw.connect({ clientId: `rearm-${pv}-${keepalive}`, keepalive }, pv)
+    return raw
+  }))
+  const timeouts = () => Object.fromEntries(kit.server.app.broker.connections().map((c) => [c.clientId, c.keepaliveTimeoutMs]))
+  assert.deepEqual(timeouts(), { 'rearm-4-1': 1500, 'rearm-5-1': 1500, 'rearm-4-2': 3000, 'rearm-5-0': null })
+
+  const dropped = Promise.all(['rearm-4-1', 'rearm-5-1'].map((id) =>
+    waitForFailure(kit.server, (e) => e.clientId === id && e.reason === 'keepalive_timeout', 5000)))
+  const res = await kit.server.app.inject({ method: 'PATCH', url: '/api/settings', headers: kit.server.auth, payload: { values: { keepaliveMultiplier: 2.5 } } })
+  assert.equal(res.statusCode, 200, res.body)
+  assert.deepEqual(timeouts(), { 'rearm-4-1': 2500, 'rearm-5-1': 2500, 'rearm-4-2': 5000, 'rearm-5-0': null })
+  // the two silent keepalive-1 clients outlive their old 1.5 s deadline and go at the new one
+  await delay(1700)
+  assert.ok(raws[0].isOpen && raws[1].isOpen, 'still open past the old deadline')
+  const failures = await dropped
+  const elapsed = Date.now() - since
+  assert.ok(elapsed >= 2440 && elapsed <= 2500 + 1000, `dropped ${elapsed} ms after connecting`)
+  for (const e of failures) assert.match(e.detail, /keepaliveMultiplier 2\.5/)
 })
