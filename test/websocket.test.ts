@@ -328,7 +328,15 @@ test('a WebSocket message over maxPacketSize is refused before it is buffered, a
   assert.equal(await big.closed(), 1009)
 
   // After maxPacketSize is raised, a new connection may send a packet of the new size in one message.
+  const older = await RawClient.open(server.wsUrl)
+  t.after(() => older.close())
+  await older.connect({ clientId: 'big-old' })
   server.app.settingsStore.update({ maxPacketSize: 200_000 }, { actor: 'test' })
+  // a connection opened before the raise keeps the limit it was opened with, and its failure names that limit
+  const olderFailure = waitForFailure(server, (f) => f.clientId === 'big-old')
+  older.sendBytes(Buffer.alloc(limit + 1))
+  assert.match((await olderFailure).detail, new RegExp(`more than ${limit} bytes`))
+  assert.equal(await older.closed(), 1009)
   const sub = await connectMqtt(server.wsUrl, { clientId: 'big-sub' })
   t.after(() => sub.end(true))
   await sub.subscribeAsync('big/#')
