@@ -6,7 +6,7 @@ import Type, { type TSchema } from 'typebox'
 import { Compile } from 'typebox/compile'
 import { Value } from 'typebox/value'
 import { CROSS_FIELD_RULES, SETTING_KEYS, SettingsPatch, SettingsValues } from '../settings/schema.ts'
-import { COMMENT_MAX_LENGTH, HISTORY_MAX_LIMIT, type SettingsVersion } from '../settings/store.ts'
+import { COMMENT_MAX_LENGTH, HISTORY_DEFAULT_LIMIT, HISTORY_MAX_LIMIT, type SettingsVersion } from '../settings/store.ts'
 import { ErrorBody, fieldErrorsFromSchema, invalidInput } from '../errors.ts'
 
 // ---- schemas -----------------------------------------------------------------------------------------------------
@@ -50,7 +50,7 @@ const RollbackBody = Type.Object(
 )
 
 const HistoryQuery = Type.Object({
-  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: HISTORY_MAX_LIMIT, default: 50 })),
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: HISTORY_MAX_LIMIT, default: HISTORY_DEFAULT_LIMIT })),
   before: Type.Optional(Type.Integer({ minimum: 1, description: 'only versions older than this (nextCursor of the previous page)' })),
 })
 

@@ -74,7 +74,7 @@ export interface SettingsStore {
 
 export const COMMENT_MAX_LENGTH = 500
 export const HISTORY_MAX_LIMIT = 500
-const HISTORY_DEFAULT_LIMIT = 50
+export const HISTORY_DEFAULT_LIMIT = 50
 
 const checkWhole = Compile(SettingsValues)
 const checkPartial = Compile(SettingsPatch)
