@@ -121,9 +121,11 @@ export interface FailureLog {
   /** Records with id > afterId, oldest first (SSE replay after Last-Event-ID). */
   after(afterId: number, limit: number): FailureRecord[]
   counts(q: { since: number; until: number; bucketMs: number }): FailureCounts
-  latency(q: { since: number; until: number }): LatencyHistogram
-  /** How many successful connections in the window took longer than thresholdMs. */
-  latencyWhatIf(thresholdMs: number, q: { since: number; until: number }): LatencyWhatIf
+  /**
+   * The connect-latency histogram of the window, and how many of its connections took longer than thresholdMs:
+   * both from one read of the counters.
+   */
+  latency(q: { since: number; until: number }, thresholdMs: number): { latency: LatencyHistogram; whatIf: LatencyWhatIf }
   on<K extends keyof FailureLogEvents>(event: K, listener: (...args: FailureLogEvents[K]) => void): void
   off<K extends keyof FailureLogEvents>(event: K, listener: (...args: FailureLogEvents[K]) => void): void
   listenerCount(event: keyof FailureLogEvents): number
@@ -702,11 +704,16 @@ export function createFailureLog(db: Database.Database, opts: FailureLogOptions)
     for (const p of latencyPending.values()) {
       if (p.minute >= since && p.minute <= q.until) add(p.bucket, p.count, p.sumMs, p.maxMs)
     }
-    return { since, c }
+    return { since, until: q.until, c }
+  }
+  type LatencyCounters = ReturnType<typeof latencyCounters>
+
+  function latency(q: { since: number; until: number }, thresholdMs: number) {
+    const window = latencyCounters(q)
+    return { latency: histogram(window), whatIf: whatIf(thresholdMs, window) }
   }
 
-  function latency(q: { since: number; until: number }): LatencyHistogram {
-    const { since, c } = latencyCounters(q)
+  function histogram({ since, until, c }: LatencyCounters): LatencyHistogram {
     let count = 0
     let sumMs = 0
     let maxMs = 0
@@ -727,7 +734,7 @@ export function createFailureLog(db: Database.Database, opts: FailureLogOptions)
     }
     return {
       since: iso(since),
-      until: iso(q.until),
+      until: iso(until),
       count,
       sumMs,
       meanMs: count ? sumMs / count : null,
@@ -739,8 +746,7 @@ export function createFailureLog(db: Database.Database, opts: FailureLogOptions)
     }
   }
 
-  function latencyWhatIf(thresholdMs: number, q: { since: number; until: number }): LatencyWhatIf {
-    const { since, c } = latencyCounters(q)
+  function whatIf(thresholdMs: number, { since, until, c }: LatencyCounters): LatencyWhatIf {
     // bucket j holds (edge[j-1], edge[j]]: buckets after j are all slower; j itself only if thresholdMs < edge[j]
     const j = latencyBucketIndex(thresholdMs)
     let total = 0
@@ -751,7 +757,7 @@ export function createFailureLog(db: Database.Database, opts: FailureLogOptions)
     }
     const straddling = c[j] && (j === OVERFLOW_BUCKET || LATENCY_BUCKETS_MS[j] !== thresholdMs) && c[j].maxMs > thresholdMs
     const slowerMax = slower + (straddling ? c[j].count : 0)
-    return { thresholdMs, since: iso(since), until: iso(q.until), total, slower, slowerMax }
+    return { thresholdMs, since: iso(since), until: iso(until), total, slower, slowerMax }
   }
 
   return {
@@ -765,7 +771,6 @@ export function createFailureLog(db: Database.Database, opts: FailureLogOptions)
     after,
     counts,
     latency,
-    latencyWhatIf,
     on: (event, listener) => void events.on(event, listener as never),
     off: (event, listener) => void events.off(event, listener as never),
     listenerCount: (event) => events.listenerCount(event),

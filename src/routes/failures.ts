@@ -139,8 +139,7 @@ export default async function failureRoutes(app: FastifyInstance, opts: FailureR
     return {
       ...log.counts({ since, until, bucketMs: bucketSec * 1000 }),
       connectTimeoutMs,
-      latency: log.latency({ since, until }),
-      whatIf: log.latencyWhatIf(q.thresholdMs ?? connectTimeoutMs, { since, until }),
+      ...log.latency({ since, until }, q.thresholdMs ?? connectTimeoutMs),
       log: log.stats(),
     }
   })

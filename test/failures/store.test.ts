@@ -326,12 +326,13 @@ test('connect latency is kept as bucket counters: histogram, percentiles and an 
   log.recordConnectLatency(Number.NaN)
   log.recordConnectLatency(-1)
   const window = { since: Date.now() - 3_600_000, until: Date.now() + 60_000 }
+  const histogram = (w: typeof window) => log.latency(w, 0).latency
 
   // before the flush, the pending counters are already visible; after it, they come from the table
-  const pending = log.latency(window)
+  const pending = histogram(window)
   log.flush()
   assert.ok((db.prepare('SELECT count(*) FROM connect_latency').pluck().get() as number) > 0)
-  const h = log.latency(window)
+  const h = histogram(window)
   assert.deepEqual(h, pending)
   assert.equal(h.count, samples.length)
   assert.equal(h.sumMs, samples.reduce((a, b) => a + b, 0))
@@ -341,20 +342,21 @@ test('connect latency is kept as bucket counters: histogram, percentiles and an 
   assert.equal(h.buckets.at(-1)?.leMs, null)
 
   for (const [threshold, slower] of [[1000, 4], [5000, 1], [2000, 3], [10, 9], [6000, 0]] as const) {
-    const w = log.latencyWhatIf(threshold, window)
+    const { latency, whatIf: w } = log.latency(window, threshold)
+    assert.deepEqual(latency, h, 'the histogram does not depend on the threshold')
     assert.equal(w.total, samples.length)
     assert.equal(w.slower, slower, `> ${threshold} ms`)
     assert.equal(w.slowerMax, slower, `> ${threshold} ms is exact on an edge`)
   }
   // 4800 lies inside (4500, 5000]: 4900 may or may not be slower
-  const w = log.latencyWhatIf(4800, window)
+  const w = log.latency(window, 4800).whatIf
   assert.deepEqual([w.slower, w.slowerMax], [1, 2])
 
   // the counters add up across flushes
   log.recordConnectLatency(3)
   log.flush()
-  assert.equal(log.latency(window).count, samples.length + 1)
-  assert.equal(log.latency({ since: window.until + 120_000, until: window.until + 240_000 }).count, 0)
+  assert.equal(histogram(window).count, samples.length + 1)
+  assert.equal(histogram({ since: window.until + 120_000, until: window.until + 240_000 }).count, 0)
 })
 
 test('counts per time bucket and reason', (t) => {
