@@ -1,6 +1,6 @@
 // The Connections view: live clients with the keepalive in force, refreshed every few seconds.
 import { api, ApiError } from './api.js'
-import { h, $, fill, formatAgo, formatNumber, formatProtocol, formatDuration, formatTime } from './dom.js'
+import { h, $, fill, formatAddress, formatAgo, formatNumber, formatProtocol, formatDuration, formatTime } from './dom.js'
 import { app } from './state.js'
 
 const REFRESH_MS = 3000
@@ -53,7 +53,7 @@ function render() {
       h('tr', { dataset: { clientId: c.clientId } },
         h('td', { class: 'client-id' }, h('code', null, c.clientId)),
         h('td', null, c.username ?? h('span', { class: 'muted' }, '—')),
-        h('td', { class: 'nowrap' }, c.remoteAddress === null ? '—' : c.remotePort ? `${c.remoteAddress}:${c.remotePort}` : c.remoteAddress),
+        h('td', { class: 'nowrap' }, formatAddress(c.remoteAddress, c.remotePort)),
         h('td', { class: 'nowrap' }, formatProtocol(c.protocolVersion)),
         h('td', { class: 'num nowrap', dataset: { keepalive: c.keepaliveSec } }, keepaliveText(c)),
         h('td', { class: 'num nowrap' }, c.keepaliveTimeoutMs === null || c.keepaliveTimeoutMs === undefined ? 'never' : formatDuration(c.keepaliveTimeoutMs)),

@@ -95,6 +95,9 @@ export function formatNumber(n) {
   return Number(n).toLocaleString('en-US')
 }
 
+/** A peer's address as `host:port` (the port when known), or an em dash. */
+export const formatAddress = (address, port) => (address === null ? '—' : port ? `${address}:${port}` : address)
+
 const PROTOCOLS = { 3: 'MQTT 3.1', 4: 'MQTT 3.1.1', 5: 'MQTT 5.0' }
 export const formatProtocol = (v) => (v === null || v === undefined ? '—' : PROTOCOLS[v] ?? `v${v}`)
 

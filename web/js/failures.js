@@ -1,6 +1,6 @@
 // The Failures view: charts, filters, a table fed by cursor paging and by the live stream, and the detail dialog.
 import { api, query, openEventStream } from './api.js'
-import { h, $, fill, formatTime, formatDuration, formatNumber, formatProtocol, formatValue } from './dom.js'
+import { h, $, fill, formatAddress, formatTime, formatDuration, formatNumber, formatProtocol, formatValue } from './dom.js'
 import { REASONS, reasonInfo, PHASES } from './reasons.js'
 import { hexDump, hexToBytes, describeFirstByte } from './hexdump.js'
 import { drawFailuresChart, drawLatencyChart, compactBuckets } from './charts.js'
@@ -220,7 +220,6 @@ function addRow(r, where, fresh = false) {
     return
   }
   view.shown.set(r.id, r)
-  const address = r.remoteAddress === null ? '—' : r.remotePort ? `${r.remoteAddress}:${r.remotePort}` : r.remoteAddress
   const row = h(
     'tr',
     { tabindex: 0, class: fresh ? 'fresh' : null, dataset: { id: r.id, reason: r.reason } },
@@ -228,7 +227,7 @@ function addRow(r, where, fresh = false) {
     h('td', null, reasonBadge(r.reason), foldedBadge(r.foldedCount)),
     h('td', { class: 'nowrap muted' }, PHASES[r.phase] ?? r.phase),
     h('td', { class: 'client-id' }, r.clientId === null ? h('span', { class: 'muted' }, '—') : h('code', null, r.clientId)),
-    h('td', { class: 'nowrap' }, address),
+    h('td', { class: 'nowrap' }, formatAddress(r.remoteAddress, r.remotePort)),
     h('td', { class: 'num nowrap' }, formatDuration(r.durationMs)),
     h('td', { class: 'num' }, formatNumber(r.bytesReceived)),
     h('td', { class: 'detail-cell', title: r.detail }, r.detail),
