@@ -4,7 +4,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import type { IConnackPacket, IPublishPacket, Packet } from 'mqtt-packet'
-import { connectMqtt, RawClient, startServer, waitForFailure, type TestServer } from '../helpers.ts'
+import { brokerKit, connectMqtt, RawClient, startServer, waitForFailure, type BrokerKit } from '../helpers.ts'
 import { Broker } from '../../src/mqtt/broker.ts'
 import { MemoryRouter } from '../../src/mqtt/router.ts'
 import { DEFAULT_SETTINGS } from '../../src/settings/schema.ts'
@@ -47,16 +47,16 @@ const UNREADABLE_USER_PROPERTY = [0x26, 0x00, 0x01, 0x61, 0xff, 0xff]
 /** Message Expiry Interval (0x02) twice: mqtt-packet makes it an array. */
 const EXPIRY_TWICE = [0x02, 0, 0, 0, 60, 0x02, 0, 0, 0, 61]
 
-async function v5Subscriber(server: TestServer, clientId: string, filter: string): Promise<RawClient> {
-  const raw = await RawClient.open(server.wsUrl, { protocolVersion: 5 })
+async function v5Subscriber(kit: BrokerKit, clientId: string, filter: string): Promise<RawClient> {
+  const raw = await kit.raw({ protocolVersion: 5 })
   assert.equal((await raw.connect({ clientId }, 5) as IConnackPacket).reasonCode, 0)
   raw.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: filter, qos: 0 }] } as Packet, 5)
   await raw.nextPacket('suback')
   return raw
 }
 
-async function v5Raw(server: TestServer, clientId: string): Promise<RawClient> {
-  const raw = await RawClient.open(server.wsUrl, { protocolVersion: 5 })
+async function v5Raw(kit: BrokerKit, clientId: string): Promise<RawClient> {
+  const raw = await kit.raw({ protocolVersion: 5 })
   assert.equal((await raw.connect({ clientId }, 5) as IConnackPacket).reasonCode, 0)
   return raw
 }
@@ -64,14 +64,9 @@ async function v5Raw(server: TestServer, clientId: string): Promise<RawClient> {
 // ---- 1. crash safety ----
 
 test('unreadable or repeated v5 PUBLISH properties are refused where they come in; subscribers keep working', async (t) => {
-  const server = await startServer()
-  const clients: RawClient[] = []
-  t.after(async () => {
-    for (const c of clients) c.close()
-    await server.close()
-  })
-  const sub = await v5Subscriber(server, 'prop-sub', 'prop/#')
-  clients.push(sub)
+  const kit = await brokerKit(t)
+  const { server } = kit
+  const sub = await v5Subscriber(kit, 'prop-sub', 'prop/#')
 
   const cases = [
     { props: UNREADABLE_USER_PROPERTY, detail: /User Property/, code: 0x81 },
@@ -80,8 +75,7 @@ test('unreadable or repeated v5 PUBLISH properties are refused where they come i
     { props: [0x23, 0, 1, 0x23, 0, 2], detail: /topicAlias more than once/, code: 0x82 },
   ]
   for (const [i, c] of cases.entries()) {
-    const pub = await v5Raw(server, `prop-pub-${i}`)
-    clients.push(pub)
+    const pub = await v5Raw(kit, `prop-pub-${i}`)
     const failure = waitForFailure(server, (e) => e.clientId === `prop-pub-${i}`)
     pub.sendBytes(v5Publish('prop/x', c.props, 'poison', true))
     const e = await failure
@@ -92,8 +86,7 @@ test('unreadable or repeated v5 PUBLISH properties are refused where they come i
   }
   // nothing was routed or retained: the subscriber saw none of it and a new MQTT 5 subscriber gets no retained message
   assert.equal(server.app.broker.stats.retainedMessages, 0)
-  const pub = await v5Raw(server, 'prop-pub-ok')
-  clients.push(pub)
+  const pub = await v5Raw(kit, 'prop-pub-ok')
   pub.sendBytes(v5Publish('prop/ok', [0x26, ...str('k'), ...str('v')], 'fine'))
   const got = await sub.nextPacket('publish') as IPublishPacket
   assert.equal(got.topic, 'prop/ok')
@@ -102,16 +95,10 @@ test('unreadable or repeated v5 PUBLISH properties are refused where they come i
 })
 
 test('a Will with unreadable properties and a Will Delay is refused at CONNECT (its delay timer took the process down)', async (t) => {
-  const server = await startServer()
-  const clients: RawClient[] = []
-  t.after(async () => {
-    for (const c of clients) c.close()
-    await server.close()
-  })
-  const sub = await v5Subscriber(server, 'will-sub', 'will/#')
-  clients.push(sub)
-  const raw = await RawClient.open(server.wsUrl, { protocolVersion: 5 })
-  clients.push(raw)
+  const kit = await brokerKit(t)
+  const { server } = kit
+  const sub = await v5Subscriber(kit, 'will-sub', 'will/#')
+  const raw = await kit.raw({ protocolVersion: 5 })
   const failure = waitForFailure(server, (e) => e.clientId === 'poison-will')
   // Will Delay Interval 1 s, Session Expiry 10 s, and a User Property mqtt-packet reads as null
   raw.sendBytes(v5Connect('poison-will', [0x11, 0, 0, 0, 10],
@@ -123,15 +110,13 @@ test('a Will with unreadable properties and a Will Delay is refused at CONNECT (
   assert.equal(raw.packets.filter((p) => p.cmd === 'connack').length, 0)
 
   // the same for a Will Delay Interval sent twice
-  const twice = await RawClient.open(server.wsUrl, { protocolVersion: 5 })
-  clients.push(twice)
+  const twice = await kit.raw({ protocolVersion: 5 })
   const failure2 = waitForFailure(server, (e) => e.clientId === 'twice-will')
   twice.sendBytes(v5Connect('twice-will', [], { topic: 'will/y', props: [0x18, 0, 0, 0, 1, 0x18, 0, 0, 0, 2] }))
   assert.match((await failure2).detail, /willDelayInterval more than once/)
 
   // a well-formed delayed Will still works
-  const ok = await RawClient.open(server.wsUrl, { protocolVersion: 5 })
-  clients.push(ok)
+  const ok = await kit.raw({ protocolVersion: 5 })
   ok.sendBytes(v5Connect('good-will', [0x11, 0, 0, 0, 10], { topic: 'will/ok', props: [0x18, 0, 0, 0, 1, 0x26, ...str('k'), ...str('v')] }))
   assert.equal((await ok.nextPacket('connack') as IConnackPacket).reasonCode, 0)
   ok.close()
@@ -141,10 +126,9 @@ test('a Will with unreadable properties and a Will Delay is refused at CONNECT (
 })
 
 test('a CONNECT with Receive Maximum twice is refused (it became NaN: no bound on messages in flight)', async (t) => {
-  const server = await startServer()
-  t.after(() => server.close())
-  const raw = await RawClient.open(server.wsUrl, { protocolVersion: 5 })
-  t.after(() => raw.close())
+  const kit = await brokerKit(t)
+  const { server } = kit
+  const raw = await kit.raw({ protocolVersion: 5 })
   const failure = waitForFailure(server, (e) => e.clientId === 'rm-twice')
   raw.sendBytes(v5Connect('rm-twice', [0x21, 0, 5, 0x21, 0, 6]))
   const e = await failure
@@ -154,10 +138,9 @@ test('a CONNECT with Receive Maximum twice is refused (it became NaN: no bound o
 })
 
 test('a DISCONNECT with a repeated Session Expiry Interval is a protocol error, not a NaN expiry', async (t) => {
-  const server = await startServer()
-  t.after(() => server.close())
-  const raw = await RawClient.open(server.wsUrl, { protocolVersion: 5 })
-  t.after(() => raw.close())
+  const kit = await brokerKit(t)
+  const { server } = kit
+  const raw = await kit.raw({ protocolVersion: 5 })
   assert.equal((await raw.connect({ clientId: 'dc-twice', properties: { sessionExpiryInterval: 60 } }, 5) as IConnackPacket).reasonCode, 0)
   const failure = waitForFailure(server, (e) => e.clientId === 'dc-twice')
   raw.sendBytes(packet(0xe0, Buffer.concat([Buffer.from([0x00]), propBlock([0x11, 0, 0, 0, 5, 0x11, 0, 0, 0, 6])])))
@@ -165,29 +148,23 @@ test('a DISCONNECT with a repeated Session Expiry Interval is a protocol error, 
   assert.equal(e.reason, 'protocol_error')
   assert.match(e.detail, /Session Expiry Interval/)
   // the session keeps the expiry it had (60 s), so a reconnect finds it
-  const again = await RawClient.open(server.wsUrl, { protocolVersion: 5 })
-  t.after(() => again.close())
+  const again = await kit.raw({ protocolVersion: 5 })
   const connack = await again.connect({ clientId: 'dc-twice', clean: false, properties: { sessionExpiryInterval: 60 } }, 5) as IConnackPacket
   assert.equal(connack.sessionPresent, true)
 })
 
 test('ill-formed UTF-8 that grows past 65535 bytes when decoded is refused, not forwarded with a wrapped length', async (t) => {
-  const server = await startServer()
-  t.after(() => server.close())
-  const sub = await connectMqtt(server.wsUrl, { clientId: 'utf8-sub' })
+  const kit = await brokerKit(t)
+  const { server } = kit
+  const sub = await kit.mqtt({ clientId: 'utf8-sub' })
   const got: Array<{ topic: string; payload: string }> = []
   sub.on('message', (topic, payload) => got.push({ topic, payload: payload.toString() }))
   await sub.subscribeAsync('#')
-  const sub5 = await v5Subscriber(server, 'utf8-sub5', '#')
-  t.after(() => {
-    sub.end(true)
-    sub5.close()
-  })
+  const sub5 = await v5Subscriber(kit, 'utf8-sub5', '#')
 
   // 30000 bytes of 0xFF: each becomes U+FFFD (3 bytes), 90000 bytes in all, more than a topic length field holds
   const garbage = Buffer.alloc(30000, 0xff)
-  const pub = await RawClient.open(server.wsUrl)
-  t.after(() => pub.close())
+  const pub = await kit.raw()
   assert.equal((await pub.connect({ clientId: 'utf8-pub' }) as IConnackPacket).returnCode, 0)
   const failure = waitForFailure(server, (e) => e.clientId === 'utf8-pub')
   pub.sendBytes(packet(0x30, Buffer.concat([str(garbage), Buffer.from('payload')])))
@@ -196,8 +173,7 @@ test('ill-formed UTF-8 that grows past 65535 bytes when decoded is refused, not 
   assert.match(e.detail, /invalid topic name/)
 
   // the same in a v5 User Property value
-  const pub5 = await v5Raw(server, 'utf8-pub5')
-  t.after(() => pub5.close())
+  const pub5 = await v5Raw(kit, 'utf8-pub5')
   const failure5 = waitForFailure(server, (e) => e.clientId === 'utf8-pub5')
   const userProp = Buffer.concat([Buffer.from([0x26]), str('k'), str(garbage)])
   const props = Buffer.concat([varint(userProp.length), userProp])
@@ -205,8 +181,7 @@ test('ill-formed UTF-8 that grows past 65535 bytes when decoded is refused, not 
   assert.match((await failure5).detail, /User Property/)
 
   // the subscribers got nothing garbled: the first message they see is a normal one
-  const ok = await connectMqtt(server.wsUrl, { clientId: 'utf8-ok' })
-  t.after(() => ok.end(true))
+  const ok = await kit.mqtt({ clientId: 'utf8-ok' })
   await ok.publishAsync('utf8/ok', 'fine', { qos: 1 })
   const p5 = await sub5.nextPacket('publish') as IPublishPacket
   assert.equal(p5.topic, 'utf8/ok')
