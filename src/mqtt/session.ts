@@ -411,12 +411,10 @@ export class Session implements ConnectionInput {
   /** End the connection with a failure event; `v5Reason` sends a DISCONNECT first to a connected v5 client. */
   fail(reason: FailureReason, detail: string, hint: string, v5Reason?: number): void {
     if (this.phase === 'closed') return
-    const event = this.#failureEvent(reason, detail, hint)
     const farewell: Packet | null = v5Reason !== undefined && this.phase === 'connected' && this.protocolVersion === 5
       ? { cmd: 'disconnect', reasonCode: v5Reason, properties: { reasonString: detail.slice(0, 200) } }
       : null
-    this.#end('failure', farewell, true)
-    this.broker.reportFailure(event)
+    this.#endWithFailure(reason, detail, hint, farewell)
   }
 
   /** A broken protocol rule: v5 clients get a DISCONNECT with `v5Reason` (default Protocol Error). */
@@ -427,12 +425,10 @@ export class Session implements ConnectionInput {
   /** Refuse the CONNECT: CONNACK with a v3 return code or v5 reason code (+ reason string), then close. */
   reject(v3Code: number, v5Code: number, detail: string, hint: string): void {
     if (this.phase === 'closed') return
-    const event = this.#failureEvent('connect_rejected', detail, hint)
     const connack: Packet = this.protocolVersion === 5
       ? { cmd: 'connack', sessionPresent: false, reasonCode: v5Code, properties: { reasonString: detail.slice(0, 200) } }
       : { cmd: 'connack', sessionPresent: false, returnCode: v3Code }
-    this.#end('failure', connack, false)
-    this.broker.reportFailure(event)
+    this.#endWithFailure('connect_rejected', detail, hint, connack)
   }
 
   /** Another connection took this client id: v5 gets DISCONNECT 0x8E. */
@@ -455,6 +451,13 @@ export class Session implements ConnectionInput {
       ? { cmd: 'disconnect', reasonCode: RC.serverShuttingDown }
       : null
     this.#end('shutdown', farewell, false)
+  }
+
+  /** The failure is recorded as the connection stood (phase, bytes), then it ends, with its Will. */
+  #endWithFailure(reason: FailureReason, detail: string, hint: string, farewell: Packet | null): void {
+    const event = this.#failureEvent(reason, detail, hint)
+    this.#end('failure', farewell, true)
+    this.broker.reportFailure(event)
   }
 
   #end(how: 'disconnect' | 'failure' | 'shutdown', farewell: Packet | null, publishWill: boolean): void {

@@ -34,7 +34,7 @@ export function handleConnect(s: Session, p: IConnectPacket): void {
   s.broker.register(s)
   connack(s, sessionPresent, keepalive, assignedId)
   s.broker.announceConnected(s, sessionPresent)
-  flushQueue(s)
+  s.resendInflight() // a resumed session: unacknowledged messages again, then what was queued while offline
 }
 
 function readIdentity(s: Session, p: IConnectPacket): void {
@@ -187,9 +187,4 @@ function connack(s: Session, sessionPresent: boolean, keepalive: KeepalivePolicy
   if (keepalive.tell) properties.serverKeepAlive = keepalive.keepaliveSec
   if (assignedId !== '') properties.assignedClientIdentifier = assignedId // [MQTT-3.2.2-16]
   s.write({ cmd: 'connack', sessionPresent, reasonCode: RC.success, properties })
-}
-
-/** Resume the session: unacknowledged messages again, then what was queued while offline. */
-function flushQueue(s: Session): void {
-  s.resendInflight()
 }
