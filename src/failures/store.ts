@@ -14,6 +14,7 @@ import {
   type FailurePhase, type FailureReason, type FailureRecord, type LatencyHistogram, type LatencyWhatIf,
 } from './schema.ts'
 import type { Logger } from '../mqtt/types.ts'
+import { DEFAULT_SETTINGS } from '../settings/schema.ts'
 
 const DAY_MS = 86_400_000
 const MINUTE_MS = 60_000
@@ -330,11 +331,10 @@ export function createFailureLog(db: Database.Database, opts: FailureLogOptions)
 
   const readLimits = (): FailureLogLimits => {
     try {
-      const l = opts.limits()
-      return { maxRows: l.maxRows, maxAgeDays: l.maxAgeDays }
+      return opts.limits()
     } catch (err) {
       warn('failure log could not read its limits; using defaults', { err })
-      return { maxRows: 100_000, maxAgeDays: 30 }
+      return { maxRows: DEFAULT_SETTINGS.failureLogMaxRows, maxAgeDays: DEFAULT_SETTINGS.failureLogMaxAgeDays }
     }
   }
 
