@@ -317,6 +317,7 @@ async function refreshStats() {
     const raw = await api(`/api/failures/stats${query({ since: new Date(since).toISOString(), until: new Date(until).toISOString() })}`)
     lastStats = normalizeStats(raw)
     app.latency = lastStats.latency
+    app.whatIf = raw.whatIf
     app.dispatchEvent(new CustomEvent('latency'))
     drawFailuresChart($('#chart-failures'), lastStats, $('#chart-legend'))
     drawLatency()

@@ -207,16 +207,22 @@ function updateWhatIf() {
     fill(line)
     return
   }
+  const seq = ++whatIfSeq
+  const thresholdMs = Math.min(proposed, 600000)
+  // the charts' last stats answer counted this threshold already (it counts the timeout in force): no second request
+  if (app.whatIf?.thresholdMs === thresholdMs) {
+    showWhatIf(proposed, app.whatIf.slower, app.whatIf.slowerMax, app.whatIf.total)
+    return
+  }
   const { surely, maybe, total } = countSlowerThan(app.latency ?? [], proposed)
   showWhatIf(proposed, surely, surely + maybe, total)
-  const seq = ++whatIfSeq
   whatIfTimer = setTimeout(async () => {
     try {
       const until = Date.now()
       const since = until - app.statsWindowMs
-      const stats = await api(`/api/failures/stats${query({ since: new Date(since).toISOString(), until: new Date(until).toISOString(), thresholdMs: Math.min(proposed, 600000) })}`)
+      const stats = await api(`/api/failures/stats${query({ since: new Date(since).toISOString(), until: new Date(until).toISOString(), thresholdMs })}`)
       const w = stats.whatIf
-      if (seq === whatIfSeq && w && w.thresholdMs === Math.min(proposed, 600000)) showWhatIf(proposed, w.slower, w.slowerMax, w.total)
+      if (seq === whatIfSeq && w.thresholdMs === thresholdMs) showWhatIf(proposed, w.slower, w.slowerMax, w.total)
     } catch {
       // the local estimate stays
     }

@@ -5,6 +5,8 @@ class AppState extends EventTarget {
   settings = null
   /** connect-latency histogram: [{ lo, hi, count }] in ms */
   latency = []
+  /** the stats answer's exact count for one threshold: { thresholdMs, total, slower, slowerMax } */
+  whatIf = null
   /** the window the charts and the what-if line cover, ms back from now */
   statsWindowMs = 86_400_000
   stream = { state: 'unknown', detail: null }
