@@ -408,3 +408,26 @@ test('counts per minute outlive pruned rows and include folded and dropped failu
   assert.equal(counts.total, 70, 'every failure counted: written, folded and dropped')
   assert.equal(counts.records, s.written)
 })
+
+test('the per-minute counters (failures and connect latency) are pruned by age like the rows', (t) => {
+  const c = clock(Date.now() - 31 * DAY)
+  const { db, log } = setup(t, { now: c.now })
+  const minutesIn = (table: string) => db.prepare(`SELECT DISTINCT minute FROM ${table}`).pluck().all() as number[]
+  log.record(failureEvent({ occurredAt: c.now(), remoteAddress: '10.6.0.1' }))
+  log.recordConnectLatency(40)
+  log.flush()
+  assert.equal(minutesIn('failure_counts').length, 1)
+  assert.equal(minutesIn('connect_latency').length, 1)
+
+  c.advance(31 * DAY)
+  log.record(failureEvent({ occurredAt: c.now(), remoteAddress: '10.6.0.2' }))
+  log.recordConnectLatency(40)
+  log.flush()
+  const minute = Math.floor(c.now() / 60_000) * 60_000
+  assert.deepEqual(minutesIn('failure_counts'), [minute], 'the 31-day-old minute is gone, the new one kept')
+  assert.deepEqual(minutesIn('connect_latency'), [minute])
+  assert.equal(rowsIn(db), 1)
+  const window = { since: c.now() - 40 * DAY, until: c.now() + 60_000 }
+  assert.equal(log.counts({ ...window, bucketMs: DAY }).total, 1)
+  assert.equal(log.latency(window, 0).latency.count, 1)
+})
