@@ -186,41 +186,33 @@ export default async function failureRoutes(app: FastifyInstance, opts: FailureR
       'x-accel-buffering': 'no',
     })
     let skipped = 0
+    // every write goes through here (records, folds, heartbeats): a failing socket is logged, never thrown
     const send = (chunk: string) => {
-      if (res.destroyed || res.writableEnded) return
-      if (res.writableLength > MAX_STREAM_BUFFER) {
-        skipped++
-        return
+      try {
+        if (res.destroyed || res.writableEnded) return
+        if (res.writableLength > MAX_STREAM_BUFFER) {
+          skipped++
+          return
+        }
+        if (skipped > 0) {
+          res.write(`event: dropped\ndata: {"count":${skipped}}\n\n`)
+          skipped = 0
+        }
+        res.write(chunk)
+      } catch (err) {
+        app.log.warn({ err }, 'failure stream write failed')
       }
-      if (skipped > 0) {
-        res.write(`event: dropped\ndata: {"count":${skipped}}\n\n`)
-        skipped = 0
-      }
-      res.write(chunk)
     }
     // JSON.stringify escapes CR and LF, so one record is always one `data:` line
-    const sendRecord = (rec: FailureRecord) => {
+    const onRecord = (rec: FailureRecord) => {
       if (matches(rec)) send(`id: ${rec.id}\nevent: failure\ndata: ${JSON.stringify(rec)}\n\n`)
     }
-    const onRecord = (rec: FailureRecord) => {
-      try {
-        sendRecord(rec)
-      } catch (err) {
-        app.log.warn({ err }, 'failure stream write failed')
-      }
-    }
-    const onFolded = (u: FoldedUpdate) => {
-      try {
-        send(`event: folded\ndata: ${JSON.stringify(u)}\n\n`)
-      } catch (err) {
-        app.log.warn({ err }, 'failure stream write failed')
-      }
-    }
+    const onFolded = (u: FoldedUpdate) => send(`event: folded\ndata: ${JSON.stringify(u)}\n\n`)
 
     res.write(`retry: 3000\n: connected ${new Date().toISOString()}\n\n`)
     if (lastId !== undefined) {
       try {
-        for (const rec of log.after(lastId, REPLAY_LIMIT)) sendRecord(rec)
+        for (const rec of log.after(lastId, REPLAY_LIMIT)) onRecord(rec)
       } catch (err) {
         app.log.warn({ err }, 'failure stream replay failed')
       }
