@@ -21,10 +21,6 @@ export interface Subscription extends Match {
   filter: string
   /** v5 Retain Handling 0, 1 or 2 */
   retainHandling: number
-  /** v5 Subscription Identifier (0 = none) */
-  subscriptionId: number
-  /** shared subscription group, or null */
-  group: string | null
 }
 
 export interface Router {

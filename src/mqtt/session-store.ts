@@ -39,8 +39,6 @@ export interface SessionState {
   nextPacketId: number
   /** seconds the session outlives its connection (0 = ends with it, 0xFFFFFFFF = never expires) */
   expiryIntervalSec: number
-  /** messages dropped because the queue was full */
-  dropped: number
 }
 
 export function newSessionState(clientId: string, expiryIntervalSec: number): SessionState {
@@ -52,7 +50,6 @@ export function newSessionState(clientId: string, expiryIntervalSec: number): Se
     incomingQos2: null,
     nextPacketId: 1,
     expiryIntervalSec,
-    dropped: 0,
   }
 }
 

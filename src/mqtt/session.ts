@@ -538,7 +538,6 @@ function nextPacketId(st: SessionState, inflight: Map<number, Outgoing>): number
 export function queueMessage(broker: Broker, st: SessionState, q: Queued): void {
   const queue = (st.queue ??= [])
   if (queue.length >= MAX_QUEUED) {
-    st.dropped++
     broker.stats.messagesDropped++
     return
   }

@@ -42,16 +42,8 @@ export class Deadline<T> {
     this.#handle = null
   }
 
-  get armed(): boolean {
-    return this.#handle !== null
-  }
-
   get ms(): number {
     return this.#ms
-  }
-
-  get start(): number {
-    return this.#start
   }
 
   #schedule(): void {

@@ -20,7 +20,7 @@ test('retained and subscription gauges follow their stores', async (t) => {
 
   const state = newSessionState('c', 0)
   const sub = { clientId: 'c', filter: 'a/#', qos: 0 as const, noLocal: false, retainAsPublished: false,
-    retainHandling: 0, subscriptionId: 0, subscriptionIds: [], group: null }
+    retainHandling: 0, subscriptionIds: [] }
   assert.ok(broker.subscribe(state, sub))
   assert.ok(broker.subscribe(state, { ...sub, filter: '$share/g/b' }))
   assert.equal(broker.stats.subscriptions, 2)

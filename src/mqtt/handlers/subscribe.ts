@@ -34,9 +34,7 @@ export function handleSubscribe(s: Session, p: ISubscribePacket): void {
       noLocal: v5 && r.nl === true,
       retainAsPublished: v5 && r.rap === true,
       retainHandling: v5 ? (r.rh ?? 0) : 0,
-      subscriptionId: subId ?? 0,
       subscriptionIds: subId === undefined ? NO_IDS : [subId],
-      group: shared?.group ?? null,
     }
     const isNew = s.broker.subscribe(st, sub)
     granted.push(r.qos) // [MQTT-3.9.3-1] one code per filter, in order
