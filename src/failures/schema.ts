@@ -58,7 +58,8 @@ export type FailureEvent = Omit<FailureRecord, 'id' | 'occurredAt' | 'foldedCoun
 
 // ---- what the failure log answers (src/failures/store.ts), and the API returns as is ----------------------------
 
-const DateTime = (description?: string) => Type.String({ format: 'date-time', ...(description ? { description } : {}) })
+/** An ISO date-time string. */
+export const DateTime = (description?: string) => Type.String({ format: 'date-time', ...(description ? { description } : {}) })
 
 export const FailurePage = Type.Object({
   items: Type.Array(FailureRecord),

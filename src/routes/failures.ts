@@ -6,12 +6,10 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { ServerResponse } from 'node:http'
 import Type from 'typebox'
 import {
-  FAILURE_REASONS, FailureCounts, FailureLogStats, FailurePage, FailureRecord, LatencyHistogram, LatencyWhatIf,
+  DateTime, FAILURE_REASONS, FailureCounts, FailureLogStats, FailurePage, FailureRecord, LatencyHistogram, LatencyWhatIf,
 } from '../failures/schema.ts'
 import type { FailureLog, FoldedUpdate } from '../failures/store.ts'
 import { errorHandler, invalidInput, NotFoundError, TooManyStreamsError } from '../errors.ts'
-
-const DateTime = (description: string) => Type.String({ format: 'date-time', description })
 
 const ListQuery = Type.Object(
   {
