@@ -5,12 +5,14 @@ import type { QoS } from 'mqtt-packet'
 import type { Message } from './message.ts'
 import type { Subscription } from './router.ts'
 
-/** A QoS 1/2 message sent to the client and not yet fully acknowledged. */
+/** A QoS 1/2 message sent to the client and not yet fully acknowledged (also the PublishFields it is encoded with). */
 export interface Outgoing {
   packetId: number
   message: Message
   qos: 1 | 2
   retain: boolean
+  /** set once it has been sent again after a reconnect [MQTT-4.4.0-1] */
+  dup: boolean
   subscriptionIds: number[]
   /** 'publish': waiting PUBACK/PUBREC; 'pubrel': PUBREC received, PUBREL sent, waiting PUBCOMP */
   stage: 'publish' | 'pubrel'

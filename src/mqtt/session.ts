@@ -336,31 +336,25 @@ export class Session implements ConnectionInput {
       this.send(buf)
       return
     }
-    this.enqueue({ message: msg, qos, retain, subscriptionIds: m.subscriptionIds })
-  }
-
-  /** QoS 1/2: send now if the Receive Maximum window has room and nothing waits before it, else queue. */
-  enqueue(q: Queued): void {
+    // QoS 1/2: sent now if the Receive Maximum window has room and nothing waits before it, else queued
     const st = this.state!
     if ((st.queue !== null && st.queue.length > 0) || (st.inflight?.size ?? 0) >= this.sendWindow) {
-      queueMessage(this.broker, st, q)
-      return
+      queueMessage(this.broker, st, { message: msg, qos, retain, subscriptionIds: m.subscriptionIds })
+    } else {
+      this.#sendInflight(st, msg, qos as 1 | 2, retain, m.subscriptionIds, fan.now)
     }
-    this.#sendQueued(st, q, Date.now())
   }
 
-  #sendQueued(st: SessionState, q: Queued, now: number): void {
-    const msg = q.message
-    if (msg.expiresAt !== 0 && msg.expiresAt <= now) return
+  /** Send a QoS 1/2 message under a new packet id; its in-flight record is also the encoder's fields. */
+  #sendInflight(st: SessionState, message: Message, qos: 1 | 2, retain: boolean, subscriptionIds: number[], now: number): void {
+    if (message.expiresAt !== 0 && message.expiresAt <= now) return
     const inflight = (st.inflight ??= new Map())
-    const packetId = nextPacketId(st, inflight)
     const out: Outgoing = {
-      packetId, message: msg, qos: q.qos as 1 | 2, retain: q.retain, subscriptionIds: q.subscriptionIds, stage: 'publish',
+      packetId: nextPacketId(st, inflight), message, qos, retain, dup: false, subscriptionIds, stage: 'publish',
     }
-    const buf = encodePublish(msg, { qos: q.qos, retain: q.retain, packetId, dup: false, subscriptionIds: q.subscriptionIds },
-      this.protocolVersion, now)
+    const buf = encodePublish(message, out, this.protocolVersion, now)
     if (this.#tooLargeForClient(buf)) return
-    inflight.set(packetId, out)
+    inflight.set(out.packetId, out)
     this.broker.stats.messagesDelivered++
     this.send(buf)
   }
@@ -384,7 +378,8 @@ export class Session implements ConnectionInput {
     if (st === null || st.queue === null) return
     const now = Date.now()
     while (st.queue.length > 0 && (st.inflight?.size ?? 0) < this.sendWindow) {
-      this.#sendQueued(st, st.queue.shift()!, now)
+      const q = st.queue.shift()!
+      this.#sendInflight(st, q.message, q.qos as 1 | 2, q.retain, q.subscriptionIds, now)
     }
     if (st.queue.length === 0) st.queue = null
   }
@@ -398,8 +393,8 @@ export class Session implements ConnectionInput {
         if (o.stage === 'pubrel') {
           this.send(encodeAck('pubrel', o.packetId))
         } else {
-          this.send(encodePublish(o.message, { qos: o.qos, retain: o.retain, packetId: o.packetId, dup: true,
-            subscriptionIds: o.subscriptionIds }, this.protocolVersion, now))
+          o.dup = true
+          this.send(encodePublish(o.message, o, this.protocolVersion, now))
         }
       }
     }
