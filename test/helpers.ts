@@ -14,7 +14,7 @@ import mqtt, { type IClientOptions, type ISubscriptionMap, type MqttClient } fro
 import { buildApp, type App } from '../src/app.ts'
 import type { BootConfig } from '../src/config.ts'
 import type { SettingsValues } from '../src/settings/schema.ts'
-import type { FailureEvent } from '../src/failures/schema.ts'
+import type { FailureEvent } from '../src/contracts/failure.ts'
 import type { BrokerEvents } from '../src/mqtt/types.ts'
 
 export const TEST_TOKEN = 'test-admin-token-0123456789abcdef'

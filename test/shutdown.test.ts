@@ -7,7 +7,7 @@ import { once } from 'node:events'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import type { IDisconnectPacket, MqttClient } from 'mqtt'
-import type { FailureEvent } from '../src/failures/schema.ts'
+import type { FailureEvent } from '../src/contracts/failure.ts'
 import { startServer, connectMqtt, tempDir, RawClient } from './helpers.ts'
 import { tcpConnect, closedAfter } from './raw-websocket.ts'
 

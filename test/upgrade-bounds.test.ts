@@ -3,7 +3,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import type net from 'node:net'
-import type { FailureEvent } from '../src/failures/schema.ts'
+import type { FailureEvent } from '../src/contracts/failure.ts'
 import { startServer, waitForFailure, connectMqtt, delay } from './helpers.ts'
 import { tcpConnect, upgradeRequest, rawUpgrade, closedAfter, readResponseHead } from './raw-websocket.ts'
 

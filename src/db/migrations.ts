@@ -3,7 +3,7 @@ import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { Database } from 'better-sqlite3'
-import { DbMigrationError, DbTooNewError } from '../errors.ts'
+import { DbMigrationError, DbTooNewError } from '../contracts/errors.ts'
 
 export const MIGRATIONS_DIR = fileURLToPath(new URL('../../migrations/', import.meta.url))
 
@@ -48,7 +48,7 @@ export function applyMigrations(db: Database, migrations: readonly Migration[], 
         db.pragma(`user_version = ${m.version}`)
       }).immediate()
     } catch (err) {
-      throw new DbMigrationError(m.name, label, (err as Error).message, { cause: err })
+      throw new DbMigrationError(m.name, label, (err as Error).message, err)
     }
     applied.push(m.version)
   }

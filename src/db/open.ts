@@ -3,7 +3,7 @@
 import { mkdirSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
 import Sqlite, { type Database } from 'better-sqlite3'
-import { DbNotADatabaseError, DbOpenError } from '../errors.ts'
+import { DbNotADatabaseError, DbOpenError } from '../contracts/errors.ts'
 import { applyMigrations, loadMigrations, type Migration } from './migrations.ts'
 
 export interface OpenOptions {
@@ -33,14 +33,14 @@ export function openDatabase(path: string, opts: OpenOptions = {}): OpenedDataba
     try {
       mkdirSync(dirname(resolve(path)), { recursive: true })
     } catch (err) {
-      throw new DbOpenError(path, `its folder cannot be created (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, { cause: err })
+      throw new DbOpenError(path, `its folder cannot be created (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, err)
     }
   }
   let db: Database
   try {
     db = new Sqlite(path)
   } catch (err) {
-    throw new DbOpenError(path, describeOpenFailure(err), { cause: err })
+    throw new DbOpenError(path, describeOpenFailure(err), err)
   }
   try {
     // The first statement reads the file header: this is where a file that is not a database shows itself.
@@ -54,8 +54,8 @@ export function openDatabase(path: string, opts: OpenOptions = {}): OpenedDataba
   } catch (err) {
     db.close()
     const code = (err as { code?: string }).code
-    if (code === 'SQLITE_NOTADB' || code === 'SQLITE_CORRUPT') throw new DbNotADatabaseError(path, { cause: err })
-    if (typeof code === 'string' && code.startsWith('SQLITE_')) throw new DbOpenError(path, describeOpenFailure(err), { cause: err })
+    if (code === 'SQLITE_NOTADB' || code === 'SQLITE_CORRUPT') throw new DbNotADatabaseError(path, err)
+    if (typeof code === 'string' && code.startsWith('SQLITE_')) throw new DbOpenError(path, describeOpenFailure(err), err)
     throw err
   }
 }

@@ -1,24 +1,10 @@
-// The connection-failure record: what the broker core emits, what the log stores, what the API returns.
+// The connection-failure record as the log stores it and the API returns it: the core's failure event
+// (src/contracts/failure.ts) with the log's own fields. Checked against that contract at compile time.
 import Type from 'typebox'
-
-export const FAILURE_REASONS = [
-  'connect_timeout',
-  'closed_before_connect',
-  'keepalive_timeout',
-  'connection_lost',
-  'protocol_error',
-  'connect_rejected',
-  'packet_too_large',
-  'websocket_error',
-  'taken_over',
-] as const
-export type FailureReason = (typeof FAILURE_REASONS)[number]
-
-export const FAILURE_PHASES = ['handshake', 'awaiting_connect', 'connected'] as const
-export type FailurePhase = (typeof FAILURE_PHASES)[number]
-
-/** Bytes kept of what a failed connection sent first (shown as a hex/ASCII dump). */
-export const FIRST_BYTES_MAX = 64
+import {
+  FAILURE_PHASES, FAILURE_REASONS, FIRST_BYTES_MAX, type FailureEvent, type FailureReason,
+} from '../contracts/failure.ts'
+import type { Assert, Same } from '../contracts/same.ts'
 
 /** `T` or null. */
 export const Nullable = <T extends Type.TSchema>(t: T) => Type.Union([t, Type.Null()])
@@ -49,12 +35,11 @@ export const FailureRecord = Type.Object({
 })
 export type FailureRecord = Type.Static<typeof FailureRecord>
 
-/** What the broker core emits; the log assigns id, foldedCount and lastFoldedAt. occurredAt is epoch milliseconds. */
-export type FailureEvent = Omit<FailureRecord, 'id' | 'occurredAt' | 'foldedCount' | 'lastFoldedAt'> & {
-  reason: FailureReason
-  phase: FailurePhase
-  occurredAt: number
-}
+/** A record is the core's event (occurredAt as an ISO string) with the id, foldedCount and lastFoldedAt the log assigns. */
+export type RecordIsTheEvent = Assert<Same<
+  Omit<FailureRecord, 'id' | 'occurredAt' | 'foldedCount' | 'lastFoldedAt'>,
+  Omit<FailureEvent, 'occurredAt'>
+>>
 
 // ---- what the failure log answers (src/failures/store.ts), and the API returns as is ----------------------------
 

@@ -9,11 +9,13 @@
 import { EventEmitter } from 'node:events'
 import { performance } from 'node:perf_hooks'
 import type Database from 'better-sqlite3'
-import {
-  FAILURE_REASONS, FIRST_BYTES_MAX, type FailureCounts, type FailureEvent, type FailureLogStats, type FailurePage,
-  type FailurePhase, type FailureReason, type FailureRecord, type LatencyHistogram, type LatencyWhatIf,
+import type {
+  FailureCounts, FailureLogStats, FailurePage, FailureRecord, LatencyHistogram, LatencyWhatIf,
 } from './schema.ts'
-import type { Logger } from '../mqtt/types.ts'
+import {
+  FAILURE_REASONS, FIRST_BYTES_MAX, type FailureEvent, type FailurePhase, type FailureReason,
+} from '../contracts/failure.ts'
+import type { Logger } from '../contracts/logger.ts'
 import { DEFAULT_SETTINGS } from '../settings/schema.ts'
 
 const DAY_MS = 86_400_000

@@ -2,9 +2,11 @@
 // Wills, and the one entry point for hot settings. Transport-agnostic: an adapter hands it a Transport per
 // connection and feeds the returned ConnectionInput; the broker plugin hands it settings and listens to its events.
 import { EventEmitter } from 'node:events'
-import type { SettingsSnapshot } from '../settings/schema.ts'
-import type { FailureEvent, FailureReason } from '../failures/schema.ts'
-import type { BrokerEvents, BrokerStats, ConnectionInput, ConnectionMeta, LiveConnection, Logger, Transport } from './types.ts'
+import type { SettingsSnapshot } from '../contracts/settings.ts'
+import type { FailureEvent, FailureReason } from '../contracts/failure.ts'
+import type { ConnectionInput, ConnectionMeta, LiveConnection, Transport } from '../contracts/connection.ts'
+import type { Logger } from '../contracts/logger.ts'
+import type { BrokerEvents, BrokerStats } from './types.ts'
 import { Session, queueMessage, type Will } from './session.ts'
 import { MemoryRouter, type Router, type Subscription } from './router.ts'
 import { MemoryRetainedStore, type RetainedStore } from './retained.ts'

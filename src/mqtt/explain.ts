@@ -1,6 +1,6 @@
 // Words for a human: what an operator can do about each kind of failure. Details (what happened) are written
 // where the failure is detected; the hints live here so that they read as one voice and name the settings.
-import type { SettingsValues } from '../settings/schema.ts'
+import type { SettingsValues } from '../contracts/settings.ts'
 
 export const hints = {
   connectTimeoutSilent: (s: SettingsValues) =>

@@ -2,8 +2,8 @@
 // the connect and keepalive deadlines, the outgoing byte buffer with backpressure, and the failure record of its end.
 // The packet handlers (./handlers/) act on it; the broker routes messages to it.
 import mqttPacket, { type Packet, type QoS } from 'mqtt-packet'
-import type { ConnectionInput, ConnectionMeta, Transport } from './types.ts'
-import { FIRST_BYTES_MAX, type FailureEvent, type FailureReason } from '../failures/schema.ts'
+import type { ConnectionInput, ConnectionMeta, Transport } from '../contracts/connection.ts'
+import { FIRST_BYTES_MAX, type FailureEvent, type FailureReason } from '../contracts/failure.ts'
 import type { Broker } from './broker.ts'
 import type { Message } from './message.ts'
 import type { Match } from './router.ts'

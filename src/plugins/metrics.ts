@@ -3,7 +3,7 @@
 // reason and connect latency come from the broker's events; the failure log reports its own counters.
 import fp from 'fastify-plugin'
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
-import { FAILURE_REASONS, type FailureEvent } from '../failures/schema.ts'
+import { FAILURE_REASONS, type FailureEvent } from '../contracts/failure.ts'
 import type { BrokerStats, ConnectedEvent } from '../mqtt/types.ts'
 
 declare module 'fastify' {

@@ -7,7 +7,7 @@ import fp from 'fastify-plugin'
 import websocket from '@fastify/websocket'
 import type { WebSocket } from 'ws'
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import type { ConnectionInput, ConnectionMeta, Transport } from '../mqtt/types.ts'
+import type { ConnectionInput, ConnectionMeta, Transport } from '../contracts/connection.ts'
 
 /** The subprotocols we speak, preferred first. [MQTT-6.0.0-3] a client offers "mqtt"; MQTT 3.1 clients "mqttv3.1". */
 export const MQTT_SUBPROTOCOLS: readonly string[] = ['mqtt', 'mqttv3.1']

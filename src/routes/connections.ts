@@ -2,10 +2,11 @@
 import type { FastifyInstance } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import Type from 'typebox'
-import { errorHandler } from '../errors.ts'
 import { Nullable } from '../failures/schema.ts'
+import type { LiveConnection } from '../contracts/connection.ts'
+import type { Assert, Same } from '../contracts/same.ts'
 
-/** Mirrors LiveConnection in src/mqtt/types.ts. */
+/** The live-connection view of src/contracts/connection.ts, checked against it below. */
 const LiveConnectionSchema = Type.Object({
   id: Type.Integer(),
   clientId: Type.String(),
@@ -24,6 +25,8 @@ const LiveConnectionSchema = Type.Object({
   subscriptions: Type.Integer(),
 })
 
+export type SchemaIsTheContract = Assert<Same<Type.Static<typeof LiveConnectionSchema>, LiveConnection>>
+
 const ConnectionsQuery = Type.Object(
   {
     clientId: Type.Optional(Type.String({ minLength: 1, maxLength: 256, description: 'client id prefix' })),
@@ -38,7 +41,6 @@ const ConnectionsPage = Type.Object({
 })
 
 export default async function connectionRoutes(app: FastifyInstance) {
-  app.setErrorHandler(errorHandler)
   app.withTypeProvider<TypeBoxTypeProvider>().get('/api/connections', {
     preHandler: app.requireAdmin,
     schema: {

@@ -6,10 +6,12 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { ServerResponse } from 'node:http'
 import Type from 'typebox'
 import {
-  DateTime, FAILURE_REASONS, FailureCounts, FailureLogStats, FailurePage, FailureRecord, LatencyHistogram, LatencyWhatIf,
+  DateTime, FailureCounts, FailureLogStats, FailurePage, FailureRecord, LatencyHistogram, LatencyWhatIf,
 } from '../failures/schema.ts'
+import { FAILURE_REASONS } from '../contracts/failure.ts'
 import type { FailureLog, FoldedUpdate } from '../failures/store.ts'
-import { errorHandler, invalidInput, NotFoundError, TooManyStreamsError } from '../errors.ts'
+import { TooManyStreamsError } from '../errors.ts'
+import { InvalidInputError, NotFoundError } from '../contracts/errors.ts'
 
 const ListQuery = Type.Object(
   {
@@ -75,7 +77,7 @@ export interface FailureRoutesOptions {
 const parseTime = (name: string, v: string | undefined): number | undefined => {
   if (v === undefined) return undefined
   const t = Date.parse(v)
-  if (Number.isNaN(t)) throw invalidInput([{ field: `querystring.${name}`, rule: 'format date-time', message: 'is not a date-time' }])
+  if (Number.isNaN(t)) throw new InvalidInputError([{ field: `querystring.${name}`, rule: 'format date-time', message: 'is not a date-time' }])
   return t
 }
 
@@ -83,7 +85,6 @@ export default async function failureRoutes(app: FastifyInstance, opts: FailureR
   const r = app.withTypeProvider<TypeBoxTypeProvider>()
   const log: FailureLog = app.failureLog
   const heartbeatMs = opts.heartbeatMs ?? 15_000
-  app.setErrorHandler(errorHandler)
   // preHandler, not onRequest: the stream route's own onRequest turns `?token=` into the header first
   app.addHook('preHandler', app.requireAdmin)
   app.addHook('onSend', async (_request, reply) => {
@@ -122,12 +123,12 @@ export default async function failureRoutes(app: FastifyInstance, opts: FailureR
     const until = parseTime('until', q.until) ?? Date.now()
     const since = parseTime('since', q.since) ?? until - DAY_MS
     if (since >= until) {
-      throw invalidInput([{ field: 'querystring.since', rule: 'before until', message: 'must be before until' }])
+      throw new InvalidInputError([{ field: 'querystring.since', rule: 'before until', message: 'must be before until' }])
     }
     const span = until - since
     const bucketSec = q.bucketSec ?? BUCKET_SIZES_SEC.find((s) => span / (s * 1000) <= 100) ?? 86400
     if (span / (bucketSec * 1000) > MAX_BUCKETS) {
-      throw invalidInput([{
+      throw new InvalidInputError([{
         field: 'querystring.bucketSec',
         rule: `at most ${MAX_BUCKETS} buckets`,
         message: `gives more than ${MAX_BUCKETS} buckets for this window; use a larger bucket or a shorter window`,

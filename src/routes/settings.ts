@@ -7,7 +7,8 @@ import { Compile } from 'typebox/compile'
 import { Value } from 'typebox/value'
 import { CROSS_FIELD_RULES, SETTING_KEYS, SettingsPatch, SettingsValues } from '../settings/schema.ts'
 import { COMMENT_MAX_LENGTH, HISTORY_DEFAULT_LIMIT, HISTORY_MAX_LIMIT, type SettingsVersion } from '../settings/store.ts'
-import { ErrorBody, fieldErrorsFromSchema, invalidInput } from '../errors.ts'
+import { ErrorBody } from '../errors.ts'
+import { fieldErrorsFromSchema, InvalidInputError } from '../contracts/errors.ts'
 
 // ---- schemas -----------------------------------------------------------------------------------------------------
 
@@ -72,7 +73,7 @@ const validatorCompiler: FastifySchemaCompiler<TSchema> = ({ schema, httpPart })
     // only bodies are typed JSON; query strings and headers arrive as text
     const value = httpPart === 'body' ? input : Value.Convert(schema, input)
     if (check.Check(value)) return { value }
-    return { error: invalidInput(fieldErrorsFromSchema(check.Errors(value), httpPart === 'body' ? bodyFieldName : (p) => p || String(httpPart))) }
+    return { error: new InvalidInputError(fieldErrorsFromSchema(check.Errors(value), httpPart === 'body' ? bodyFieldName : (p) => p || String(httpPart))) }
   }
 }
 
@@ -81,7 +82,7 @@ export function parseIfMatch(header: string | undefined): number[] | undefined {
   if (header === undefined || header.trim() === '*') return undefined
   const versions = header.split(',').map((tag) => /^\s*(?:W\/)?"?(\d{1,15})"?\s*$/.exec(tag)?.[1])
   if (versions.length === 0 || versions.some((v) => v === undefined)) {
-    throw invalidInput([{ field: 'If-Match', rule: 'an ETag like "3"', message: 'must be the ETag of a settings version, e.g. "3"' }])
+    throw new InvalidInputError([{ field: 'If-Match', rule: 'an ETag like "3"', message: 'must be the ETag of a settings version, e.g. "3"' }])
   }
   return versions.map(Number)
 }

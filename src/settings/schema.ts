@@ -2,6 +2,8 @@
 // The store, the REST routes, the OpenAPI document, the admin UI and the broker core all read it.
 import Type from 'typebox'
 import { Value } from 'typebox/value'
+import type { SettingsValues as SettingsValuesContract } from '../contracts/settings.ts'
+import type { Assert, Same } from '../contracts/same.ts'
 
 export const SettingsValues = Type.Object(
   {
@@ -54,6 +56,8 @@ export const SettingsValues = Type.Object(
   { additionalProperties: false },
 )
 export type SettingsValues = Type.Static<typeof SettingsValues>
+/** The values the core runs on (src/contracts/settings.ts) are exactly these. */
+export type SchemaIsTheContract = Assert<Same<SettingsValues, SettingsValuesContract>>
 export type SettingKey = keyof SettingsValues
 
 export const SETTING_KEYS = Object.keys(SettingsValues.properties) as SettingKey[]
@@ -63,12 +67,6 @@ export const SettingsPatch = Type.Partial(SettingsValues, { additionalProperties
 
 /** The built-in defaults, read from the schema's `default`s (so they are written once). */
 export const DEFAULT_SETTINGS: Readonly<SettingsValues> = Object.freeze(Value.Default(SettingsValues, {}) as SettingsValues)
-
-/** What the broker runs on: an immutable copy of one stored version. */
-export interface SettingsSnapshot {
-  readonly version: number
-  readonly values: Readonly<SettingsValues>
-}
 
 /** A rule between settings, checked on every change after each field's own range. */
 export interface CrossFieldRule {

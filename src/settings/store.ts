@@ -13,15 +13,16 @@ import {
   type SettingKey,
 } from './schema.ts'
 import {
+  DomainError,
   fieldErrorsFromSchema,
-  invalidInput,
+  InvalidInputError,
   SettingsCorruptError,
   StaleVersionError,
   StoreUnavailableError,
   VersionNotFoundError,
   type FieldError,
-} from '../errors.ts'
-import type { Logger } from '../mqtt/types.ts'
+} from '../contracts/errors.ts'
+import type { Logger } from '../contracts/logger.ts'
 
 /** One stored version, as GET /api/settings shows it. Frozen. */
 export interface SettingsVersion {
@@ -137,7 +138,6 @@ const sqliteCode = (err: unknown) => {
   return typeof e.code === 'string' ? `${e.code}: ${e.message}` : (e.message ?? String(err))
 }
 
-const isOurError = (err: unknown) => typeof (err as { statusCode?: unknown }).statusCode === 'number'
 
 export function createSettingsStore(db: Database, opts: { logger: Pick<Logger, 'info' | 'error'> }): SettingsStore {
   const log = opts.logger
@@ -181,14 +181,13 @@ export function createSettingsStore(db: Database, opts: { logger: Pick<Logger, '
     if (o.ifMatch !== undefined) {
       const allowed = typeof o.ifMatch === 'number' ? [o.ifMatch] : o.ifMatch
       if (!allowed.includes(newest.version)) {
-        throw Object.assign(new StaleVersionError(allowed.map((v) => `"${v}"`).join(', '), newest.version), {
-          fields: [{ field: 'If-Match', rule: `the current version ("${newest.version}")`, message: `version ${newest.version} is in force` }],
-        })
+        throw new StaleVersionError(allowed.map((v) => `"${v}"`).join(', '), newest.version,
+          [{ field: 'If-Match', rule: `the current version ("${newest.version}")`, message: `version ${newest.version} is in force` }])
       }
     }
     const next = (o.replace ? { ...values } : { ...newest.values, ...values }) as SettingsValues
     const broken = checkCrossFieldRules(next, Object.keys(values))
-    if (broken.length > 0) throw invalidInput(broken)
+    if (broken.length > 0) throw new InvalidInputError(broken)
     const row: Row = {
       version: newest.version + 1,
       values_json: serialize(next),
@@ -208,17 +207,17 @@ export function createSettingsStore(db: Database, opts: { logger: Pick<Logger, '
     } else if (comment !== null && comment.length > COMMENT_MAX_LENGTH) {
       problems.push({ field: 'comment', rule: `maxLength ${COMMENT_MAX_LENGTH}`, message: `must be at most ${COMMENT_MAX_LENGTH} characters` })
     }
-    if (problems.length > 0) throw invalidInput(problems)
+    if (problems.length > 0) throw new InvalidInputError(problems)
 
     const before = inForce
     let next: SettingsVersion
     try {
       next = write.immediate(values, o, comment)
     } catch (err) {
-      if (isOurError(err)) throw err
+      if (err instanceof DomainError) throw err
       // read-only file, disk full, locked by another program, closed: nothing was committed
       log.error({ err, version: before.version }, 'settings change not stored: the database could not be written')
-      throw new StoreUnavailableError(sqliteCode(err), before.version, { cause: err })
+      throw new StoreUnavailableError(sqliteCode(err), before.version, err)
     }
     inForce = next
     const changed = diffValues(before.values, next.values).map((c) => c.key)
@@ -248,9 +247,8 @@ export function createSettingsStore(db: Database, opts: { logger: Pick<Logger, '
     rollback(version, o) {
       const target = Number.isSafeInteger(version) ? get(version) : null
       if (target === null) {
-        throw Object.assign(new VersionNotFoundError(version, inForce.version), {
-          fields: [{ field: 'version', rule: `an existing version (1..${inForce.version})`, message: `version ${version} does not exist` }],
-        })
+        throw new VersionNotFoundError(version, inForce.version,
+          [{ field: 'version', rule: `an existing version (1..${inForce.version})`, message: `version ${version} does not exist` }])
       }
       return update({ ...target.values }, { ...o, replace: true, comment: o.comment ?? `rollback to version ${version}` })
     },

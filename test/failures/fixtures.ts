@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import v8 from 'node:v8'
 import vm from 'node:vm'
 import Database from 'better-sqlite3'
-import type { FailureEvent } from '../../src/failures/schema.ts'
+import type { FailureEvent } from '../../src/contracts/failure.ts'
 
 const MIGRATION = readFileSync(join(import.meta.dirname, '../../migrations/002-failures.sql'), 'utf8')
 

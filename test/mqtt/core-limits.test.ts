@@ -4,7 +4,7 @@
 import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import type { IConnackPacket, IDisconnectPacket, Packet } from 'mqtt-packet'
-import type { FailureEvent } from '../../src/failures/schema.ts'
+import type { FailureEvent } from '../../src/contracts/failure.ts'
 import { brokerKit, delay, RawClient, waitForFailure } from '../helpers.ts'
 
 type Connack = IConnackPacket & { returnCode?: number }

@@ -6,7 +6,7 @@ import type net from 'node:net'
 import type { IConnackPacket, Packet } from 'mqtt-packet'
 import { startServer, waitForFailure, RawClient, connectMqtt, type TestServer } from '../helpers.ts'
 import { rawUpgrade, clientFrame, closedAfter } from '../raw-websocket.ts'
-import type { FailurePhase, FailureReason } from '../../src/failures/schema.ts'
+import type { FailurePhase, FailureReason } from '../../src/contracts/failure.ts'
 
 const MAX_PACKET = 1024
 

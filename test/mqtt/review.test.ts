@@ -8,7 +8,8 @@ import { brokerKit, connectMqtt, RawClient, startServer, waitForFailure, type Br
 import { Broker } from '../../src/mqtt/broker.ts'
 import { MemoryRouter } from '../../src/mqtt/router.ts'
 import { DEFAULT_SETTINGS } from '../../src/settings/schema.ts'
-import type { Logger, Transport } from '../../src/mqtt/types.ts'
+import type { Logger } from '../../src/contracts/logger.ts'
+import type { Transport } from '../../src/contracts/connection.ts'
 
 // ---- hand-built MQTT 5 packets ----
 
@@ -326,7 +327,7 @@ test('a throw while a timer routes a Will (delayed, or after a keepalive timeout
   const noop = () => {}
   const logger: Logger = { debug: noop, info: noop, warn: noop, error: (_o, msg) => errors.push(msg ?? '') }
   const broker = new Broker({ settings: { version: 1, values: { ...DEFAULT_SETTINGS } }, logger, router: new FailingRouter() })
-  const transport = (): Transport => ({ write: () => true, end: noop, destroy: noop, bufferedAmount: 0 })
+  const transport = (): Transport => ({ write: () => true, end: noop, destroy: noop })
   const meta = { remoteAddress: null, remotePort: null, userAgent: null, origin: null, subprotocol: null, openedAt: Date.now() }
   const will = { topic: 'will/t', payload: Buffer.from('x'), qos: 0, retain: false }
 

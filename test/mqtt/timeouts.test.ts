@@ -4,7 +4,7 @@
 import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import type { Packet } from 'mqtt-packet'
-import type { FailureEvent } from '../../src/failures/schema.ts'
+import type { FailureEvent } from '../../src/contracts/failure.ts'
 import { brokerKit, delay, RawClient, waitForBrokerEvent, waitForFailure } from '../helpers.ts'
 
 /** Leeway for timers on a shared 2-core machine: early never, late by at most this much. */

@@ -4,7 +4,8 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import WebSocket from 'ws'
 import type { MqttClient } from 'mqtt'
-import type { FailureReason, FailureRecord } from '../../src/failures/schema.ts'
+import type { FailureReason } from '../../src/contracts/failure.ts'
+import type { FailureRecord } from '../../src/failures/schema.ts'
 import { connectMqtt, RawClient, startServer, waitForFailure, type TestServer } from '../helpers.ts'
 
 const UA = (reason: string) => `failures-test/${reason}`

@@ -4,7 +4,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import type { IConnackPacket } from 'mqtt-packet'
 import type { SettingsValues } from '../../src/settings/schema.ts'
-import type { FailureEvent } from '../../src/failures/schema.ts'
+import type { FailureEvent } from '../../src/contracts/failure.ts'
 import { failureEvent } from '../failures/fixtures.ts'
 import { connectMqtt, delay, RawClient, startServer, waitForFailure, type TestServer } from '../helpers.ts'
 

@@ -8,6 +8,7 @@ import { openDatabase } from '../../src/db/open.ts'
 import { createSettingsStore, type SettingsVersion } from '../../src/settings/store.ts'
 import { DEFAULT_SETTINGS, SETTING_KEYS, type SettingsValues } from '../../src/settings/schema.ts'
 import { tempDir } from '../helpers.ts'
+import { httpStatusOf } from '../../src/errors.ts'
 
 interface LogLine { level: 'info' | 'error'; obj: Record<string, unknown>; msg?: string }
 
@@ -27,7 +28,7 @@ const rowCount = (db: Sqlite.Database) => db.prepare('SELECT count(*) FROM setti
 
 type Coded = Error & { statusCode?: number; code?: string; fields?: Array<{ field: string; rule: string }> }
 const coded = (statusCode: number, code: string, fields?: Array<[string, string]>) => (err: Coded) => {
-  assert.equal(err.statusCode, statusCode, err.message)
+  assert.equal(httpStatusOf(err), statusCode, err.message)
   assert.equal(err.code, code)
   if (fields) assert.deepEqual(err.fields?.map((f) => [f.field, f.rule]), fields)
   return true
@@ -262,7 +263,7 @@ test('database locked by another program: 503, nothing stored, nothing emitted; 
   t.after(() => other.close())
   other.exec('BEGIN EXCLUSIVE')
   assert.throws(() => store.update({ connectTimeoutMs: 777 }, { actor: 'a' }), (err: Coded) => {
-    assert.equal(err.statusCode, 503)
+    assert.equal(httpStatusOf(err), 503)
     assert.equal(err.code, 'STORE_UNAVAILABLE')
     assert.match(err.message, /could not be written \(SQLITE_BUSY: database is locked\); nothing was changed, the broker keeps running on version 1/)
     return true
@@ -290,7 +291,7 @@ test('disk full (SQLite page limit reached): 503 and the last good version stays
     }
   }
   assert.ok(failure, 'the page limit was reached')
-  assert.equal(failure.statusCode, 503)
+  assert.equal(httpStatusOf(failure), 503)
   assert.match(failure.message, /SQLITE_FULL/)
   assert.equal(store.current(), lastGood)
   assert.equal(rowCount(db), lastGood.version)

@@ -1,0 +1,61 @@
+// What crosses between a transport adapter and the broker core for one connection, and the live-connection view
+// the admin API shows. The core is written against these; adapters (WebSocket today) implement Transport.
+
+/** What the core needs of a connection's byte transport (a WebSocket, a TCP socket, any duplex stream). */
+export interface Transport {
+  /** Send bytes; returns false when the transport's buffer is over its high-water mark. */
+  write(data: Buffer): boolean
+  /** Close after flushing what was written. */
+  end(): void
+  /** Close now. */
+  destroy(): void
+}
+
+/** Facts about the peer known before any MQTT byte, from the transport's handshake. */
+export interface ConnectionMeta {
+  remoteAddress: string | null
+  remotePort: number | null
+  userAgent: string | null
+  origin: string | null
+  subprotocol: string | null
+  /** epoch ms when the socket was accepted (connectTimeoutMs runs from here) */
+  openedAt: number
+}
+
+/** What the transport adapter calls on the core for one connection. */
+export interface ConnectionInput {
+  /** Bytes from the peer: any split, any number of packets per chunk. */
+  push(chunk: Buffer): void
+  /** The peer sent a WebSocket text frame (a protocol error for MQTT). */
+  textFrame(): void
+  /** The transport closed (by the peer, or after the core asked). */
+  closed(detail?: string): void
+  /** A transport-level error (e.g. an invalid WebSocket frame). */
+  error(err: Error): void
+  /** The transport refused a message over `limit` bytes before buffering it (a WebSocket message too large). */
+  messageTooLarge(limit: number): void
+  /** The transport can take more writes again (for backpressure). */
+  drained(): void
+}
+
+/** One live client, as `GET /api/connections` shows it. */
+export interface LiveConnection {
+  id: number
+  clientId: string
+  username: string | null
+  remoteAddress: string | null
+  remotePort: number | null
+  userAgent: string | null
+  protocolVersion: number
+  /** keepalive in force after server policy, seconds (0 = none) */
+  keepaliveSec: number
+  /** the client's own request, seconds */
+  requestedKeepaliveSec: number
+  /** ms of silence after which the connection is dropped (null = never) */
+  keepaliveTimeoutMs: number | null
+  connectedAt: string
+  lastPacketAt: string
+  packetsReceived: number
+  packetsSent: number
+  subscriptions: number
+}

@@ -1,0 +1,51 @@
+// The connection-failure event: what the broker core emits and the failure log stores. The log's TypeBox schema
+// (src/failures/schema.ts) is checked against these types at compile time.
+
+export const FAILURE_REASONS = [
+  'connect_timeout',
+  'closed_before_connect',
+  'keepalive_timeout',
+  'connection_lost',
+  'protocol_error',
+  'connect_rejected',
+  'packet_too_large',
+  'websocket_error',
+  'taken_over',
+] as const
+export type FailureReason = (typeof FAILURE_REASONS)[number]
+
+export const FAILURE_PHASES = ['handshake', 'awaiting_connect', 'connected'] as const
+export type FailurePhase = (typeof FAILURE_PHASES)[number]
+
+/** Bytes kept of what a failed connection sent first (shown as a hex/ASCII dump). */
+export const FIRST_BYTES_MAX = 64
+
+/** Client-controlled header values (user agent, origin, subprotocols) are kept to at most this many characters. */
+export const MAX_HEADER_CHARS = 512
+
+/** One failed connection, as the core emits it. `occurredAt` is epoch milliseconds. */
+export interface FailureEvent {
+  occurredAt: number
+  reason: FailureReason
+  phase: FailurePhase
+  clientId: string | null
+  username: string | null
+  protocolVersion: number | null
+  keepaliveSec: number | null
+  remoteAddress: string | null
+  remotePort: number | null
+  userAgent: string | null
+  origin: string | null
+  subprotocol: string | null
+  /** since the socket opened */
+  durationMs: number
+  bytesReceived: number
+  packetsReceived: number
+  /** at most FIRST_BYTES_MAX bytes, hex */
+  firstBytesHex: string
+  /** what happened, in words */
+  detail: string
+  /** what an operator can do */
+  hint: string
+  settingsVersion: number
+}

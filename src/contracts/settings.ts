@@ -1,0 +1,20 @@
+// The hot settings as the broker core and the stores run on them. The settings schema (src/settings/schema.ts) is
+// the source of their defaults, ranges and documentation, and is checked against this type at compile time.
+
+export interface SettingsValues {
+  connectTimeoutMs: number
+  keepaliveMultiplier: number
+  maxKeepaliveSec: number
+  serverKeepaliveSec: number | null
+  allowZeroKeepalive: boolean
+  maxPacketSize: number
+  maxConnections: number
+  failureLogMaxRows: number
+  failureLogMaxAgeDays: number
+}
+
+/** What the broker runs on: an immutable copy of one stored version. */
+export interface SettingsSnapshot {
+  readonly version: number
+  readonly values: Readonly<SettingsValues>
+}
