@@ -1,4 +1,4 @@
-// The broker: the registry of connections and client sessions, routing of published messages, retained messages,
+// The broker: the registry of connections and MQTT sessions, routing of published messages, retained messages,
 // Wills, and the one entry point for hot settings. Transport-agnostic: an adapter hands it a Transport per
 // connection and feeds the returned ConnectionInput; the broker plugin hands it settings and listens to its events.
 import { EventEmitter } from 'node:events'
@@ -7,11 +7,13 @@ import type { FailureEvent, FailureReason } from '../contracts/failure.ts'
 import type { ConnectionInput, ConnectionMeta, LiveConnection, Transport } from '../contracts/connection.ts'
 import type { Logger } from '../contracts/logger.ts'
 import type { BrokerEvents, BrokerStats } from './types.ts'
-import { Session, queueMessage, type Will } from './session.ts'
+import { Connection } from './connection.ts'
+import { deliver, queueMessage } from './delivery.ts'
+import { failureEvent } from './failure-event.ts'
 import { MemoryRouter, type Router, type Subscription } from './router.ts'
 import { MemoryRetainedStore, type RetainedStore } from './retained.ts'
-import { MemorySessionStore, NEVER_EXPIRES, newSessionState, type SessionState, type SessionStore } from './session-store.ts'
-import { expiryFrom, ownPayload, type Message } from './message.ts'
+import { MemorySessionStore, NEVER_EXPIRES, newSession, type Session, type SessionStore } from './session.ts'
+import { expiryFrom, ownPayload, type Message, type Will } from './message.ts'
 import { Fanout } from './outgoing.ts'
 
 export interface BrokerOptions {
@@ -28,7 +30,7 @@ export interface BrokerOptions {
 const WARN_REASONS: ReadonlySet<FailureReason> = new Set(['protocol_error', 'packet_too_large', 'connect_rejected', 'websocket_error'])
 
 /**
- * The counters the sessions bump, and the gauges read from the sets and stores they count, so that they cannot
+ * The counters the connections bump, and the gauges read from the sets and stores they count, so that they cannot
  * drift from them (expired retained messages leave the store when a subscribe finds them: a copied count missed that).
  * A class, not an object literal with getters: such a literal is a dictionary-mode object, slow for the counters
  * bumped per packet.
@@ -80,14 +82,15 @@ export class Broker extends EventEmitter<BrokerEvents> {
   readonly stats: BrokerStats
 
   /** every open connection, connected or not */
-  readonly #open = new Set<Session>()
+  readonly #open = new Set<Connection>()
   /** connected clients by client id */
-  readonly #clients = new Map<string, Session>()
+  readonly #clients = new Map<string, Connection>()
   /** Wills waiting for their delay [MQTT-3.1.3-9] */
   readonly #delayedWills = new Map<string, { timer: NodeJS.Timeout; will: Will }>()
   /** sessions waiting for their expiry after their connection ended */
   readonly #expiries = new Map<string, NodeJS.Timeout>()
-  #dirty: Session[] = []
+  /** connections with output waiting for the next flush */
+  #dirty: Connection[] = []
   #flushScheduled = false
   #closing = false
 
@@ -103,74 +106,65 @@ export class Broker extends EventEmitter<BrokerEvents> {
 
   // ---- The outer contract ----
 
-  /** The one entry point for hot settings, with the scopes DESIGN.md gives. */
+  /** The one entry point for hot settings, with the scopes the README's settings table gives. */
   applySettings(next: SettingsSnapshot): void {
     const prev = this.settings.values
     this.settings = next
     const v = next.values
     if (v.connectTimeoutMs !== prev.connectTimeoutMs) {
       // connections still waiting for CONNECT: deadline re-computed from their open time (past = closed now)
-      for (const s of this.#open) s.setConnectTimeout(v.connectTimeoutMs)
+      for (const c of this.#open) c.setConnectTimeout(v.connectTimeoutMs)
     }
     if (v.keepaliveMultiplier !== prev.keepaliveMultiplier) {
-      for (const s of this.#clients.values()) s.setKeepaliveMultiplier(v.keepaliveMultiplier)
+      for (const c of this.#clients.values()) c.setKeepaliveMultiplier(v.keepaliveMultiplier)
     }
     this.#emitSafely('settingsApplied', next)
   }
 
   /** A new transport connection; the adapter feeds the returned input. */
   handleConnection(transport: Transport, meta: ConnectionMeta): ConnectionInput {
-    const session = new Session(this, transport, meta)
-    this.#open.add(session)
-    if (this.#closing) session.shutdown()
-    return session
+    const connection = new Connection(this, transport, meta)
+    this.#open.add(connection)
+    if (this.#closing) connection.shutdown()
+    return connection
   }
 
   /** An upgrade the adapter refused (wrong path, bad subprotocol): a `websocket_error` in phase `handshake`. */
   reportHandshakeFailure(meta: ConnectionMeta, detail: string, hint: string): void {
-    const now = Date.now()
-    this.reportFailure({
-      occurredAt: now,
+    this.reportFailure(failureEvent(meta, this.settings.version, {
       reason: 'websocket_error',
       phase: 'handshake',
       clientId: null,
       username: null,
       protocolVersion: null,
       keepaliveSec: null,
-      remoteAddress: meta.remoteAddress,
-      remotePort: meta.remotePort,
-      userAgent: meta.userAgent,
-      origin: meta.origin,
-      subprotocol: meta.subprotocol,
-      durationMs: now - meta.openedAt,
       bytesReceived: 0,
       packetsReceived: 0,
       firstBytesHex: '',
       detail,
       hint,
-      settingsVersion: this.settings.version,
-    })
+    }))
   }
 
   connections(): LiveConnection[] {
     const out: LiveConnection[] = []
-    for (const s of this.#clients.values()) {
+    for (const c of this.#clients.values()) {
       out.push({
-        id: s.id,
-        clientId: s.clientId!,
-        username: s.username,
-        remoteAddress: s.meta.remoteAddress,
-        remotePort: s.meta.remotePort,
-        userAgent: s.meta.userAgent,
-        protocolVersion: s.protocolVersion,
-        keepaliveSec: s.keepaliveSec,
-        requestedKeepaliveSec: s.requestedKeepaliveSec ?? 0,
-        keepaliveTimeoutMs: s.keepaliveTimeoutMs,
-        connectedAt: new Date(s.connectedAt).toISOString(),
-        lastPacketAt: new Date(s.lastPacketAt).toISOString(),
-        packetsReceived: s.packetsReceived,
-        packetsSent: s.packetsSent,
-        subscriptions: s.state?.subscriptions.size ?? 0,
+        id: c.id,
+        clientId: c.clientId!,
+        username: c.username,
+        remoteAddress: c.meta.remoteAddress,
+        remotePort: c.meta.remotePort,
+        userAgent: c.meta.userAgent,
+        protocolVersion: c.protocolVersion,
+        keepaliveSec: c.keepaliveSec,
+        requestedKeepaliveSec: c.requestedKeepaliveSec ?? 0,
+        keepaliveTimeoutMs: c.keepaliveTimeoutMs,
+        connectedAt: new Date(c.connectedAt).toISOString(),
+        lastPacketAt: new Date(c.lastPacketAt).toISOString(),
+        packetsReceived: c.packetsReceived,
+        packetsSent: c.packetsSent,
+        subscriptions: c.session?.subscriptions.size ?? 0,
       })
     }
     return out
@@ -179,7 +173,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
   /** Graceful: v5 clients get DISCONNECT 0x8B, the rest are closed; no failures, no Wills. */
   async close(): Promise<void> {
     this.#closing = true
-    for (const s of [...this.#open]) s.shutdown()
+    for (const c of [...this.#open]) c.shutdown()
     for (const d of this.#delayedWills.values()) clearTimeout(d.timer)
     this.#delayedWills.clear()
     for (const t of this.#expiries.values()) clearTimeout(t)
@@ -187,10 +181,10 @@ export class Broker extends EventEmitter<BrokerEvents> {
     this.#flushAll()
   }
 
-  // ---- Used by sessions and handlers ----
+  // ---- Used by connections and handlers ----
 
-  /** The connected session of `clientId`, if any. */
-  clientSession(clientId: string): Session | undefined {
+  /** The live connection of `clientId`, if any. */
+  clientConnection(clientId: string): Connection | undefined {
     return this.#clients.get(clientId)
   }
 
@@ -198,31 +192,31 @@ export class Broker extends EventEmitter<BrokerEvents> {
     return this.#clients.size
   }
 
-  /** Register a session that has just been accepted (after a take-over, if any). */
-  register(session: Session): void {
-    this.#clients.set(session.clientId!, session)
+  /** Register a connection that has just been accepted (after a take-over, if any). */
+  register(c: Connection): void {
+    this.#clients.set(c.clientId!, c)
     this.stats.connectsTotal++
   }
 
   /** Emitted once the CONNACK is queued. */
-  announceConnected(session: Session, sessionPresent: boolean): void {
-    this.logger?.debug({ clientId: session.clientId, protocolVersion: session.protocolVersion,
-      keepaliveSec: session.keepaliveSec, remoteAddress: session.meta.remoteAddress, sessionPresent }, 'client connected')
+  announceConnected(c: Connection, sessionPresent: boolean): void {
+    this.logger?.debug({ clientId: c.clientId, protocolVersion: c.protocolVersion,
+      keepaliveSec: c.keepaliveSec, remoteAddress: c.meta.remoteAddress, sessionPresent }, 'client connected')
     this.#emitSafely('connected', {
-      clientId: session.clientId!,
-      protocolVersion: session.protocolVersion,
-      keepaliveSec: session.keepaliveSec,
-      remoteAddress: session.meta.remoteAddress,
-      connectLatencyMs: session.connectedAt - session.meta.openedAt,
+      clientId: c.clientId!,
+      protocolVersion: c.protocolVersion,
+      keepaliveSec: c.keepaliveSec,
+      remoteAddress: c.meta.remoteAddress,
+      connectLatencyMs: c.connectedAt - c.meta.openedAt,
       sessionPresent,
     })
   }
 
   /**
-   * The session state for a CONNECT: a new connection for a client id cancels its delayed Will and its pending
+   * The MQTT session for a CONNECT: a new connection for a client id cancels its delayed Will and its pending
    * expiry; clean start discards the old state [MQTT-3.1.2-4]; otherwise it is resumed [MQTT-3.1.2-5].
    */
-  openSession(clientId: string, cleanStart: boolean, expiryIntervalSec: number): { state: SessionState; present: boolean } {
+  openSession(clientId: string, cleanStart: boolean, expiryIntervalSec: number): { session: Session; present: boolean } {
     // clean start ends the old session, and a session's end sends its pending Will [MQTT-3.1.3-9]
     this.#cancelDelayedWill(clientId, cleanStart)
     const expiry = this.#expiries.get(clientId)
@@ -230,18 +224,18 @@ export class Broker extends EventEmitter<BrokerEvents> {
       clearTimeout(expiry)
       this.#expiries.delete(clientId)
     }
-    let state = this.sessions.get(clientId)
-    if (state !== undefined && cleanStart) {
-      this.#endSession(state)
-      state = undefined
+    let session = this.sessions.get(clientId)
+    if (session !== undefined && cleanStart) {
+      this.#endSession(session)
+      session = undefined
     }
-    if (state !== undefined) {
-      state.expiryIntervalSec = expiryIntervalSec
-      return { state, present: true }
+    if (session !== undefined) {
+      session.expiryIntervalSec = expiryIntervalSec
+      return { session, present: true }
     }
-    state = newSessionState(clientId, expiryIntervalSec)
-    this.sessions.set(state)
-    return { state, present: false }
+    session = newSession(clientId, expiryIntervalSec)
+    this.sessions.set(session)
+    return { session, present: false }
   }
 
   /** Route a message to every matching subscription; retained ones update the retained store first. */
@@ -258,14 +252,14 @@ export class Broker extends EventEmitter<BrokerEvents> {
     for (let i = 0; i < matches.length; i++) {
       const m = matches[i]
       if (m.noLocal && m.clientId === msg.from) continue // [MQTT-3.8.3-3] No Local
-      const session = this.#clients.get(m.clientId)
-      if (session !== undefined) {
-        session.deliver(fan, m, false)
+      const connection = this.#clients.get(m.clientId)
+      if (connection !== undefined) {
+        deliver(connection, fan, m, false)
       } else if (msg.qos > 0 && m.qos > 0) {
         // an offline persistent session queues QoS 1/2 (bounded) [MQTT-3.1.2-5]
-        const state = this.sessions.get(m.clientId)
-        if (state !== undefined) {
-          queueMessage(this, state, {
+        const session = this.sessions.get(m.clientId)
+        if (session !== undefined) {
+          queueMessage(this.stats, session, {
             message: msg, qos: msg.qos < m.qos ? msg.qos : m.qos, retain: m.retainAsPublished && msg.retain,
             subscriptionIds: m.subscriptionIds,
           })
@@ -275,20 +269,20 @@ export class Broker extends EventEmitter<BrokerEvents> {
   }
 
   /** Add or replace a subscription of a session; returns whether it is new. */
-  subscribe(state: SessionState, sub: Subscription): boolean {
-    state.subscriptions.set(sub.filter, sub)
+  subscribe(session: Session, sub: Subscription): boolean {
+    session.subscriptions.set(sub.filter, sub)
     return this.router.add(sub)
   }
 
-  unsubscribe(state: SessionState, filter: string): boolean {
-    const had = state.subscriptions.delete(filter)
-    this.router.remove(state.clientId, filter)
+  unsubscribe(session: Session, filter: string): boolean {
+    const had = session.subscriptions.delete(filter)
+    this.router.remove(session.clientId, filter)
     return had
   }
 
-  /** Queue a session's bytes for the next flush (after the current I/O callbacks, so writes coalesce). */
-  scheduleFlush(session: Session): void {
-    this.#dirty.push(session)
+  /** Flush a connection's outbox after the current I/O callbacks, so that its writes of one turn coalesce. */
+  scheduleFlush(c: Connection): void {
+    this.#dirty.push(c)
     if (!this.#flushScheduled) {
       this.#flushScheduled = true
       setImmediate(this.#flushAll)
@@ -302,7 +296,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     for (let i = 0; i < dirty.length; i++) {
       // (setImmediate has no caller to catch for it; one failing transport must not end the process)
       try {
-        dirty[i].flush()
+        dirty[i].outbox.flush()
       } catch (err) {
         this.logger?.error({ err, clientId: dirty[i].clientId }, 'writing to a connection failed: closing it')
         dirty[i].transport.destroy()
@@ -320,16 +314,16 @@ export class Broker extends EventEmitter<BrokerEvents> {
   }
 
   /** A connection ended: unregister, Will, session expiry, `disconnected`. */
-  detach(session: Session, wasConnected: boolean, how: 'disconnect' | 'failure' | 'shutdown', publishWill: boolean): void {
-    this.#open.delete(session)
+  detach(c: Connection, wasConnected: boolean, how: 'disconnect' | 'failure' | 'shutdown', publishWill: boolean): void {
+    this.#open.delete(c)
     if (!wasConnected) return
-    const clientId = session.clientId!
-    if (this.#clients.get(clientId) === session) this.#clients.delete(clientId)
-    const state = session.state!
-    if (publishWill && session.will !== null && !this.#closing) this.#scheduleWill(clientId, session.will, state.expiryIntervalSec)
-    if (this.sessions.get(clientId) === state) {
-      if (state.expiryIntervalSec === 0) this.#endSession(state)
-      else if (state.expiryIntervalSec !== NEVER_EXPIRES && !this.#closing) this.#scheduleExpiry(state)
+    const clientId = c.clientId!
+    if (this.#clients.get(clientId) === c) this.#clients.delete(clientId)
+    const session = c.session!
+    if (publishWill && c.will !== null && !this.#closing) this.#scheduleWill(clientId, c.will, session.expiryIntervalSec)
+    if (this.sessions.get(clientId) === session) {
+      if (session.expiryIntervalSec === 0) this.#endSession(session)
+      else if (session.expiryIntervalSec !== NEVER_EXPIRES && !this.#closing) this.#scheduleExpiry(session)
     }
     this.#emitSafely('disconnected', { clientId, how })
   }
@@ -390,23 +384,23 @@ export class Broker extends EventEmitter<BrokerEvents> {
     }
   }
 
-  #scheduleExpiry(state: SessionState, dueAt: number = Date.now() + state.expiryIntervalSec * 1000): void {
-    const clientId = state.clientId
+  #scheduleExpiry(session: Session, dueAt: number = Date.now() + session.expiryIntervalSec * 1000): void {
+    const clientId = session.clientId
     const timer = setTimeout(() => {
       this.#expiries.delete(clientId)
-      if (this.#clients.has(clientId) || this.sessions.get(clientId) !== state) return
+      if (this.#clients.has(clientId) || this.sessions.get(clientId) !== session) return
       // setTimeout holds at most ~24.8 days: longer expiries are re-armed
-      if (Date.now() < dueAt) return this.#scheduleExpiry(state, dueAt)
-      this.#endSession(state)
+      if (Date.now() < dueAt) return this.#scheduleExpiry(session, dueAt)
+      this.#endSession(session)
     }, Math.min(Math.max(dueAt - Date.now(), 0), 2 ** 31 - 1))
     timer.unref()
     this.#expiries.set(clientId, timer)
   }
 
   /** The session is over: its subscriptions leave the router and its state is dropped. */
-  #endSession(state: SessionState): void {
-    for (const filter of state.subscriptions.keys()) this.router.remove(state.clientId, filter)
-    state.subscriptions.clear()
-    if (this.sessions.get(state.clientId) === state) this.sessions.delete(state.clientId)
+  #endSession(session: Session): void {
+    for (const filter of session.subscriptions.keys()) this.router.remove(session.clientId, filter)
+    session.subscriptions.clear()
+    if (this.sessions.get(session.clientId) === session) this.sessions.delete(session.clientId)
   }
 }

@@ -25,6 +25,19 @@ export interface Message {
   from: string | null
 }
 
+/** The Will of a connection, published when it ends without a normal DISCONNECT [MQTT-3.1.2-8]. */
+export interface Will {
+  topic: string
+  payload: Buffer
+  qos: QoS
+  retain: boolean
+  properties: ForwardedProperties | null
+  /** v5 Message Expiry Interval of the Will, seconds (undefined = none) */
+  expirySec: number | undefined
+  /** v5 Will Delay Interval, seconds */
+  delaySec: number
+}
+
 type PublishProperties = NonNullable<IPublishPacket['properties']>
 
 /** The forwardable subset of a PUBLISH's (or a Will's) properties; null when there is none. */

@@ -8,6 +8,7 @@
 // with properties, goes through generate(). test/mqtt/core-encoding.test.ts checks both give the same bytes.
 import mqttPacket, { type IPublishPacket, type QoS } from 'mqtt-packet'
 import type { Message } from './message.ts'
+import { varIntLength, writeVarInt } from './wire.ts'
 
 const { generate } = mqttPacket
 
@@ -49,7 +50,8 @@ export function encodePublish(msg: Message, f: PublishFields, protocolVersion: n
 }
 
 const V5 = { protocolVersion: 5 }
-const NO_IDS: number[] = []
+/** The subscription identifiers of a subscription that has none (shared, never written to). */
+export const NO_IDS: number[] = []
 
 /** One published message on its way to its subscribers: caches the shared QoS 0 encodings. */
 export class Fanout {
@@ -80,21 +82,6 @@ export class Fanout {
     return encodePublish(this.message, { qos: 0, retain, packetId: 0, dup: false, subscriptionIds: NO_IDS },
       protocolVersion, this.now)
   }
-}
-
-/** Bytes of a Remaining Length as a Variable Byte Integer. */
-function varIntLength(n: number): number {
-  return n < 128 ? 1 : n < 16384 ? 2 : n < 2097152 ? 3 : 4
-}
-
-function writeVarInt(buf: Buffer, at: number, n: number): number {
-  do {
-    let byte = n % 128
-    n = Math.floor(n / 128)
-    if (n > 0) byte |= 0x80
-    buf[at++] = byte
-  } while (n > 0)
-  return at
 }
 
 /** A PUBLISH without properties (MQTT 3.x, or MQTT 5 with an empty property list) in one exact-size Buffer. */

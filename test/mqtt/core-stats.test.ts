@@ -3,7 +3,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { Broker } from '../../src/mqtt/broker.ts'
-import { newSessionState } from '../../src/mqtt/session-store.ts'
+import { newSession } from '../../src/mqtt/session.ts'
 import { DEFAULT_SETTINGS } from '../../src/settings/schema.ts'
 
 test('retained and subscription gauges follow their stores', async (t) => {
@@ -18,7 +18,7 @@ test('retained and subscription gauges follow their stores', async (t) => {
   assert.deepEqual(broker.retained.match('#', Date.now()).map((m) => m.topic), ['kept'])
   assert.equal(broker.stats.retainedMessages, 1)
 
-  const state = newSessionState('c', 0)
+  const state = newSession('c', 0)
   const sub = { clientId: 'c', filter: 'a/#', qos: 0 as const, noLocal: false, retainAsPublished: false,
     retainHandling: 0, subscriptionIds: [] }
   assert.ok(broker.subscribe(state, sub))

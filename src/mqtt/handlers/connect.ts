@@ -2,8 +2,9 @@
 // connection (CONNACK with a code, or a protocol error).
 import { randomBytes } from 'node:crypto'
 import type { IConnackPacket, IConnectPacket, QoS } from 'mqtt-packet'
-import type { Session } from '../session.ts'
-import { NEVER_EXPIRES } from '../session-store.ts'
+import type { Connection } from '../connection.ts'
+import { NEVER_EXPIRES } from '../session.ts'
+import { resendInflight } from '../delivery.ts'
 import { forwardedProperties, propertyProblem } from '../message.ts'
 import { isValidTopicName } from '../topics.ts'
 import { hints } from '../explain.ts'
@@ -20,71 +21,71 @@ interface KeepalivePolicy {
   tell: boolean
 }
 
-export function handleConnect(s: Session, p: IConnectPacket): void {
-  readIdentity(s, p)
-  const assignedId = validate(s, p)
+export function handleConnect(c: Connection, p: IConnectPacket): void {
+  readIdentity(c, p)
+  const assignedId = validate(c, p)
   if (assignedId === false) return
-  const keepalive = keepalivePolicy(s)
+  const keepalive = keepalivePolicy(c)
   if (keepalive === null) return
-  if (!checkCapacity(s)) return
-  readClientLimits(s, p)
-  takeOver(s)
-  const sessionPresent = restoreSession(s, p)
-  s.becomeConnected(keepalive.keepaliveSec)
-  s.broker.register(s)
-  connack(s, sessionPresent, keepalive, assignedId)
-  s.broker.announceConnected(s, sessionPresent)
-  s.resendInflight() // a resumed session: unacknowledged messages again, then what was queued while offline
+  if (!checkCapacity(c)) return
+  readClientLimits(c, p)
+  takeOver(c)
+  const sessionPresent = restoreSession(c, p)
+  c.becomeConnected(keepalive.keepaliveSec)
+  c.broker.register(c)
+  connack(c, sessionPresent, keepalive, assignedId)
+  c.broker.announceConnected(c, sessionPresent)
+  resendInflight(c) // a resumed session: unacknowledged messages again, then what was queued while offline
 }
 
-function readIdentity(s: Session, p: IConnectPacket): void {
-  s.protocolVersion = p.protocolVersion ?? 4
-  s.clientId = p.clientId
-  s.username = p.username ?? null
-  s.requestedKeepaliveSec = p.keepalive ?? 0
+function readIdentity(c: Connection, p: IConnectPacket): void {
+  c.protocolVersion = p.protocolVersion ?? 4
+  c.clientId = p.clientId
+  c.username = p.username ?? null
+  c.requestedKeepaliveSec = p.keepalive ?? 0
 }
 
 /** Returns the assigned client id ('' when the client chose one), or false when the CONNECT was refused. */
-function validate(s: Session, p: IConnectPacket): string | false {
-  const v = s.protocolVersion
+function validate(c: Connection, p: IConnectPacket): string | false {
+  const v = c.protocolVersion
   if (v === 5 && p.properties?.authenticationMethod !== undefined) {
-    s.reject(V3.notAuthorized, RC.badAuthenticationMethod,
+    c.reject(V3.notAuthorized, RC.badAuthenticationMethod,
       `the client asked for enhanced authentication "${p.properties.authenticationMethod}", which is not offered`,
       hints.authentication)
     return false
   }
   if (v !== 5 && p.password !== undefined && p.username === undefined) {
     // [MQTT-3.1.2-22] no password without a user name (3.1.1)
-    s.protocolError('CONNECT with a password but no user name')
+    c.protocolError('CONNECT with a password but no user name')
     return false
   }
   if (v === 5 && p.properties !== undefined) {
     // a repeated Receive Maximum became NaN: no bound on messages in flight, then an endless packet id search
     const bad = propertyProblem(p.properties as Record<string, unknown>, CONNECT_NUMBERS)
     if (bad !== null) {
-      s.protocolError(`CONNECT with ${bad.detail}`, bad.code)
+      c.protocolError(`CONNECT with ${bad.detail}`, bad.code)
       return false
     }
   }
   if (v === 5 && (p.properties?.receiveMaximum === 0 || p.properties?.maximumPacketSize === 0)) {
-    s.protocolError('CONNECT with a Receive Maximum or Maximum Packet Size of 0')
+    c.protocolError('CONNECT with a Receive Maximum or Maximum Packet Size of 0')
     return false
   }
   if (v === 5 && p.will?.properties !== undefined) {
     // a Will's properties are forwarded like a PUBLISH's; unreadable ones threw in the Will Delay timer
     const bad = propertyProblem(p.will.properties as Record<string, unknown>, WILL_NUMBERS)
     if (bad !== null) {
-      s.protocolError(`CONNECT with a Will carrying ${bad.detail}`, bad.code)
+      c.protocolError(`CONNECT with a Will carrying ${bad.detail}`, bad.code)
       return false
     }
   }
   if (p.will !== undefined) {
     if ((p.will.qos ?? 0) > 2) {
-      s.protocolError('CONNECT with Will QoS 3') // [MQTT-3.1.2-14]
+      c.protocolError('CONNECT with Will QoS 3') // [MQTT-3.1.2-14]
       return false
     }
     if (!isValidTopicName(p.will.topic)) {
-      s.protocolError(`CONNECT with an invalid Will topic "${p.will.topic.slice(0, 100)}"`)
+      c.protocolError(`CONNECT with an invalid Will topic "${p.will.topic.slice(0, 100)}"`)
       return false
     }
   }
@@ -92,20 +93,20 @@ function validate(s: Session, p: IConnectPacket): string | false {
   // An empty client id: assigned when the session is not meant to persist (3.1.1) [MQTT-3.1.3-6, -7], always in v5.
   if (v === 5 || (v === 4 && p.clean !== false)) {
     const id = `auto-${randomBytes(8).toString('hex')}`
-    s.clientId = id
+    c.clientId = id
     return id
   }
-  s.reject(V3.identifierRejected, RC.clientIdentifierNotValid,
+  c.reject(V3.identifierRejected, RC.clientIdentifierNotValid,
     v === 3 ? 'the client sent an empty client id, which MQTT 3.1 does not allow'
       : 'the client sent an empty client id with clean session 0', hints.badClientId) // [MQTT-3.1.3-8]
   return false
 }
 
 /** maxKeepaliveSec, serverKeepaliveSec and allowZeroKeepalive: MQTT 5 is told, MQTT 3.x is refused. */
-function keepalivePolicy(s: Session): KeepalivePolicy | null {
-  const cfg = s.broker.settings.values
-  const asked = s.requestedKeepaliveSec ?? 0
-  if (s.protocolVersion === 5) {
+function keepalivePolicy(c: Connection): KeepalivePolicy | null {
+  const cfg = c.broker.settings.values
+  const asked = c.requestedKeepaliveSec ?? 0
+  if (c.protocolVersion === 5) {
     // [MQTT-3.2.2-21] the client uses the Server Keep Alive the CONNACK carries
     if (cfg.serverKeepaliveSec !== null) return { keepaliveSec: cfg.serverKeepaliveSec, tell: true }
     if (asked === 0 && !cfg.allowZeroKeepalive) return { keepaliveSec: cfg.maxKeepaliveSec, tell: true }
@@ -113,12 +114,12 @@ function keepalivePolicy(s: Session): KeepalivePolicy | null {
     return { keepaliveSec: asked, tell: false }
   }
   if (asked === 0 && !cfg.allowZeroKeepalive) {
-    s.reject(V3.identifierRejected, RC.implementationSpecificError,
+    c.reject(V3.identifierRejected, RC.implementationSpecificError,
       'the client asked for keepalive 0 (none) and allowZeroKeepalive is false', hints.zeroKeepalive)
     return null
   }
   if (asked > cfg.maxKeepaliveSec) {
-    s.reject(V3.identifierRejected, RC.implementationSpecificError,
+    c.reject(V3.identifierRejected, RC.implementationSpecificError,
       `the client asked for keepalive ${asked} s, above maxKeepaliveSec ${cfg.maxKeepaliveSec}`, hints.keepaliveTooLong(cfg))
     return null
   }
@@ -126,25 +127,25 @@ function keepalivePolicy(s: Session): KeepalivePolicy | null {
 }
 
 /** maxConnections: a new client over it is refused; a client id already connected replaces itself. */
-function checkCapacity(s: Session): boolean {
-  const b = s.broker
+function checkCapacity(c: Connection): boolean {
+  const b = c.broker
   const max = b.settings.values.maxConnections
-  if (b.clientCount < max || b.clientSession(s.clientId!) !== undefined) return true
-  s.reject(V3.serverUnavailable, RC.quotaExceeded,
+  if (b.clientCount < max || b.clientConnection(c.clientId!) !== undefined) return true
+  c.reject(V3.serverUnavailable, RC.quotaExceeded,
     `the broker already holds ${b.clientCount} clients (maxConnections ${max})`, hints.serverFull(b.settings.values))
   return false
 }
 
 /** v5 CONNECT properties that bound what the broker sends, and the Will. */
-function readClientLimits(s: Session, p: IConnectPacket): void {
-  const props = s.protocolVersion === 5 ? p.properties : undefined
+function readClientLimits(c: Connection, p: IConnectPacket): void {
+  const props = c.protocolVersion === 5 ? p.properties : undefined
   if (props !== undefined) {
-    s.sendWindow = Math.min(props.receiveMaximum ?? 65535, MAX_INFLIGHT)
-    s.clientMaxPacketSize = props.maximumPacketSize ?? 0
+    c.sendWindow = Math.min(props.receiveMaximum ?? 65535, MAX_INFLIGHT)
+    c.clientMaxPacketSize = props.maximumPacketSize ?? 0
   }
   if (p.will !== undefined) {
-    const wp = s.protocolVersion === 5 ? p.will.properties : undefined
-    s.will = {
+    const wp = c.protocolVersion === 5 ? p.will.properties : undefined
+    c.will = {
       topic: p.will.topic,
       payload: Buffer.from(p.will.payload as Buffer),
       qos: (p.will.qos ?? 0) as QoS,
@@ -157,27 +158,27 @@ function readClientLimits(s: Session, p: IConnectPacket): void {
 }
 
 /** [MQTT-3.1.4-2] a client id already connected: the older connection is closed (v5: DISCONNECT 0x8E). */
-function takeOver(s: Session): void {
-  s.broker.clientSession(s.clientId!)?.takenOver(s)
+function takeOver(c: Connection): void {
+  c.broker.clientConnection(c.clientId!)?.takenOver(c)
 }
 
 /** Clean session / clean start and session expiry; returns Session Present. */
-function restoreSession(s: Session, p: IConnectPacket): boolean {
+function restoreSession(c: Connection, p: IConnectPacket): boolean {
   const clean = p.clean ?? true
-  const expiry = s.protocolVersion === 5 ? (p.properties?.sessionExpiryInterval ?? 0) : clean ? 0 : NEVER_EXPIRES
-  const { state, present } = s.broker.openSession(s.clientId!, clean, expiry)
-  s.state = state
-  return present && s.protocolVersion !== 3 // MQTT 3.1 has no Session Present flag
+  const expiry = c.protocolVersion === 5 ? (p.properties?.sessionExpiryInterval ?? 0) : clean ? 0 : NEVER_EXPIRES
+  const { session, present } = c.broker.openSession(c.clientId!, clean, expiry)
+  c.session = session
+  return present && c.protocolVersion !== 3 // MQTT 3.1 has no Session Present flag
 }
 
-function connack(s: Session, sessionPresent: boolean, keepalive: KeepalivePolicy, assignedId: string): void {
-  if (s.protocolVersion !== 5) {
-    s.write({ cmd: 'connack', sessionPresent, returnCode: V3.accepted })
+function connack(c: Connection, sessionPresent: boolean, keepalive: KeepalivePolicy, assignedId: string): void {
+  if (c.protocolVersion !== 5) {
+    c.write({ cmd: 'connack', sessionPresent, returnCode: V3.accepted })
     return
   }
   const properties: NonNullable<IConnackPacket['properties']> = {
     receiveMaximum: RECEIVE_MAXIMUM,
-    maximumPacketSize: s.broker.settings.values.maxPacketSize,
+    maximumPacketSize: c.broker.settings.values.maxPacketSize,
     topicAliasMaximum: TOPIC_ALIAS_MAXIMUM,
     retainAvailable: true,
     wildcardSubscriptionAvailable: true,
@@ -186,5 +187,5 @@ function connack(s: Session, sessionPresent: boolean, keepalive: KeepalivePolicy
   }
   if (keepalive.tell) properties.serverKeepAlive = keepalive.keepaliveSec
   if (assignedId !== '') properties.assignedClientIdentifier = assignedId // [MQTT-3.2.2-16]
-  s.write({ cmd: 'connack', sessionPresent, reasonCode: RC.success, properties })
+  c.write({ cmd: 'connack', sessionPresent, reasonCode: RC.success, properties })
 }

@@ -1,6 +1,6 @@
 // One handler per packet type behind one dispatcher, with the protocol gate at the top.
 import type { Packet } from 'mqtt-packet'
-import type { Session } from '../session.ts'
+import type { Connection } from '../connection.ts'
 import { handleConnect } from './connect.ts'
 import { handlePublish } from './publish.ts'
 import { handlePuback, handlePubrec, handlePubcomp } from './acks.ts'
@@ -11,41 +11,41 @@ import { handlePingreq } from './pingreq.ts'
 import { handleDisconnect } from './disconnect.ts'
 import { handleAuth } from './auth.ts'
 
-export function dispatch(s: Session, packet: Packet): void {
-  if (s.phase === 'awaiting_connect') {
+export function dispatch(c: Connection, packet: Packet): void {
+  if (c.phase === 'awaiting_connect') {
     // [MQTT-3.1.0-1] the first packet from the client MUST be CONNECT
-    if (packet.cmd !== 'connect') return s.protocolError(`the first packet was ${packet.cmd.toUpperCase()}, not CONNECT`)
-    return handleConnect(s, packet)
+    if (packet.cmd !== 'connect') return c.protocolError(`the first packet was ${packet.cmd.toUpperCase()}, not CONNECT`)
+    return handleConnect(c, packet)
   }
-  if (packet.cmd === 'publish') return handlePublish(s, packet) // the most frequent; checks its own packet id
+  if (packet.cmd === 'publish') return handlePublish(c, packet) // the most frequent; checks its own packet id
   // [MQTT-2.3.1-1] packets that carry a packet identifier need a non-zero one
   if (WITH_PACKET_ID.has(packet.cmd) && !(packet as { messageId?: number }).messageId) {
-    return s.protocolError(`${packet.cmd.toUpperCase()} with packet identifier 0`)
+    return c.protocolError(`${packet.cmd.toUpperCase()} with packet identifier 0`)
   }
   switch (packet.cmd) {
     case 'puback':
-      return handlePuback(s, packet)
+      return handlePuback(c, packet)
     case 'pubrec':
-      return handlePubrec(s, packet)
+      return handlePubrec(c, packet)
     case 'pubrel':
-      return handlePubrel(s, packet)
+      return handlePubrel(c, packet)
     case 'pubcomp':
-      return handlePubcomp(s, packet)
+      return handlePubcomp(c, packet)
     case 'subscribe':
-      return handleSubscribe(s, packet)
+      return handleSubscribe(c, packet)
     case 'unsubscribe':
-      return handleUnsubscribe(s, packet)
+      return handleUnsubscribe(c, packet)
     case 'pingreq':
-      return handlePingreq(s)
+      return handlePingreq(c)
     case 'disconnect':
-      return handleDisconnect(s, packet)
+      return handleDisconnect(c, packet)
     case 'auth':
-      return handleAuth(s)
+      return handleAuth(c)
     case 'connect':
       // [MQTT-3.1.0-2] a second CONNECT is a protocol violation
-      return s.protocolError('a second CONNECT on a connected session')
+      return c.protocolError('a second CONNECT on a connected session')
     default:
-      return s.protocolError(`the client sent ${packet.cmd.toUpperCase()}, a packet only a server sends`)
+      return c.protocolError(`the client sent ${packet.cmd.toUpperCase()}, a packet only a server sends`)
   }
 }
 

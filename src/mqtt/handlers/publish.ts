@@ -1,43 +1,43 @@
 // PUBLISH from a client: topic alias, validity, then QoS 0 / 1 (PUBACK) / 2 (PUBREC, routed once per packet id).
 import type { IPublishPacket } from 'mqtt-packet'
-import type { Session } from '../session.ts'
+import type { Connection } from '../connection.ts'
 import { expiryFrom, forwardedProperties, propertyProblem, type Message } from '../message.ts'
 import { isValidTopicName } from '../topics.ts'
 import { RC } from '../codes.ts'
 import { encodeAck } from '../outgoing.ts'
 import { RECEIVE_MAXIMUM, TOPIC_ALIAS_MAXIMUM } from '../limits.ts'
 
-export function handlePublish(s: Session, p: IPublishPacket): void {
-  const v5 = s.protocolVersion === 5
+export function handlePublish(c: Connection, p: IPublishPacket): void {
+  const v5 = c.protocolVersion === 5
   const props = v5 ? p.properties : undefined
   let topic = p.topic
   if (props !== undefined) {
     // repeated or unreadable properties would make encoding for subscribers throw (see propertyProblem)
     const bad = propertyProblem(props as Record<string, unknown>)
-    if (bad !== null) return s.protocolError(`PUBLISH with ${bad.detail}`, bad.code)
+    if (bad !== null) return c.protocolError(`PUBLISH with ${bad.detail}`, bad.code)
   }
   if (props?.topicAlias !== undefined) {
     const alias = props.topicAlias
     // [MQTT-3.3.2-8] [MQTT-3.3.2-9] an alias of 0 or above the advertised maximum
     if (alias === 0 || alias > TOPIC_ALIAS_MAXIMUM) {
-      return s.protocolError(`PUBLISH with topic alias ${alias}, outside 1..${TOPIC_ALIAS_MAXIMUM}`, RC.topicAliasInvalid)
+      return c.protocolError(`PUBLISH with topic alias ${alias}, outside 1..${TOPIC_ALIAS_MAXIMUM}`, RC.topicAliasInvalid)
     }
     if (topic.length === 0) {
-      const known = s.topicAliases?.get(alias)
-      if (known === undefined) return s.protocolError(`PUBLISH with topic alias ${alias}, which was never set`)
+      const known = c.topicAliases?.get(alias)
+      if (known === undefined) return c.protocolError(`PUBLISH with topic alias ${alias}, which was never set`)
       topic = known
     } else {
-      (s.topicAliases ??= new Map()).set(alias, topic)
+      (c.topicAliases ??= new Map()).set(alias, topic)
     }
   }
   // [MQTT-3.3.2-2] no wildcards in a topic name; [MQTT-4.7.3-1] not empty
   if (!isValidTopicName(topic)) {
-    return s.protocolError(`PUBLISH to an invalid topic name "${topic.slice(0, 100)}"`, RC.topicNameInvalid)
+    return c.protocolError(`PUBLISH to an invalid topic name "${topic.slice(0, 100)}"`, RC.topicNameInvalid)
   }
-  if (p.qos > 0 && !p.messageId) return s.protocolError('PUBLISH at QoS > 0 with packet identifier 0') // [MQTT-2.3.1-1]
-  if (p.qos === 0 && p.dup) return s.protocolError('PUBLISH at QoS 0 with the DUP flag') // [MQTT-3.3.1-2]
+  if (p.qos > 0 && !p.messageId) return c.protocolError('PUBLISH at QoS > 0 with packet identifier 0') // [MQTT-2.3.1-1]
+  if (p.qos === 0 && p.dup) return c.protocolError('PUBLISH at QoS 0 with the DUP flag') // [MQTT-3.3.1-2]
   if (props?.subscriptionIdentifier !== undefined) {
-    return s.protocolError('PUBLISH from a client with a Subscription Identifier') // [MQTT-3.3.4-6]
+    return c.protocolError('PUBLISH from a client with a Subscription Identifier') // [MQTT-3.3.4-6]
   }
 
   const msg: Message = {
@@ -47,28 +47,28 @@ export function handlePublish(s: Session, p: IPublishPacket): void {
     retain: p.retain,
     properties: v5 ? forwardedProperties(props) : null,
     expiresAt: props === undefined ? 0 : expiryFrom(props.messageExpiryInterval, Date.now()),
-    from: s.clientId,
+    from: c.clientId,
   }
   if (p.qos === 0) {
-    s.broker.publish(msg)
+    c.broker.publish(msg)
     return
   }
   const id = p.messageId!
   if (p.qos === 1) {
-    s.broker.publish(msg)
-    s.send(encodeAck('puback', id)) // [MQTT-4.3.2-2]
+    c.broker.publish(msg)
+    c.send(encodeAck('puback', id)) // [MQTT-4.3.2-2]
     return
   }
   // QoS 2: route once per packet id until PUBREL, a DUP re-send only gets the PUBREC again [MQTT-4.3.3-2]
-  const st = s.state!
-  const pending = (st.incomingQos2 ??= new Set())
+  const session = c.session!
+  const pending = (session.incomingQos2 ??= new Set())
   if (!pending.has(id)) {
     if (pending.size >= RECEIVE_MAXIMUM) {
       // [MQTT-3.3.4-9] more QoS 2 PUBLISHes waiting than the Receive Maximum the broker advertised
-      return s.protocolError(`more than ${RECEIVE_MAXIMUM} QoS 2 PUBLISHes waiting for PUBREL`, RC.receiveMaximumExceeded)
+      return c.protocolError(`more than ${RECEIVE_MAXIMUM} QoS 2 PUBLISHes waiting for PUBREL`, RC.receiveMaximumExceeded)
     }
     pending.add(id)
-    s.broker.publish(msg)
+    c.broker.publish(msg)
   }
-  s.send(encodeAck('pubrec', id))
+  c.send(encodeAck('pubrec', id))
 }
