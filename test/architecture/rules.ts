@@ -1,0 +1,77 @@
+// The import rule of src/, as a table. A layer is the first folder under src/ (`mqtt`, `plugins`, ...) or a file
+// directly in src/ (`errors.ts`, `app.ts`, ...). Node built-ins (`node:*`) may be imported from everywhere.
+
+export interface LayerRule {
+  /** The layers this one may import from (its own layer only when `ownLayer` is not false). */
+  layers: readonly string[]
+  /** The packages it may import (a package's subpaths included: `typebox` allows `typebox/value`), or any. */
+  packages: readonly string[] | 'any'
+  /** May a file of this layer import another file of the same layer? (default: yes) */
+  ownLayer?: boolean
+  why: string
+}
+
+export type Rules = Readonly<Record<string, LayerRule>>
+
+const ALL_BUT_SERVER = [
+  'contracts', 'mqtt', 'db', 'settings', 'failures', 'errors.ts', 'config.ts', 'plugins', 'routes',
+] as const
+
+export const RULES: Rules = {
+  'contracts': {
+    layers: [],
+    packages: [],
+    why: 'the shapes that cross boundaries depend on nothing',
+  },
+  'mqtt': {
+    layers: ['contracts'],
+    packages: ['mqtt-packet'],
+    why: 'the broker core is transport- and storage-agnostic: Node built-ins, mqtt-packet and contracts only',
+  },
+  'db': {
+    layers: ['contracts'],
+    packages: ['better-sqlite3'],
+    why: 'opening SQLite and migrating knows no store',
+  },
+  'settings': {
+    layers: ['contracts', 'db'],
+    packages: ['better-sqlite3', 'typebox'],
+    why: 'a store: its schema and SQL, not the core, not the other store, not HTTP',
+  },
+  'failures': {
+    layers: ['contracts', 'db'],
+    packages: ['better-sqlite3', 'typebox'],
+    why: 'a store: its schema and SQL, not the core, not the other store, not HTTP',
+  },
+  'errors.ts': {
+    layers: ['contracts'],
+    packages: ['@fastify/error', 'fastify', 'typebox'],
+    why: 'HTTP error codes map the domain errors of contracts/',
+  },
+  'config.ts': {
+    layers: ['contracts'],
+    packages: ['typebox'],
+    why: 'boot configuration from the environment',
+  },
+  'plugins': {
+    layers: ['contracts', 'mqtt', 'db', 'settings', 'failures', 'errors.ts', 'config.ts'],
+    packages: 'any',
+    why: 'plugins wire the layers below into Fastify',
+  },
+  'routes': {
+    layers: ['contracts', 'mqtt', 'settings', 'failures', 'errors.ts', 'config.ts'],
+    packages: 'any',
+    ownLayer: false,
+    why: 'routes use the decorators the plugins declare, never a plugin module, nor another route module',
+  },
+  'app.ts': {
+    layers: ALL_BUT_SERVER,
+    packages: 'any',
+    why: 'buildApp() assembles everything',
+  },
+  'server.ts': {
+    layers: ['app.ts', 'config.ts', 'contracts'],
+    packages: [],
+    why: 'the entry point: config -> buildApp() -> listen',
+  },
+}
