@@ -9,7 +9,7 @@ import settings from './plugins/settings.ts'
 import auth from './plugins/auth.ts'
 import failures from './plugins/failures.ts'
 import broker from './plugins/broker.ts'
-import websocket from './plugins/websocket.ts'
+import websocket from './plugins/websocket/index.ts'
 import metrics from './plugins/metrics.ts'
 import swagger from './plugins/swagger.ts'
 import healthRoutes from './routes/health.ts'
@@ -46,7 +46,7 @@ export async function buildApp(opts: AppOptions = {}) {
   const config: BootConfig = { ...DEFAULT_CONFIG, ...opts.config }
   const app = Fastify({
     logger: loggerOptions(opts, config),
-    // The upgrade request of a WebSocket client is bounded by the connect timeout (see plugins/websocket.ts),
+    // The upgrade request of a WebSocket client is bounded by the connect timeout (see plugins/websocket/upgrade-guard.ts),
     // never by Node's 60 s default. Later requests on a kept-alive socket fall to Node's headersTimeout, which the
     // adapter sets from connectTimeoutMs; Node checks it every connectionsCheckingInterval (default 30 s).
     http: { connectionsCheckingInterval: 1000 },

@@ -1,13 +1,16 @@
-// The WebSocket adapter: the broker's only transport. It bounds the HTTP upgrade, negotiates the `mqtt`
-// subprotocol at MQTT_PATH, and hands each WebSocket's binary messages to the broker core as one byte stream.
-import type { IncomingMessage, Server } from 'node:http'
+// The WebSocket adapter: the broker's only transport today. It bounds the HTTP upgrade (./upgrade-guard.ts),
+// negotiates the `mqtt` subprotocol at MQTT_PATH, and hands each WebSocket's binary messages to the broker core as
+// one byte stream through a WebSocketTransport (./transport.ts).
+import type { IncomingMessage } from 'node:http'
 import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import fp from 'fastify-plugin'
 import websocket from '@fastify/websocket'
 import type { WebSocket } from 'ws'
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import type { ConnectionInput, ConnectionMeta, Transport } from '../contracts/connection.ts'
+import type { ConnectionInput, ConnectionMeta } from '../../contracts/connection.ts'
+import { UpgradeGuard } from './upgrade-guard.ts'
+import { WebSocketTransport, clip, closeDetail } from './transport.ts'
 
 /** The subprotocols we speak, preferred first. [MQTT-6.0.0-3] a client offers "mqtt"; MQTT 3.1 clients "mqttv3.1". */
 export const MQTT_SUBPROTOCOLS: readonly string[] = ['mqtt', 'mqttv3.1']
@@ -24,62 +27,8 @@ export const wsMessageLimit = (maxPacketSize: number): number => maxPacketSize +
 /** A message may arrive in at most this many fragments (each costs a buffer of its own until the message is whole). */
 const MAX_WS_FRAGMENTS = 65_536
 
-/**
- * After we send a WebSocket close frame, how long the peer has to answer before the socket is cut. ws itself waits
- * 30 s, which would let a dead peer hold its socket (and a graceful shutdown) far too long.
- */
-const CLOSE_HANDSHAKE_MS = 2000
-
-const OPEN = 1
-
-/** Client-controlled header values kept in a failure record are cut to this many characters. */
-const MAX_HEADER_CHARS = 256
-
-const clip = (s: string, max = MAX_HEADER_CHARS): string => (s.length > max ? `${s.slice(0, max)}…` : s)
 const header = (v: string | string[] | undefined): string | null =>
   v === undefined ? null : clip(Array.isArray(v) ? v.join(', ') : v)
-
-/** The socket and its WebSocket as the core sees them. Uses only the public API of `ws` and `net.Socket`. */
-class WebSocketTransport implements Transport {
-  readonly #ws: WebSocket
-  readonly #socket: Socket
-
-  constructor(ws: WebSocket, socket: Socket) {
-    this.#ws = ws
-    this.#socket = socket
-  }
-
-  write(data: Buffer): boolean {
-    // ws frames an unmasked server message as [header, data] without copying `data`.
-    this.#ws.send(data)
-    // ws writes straight to the socket (no permessage-deflate), so the socket says when to wait for 'drain'.
-    return !this.#socket.writableNeedDrain
-  }
-
-  end(): void {
-    if (this.#ws.readyState !== OPEN) return
-    this.#ws.close(1000)
-    const ws = this.#ws
-    const timer = setTimeout(() => ws.terminate(), CLOSE_HANDSHAKE_MS)
-    timer.unref()
-    ws.once('close', () => clearTimeout(timer))
-  }
-
-  destroy(): void {
-    this.#ws.terminate()
-  }
-
-  get bufferedAmount(): number {
-    return this.#ws.bufferedAmount
-  }
-}
-
-/** Why a WebSocket closed, in words, from its close code. */
-function closeDetail(code: number, reason: Buffer): string {
-  if (code === 1006) return 'the connection closed without a WebSocket close frame (code 1006)'
-  const why = reason.length > 0 ? `: ${clip(reason.toString('utf8'), 123)}` : ''
-  return `the peer closed the WebSocket with code ${code}${why}`
-}
 
 /**
  * Offered subprotocols from a Sec-WebSocket-Protocol header: `null` when the header is absent, `false` when it is
@@ -95,111 +44,6 @@ function offeredSubprotocols(value: string | undefined): string[] | null | false
 function chooseSubprotocol(offered: Iterable<string>): string | null {
   const set = new Set(offered)
   return MQTT_SUBPROTOCOLS.find((p) => set.has(p)) ?? null
-}
-
-/**
- * Bounds the time from TCP accept until a socket's first complete HTTP request (for the broker: its upgrade
- * request) by the hot `connectTimeoutMs`: read for each new socket, and re-applied to waiting ones when it changes.
- * Node's own `headersTimeout` (60 s, checked every 30 s) is far too long for a slowloris. Also remembers when each socket was accepted, so the connect timeout
- * of an upgraded connection runs from the TCP accept.
- */
-class UpgradeGuard {
-  /** Sockets with no complete request yet, oldest first. */
-  readonly #pending = new Map<Socket, { timer: NodeJS.Timeout; readonly onClose: () => void }>()
-  readonly #openedAt = new WeakMap<Socket, number>()
-  readonly #limits: () => { connectTimeoutMs: number; maxConnections: number }
-  readonly #onStalled: (socket: Socket, waitedMs: number, why: string | null) => void
-  #closing = false
-
-  constructor(
-    limits: () => { connectTimeoutMs: number; maxConnections: number },
-    onStalled: (socket: Socket, waitedMs: number, why: string | null) => void,
-  ) {
-    this.#limits = limits
-    this.#onStalled = onStalled
-  }
-
-  get pendingCount(): number {
-    return this.#pending.size
-  }
-
-  attach(server: Server): void {
-    server.on('connection', (socket: Socket) => this.#accept(socket, server))
-    // A complete request ends the wait; for an upgrade this runs before the route and its hooks.
-    server.prependListener('request', (req: IncomingMessage) => this.settle(req.socket as Socket))
-    server.prependListener('upgrade', (_req: IncomingMessage, socket: Duplex) => {
-      // An upgrade on a socket that already served requests starts its connect timeout now, not at TCP accept.
-      if (!this.settle(socket as Socket)) this.#openedAt.set(socket as Socket, Date.now())
-    })
-  }
-
-  /** When the socket was accepted (or started its upgrade, on a reused socket); epoch ms. */
-  openedAt(socket: Socket): number {
-    return this.#openedAt.get(socket) ?? Date.now()
-  }
-
-  /** Stops waiting for this socket's request. Returns whether it was waiting. */
-  settle(socket: Socket): boolean {
-    const entry = this.#pending.get(socket)
-    if (entry === undefined) return false
-    clearTimeout(entry.timer)
-    socket.removeListener('close', entry.onClose)
-    this.#pending.delete(socket)
-    return true
-  }
-
-  /**
-   * A new connectTimeoutMs reaches the sockets still sending their request, as it reaches connections still waiting
-   * for CONNECT: each deadline is re-computed from the socket's accept time (already past: closed now).
-   */
-  reschedule(connectTimeoutMs: number): void {
-    const now = Date.now()
-    for (const [socket, entry] of this.#pending) {
-      clearTimeout(entry.timer)
-      entry.timer = setTimeout(() => this.#expire(socket, null), Math.max(0, this.openedAt(socket) + connectTimeoutMs - now))
-      entry.timer.unref()
-    }
-  }
-
-  /** Shutdown: close every socket still sending its request; no failures are reported for them. */
-  close(): void {
-    this.#closing = true
-    for (const socket of [...this.#pending.keys()]) {
-      this.settle(socket)
-      socket.destroy()
-    }
-  }
-
-  #accept(socket: Socket, server: Server): void {
-    if (this.#closing) {
-      socket.destroy()
-      return
-    }
-    const now = Date.now()
-    this.#openedAt.set(socket, now)
-    const { connectTimeoutMs, maxConnections } = this.#limits()
-    // Later requests on a kept-alive socket fall to Node's own header timeout: the same setting.
-    server.headersTimeout = connectTimeoutMs
-    // Bounded memory under a flood faster than the timeout: the oldest waiting socket makes room for the newest,
-    // so a flood never keeps a real client out.
-    if (this.#pending.size >= maxConnections) {
-      const [oldest] = this.#pending.keys()
-      if (oldest !== undefined) {
-        this.#expire(oldest, 'more sockets than maxConnections were waiting for their upgrade request and it was the oldest')
-      }
-    }
-    const timer = setTimeout(() => this.#expire(socket, null), connectTimeoutMs)
-    timer.unref()
-    const onClose = () => this.settle(socket)
-    this.#pending.set(socket, { timer, onClose })
-    socket.once('close', onClose)
-  }
-
-  #expire(socket: Socket, why: string | null): void {
-    if (!this.settle(socket)) return
-    this.#onStalled(socket, Date.now() - this.openedAt(socket), why)
-    socket.destroy()
-  }
 }
 
 declare module 'fastify' {
