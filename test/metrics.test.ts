@@ -76,3 +76,28 @@ test('metrics expose broker counters, failures by reason, latency, settings vers
   t.after(() => other.close())
   assert.equal((await scrape(other)).value('mqtt_connection_failures_total{reason="protocol_error"}'), 0)
 })
+
+test('metrics count the messages the broker dropped (here: over a subscriber\'s Maximum Packet Size)', async (t) => {
+  const server = await startServer()
+  t.after(() => server.close())
+  assert.equal((await scrape(server)).value('mqtt_messages_dropped_total'), 0)
+
+  const small = await connectMqtt(server.wsUrl, { clientId: 'metrics-small', protocolVersion: 5, properties: { maximumPacketSize: 100 } })
+  t.after(() => small.end(true))
+  await small.subscribeAsync('d/#', { qos: 0 })
+  const publisher = await connectMqtt(server.wsUrl, { clientId: 'metrics-pub' })
+  t.after(() => publisher.end(true))
+  const got: string[] = []
+  const fits = new Promise<void>((resolve) => small.on('message', (_topic, payload) => {
+    got.push(payload.toString())
+    if (payload.toString() === 'fits') resolve()
+  }))
+  await publisher.publishAsync('d/big', 'x'.repeat(500), { qos: 1 })
+  await publisher.publishAsync('d/small', 'fits', { qos: 1 })
+  await fits
+
+  assert.deepEqual(got, ['fits'], 'the large message was not sent to the client')
+  const m = await scrape(server)
+  assert.equal(m.value('mqtt_messages_dropped_total'), 1)
+  assert.equal(m.value('mqtt_messages_delivered_total'), 1)
+})

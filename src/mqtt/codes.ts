@@ -6,7 +6,6 @@ export const V3 = {
   unacceptableProtocolVersion: 0x01,
   identifierRejected: 0x02,
   serverUnavailable: 0x03,
-  badUsernameOrPassword: 0x04,
   notAuthorized: 0x05,
 } as const
 
@@ -16,12 +15,7 @@ export const V3_SUBACK_FAILURE = 0x80
 /** MQTT 5 reason codes */
 export const RC = {
   success: 0x00,
-  grantedQos1: 0x01,
-  grantedQos2: 0x02,
-  disconnectWithWill: 0x04,
-  noMatchingSubscribers: 0x10,
   noSubscriptionExisted: 0x11,
-  unspecifiedError: 0x80,
   malformedPacket: 0x81,
   protocolError: 0x82,
   implementationSpecificError: 0x83,
@@ -32,13 +26,10 @@ export const RC = {
   sessionTakenOver: 0x8e,
   topicFilterInvalid: 0x8f,
   topicNameInvalid: 0x90,
-  packetIdentifierInUse: 0x91,
   packetIdentifierNotFound: 0x92,
   receiveMaximumExceeded: 0x93,
   topicAliasInvalid: 0x94,
   packetTooLarge: 0x95,
   quotaExceeded: 0x97,
   serverShuttingDown: 0x8b,
-  sharedSubscriptionsNotSupported: 0x9e,
-  subscriptionIdentifiersNotSupported: 0xa1,
 } as const

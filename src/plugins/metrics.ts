@@ -48,6 +48,9 @@ export default fp(
     mirrored('mqtt_bytes_sent_total', 'Bytes sent to MQTT clients', 'bytesSent')
     mirrored('mqtt_messages_published_total', 'PUBLISH packets accepted from clients', 'messagesPublished')
     mirrored('mqtt_messages_delivered_total', 'PUBLISH packets delivered to subscribers', 'messagesDelivered')
+    mirrored('mqtt_messages_dropped_total',
+      'Messages not delivered: QoS 0 to a client that stopped reading, a full offline queue, over a client\'s Maximum Packet Size',
+      'messagesDropped')
     gauge('mqtt_retained_messages', 'Retained messages held', () => broker.stats.retainedMessages)
     gauge('mqtt_subscriptions', 'Subscriptions held', () => broker.stats.subscriptions)
     gauge('mqtt_settings_version', 'Settings version the broker runs on', () => broker.settings.version)

@@ -22,7 +22,7 @@ export function handleSubscribe(c: Connection, p: ISubscribePacket): void {
     const shared = parseSharedFilter(r.topic)
     const valid = shared === undefined ? false : shared === null ? isValidTopicFilter(r.topic) : true
     if (!valid) {
-      granted.push(v5 ? RC.topicFilterInvalid : V3_SUBACK_FAILURE) // [MQTT-3.8.4-?] refuse the filter, not the packet
+      granted.push(v5 ? RC.topicFilterInvalid : V3_SUBACK_FAILURE) // [MQTT-3.8.4-5] each filter as its own SUBSCRIBE: refuse the filter, not the packet
       continue
     }
     if (shared && v5 && r.nl) return c.protocolError('No Local set on a shared subscription') // [MQTT-3.8.3-4]
