@@ -7,6 +7,8 @@ import type { FailureEvent, FailureReason } from '../contracts/failure.ts'
 import type { ConnectionInput, ConnectionMeta, LiveConnection, Transport } from '../contracts/connection.ts'
 import type { Logger } from '../contracts/logger.ts'
 import type { BrokerEvents, BrokerStats } from './types.ts'
+import { Stats } from './stats.ts'
+import { KeyedTimers } from './keyed-timers.ts'
 import { Connection } from './connection.ts'
 import { deliver, queueMessage } from './delivery.ts'
 import { failureEvent } from './failure-event.ts'
@@ -29,50 +31,6 @@ export interface BrokerOptions {
 
 const WARN_REASONS: ReadonlySet<FailureReason> = new Set(['protocol_error', 'packet_too_large', 'connect_rejected', 'websocket_error'])
 
-/**
- * The counters the connections bump, and the gauges read from the sets and stores they count, so that they cannot
- * drift from them (expired retained messages leave the store when a subscribe finds them: a copied count missed that).
- * A class, not an object literal with getters: such a literal is a dictionary-mode object, slow for the counters
- * bumped per packet.
- */
-class Stats implements BrokerStats {
-  connectsTotal = 0
-  packetsReceived = 0
-  packetsSent = 0
-  bytesReceived = 0
-  bytesSent = 0
-  messagesPublished = 0
-  messagesDelivered = 0
-  messagesDropped = 0
-  readonly #open: ReadonlySet<unknown>
-  readonly #clients: ReadonlyMap<string, unknown>
-  readonly #router: Router
-  readonly #retained: RetainedStore
-
-  constructor(open: ReadonlySet<unknown>, clients: ReadonlyMap<string, unknown>, router: Router, retained: RetainedStore) {
-    this.#open = open
-    this.#clients = clients
-    this.#router = router
-    this.#retained = retained
-  }
-
-  get connectionsOpen(): number {
-    return this.#open.size
-  }
-
-  get clientsConnected(): number {
-    return this.#clients.size
-  }
-
-  get retainedMessages(): number {
-    return this.#retained.size
-  }
-
-  get subscriptions(): number {
-    return this.#router.size
-  }
-}
-
 export class Broker extends EventEmitter<BrokerEvents> {
   settings: SettingsSnapshot
   readonly logger: Logger | undefined
@@ -85,10 +43,18 @@ export class Broker extends EventEmitter<BrokerEvents> {
   readonly #open = new Set<Connection>()
   /** connected clients by client id */
   readonly #clients = new Map<string, Connection>()
-  /** Wills waiting for their delay [MQTT-3.1.3-9] */
-  readonly #delayedWills = new Map<string, { timer: NodeJS.Timeout; will: Will }>()
-  /** sessions waiting for their expiry after their connection ended */
-  readonly #expiries = new Map<string, NodeJS.Timeout>()
+  /** Wills waiting for their delay [MQTT-3.1.3-9], by client id */
+  readonly #delayedWills = new KeyedTimers<Will>(
+    (clientId, will) => this.#publishWill(clientId, will),
+    (err, clientId) => this.logger?.error({ err, clientId }, 'publishing a delayed Will failed'),
+  )
+  /** sessions waiting for their expiry after their connection ended, by client id */
+  readonly #expiries = new KeyedTimers<Session>(
+    (clientId, session) => {
+      if (!this.#clients.has(clientId) && this.sessions.get(clientId) === session) this.#endSession(session)
+    },
+    (err, clientId) => this.logger?.error({ err, clientId }, 'ending an expired session failed'),
+  )
   /** connections with output waiting for the next flush */
   #dirty: Connection[] = []
   #flushScheduled = false
@@ -174,9 +140,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
   async close(): Promise<void> {
     this.#closing = true
     for (const c of [...this.#open]) c.shutdown()
-    for (const d of this.#delayedWills.values()) clearTimeout(d.timer)
     this.#delayedWills.clear()
-    for (const t of this.#expiries.values()) clearTimeout(t)
     this.#expiries.clear()
     this.#flushAll()
   }
@@ -219,11 +183,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
   openSession(clientId: string, cleanStart: boolean, expiryIntervalSec: number): { session: Session; present: boolean } {
     // clean start ends the old session, and a session's end sends its pending Will [MQTT-3.1.3-9]
     this.#cancelDelayedWill(clientId, cleanStart)
-    const expiry = this.#expiries.get(clientId)
-    if (expiry !== undefined) {
-      clearTimeout(expiry)
-      this.#expiries.delete(clientId)
-    }
+    this.#expiries.delete(clientId)
     let session = this.sessions.get(clientId)
     if (session !== undefined && cleanStart) {
       this.#endSession(session)
@@ -348,18 +308,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
       this.#publishWill(clientId, will)
       return
     }
-    this.#cancelDelayedWill(clientId)
-    const timer = setTimeout(() => {
-      this.#delayedWills.delete(clientId)
-      // a timer has no caller to catch for it: a throw here would end the process
-      try {
-        this.#publishWill(clientId, will)
-      } catch (err) {
-        this.logger?.error({ err, clientId }, 'publishing a delayed Will failed')
-      }
-    }, delaySec * 1000)
-    timer.unref()
-    this.#delayedWills.set(clientId, { timer, will })
+    this.#delayedWills.set(clientId, Date.now() + delaySec * 1000, will)
   }
 
   #publishWill(clientId: string, will: Will): void {
@@ -376,25 +325,12 @@ export class Broker extends EventEmitter<BrokerEvents> {
 
   /** Drop a Will waiting for its delay; `publishNow` when its session ends before the delay is over. */
   #cancelDelayedWill(clientId: string, publishNow = false): void {
-    const d = this.#delayedWills.get(clientId)
-    if (d !== undefined) {
-      clearTimeout(d.timer)
-      this.#delayedWills.delete(clientId)
-      if (publishNow) this.#publishWill(clientId, d.will)
-    }
+    const will = this.#delayedWills.take(clientId)
+    if (will !== undefined && publishNow) this.#publishWill(clientId, will)
   }
 
-  #scheduleExpiry(session: Session, dueAt: number = Date.now() + session.expiryIntervalSec * 1000): void {
-    const clientId = session.clientId
-    const timer = setTimeout(() => {
-      this.#expiries.delete(clientId)
-      if (this.#clients.has(clientId) || this.sessions.get(clientId) !== session) return
-      // setTimeout holds at most ~24.8 days: longer expiries are re-armed
-      if (Date.now() < dueAt) return this.#scheduleExpiry(session, dueAt)
-      this.#endSession(session)
-    }, Math.min(Math.max(dueAt - Date.now(), 0), 2 ** 31 - 1))
-    timer.unref()
-    this.#expiries.set(clientId, timer)
+  #scheduleExpiry(session: Session): void {
+    this.#expiries.set(session.clientId, Date.now() + session.expiryIntervalSec * 1000, session)
   }
 
   /** The session is over: its subscriptions leave the router and its state is dropped. */

@@ -2,6 +2,9 @@
 // closed), the connect and keepalive deadlines, and the failure record of its end. Its pending output is its Outbox
 // (./outbox.ts), what it is sent is decided in ./delivery.ts, and what outlives it is its Session (./session.ts).
 // The packet handlers (./handlers/) act on it; the broker routes messages to it.
+// Longer than most files (~370 lines) on purpose: the parser callbacks, the gate, the deadlines and the failure
+// record all read the same private state (phase, the first bytes, the parser's half-read packet), and splitting them
+// would turn that state into public fields of a per-connection object that is kept small for memory's sake.
 import mqttPacket, { type Packet } from 'mqtt-packet'
 import type { ConnectionInput, ConnectionMeta, Transport } from '../contracts/connection.ts'
 import { FIRST_BYTES_MAX, type FailureEvent, type FailureReason } from '../contracts/failure.ts'

@@ -266,6 +266,24 @@ test('MQTT 5.0: a Will with a delay is published after the delay', async (t) => 
   assert.ok(waited >= 900, `published ${waited} ms after the close, not before the 1 s delay`)
 })
 
+test('MQTT 5.0: a Will Delay longer than one Node timer holds (30 days) is not published after 1 ms', async (t) => {
+  const kit = await brokerKit(t)
+  const topic = uniqueId('wl/')
+  const w = await kit.watch({ [topic]: { qos: 1 } }, V5)
+  const clientId = uniqueId('wl')
+  const { raw } = await raw5(kit, {
+    clientId,
+    properties: { sessionExpiryInterval: 0xffffffff }, // never expires: the Will waits its whole delay
+    will: { topic, payload: Buffer.from('a month later'), qos: 1, retain: false, properties: { willDelayInterval: 30 * 86_400 } },
+  })
+  const lost = waitForFailure(kit.server, (e) => e.clientId === clientId)
+  raw.close()
+  await lost
+  await delay(300) // setTimeout clamps a delay over 2^31-1 ms to 1 ms: a naive timer has fired by now
+  await w.sync()
+  assert.equal(w.log.on(topic).length, 0)
+})
+
 test('MQTT 5.0: a Will with a delay is not published when the client reconnects within it', async (t) => {
   const kit = await brokerKit(t)
   const topic = uniqueId('wr/')
