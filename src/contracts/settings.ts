@@ -11,6 +11,10 @@ export interface SettingsValues {
   maxConnections: number
   failureLogMaxRows: number
   failureLogMaxAgeDays: number
+  allowAnonymous: boolean
+  /** null = any Origin (and requests without one) */
+  allowedOrigins: string[] | null
+  aclDefault: 'allow' | 'deny'
 }
 
 /** What the broker runs on: an immutable copy of one stored version. */

@@ -52,6 +52,21 @@ export const SettingsValues = Type.Object(
       description: 'Failure records older than this are pruned.',
       'x-scope': 'The failure log, from its next pruning pass.',
     }),
+    allowAnonymous: Type.Boolean({
+      default: true,
+      description: 'A client may connect without a username (or with one that is not a known MQTT user). When false, every client must present the username and password of an enabled MQTT user.',
+      'x-scope': 'Checked at CONNECT.',
+    }),
+    allowedOrigins: Type.Union([Type.Null(), Type.Array(Type.String({ minLength: 1, maxLength: 512 }), { maxItems: 100, uniqueItems: true })], {
+      default: null,
+      description: 'Origins (e.g. "https://app.example.com") a browser may open the MQTT WebSocket from; null = any. An upgrade with another Origin gets 403. Requests without an Origin header (non-browser clients) are always allowed.',
+      'x-scope': 'New WebSocket upgrades.',
+    }),
+    aclDefault: Type.Union([Type.Literal('allow'), Type.Literal('deny')], {
+      default: 'allow',
+      description: 'What a publish or subscribe that no ACL rule matches gets.',
+      'x-scope': 'Every publish, subscribe and delivery from the change on.',
+    }),
   },
   { additionalProperties: false },
 )

@@ -15,6 +15,9 @@ const DESIGN: Array<[string, unknown, number | null, number | null]> = [
   ['maxConnections', 10000, 1, 1000000],
   ['failureLogMaxRows', 100000, 1000, 10000000],
   ['failureLogMaxAgeDays', 30, 1, 3650],
+  ['allowAnonymous', true, null, null],
+  ['allowedOrigins', null, null, null],
+  ['aclDefault', 'allow', null, null],
 ]
 
 test('the schema holds exactly DESIGN.md\'s settings, defaults and ranges, each documented with its scope', () => {

@@ -48,14 +48,20 @@ async function loadSchema() {
   return { properties: schema.properties, rules }
 }
 
-/** { kind: 'integer'|'number'|'boolean', nullable, min, max, description, scope, default } of one property. */
+/**
+ * { kind: 'integer'|'number'|'boolean'|'enum'|'list', options, nullable, min, max, description, scope, default } of
+ * one property: a union of constants is an 'enum' (a select), an array of strings a 'list' (one per line).
+ */
 function describe(prop) {
   const variants = prop.anyOf ?? prop.oneOf ?? [prop]
   const nullable = variants.some((v) => v.type === 'null') || (Array.isArray(prop.type) && prop.type.includes('null'))
   const main = variants.find((v) => v.type && v.type !== 'null') ?? prop
   const type = Array.isArray(main.type) ? main.type.find((t) => t !== 'null') : main.type
+  const constants = variants.filter((v) => v.const !== undefined).map((v) => v.const)
+  const kind = constants.length > 0 && constants.length === variants.length ? 'enum' : type === 'array' ? 'list' : type
   return {
-    kind: type ?? 'string',
+    kind: kind ?? 'string',
+    options: constants,
     nullable,
     min: main.minimum ?? prop.minimum,
     max: main.maximum ?? prop.maximum,
@@ -76,6 +82,8 @@ function unitOf(key) {
 function rangeText(d, key) {
   const unit = unitOf(key)
   if (d.kind === 'boolean') return 'true or false'
+  if (d.kind === 'enum') return `one of ${d.options.join(', ')}`
+  if (d.kind === 'list') return `a list, one per line${d.nullable ? ', or unset (any)' : ''}`
   const lo = d.min === undefined ? '−∞' : formatNumber(d.min)
   const hi = d.max === undefined ? '∞' : formatNumber(d.max)
   return `${lo} – ${hi}${unit ? ` ${unit}` : ''}${d.nullable ? ', or unset' : ''}`
@@ -91,6 +99,21 @@ function buildForm(rules) {
     if (d.kind === 'boolean') {
       control = h('label', { class: 'switch' },
         h('input', { type: 'checkbox', id, name: key, dataset: { key, kind: 'boolean' } }), h('span', null, 'enabled'))
+    } else if (d.kind === 'enum') {
+      control = h('select', { id, name: key, dataset: { key, kind: 'enum' }, 'aria-describedby': `${id}-help ${id}-error` }, d.options.map((o) => h('option', { value: o }, o)))
+    } else if (d.kind === 'list') {
+      const list = h('textarea', { id, name: key, rows: 3, dataset: { key, kind: 'list' }, placeholder: 'one per line',
+        'aria-describedby': `${id}-help ${id}-error` })
+      list.addEventListener('input', markChanged)
+      control = h('div', { class: 'list-control' }, list)
+      if (d.nullable) {
+        control.append(
+          h('label', { class: 'unset' },
+            h('input', { type: 'checkbox', id: `${id}-unset`, dataset: { unsetFor: key }, onchange: (e) => {
+              list.disabled = e.target.checked
+              markChanged()
+            } }), 'unset (any)'))
+      }
     } else {
       const number = h('input', {
         type: 'number', id, name: key, inputmode: 'decimal', dataset: { key, kind: d.kind },
@@ -155,7 +178,7 @@ function renderValues(v, force) {
         unset.checked = value === null
         input.disabled = value === null
       }
-      input.value = value === null ? '' : String(value)
+      input.value = value === null ? '' : Array.isArray(value) ? value.join('\n') : String(value)
     }
   }
   markChanged()
@@ -166,8 +189,10 @@ function renderValues(v, force) {
 function readField(key) {
   const input = $(`#setting-${key}`)
   if (input.type === 'checkbox') return input.checked
+  if (input.dataset.kind === 'enum') return input.value
   const unset = $(`[data-unset-for="${key}"]`)
   if (unset?.checked) return null
+  if (input.dataset.kind === 'list') return input.value.split('\n').map((l) => l.trim()).filter((l) => l !== '')
   const text = input.value.trim()
   if (text === '') return input.validity.badInput ? input.value : ''
   const n = Number(text)
@@ -179,7 +204,9 @@ function edits() {
   const patch = {}
   for (const key of Object.keys(view.schema ?? {})) {
     const value = readField(key)
-    if (value !== current[key]) patch[key] = value
+    const was = current[key]
+    const same = Array.isArray(value) || Array.isArray(was) ? JSON.stringify(value) === JSON.stringify(was) : value === was
+    if (!same) patch[key] = value
   }
   return patch
 }
