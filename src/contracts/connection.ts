@@ -9,6 +9,9 @@ export interface Transport {
   end(): void
   /** Close now. */
   destroy(): void
+  /** Stop reading from the peer (bytes wait in the kernel, the peer's sends slow down); resume() reads again. */
+  pause(): void
+  resume(): void
 }
 
 /** Facts about the peer known before any MQTT byte, from the transport's handshake. */
@@ -58,4 +61,6 @@ export interface LiveConnection {
   packetsReceived: number
   packetsSent: number
   subscriptions: number
+  /** what the ACL refused this connection so far */
+  aclDenied: { publish: number; subscribe: number; deliver: number }
 }

@@ -11,6 +11,7 @@ export const FAILURE_REASONS = [
   'packet_too_large',
   'websocket_error',
   'taken_over',
+  'auth_failed',
 ] as const
 export type FailureReason = (typeof FAILURE_REASONS)[number]
 

@@ -6,6 +6,7 @@ import type { SettingsSnapshot } from '../contracts/settings.ts'
 import type { FailureEvent, FailureReason } from '../contracts/failure.ts'
 import type { ConnectionInput, ConnectionMeta, LiveConnection, Transport } from '../contracts/connection.ts'
 import type { Logger } from '../contracts/logger.ts'
+import type { Authenticator, Authorizer } from '../contracts/access.ts'
 import type { BrokerEvents, BrokerStats } from './types.ts'
 import { Stats } from './stats.ts'
 import { KeyedTimers } from './keyed-timers.ts'
@@ -27,9 +28,18 @@ export interface BrokerOptions {
   retained?: RetainedStore
   /** session state of clients, online and offline (default: in memory) */
   sessions?: SessionStore
+  /** who may connect (default: everyone, the username as sent is the identity) */
+  authenticator?: Authenticator
+  /** what a client may publish and subscribe to (default: everything) */
+  authorizer?: Authorizer
 }
 
-const WARN_REASONS: ReadonlySet<FailureReason> = new Set(['protocol_error', 'packet_too_large', 'connect_rejected', 'websocket_error'])
+/** Without an authenticator: every client is accepted, and is who it says it is. */
+const ACCEPT_ALL: Authenticator = { authenticate: (c) => ({ ok: true, username: c.username }) }
+/** Without an authorizer: nothing is denied. */
+const ALLOW_ALL: Authorizer = { version: 0, allowsEverything: true, allowed: () => true }
+
+const WARN_REASONS: ReadonlySet<FailureReason> = new Set(['protocol_error', 'packet_too_large', 'connect_rejected', 'websocket_error', 'auth_failed'])
 
 export class Broker extends EventEmitter<BrokerEvents> {
   settings: SettingsSnapshot
@@ -37,6 +47,8 @@ export class Broker extends EventEmitter<BrokerEvents> {
   readonly router: Router
   readonly retained: RetainedStore
   readonly sessions: SessionStore
+  readonly authenticator: Authenticator
+  readonly authorizer: Authorizer
   readonly stats: BrokerStats
 
   /** every open connection, connected or not */
@@ -67,6 +79,8 @@ export class Broker extends EventEmitter<BrokerEvents> {
     this.router = opts.router ?? new MemoryRouter()
     this.retained = opts.retained ?? new MemoryRetainedStore()
     this.sessions = opts.sessions ?? new MemorySessionStore()
+    this.authenticator = opts.authenticator ?? ACCEPT_ALL
+    this.authorizer = opts.authorizer ?? ALLOW_ALL
     this.stats = new Stats(this.#open, this.#clients, this.router, this.retained)
   }
 
@@ -131,6 +145,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
         packetsReceived: c.packetsReceived,
         packetsSent: c.packetsSent,
         subscriptions: c.session?.subscriptions.size ?? 0,
+        aclDenied: c.acl === null ? { publish: 0, subscribe: 0, deliver: 0 } : { ...c.acl.denied },
       })
     }
     return out

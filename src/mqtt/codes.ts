@@ -6,6 +6,7 @@ export const V3 = {
   unacceptableProtocolVersion: 0x01,
   identifierRejected: 0x02,
   serverUnavailable: 0x03,
+  badUsernameOrPassword: 0x04,
   notAuthorized: 0x05,
 } as const
 
@@ -21,6 +22,9 @@ export const RC = {
   implementationSpecificError: 0x83,
   unsupportedProtocolVersion: 0x84,
   clientIdentifierNotValid: 0x85,
+  badUsernameOrPassword: 0x86,
+  notAuthorized: 0x87,
+  serverBusy: 0x89,
   badAuthenticationMethod: 0x8c,
   keepAliveTimeout: 0x8d,
   sessionTakenOver: 0x8e,

@@ -18,7 +18,8 @@ import { failureEvent } from './failure-event.ts'
 import { packetSize, peekConnectVersion } from './wire.ts'
 import { connectProgress, hints } from './explain.ts'
 import { RC, V3 } from './codes.ts'
-import { MAX_INFLIGHT } from './limits.ts'
+import { MAX_INFLIGHT, RECEIVE_MAXIMUM } from './limits.ts'
+import type { ConnectionAcl } from './access.ts'
 
 const { parser: createParser, generate } = mqttPacket
 
@@ -48,7 +49,12 @@ export class Connection implements ConnectionInput {
   // Known once CONNECT has been read.
   protocolVersion = 0
   clientId: string | null = null
+  /** the username the CONNECT sent (shown and recorded; not a proof of identity) */
   username: string | null = null
+  /** who authentication says the client is: a known user's name, or null for an anonymous client (ACL subject) */
+  identity: string | null = null
+  /** the ACL's per-connection state (cached answers, denial counts); created at the first question */
+  acl: ConnectionAcl | null = null
   requestedKeepaliveSec: number | null = null
   /** keepalive in force (after server policy), seconds; 0 = none */
   keepaliveSec = 0
@@ -73,6 +79,8 @@ export class Connection implements ConnectionInput {
   #firstLength = 0
   /** the chunk being parsed, for the bytes of a failure after CONNECT */
   #chunk: Buffer | null = null
+  /** packets that arrived while the CONNECT waits for an asynchronous step (a password check), in order */
+  #held: Packet[] | null = null
 
   constructor(broker: Broker, transport: Transport, meta: ConnectionMeta) {
     this.broker = broker
@@ -156,7 +164,36 @@ export class Connection implements ConnectionInput {
     const size = packetSize(packet.length ?? 0)
     const max = this.broker.settings.values.maxPacketSize
     if (size > max) return this.#packetTooLarge(packet.cmd, size, max)
-    dispatch(this, packet)
+    if (this.#held === null) return dispatch(this, packet)
+    // reading is paused; what the last chunk already held waits its turn, within the bound of a Receive Maximum
+    if (this.#held.length >= RECEIVE_MAXIMUM) {
+      return this.protocolError(`more than ${RECEIVE_MAXIMUM} packets sent before the CONNACK`)
+    }
+    this.#held.push(packet)
+  }
+
+  /** The CONNECT waits for an asynchronous step: stop reading, and hold what was already parsed. */
+  hold(): void {
+    this.#held ??= []
+    this.transport.pause()
+  }
+
+  /**
+   * The asynchronous step is done: run `next` (the rest of the CONNECT), then the held packets in order, then read
+   * again. Called from a promise, which has no caller to catch for it: a fault ends this connection only.
+   */
+  release(next: () => void): void {
+    const held = this.#held ?? []
+    this.#held = null
+    try {
+      if (this.phase === 'closed') return
+      next()
+      for (let i = 0; i < held.length && (this.phase as Phase) !== 'closed'; i++) dispatch(this, held[i])
+      if ((this.phase as Phase) !== 'closed') this.transport.resume()
+    } catch (err) {
+      this.broker.logger?.error({ err, clientId: this.clientId }, 'the broker failed while finishing a CONNECT: closing it')
+      this.transport.destroy()
+    }
   }
 
   #onParseError(err: Error): void {
@@ -304,11 +341,16 @@ export class Connection implements ConnectionInput {
 
   /** Refuse the CONNECT: CONNACK with a v3 return code or v5 reason code (+ reason string), then close. */
   reject(v3Code: number, v5Code: number, detail: string, hint: string): void {
+    this.refuse('connect_rejected', v3Code, v5Code, detail, hint)
+  }
+
+  /** Refuse the CONNECT with a CONNACK code, recorded as `reason` (connect_rejected, auth_failed). */
+  refuse(reason: FailureReason, v3Code: number, v5Code: number, detail: string, hint: string): void {
     if (this.phase === 'closed') return
     const connack: Packet = this.protocolVersion === 5
       ? { cmd: 'connack', sessionPresent: false, reasonCode: v5Code, properties: { reasonString: detail.slice(0, 200) } }
       : { cmd: 'connack', sessionPresent: false, returnCode: v3Code }
-    this.#endWithFailure('connect_rejected', detail, hint, connack)
+    this.#endWithFailure(reason, detail, hint, connack)
   }
 
   /** Another connection took this client id: v5 gets DISCONNECT 0x8E. */

@@ -8,11 +8,13 @@ import type { Match } from './router.ts'
 import type { Outgoing, Queued, Session } from './session.ts'
 import { encodeAck, encodePublish, type Fanout } from './outgoing.ts'
 import { MAX_QUEUED } from './limits.ts'
+import { mayReceive } from './access.ts'
 
 /** A routed message for this connection (or a retained one on subscribe, `retained` true). */
 export function deliver(c: Connection, fan: Fanout, m: Match, retained: boolean): void {
   const msg = fan.message
   if (msg.expiresAt !== 0 && msg.expiresAt <= fan.now) return
+  if (!mayReceive(c, msg.topic)) return // a subscription that a later ACL rule forbids stops receiving
   const qos = msg.qos < m.qos ? msg.qos : m.qos
   // [MQTT-3.3.1-8] retained on subscribe keep the flag; [MQTT-3.3.1-9] / v5 Retain As Published otherwise
   const retain = retained || (m.retainAsPublished && msg.retain)
@@ -79,6 +81,7 @@ function drainQueue(c: Connection): void {
   const now = Date.now()
   while (session.queue.length > 0 && (session.inflight?.size ?? 0) < c.sendWindow) {
     const q = session.queue.shift()!
+    if (!mayReceive(c, q.message.topic)) continue // queued before a rule that forbids it
     sendInflight(c, session, q.message, q.qos as 1 | 2, q.retain, q.subscriptionIds, now)
   }
   if (session.queue.length === 0) session.queue = null

@@ -31,6 +31,16 @@ export const hints = {
   authentication: 'the client asks for enhanced authentication, which this broker does not offer: remove the authentication method from the client',
   takenOver:
     'two clients share one client id, or a client reconnected before the broker saw its old connection drop: give each client a unique id',
+  /** auth_failed, by why the credentials were refused */
+  authFailed: {
+    anonymous_not_allowed: 'the client sent no username (or one that is not a known MQTT user) while allowAnonymous is false: give it the username and password of an MQTT user (/api/mqtt-users), or set allowAnonymous to true',
+    unknown_user: 'the username is not a known MQTT user: create it (/api/mqtt-users) or fix the client\'s username',
+    wrong_password: 'the password did not match: fix the client\'s password or set a new one for the user (PATCH /api/mqtt-users/:username)',
+    user_disabled: 'the MQTT user is disabled: enable it (PATCH /api/mqtt-users/:username {"enabled": true}) if the client should connect',
+    throttled: 'too many failed logins came from this address: a misconfigured client retrying, or someone guessing passwords; fix the client, the refusal ends by itself',
+    busy: 'too many logins were waiting for their password check (a reconnect storm or a password-guessing flood): the client may retry',
+  },
+  willNotAllowed: 'the ACL does not let this client publish to its Will topic: change the Will topic, or add an ACL rule allowing it (/api/acl)',
   websocket: 'a WebSocket-level error: check the client library, proxies in between, and the path and subprotocol it uses',
 } as const
 

@@ -18,6 +18,9 @@ export class Stats implements BrokerStats {
   messagesPublished = 0
   messagesDelivered = 0
   messagesDropped = 0
+  aclDeniedPublish = 0
+  aclDeniedSubscribe = 0
+  aclDeniedDeliver = 0
   readonly #open: ReadonlySet<unknown>
   readonly #clients: ReadonlyMap<string, unknown>
   readonly #router: Router

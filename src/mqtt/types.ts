@@ -34,6 +34,12 @@ export interface BrokerStats {
   subscriptions: number
   /** messages not delivered: a slow client's QoS 0 over its buffer bound, a full offline queue, over its Maximum Packet Size */
   messagesDropped: number
+  /** PUBLISHes the ACL refused */
+  aclDeniedPublish: number
+  /** SUBSCRIBE filters the ACL refused */
+  aclDeniedSubscribe: number
+  /** deliveries the ACL stopped (a subscription that a later rule forbids) */
+  aclDeniedDeliver: number
 }
 
 export interface BrokerEvents {

@@ -23,6 +23,11 @@ const LiveConnectionSchema = Type.Object({
   packetsReceived: Type.Integer(),
   packetsSent: Type.Integer(),
   subscriptions: Type.Integer(),
+  aclDenied: Type.Object({
+    publish: Type.Integer({ description: 'PUBLISHes refused' }),
+    subscribe: Type.Integer({ description: 'SUBSCRIBE filters refused' }),
+    deliver: Type.Integer({ description: 'messages not sent: a subscription a later rule forbids' }),
+  }, { description: 'what the ACL refused this connection so far' }),
 })
 
 export type SchemaIsTheContract = Assert<Same<Type.Static<typeof LiveConnectionSchema>, LiveConnection>>

@@ -9,6 +9,7 @@ export const REASONS = [
   { id: 'packet_too_large', label: 'packet too large', color: '#00a6a6' },
   { id: 'websocket_error', label: 'WebSocket error', color: '#6c757d' },
   { id: 'taken_over', label: 'taken over', color: '#b5838d' },
+  { id: 'auth_failed', label: 'auth failed', color: '#8d6e3f' },
 ]
 
 const byId = new Map(REASONS.map((r) => [r.id, r]))

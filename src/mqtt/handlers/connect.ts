@@ -5,6 +5,8 @@ import type { IConnackPacket, IConnectPacket, QoS } from 'mqtt-packet'
 import type { Connection } from '../connection.ts'
 import { NEVER_EXPIRES } from '../session.ts'
 import { resendInflight } from '../delivery.ts'
+import { mayPublish } from '../access.ts'
+import type { AuthOutcome } from '../../contracts/access.ts'
 import { forwardedProperties, propertyProblem } from '../message.ts'
 import { isValidTopicName } from '../topics.ts'
 import { hints } from '../explain.ts'
@@ -25,6 +27,26 @@ export function handleConnect(c: Connection, p: IConnectPacket): void {
   readIdentity(c, p)
   const assignedId = validate(c, p)
   if (assignedId === false) return
+  const outcome = c.broker.authenticator.authenticate({
+    clientId: c.clientId!,
+    username: p.username ?? null,
+    password: p.password === undefined ? null : Buffer.from(p.password),
+    remoteAddress: c.meta.remoteAddress,
+  })
+  if (!(outcome instanceof Promise)) return afterAuthentication(c, p, assignedId, outcome)
+  // a password check runs off the event loop: the connection stops reading and keeps its packets in order
+  c.hold()
+  outcome.then(
+    (o) => c.release(() => afterAuthentication(c, p, assignedId, o)),
+    (err: unknown) => c.release(() => afterAuthentication(c, p, assignedId,
+      { ok: false, refusal: 'busy', detail: `the credentials could not be checked (${String(err)})` })),
+  )
+}
+
+/** The CONNECT's remaining steps, once the client is known. */
+function afterAuthentication(c: Connection, p: IConnectPacket, assignedId: string, auth: AuthOutcome): void {
+  if (!authenticated(c, auth)) return
+  if (!willAllowed(c, p)) return
   const keepalive = keepalivePolicy(c)
   if (keepalive === null) return
   if (!checkCapacity(c)) return
@@ -99,6 +121,27 @@ function validate(c: Connection, p: IConnectPacket): string | false {
   c.reject(V3.identifierRejected, RC.clientIdentifierNotValid,
     v === 3 ? 'the client sent an empty client id, which MQTT 3.1 does not allow'
       : 'the client sent an empty client id with clean session 0', hints.badClientId) // [MQTT-3.1.3-8]
+  return false
+}
+
+/** The credentials were refused: auth_failed, CONNACK "bad username or password" or "not authorized". */
+function authenticated(c: Connection, auth: AuthOutcome): boolean {
+  if (auth.ok) {
+    c.identity = auth.username
+    return true
+  }
+  const [v3, v5] = auth.refusal === 'busy' ? [V3.serverUnavailable, RC.serverBusy]
+    : auth.refusal === 'user_disabled' || auth.refusal === 'anonymous_not_allowed' ? [V3.notAuthorized, RC.notAuthorized]
+      : [V3.badUsernameOrPassword, RC.badUsernameOrPassword]
+  c.refuse('auth_failed', v3, v5, auth.detail, hints.authFailed[auth.refusal])
+  return false
+}
+
+/** The Will is a PUBLISH to be: the ACL must allow its topic, or the CONNECT is refused (not authorized). */
+function willAllowed(c: Connection, p: IConnectPacket): boolean {
+  if (p.will === undefined || mayPublish(c, p.will.topic)) return true
+  c.reject(V3.notAuthorized, RC.notAuthorized,
+    `the ACL does not allow client "${c.clientId}" to publish its Will to "${p.will.topic.slice(0, 200)}"`, hints.willNotAllowed)
   return false
 }
 

@@ -5,6 +5,7 @@ import { expiryFrom, forwardedProperties, propertyProblem, type Message } from '
 import { isValidTopicName } from '../topics.ts'
 import { RC } from '../codes.ts'
 import { encodeAck } from '../outgoing.ts'
+import { mayPublish } from '../access.ts'
 import { RECEIVE_MAXIMUM, TOPIC_ALIAS_MAXIMUM } from '../limits.ts'
 
 export function handlePublish(c: Connection, p: IPublishPacket): void {
@@ -50,11 +51,12 @@ export function handlePublish(c: Connection, p: IPublishPacket): void {
     from: c.clientId,
   }
   if (p.qos === 0) {
-    c.broker.publish(msg)
+    if (mayPublish(c, topic)) c.broker.publish(msg)
     return
   }
   const id = p.messageId!
   if (p.qos === 1) {
+    if (!mayPublish(c, topic)) return refused(c, 'puback', id)
     c.broker.publish(msg)
     c.send(encodeAck('puback', id)) // [MQTT-4.3.2-2]
     return
@@ -67,8 +69,22 @@ export function handlePublish(c: Connection, p: IPublishPacket): void {
       // [MQTT-3.3.4-9] more QoS 2 PUBLISHes waiting than the Receive Maximum the broker advertised
       return c.protocolError(`more than ${RECEIVE_MAXIMUM} QoS 2 PUBLISHes waiting for PUBREL`, RC.receiveMaximumExceeded)
     }
-    pending.add(id)
-    c.broker.publish(msg)
+    if (!mayPublish(c, topic)) {
+      if (c.protocolVersion === 5) return refused(c, 'pubrec', id) // v5 4.3.3: an error PUBREC ends the exchange
+      pending.add(id) // v3: acknowledged as usual (PUBREC, then PUBCOMP), never routed
+    } else {
+      pending.add(id)
+      c.broker.publish(msg)
+    }
   }
   c.send(encodeAck('pubrec', id))
+}
+
+/**
+ * A PUBLISH the ACL refused is not delivered: MQTT 5 says so with reason 0x87 (Not authorized) in its PUBACK or
+ * PUBREC; MQTT 3.1.1 has no way to, so the publisher gets its usual acknowledgement [MQTT-3.3.5-2].
+ */
+function refused(c: Connection, ack: 'puback' | 'pubrec', id: number): void {
+  if (c.protocolVersion === 5) c.write({ cmd: ack, messageId: id, reasonCode: RC.notAuthorized })
+  else c.send(encodeAck(ack, id))
 }

@@ -5,6 +5,7 @@ import type { Match, Subscription } from '../router.ts'
 import { isValidTopicFilter, parseSharedFilter } from '../topics.ts'
 import { Fanout, NO_IDS } from '../outgoing.ts'
 import { deliver } from '../delivery.ts'
+import { maySubscribe } from '../access.ts'
 import { RC, V3_SUBACK_FAILURE } from '../codes.ts'
 
 export function handleSubscribe(c: Connection, p: ISubscribePacket): void {
@@ -26,6 +27,10 @@ export function handleSubscribe(c: Connection, p: ISubscribePacket): void {
       continue
     }
     if (shared && v5 && r.nl) return c.protocolError('No Local set on a shared subscription') // [MQTT-3.8.3-4]
+    if (!maySubscribe(c, shared ? shared.filter : r.topic)) {
+      granted.push(v5 ? RC.notAuthorized : V3_SUBACK_FAILURE) // refused by the ACL: this filter only
+      continue
+    }
     const sub: Subscription = {
       clientId: session.clientId,
       filter: r.topic,

@@ -30,6 +30,16 @@ const MAX_WS_FRAGMENTS = 65_536
 const header = (v: string | string[] | undefined): string | null =>
   v === undefined ? null : clip(Array.isArray(v) ? v.join(', ') : v)
 
+/** An Origin as browsers serialise it (RFC 6454: lower-case scheme and host, no path), for comparing. */
+const normalOrigin = (o: string): string => o.trim().toLowerCase().replace(/\/+$/, '')
+
+/** allowedOrigins null = any; otherwise an exact match of the serialised origin, or the entry "*". */
+function originAllowed(origin: string, allowed: readonly string[] | null): boolean {
+  if (allowed === null) return true
+  const o = normalOrigin(origin)
+  return allowed.some((a) => a === '*' || normalOrigin(a) === o)
+}
+
 /**
  * Offered subprotocols from a Sec-WebSocket-Protocol header: `null` when the header is absent, `false` when it is
  * malformed (an empty entry), else the list.
@@ -149,6 +159,17 @@ export default fp(
           `point the client at ws://HOST:PORT${mqttPath} (the path is set by MQTT_PATH)`,
         )
         return reply.code(404).send({ error: 'Not Found', message: `the MQTT WebSocket endpoint is ${mqttPath}` })
+      }
+      const origin = req.headers.origin
+      if (origin !== undefined && !originAllowed(origin, broker.settings.values.allowedOrigins)) {
+        // a browser page from another site: refused, so a page on the web cannot reach a broker on the LAN
+        // through a visitor's browser (cross-site WebSocket hijacking)
+        report(
+          metaOf(req, socket, header(req.headers['sec-websocket-protocol'])),
+          `the WebSocket upgrade was refused: Origin "${clip(origin, 200)}" is not in allowedOrigins`,
+          'if this web page should reach the broker, add its origin (scheme://host[:port]) to allowedOrigins; otherwise another site is trying to use a visitor\'s browser to reach the broker',
+        )
+        return reply.code(403).send({ error: 'Forbidden', message: 'this Origin may not open the MQTT WebSocket (see allowedOrigins)' })
       }
       const offered = offeredSubprotocols(req.headers['sec-websocket-protocol'])
       // No Sec-WebSocket-Protocol at all is accepted: many embedded clients send none.

@@ -44,6 +44,14 @@ export class WebSocketTransport implements Transport {
   destroy(): void {
     this.#ws.terminate()
   }
+
+  pause(): void {
+    this.#ws.pause()
+  }
+
+  resume(): void {
+    this.#ws.resume()
+  }
 }
 
 /** Why a WebSocket closed, in words, from its close code. */
