@@ -15,7 +15,7 @@ import { Deadline } from './timer.ts'
 import { Outbox } from './outbox.ts'
 import { dispatch } from './handlers/index.ts'
 import { failureEvent } from './failure-event.ts'
-import { packetSize, peekConnectVersion } from './wire.ts'
+import { packetSize, peekConnectVersion, redactSecrets } from './wire.ts'
 import { connectProgress, hints } from './explain.ts'
 import { RC, V3 } from './codes.ts'
 import { MAX_INFLIGHT, RECEIVE_MAXIMUM } from './limits.ts'
@@ -25,9 +25,11 @@ const { parser: createParser, generate } = mqttPacket
 
 export type Phase = 'awaiting_connect' | 'connected' | 'closed'
 
-/** The parts of the mqtt-packet parser the connection reads beyond its typed API: the packet being assembled. */
+/** The parts of the mqtt-packet parser the connection reads beyond its typed API: the packet being assembled and
+ * the bytes it holds unparsed (none: the next chunk starts on a packet boundary). */
 interface ParserInternals {
   packet: { cmd: string | null; length: number }
+  _list: { length: number }
 }
 
 const GEN_V4 = { protocolVersion: 4 }
@@ -77,7 +79,8 @@ export class Connection implements ConnectionInput {
   readonly #deadline: Deadline<Connection>
   #firstBytes: Buffer | null = null
   #firstLength = 0
-  /** the chunk being parsed, for the bytes of a failure after CONNECT */
+  /** the chunk being parsed, for the bytes of a failure after CONNECT (null when it did not start on a packet
+   * boundary: its CONNECTs, if any, could not be found to hide their passwords) */
   #chunk: Buffer | null = null
   /** packets that arrived while the CONNECT waits for an asynchronous step (a password check), in order */
   #held: Packet[] | null = null
@@ -111,7 +114,7 @@ export class Connection implements ConnectionInput {
     } else if (this.#firstLength < FIRST_BYTES_MAX) {
       this.#keepFirstBytes(chunk)
     }
-    this.#chunk = chunk
+    this.#chunk = (this.#parser as unknown as ParserInternals)._list.length === 0 ? chunk : null
     this.#parser.parse(chunk)
     this.#chunk = null
     if ((this.phase as Phase) !== 'closed') this.#checkPartialPacket() // a handler may have ended it
@@ -405,7 +408,8 @@ export class Connection implements ConnectionInput {
       keepaliveSec: connected ? this.keepaliveSec : this.requestedKeepaliveSec,
       bytesReceived: this.bytesReceived,
       packetsReceived: this.packetsReceived,
-      firstBytesHex: bytes === null ? '' : bytes.subarray(0, FIRST_BYTES_MAX).toString('hex'),
+      // a kept prefix never holds a password or v5 Authentication Data
+      firstBytesHex: bytes === null ? '' : redactSecrets(bytes.subarray(0, FIRST_BYTES_MAX)).toString('hex'),
       detail,
       hint,
     })
