@@ -3,6 +3,7 @@
 // counts the records it lost.
 import fp from 'fastify-plugin'
 import { createFailureLog, type FailureLog, type FailureLogOptions } from '../failures/store.ts'
+import { DEFAULT_SETTINGS } from '../settings/schema.ts'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -11,7 +12,7 @@ declare module 'fastify' {
 }
 
 /** Tuning for tests and benchmarks; the defaults suit production. */
-export type FailuresPluginOptions = Omit<FailureLogOptions, 'limits' | 'logger'>
+export type FailuresPluginOptions = Omit<FailureLogOptions, 'limits' | 'defaultLimits' | 'logger'>
 
 export default fp<FailuresPluginOptions>(
   async (app, opts) => {
@@ -21,6 +22,7 @@ export default fp<FailuresPluginOptions>(
         const v = app.settingsStore.current().values
         return { maxRows: v.failureLogMaxRows, maxAgeDays: v.failureLogMaxAgeDays }
       },
+      defaultLimits: { maxRows: DEFAULT_SETTINGS.failureLogMaxRows, maxAgeDays: DEFAULT_SETTINGS.failureLogMaxAgeDays },
       logger: app.log.child({ component: 'failure-log' }),
     })
     app.decorate('failureLog', failureLog)

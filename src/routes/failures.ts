@@ -10,6 +10,7 @@ import {
 } from '../failures/schema.ts'
 import { FAILURE_REASONS } from '../contracts/failure.ts'
 import type { FailureLog, FoldedUpdate } from '../failures/store.ts'
+import { DAY_MS } from '../failures/time.ts'
 import { TooManyStreamsError } from '../errors.ts'
 import { InvalidInputError, NotFoundError } from '../contracts/errors.ts'
 
@@ -62,7 +63,6 @@ const StreamQuery = Type.Object(
 
 const BUCKET_SIZES_SEC = [60, 300, 600, 900, 1800, 3600, 10800, 21600, 43200, 86400]
 const MAX_BUCKETS = 2000
-const DAY_MS = 86_400_000
 
 const MAX_STREAMS = 64
 /** Events are skipped (and the skip announced) for a client whose socket has this much unsent. */

@@ -11,7 +11,7 @@ const DAY = 86_400_000
 function setup(t: { after(fn: () => void): void }, opts: Partial<FailureLogOptions> = {}) {
   const file = failureDb()
   // maxSliceMs high: how many transactions a flush takes must not depend on how loaded the machine is
-  const log = createFailureLog(file.db, { limits: () => ({ maxRows: 100_000, maxAgeDays: 30 }), autoFlush: false, maxSliceMs: 60_000, ...opts })
+  const log = createFailureLog(file.db, { limits: () => ({ maxRows: 100_000, maxAgeDays: 30 }), defaultLimits: { maxRows: 100_000, maxAgeDays: 30 }, autoFlush: false, maxSliceMs: 60_000, ...opts })
   t.after(() => {
     log.close()
     file.close()

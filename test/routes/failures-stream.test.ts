@@ -178,7 +178,7 @@ test('the failure stream delivers live records, replays after Last-Event-ID, and
 test('the stream sends heartbeat comments at the configured interval', async (t) => {
   // the route plugin alone, on a real failure log, with a short heartbeat
   const file = failureDb()
-  const log = createFailureLog(file.db, { limits: () => ({ maxRows: 1000, maxAgeDays: 1 }) })
+  const log = createFailureLog(file.db, { limits: () => ({ maxRows: 1000, maxAgeDays: 1 }), defaultLimits: { maxRows: 1000, maxAgeDays: 1 } })
   const app = Fastify()
   app.decorate('failureLog', log)
   app.decorate('requireAdmin', async () => {})
