@@ -4,8 +4,10 @@ import Fastify, { type FastifyRequest, type FastifyServerOptions } from 'fastify
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { DEFAULT_CONFIG, type BootConfig } from './config.ts'
 import { errorHandler } from './errors.ts'
+import { USERNAME_MAX_CHARS } from './access/users.ts'
 import database from './plugins/database.ts'
 import settings from './plugins/settings.ts'
+import access from './plugins/access.ts'
 import auth from './plugins/auth.ts'
 import failures from './plugins/failures.ts'
 import broker from './plugins/broker.ts'
@@ -16,6 +18,7 @@ import healthRoutes from './routes/health.ts'
 import settingsRoutes from './routes/settings.ts'
 import failuresRoutes from './routes/failures.ts'
 import connectionsRoutes from './routes/connections.ts'
+import mqttUsersRoutes from './routes/mqtt-users.ts'
 import adminUi from './plugins/admin-ui.ts'
 
 export interface AppOptions {
@@ -50,6 +53,8 @@ export async function buildApp(opts: AppOptions = {}) {
     // never by Node's 60 s default. Later requests on a kept-alive socket fall to Node's headersTimeout, which the
     // adapter sets from connectTimeoutMs; Node checks it every connectionsCheckingInterval (default 30 s).
     http: { connectionsCheckingInterval: 1000 },
+    // a path parameter as long as the longest MQTT username (/api/mqtt-users/:username), measured decoded in UTF-16 units
+    routerOptions: { maxParamLength: 2 * USERNAME_MAX_CHARS },
     ajv: {
       customOptions: {
         // unknown keys must be refused with a 400, not silently stripped
@@ -66,6 +71,7 @@ export async function buildApp(opts: AppOptions = {}) {
   // storage and state
   await app.register(database)
   await app.register(settings)
+  await app.register(access)
   await app.register(auth)
   await app.register(failures)
   // OpenAPI collects every route registered after it
@@ -79,6 +85,7 @@ export async function buildApp(opts: AppOptions = {}) {
   await app.register(settingsRoutes)
   await app.register(failuresRoutes)
   await app.register(connectionsRoutes)
+  await app.register(mqttUsersRoutes)
   await app.register(adminUi)
 
   return app

@@ -37,6 +37,13 @@ export class NotFoundError extends DomainError {
   }
 }
 
+/** The thing to create exists already (e.g. an MQTT user with that username). */
+export class ConflictError extends DomainError {
+  constructor(message: string, fields?: FieldError[]) {
+    super('CONFLICT', message, { fields })
+  }
+}
+
 export class VersionNotFoundError extends DomainError {
   constructor(version: number, newest: number, fields?: FieldError[]) {
     super('VERSION_NOT_FOUND', `there is no settings version ${version} (the newest is ${newest})`, { fields })

@@ -30,6 +30,7 @@ export default fp(
           { name: 'settings', description: 'hot settings, versioned in SQLite' },
           { name: 'failures', description: 'the connection-failure log' },
           { name: 'connections', description: 'live clients' },
+          { name: 'mqtt-users', description: 'the usernames and passwords MQTT clients log in with' },
           { name: 'health', description: 'liveness and metrics' },
         ],
       },

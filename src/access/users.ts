@@ -1,0 +1,238 @@
+// The MQTT users store: the usernames and passwords clients present in CONNECT, in SQLite (table mqtt_users).
+// A small factory closed over the database, statements prepared once, every write in one transaction.
+// Passwords are write-only: only a salted scrypt record is stored (src/access/password.ts), no method returns it,
+// and the one way to use it is the `verify` of a login record, which the authenticator calls.
+import type { Database } from 'better-sqlite3'
+import { ConflictError, InvalidInputError, NotFoundError, type FieldError } from '../contracts/errors.ts'
+import type { Logger } from '../contracts/logger.ts'
+import { hashPassword, SCRYPT_PARAMS, verifyPassword, type ScryptParams } from './password.ts'
+
+/** One user as the API shows it. No password, no hash. */
+export interface MqttUser {
+  username: string
+  enabled: boolean
+  note: string | null
+  /** ISO 8601 */
+  createdAt: string
+  updatedAt: string
+}
+
+export interface MqttUserPage {
+  /** by username (binary order: case-sensitive, 'B' before 'a') */
+  items: MqttUser[]
+  /** pass as `after` for the next page; null on the last page */
+  nextCursor: string | null
+}
+
+export interface NewMqttUser {
+  username: string
+  password: string
+  enabled?: boolean
+  note?: string | null
+}
+
+/** At least one key. `note: null` clears the note. */
+export interface MqttUserPatch {
+  password?: string
+  enabled?: boolean
+  note?: string | null
+}
+
+/** What the authenticator needs of a user: whether it may log in, and a check of a presented password. */
+export interface LoginRecord {
+  username: string
+  enabled: boolean
+  /** scrypt off the event loop, compared in constant time; rejects when the stored record is unreadable */
+  verify(password: Buffer): Promise<boolean>
+}
+
+export interface WriteOptions {
+  /** who made the change (the admin token's name), for the log line */
+  actor?: string
+}
+
+export interface MqttUserStore {
+  list(query?: { limit?: number; after?: string }): MqttUserPage
+  get(username: string): MqttUser | null
+  create(user: NewMqttUser, opts?: WriteOptions): Promise<MqttUser>
+  update(username: string, patch: MqttUserPatch, opts?: WriteOptions): Promise<MqttUser>
+  delete(username: string, opts?: WriteOptions): void
+  /** for the authenticator only: a user's login record, or null when there is no such user */
+  loginRecord(username: string): LoginRecord | null
+}
+
+export const USERNAME_MAX_CHARS = 256
+export const PASSWORD_MAX_BYTES = 1024
+export const NOTE_MAX_CHARS = 1000
+export const LIST_MAX_LIMIT = 1000
+export const LIST_DEFAULT_LIMIT = 100
+
+/** C0, DEL and C1 controls, and lone surrogates (not encodable as UTF-8, so no MQTT client could send them). */
+const CONTROL_OR_LONE_SURROGATE = /[\p{Cc}\p{Cs}]/u
+
+/** Characters as SQLite's length() and JSON Schema count them: code points. */
+const chars = (s: string) => {
+  let n = 0
+  for (const _ of s) n++
+  return n
+}
+
+const field = (name: string, rule: string, message: string): FieldError => ({ field: name, rule, message })
+
+function usernameErrors(username: unknown): FieldError[] {
+  if (typeof username !== 'string') return [field('username', 'type string', 'must be a string')]
+  const n = chars(username)
+  if (n < 1) return [field('username', 'minLength 1', 'must not be empty')]
+  if (n > USERNAME_MAX_CHARS) return [field('username', `maxLength ${USERNAME_MAX_CHARS}`, `must be at most ${USERNAME_MAX_CHARS} characters`)]
+  if (CONTROL_OR_LONE_SURROGATE.test(username)) return [field('username', 'no control characters', 'must not contain control characters')]
+  return []
+}
+
+function passwordErrors(password: unknown): FieldError[] {
+  if (typeof password !== 'string') return [field('password', 'type string', 'must be a string')]
+  const bytes = Buffer.byteLength(password, 'utf8')
+  if (bytes < 1) return [field('password', 'minLength 1', 'must not be empty')]
+  if (bytes > PASSWORD_MAX_BYTES) return [field('password', `at most ${PASSWORD_MAX_BYTES} bytes`, `must be at most ${PASSWORD_MAX_BYTES} bytes as UTF-8`)]
+  return []
+}
+
+function enabledErrors(enabled: unknown): FieldError[] {
+  return enabled === undefined || typeof enabled === 'boolean' ? [] : [field('enabled', 'type boolean', 'must be true or false')]
+}
+
+/** A note as stored: trimmed, empty -> null. */
+const normalizeNote = (note: string | null | undefined): string | null => (typeof note === 'string' && note.trim() !== '' ? note.trim() : null)
+
+function noteErrors(note: unknown): FieldError[] {
+  if (note === undefined || note === null) return []
+  if (typeof note !== 'string') return [field('note', 'null or type string', 'must be a string or null')]
+  if (chars(note.trim()) > NOTE_MAX_CHARS) return [field('note', `null or maxLength ${NOTE_MAX_CHARS}`, `must be at most ${NOTE_MAX_CHARS} characters`)]
+  return []
+}
+
+const throwIfAny = (errors: FieldError[]) => {
+  if (errors.length > 0) throw new InvalidInputError(errors)
+}
+
+export const mqttUserNotFound = (username: string) => new NotFoundError(`there is no MQTT user ${JSON.stringify(username)}`)
+
+interface Row {
+  username: string
+  password_hash: string
+  enabled: 0 | 1
+  note: string | null
+  created_at: string
+  updated_at: string
+}
+
+const toUser = (row: Row): MqttUser => ({
+  username: row.username,
+  enabled: row.enabled === 1,
+  note: row.note,
+  createdAt: row.created_at,
+  updatedAt: row.updated_at,
+})
+
+const PUBLIC_COLUMNS = 'username, enabled, note, created_at, updated_at'
+
+export function createUserStore(
+  db: Database,
+  opts: { logger?: Pick<Logger, 'info'>; scrypt?: ScryptParams } = {},
+): MqttUserStore {
+  const params = opts.scrypt ?? SCRYPT_PARAMS
+  const selectOne = db.prepare<[string], Row>(`SELECT ${PUBLIC_COLUMNS} FROM mqtt_users WHERE username = ?`)
+  const selectLogin = db.prepare<[string], Pick<Row, 'username' | 'enabled' | 'password_hash'>>(
+    'SELECT username, enabled, password_hash FROM mqtt_users WHERE username = ?',
+  )
+  const selectPage = db.prepare<[string, number], Row>(
+    `SELECT ${PUBLIC_COLUMNS} FROM mqtt_users WHERE username > ? ORDER BY username LIMIT ?`,
+  )
+  const insert = db.prepare<[string, string, number, string | null, string, string]>(
+    'INSERT INTO mqtt_users (username, password_hash, enabled, note, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)',
+  )
+  const updateRow = db.prepare<[string | null, number, string | null, string, string]>(
+    'UPDATE mqtt_users SET password_hash = COALESCE(?, password_hash), enabled = ?, note = ?, updated_at = ? WHERE username = ?',
+  )
+  const remove = db.prepare<[string]>('DELETE FROM mqtt_users WHERE username = ?')
+
+  const log = (actor: string | undefined, username: string, what: string, extra: object = {}) =>
+    opts.logger?.info({ mqttUser: username, actor, ...extra }, `MQTT user ${JSON.stringify(username)} ${what}${actor ? ` by ${actor}` : ''}`)
+
+  const get = (username: string): MqttUser | null => {
+    const row = typeof username === 'string' ? selectOne.get(username) : undefined
+    return row ? toUser(row) : null
+  }
+
+  const conflict = (username: string) => new ConflictError(`there is already an MQTT user ${JSON.stringify(username)}`,
+    [field('username', 'unique', 'is already taken')])
+
+  const insertUser = db.transaction((user: MqttUser, hash: string) => {
+    if (selectOne.get(user.username) !== undefined) throw conflict(user.username)
+    insert.run(user.username, hash, user.enabled ? 1 : 0, user.note, user.createdAt, user.updatedAt)
+  })
+
+  /** Applies a patch to the row as it is at commit time; `hash` replaces the password when given. */
+  const patchUser = db.transaction((username: string, patch: MqttUserPatch, hash: string | null): MqttUser => {
+    const row = selectOne.get(username)
+    if (row === undefined) throw mqttUserNotFound(username)
+    const next: MqttUser = {
+      ...toUser(row),
+      enabled: patch.enabled ?? row.enabled === 1,
+      note: patch.note === undefined ? row.note : normalizeNote(patch.note),
+      updatedAt: new Date().toISOString(),
+    }
+    updateRow.run(hash, next.enabled ? 1 : 0, next.note, next.updatedAt, username)
+    return next
+  })
+
+  return {
+    list(query = {}) {
+      const limit = Math.min(Math.max(1, Math.trunc(query.limit ?? LIST_DEFAULT_LIMIT)), LIST_MAX_LIMIT)
+      // one row more than asked: is there a next page?
+      const rows = selectPage.all(query.after ?? '', limit + 1)
+      const items = rows.slice(0, limit).map(toUser)
+      return { items, nextCursor: rows.length > limit ? items[items.length - 1].username : null }
+    },
+
+    get,
+
+    async create(user, o = {}) {
+      throwIfAny([
+        ...usernameErrors(user.username), ...passwordErrors(user.password), ...enabledErrors(user.enabled), ...noteErrors(user.note),
+      ])
+      // refuse a taken name before spending a hash on it; the transaction checks again at commit
+      if (get(user.username) !== null) throw conflict(user.username)
+      const hash = await hashPassword(Buffer.from(user.password, 'utf8'), params)
+      const now = new Date().toISOString()
+      const created: MqttUser = { username: user.username, enabled: user.enabled ?? true, note: normalizeNote(user.note), createdAt: now, updatedAt: now }
+      insertUser.immediate(created, hash)
+      log(o.actor, created.username, 'created', { enabled: created.enabled })
+      return created
+    },
+
+    async update(username, patch, o = {}) {
+      const given = Object.keys(patch).filter((k) => (patch as Record<string, unknown>)[k] !== undefined)
+      throwIfAny([
+        ...(given.length === 0 ? [field('(body)', 'minProperties 1', 'give at least one of password, enabled, note')] : []),
+        ...(patch.password === undefined ? [] : passwordErrors(patch.password)), ...enabledErrors(patch.enabled), ...noteErrors(patch.note),
+      ])
+      if (get(username) === null) throw mqttUserNotFound(username)
+      const hash = patch.password === undefined ? null : await hashPassword(Buffer.from(patch.password, 'utf8'), params)
+      const updated = patchUser.immediate(username, patch, hash)
+      log(o.actor, username, `updated: ${given.join(', ')}`, { changed: given })
+      return updated
+    },
+
+    delete(username, o = {}) {
+      if (remove.run(username).changes === 0) throw mqttUserNotFound(username)
+      log(o.actor, username, 'deleted')
+    },
+
+    loginRecord(username) {
+      const row = selectLogin.get(username)
+      if (row === undefined) return null
+      const record = row.password_hash
+      return { username: row.username, enabled: row.enabled === 1, verify: (password) => verifyPassword(password, record) }
+    },
+  }
+}
