@@ -12,6 +12,7 @@ export const FAILURE_REASONS = [
   'websocket_error',
   'taken_over',
   'auth_failed',
+  'slow_consumer',
 ] as const
 export type FailureReason = (typeof FAILURE_REASONS)[number]
 

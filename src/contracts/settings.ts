@@ -15,6 +15,18 @@ export interface SettingsValues {
   /** null = any Origin (and requests without one) */
   allowedOrigins: string[] | null
   aclDefault: 'allow' | 'deny'
+  maxSessionExpirySec: number
+  maxSessions: number
+  maxSubscriptionsPerClient: number
+  maxTopicLevels: number
+  maxTopicLength: number
+  maxRetainedMessages: number
+  maxRetainedBytes: number
+  maxQueuedMessages: number
+  maxQueuedBytes: number
+  maxOutputBytes: number
+  slowConsumerTimeoutMs: number
+  maxPendingConnects: number
 }
 
 /** What the broker runs on: an immutable copy of one stored version. */

@@ -53,6 +53,8 @@ export class Broker extends EventEmitter<BrokerEvents> {
 
   /** every open connection, connected or not */
   readonly #open = new Set<Connection>()
+  /** connections still waiting for their CONNECT, oldest first (bounded by maxPendingConnects) */
+  readonly #awaiting = new Set<Connection>()
   /** connected clients by client id */
   readonly #clients = new Map<string, Connection>()
   /** Wills waiting for their delay [MQTT-3.1.3-9], by client id */
@@ -105,7 +107,16 @@ export class Broker extends EventEmitter<BrokerEvents> {
   handleConnection(transport: Transport, meta: ConnectionMeta): ConnectionInput {
     const connection = new Connection(this, transport, meta)
     this.#open.add(connection)
-    if (this.#closing) connection.shutdown()
+    if (this.#closing) {
+      connection.shutdown()
+      return connection
+    }
+    this.#awaiting.add(connection)
+    if (this.#awaiting.size > this.settings.values.maxPendingConnects) {
+      // the one waiting longest makes room, so a flood of silent sockets never keeps a real client out
+      const [oldest] = this.#awaiting
+      oldest.evictWaiting()
+    }
     return connection
   }
 
@@ -173,6 +184,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
 
   /** Register a connection that has just been accepted (after a take-over, if any). */
   register(c: Connection): void {
+    this.#awaiting.delete(c)
     this.#clients.set(c.clientId!, c)
     this.stats.connectsTotal++
   }
@@ -213,16 +225,26 @@ export class Broker extends EventEmitter<BrokerEvents> {
     return { session, present: false }
   }
 
-  /** Route a message to every matching subscription; retained ones update the retained store first. */
-  publish(msg: Message): void {
+  /**
+   * Route a message to every matching subscription; retained ones update the retained store first. A retained
+   * message for a new topic over maxRetainedMessages / maxRetainedBytes is not stored; when the publisher can be told
+   * (`canRefuse`: v5 at QoS 1/2) it is not routed either and publish() returns false.
+   */
+  publish(msg: Message, canRefuse = false): boolean {
     const now = Date.now()
-    this.stats.messagesPublished++
+    // a message that is kept (in flight, queued, retained) holds its own copy, not a view into a large frame
+    if (msg.qos > 0 || msg.retain) msg.payload = ownPayload(msg.payload)
     if (msg.retain) {
+      const v = this.settings.values
       // [MQTT-3.3.1-5] store (replacing), [MQTT-3.3.1-10] an empty payload clears
-      this.retained.set(msg.payload.length === 0 ? msg : { ...msg, payload: ownPayload(msg.payload) })
+      if (!this.retained.set(msg, { maxMessages: v.maxRetainedMessages, maxBytes: v.maxRetainedBytes })) {
+        this.stats.retainedRefused++
+        if (canRefuse) return false
+      }
     }
-    const matches = this.router.match(msg.topic)
-    if (matches.length === 0) return
+    this.stats.messagesPublished++
+    const matches = this.router.match(msg.topic, this.#isOnline)
+    if (matches.length === 0) return true
     const fan = new Fanout(msg, now)
     for (let i = 0; i < matches.length; i++) {
       const m = matches[i]
@@ -234,14 +256,18 @@ export class Broker extends EventEmitter<BrokerEvents> {
         // an offline persistent session queues QoS 1/2 (bounded) [MQTT-3.1.2-5]
         const session = this.sessions.get(m.clientId)
         if (session !== undefined) {
-          queueMessage(this.stats, session, {
+          queueMessage(this.stats, this.settings.values, session, {
             message: msg, qos: msg.qos < m.qos ? msg.qos : m.qos, retain: m.retainAsPublished && msg.retain,
             subscriptionIds: m.subscriptionIds,
           })
         }
       }
     }
+    return true
   }
+
+  /** For shared subscriptions: a member whose client is connected is picked before one that is not. */
+  readonly #isOnline = (clientId: string): boolean => this.#clients.has(clientId)
 
   /** Add or replace a subscription of a session; returns whether it is new. */
   subscribe(session: Session, sub: Subscription): boolean {
@@ -291,6 +317,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
   /** A connection ended: unregister, Will, session expiry, `disconnected`. */
   detach(c: Connection, wasConnected: boolean, how: 'disconnect' | 'failure' | 'shutdown', publishWill: boolean): void {
     this.#open.delete(c)
+    this.#awaiting.delete(c)
     if (!wasConnected) return
     const clientId = c.clientId!
     if (this.#clients.get(clientId) === c) this.#clients.delete(clientId)

@@ -18,7 +18,8 @@ import { failureEvent } from './failure-event.ts'
 import { packetSize, peekConnectVersion, redactSecrets } from './wire.ts'
 import { connectProgress, hints } from './explain.ts'
 import { RC, V3 } from './codes.ts'
-import { MAX_INFLIGHT, RECEIVE_MAXIMUM } from './limits.ts'
+import { MAX_CONNECT_BYTES, MAX_INFLIGHT, RECEIVE_MAXIMUM } from './limits.ts'
+import { resumeDelivery, type RetainedDelivery } from './delivery.ts'
 import type { ConnectionAcl } from './access.ts'
 
 const { parser: createParser, generate } = mqttPacket
@@ -68,6 +69,10 @@ export class Connection implements ConnectionInput {
   will: Will | null = null
   /** the client's v5 Receive Maximum, capped by MAX_INFLIGHT */
   sendWindow = MAX_INFLIGHT
+  /** in-flight messages of a resumed session not yet sent again (the window had no room for them) */
+  unsent = 0
+  /** retained messages due to new subscriptions, sent as the output takes them */
+  retainedBacklog: RetainedDelivery[] | null = null
   /** the client's v5 Maximum Packet Size (0 = none) [MQTT-3.1.2-24] */
   clientMaxPacketSize = 0
   /** v5 topic aliases the client set (client -> server) */
@@ -158,6 +163,19 @@ export class Connection implements ConnectionInput {
     this.outbox.drained()
   }
 
+  /** The outbox is writable again: what waited for room (queued QoS 1/2, retained messages) goes on. */
+  outputDrained(): void {
+    if (this.phase === 'connected') resumeDelivery(this)
+  }
+
+  /** Output stayed over maxOutputBytes for slowConsumerTimeoutMs: closed, with how much was pending. */
+  slowConsumer(pendingBytes: number, overMs: number): void {
+    const s = this.broker.settings.values
+    this.fail('slow_consumer',
+      `${pendingBytes} bytes waited for the client for ${overMs} ms without it reading (maxOutputBytes ${s.maxOutputBytes}, slowConsumerTimeoutMs ${s.slowConsumerTimeoutMs})`,
+      hints.slowConsumer(s))
+  }
+
   // ---- Parsing ----
 
   #onPacket(packet: Packet): void {
@@ -165,8 +183,7 @@ export class Connection implements ConnectionInput {
     this.packetsReceived++
     this.broker.stats.packetsReceived++
     const size = packetSize(packet.length ?? 0)
-    const max = this.broker.settings.values.maxPacketSize
-    if (size > max) return this.#packetTooLarge(packet.cmd, size, max)
+    if (size > this.#sizeLimit()) return this.#packetTooLarge(packet.cmd, size)
     if (this.#held === null) return dispatch(this, packet)
     // reading is paused; what the last chunk already held waits its turn, within the bound of a Receive Maximum
     if (this.#held.length >= RECEIVE_MAXIMUM) {
@@ -229,14 +246,30 @@ export class Connection implements ConnectionInput {
       return this.protocolError(`the first packet was ${p.cmd.toUpperCase()}, not CONNECT`)
     }
     if (p.length < 0) return
-    const size = packetSize(p.length)
-    const max = this.broker.settings.values.maxPacketSize
-    if (size > max) this.#packetTooLarge(p.cmd, size, max)
+    if (packetSize(p.length) > this.#sizeLimit()) this.#packetTooLarge(p.cmd, packetSize(p.length))
   }
 
-  #packetTooLarge(cmd: string, size: number, max: number): void {
-    this.fail('packet_too_large', `the client sent a ${cmd.toUpperCase()} of ${size} bytes; maxPacketSize is ${max}`,
+  /** maxPacketSize; before CONNECT also MAX_CONNECT_BYTES, so a socket waiting for its CONNECT holds little. */
+  #sizeLimit(): number {
+    const max = this.broker.settings.values.maxPacketSize
+    return this.phase === 'awaiting_connect' && max > MAX_CONNECT_BYTES ? MAX_CONNECT_BYTES : max
+  }
+
+  #packetTooLarge(cmd: string, size: number): void {
+    const max = this.broker.settings.values.maxPacketSize
+    const limit = this.phase === 'awaiting_connect' && max > MAX_CONNECT_BYTES
+      ? `a CONNECT may be at most ${MAX_CONNECT_BYTES} bytes` : `maxPacketSize is ${max}`
+    this.fail('packet_too_large', `the client sent a ${cmd.toUpperCase()} of ${size} bytes; ${limit}`,
       hints.packetTooLarge(this.broker.settings.values), RC.packetTooLarge)
+  }
+
+  /** maxPendingConnects: this connection waited longest for its CONNECT while too many were waiting. */
+  evictWaiting(): void {
+    const s = this.broker.settings.values
+    this.fail('connect_timeout',
+      `closed after ${Date.now() - this.meta.openedAt} ms with ${this.#connectProgress()}: more than maxPendingConnects ` +
+      `(${s.maxPendingConnects}) connections were waiting for their CONNECT and this one had waited longest`,
+      hints.pendingConnects(s))
   }
 
   #keepFirstBytes(chunk: Buffer): void {
@@ -391,6 +424,7 @@ export class Connection implements ConnectionInput {
     this.#deadline.clear()
     this.#firstBytes = null
     if (farewell !== null) this.write(farewell)
+    this.retainedBacklog = null
     this.outbox.flushFinal()
     this.transport.end()
     this.broker.detach(this, wasConnected, how, publishWill)

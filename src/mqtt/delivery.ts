@@ -1,14 +1,25 @@
 // Delivering messages to one connection: QoS 0 goes out at once (or is dropped when the client stopped reading),
 // QoS 1/2 go out under a packet id while the client's Receive Maximum window has room and wait in its session's
-// queue otherwise; acknowledgements free the window; a resumed session gets its unacknowledged messages again.
+// queue otherwise (bounded by maxQueuedMessages / maxQueuedBytes); acknowledgements free the window; a resumed
+// session gets its unacknowledged messages again, within the new connection's window. Retained messages for a new
+// subscription are paced by the connection's output, never queued all at once.
 import type { Connection } from './connection.ts'
 import type { BrokerStats } from './types.ts'
 import type { Message } from './message.ts'
 import type { Match } from './router.ts'
 import type { Outgoing, Queued, Session } from './session.ts'
-import { encodeAck, encodePublish, type Fanout } from './outgoing.ts'
-import { MAX_QUEUED } from './limits.ts'
+import type { SettingsValues } from '../contracts/settings.ts'
+import { Fanout, encodeAck, encodePublish } from './outgoing.ts'
 import { mayReceive } from './access.ts'
+
+/** Retained messages waiting to be sent to a connection for its new subscriptions, at most this many. */
+export const MAX_RETAINED_BACKLOG = 100_000
+
+/** A retained message due to a new subscription. */
+export interface RetainedDelivery {
+  message: Message
+  match: Match
+}
 
 /** A routed message for this connection (or a retained one on subscribe, `retained` true). */
 export function deliver(c: Connection, fan: Fanout, m: Match, retained: boolean): void {
@@ -32,10 +43,11 @@ export function deliver(c: Connection, fan: Fanout, m: Match, retained: boolean)
     c.send(buf)
     return
   }
-  // QoS 1/2: sent now if the Receive Maximum window has room and nothing waits before it, else queued
+  // QoS 1/2: sent now if the window has room, nothing waits before it and the client reads; else queued
   const session = c.session!
-  if ((session.queue !== null && session.queue.length > 0) || (session.inflight?.size ?? 0) >= c.sendWindow) {
-    queueMessage(c.broker.stats, session, { message: msg, qos, retain, subscriptionIds: m.subscriptionIds })
+  if (session.queue !== null || c.unsent > 0 || windowFull(c, session) || c.outbox.congested) {
+    queueMessage(c.broker.stats, c.broker.settings.values, session,
+      { message: msg, qos, retain, subscriptionIds: m.subscriptionIds })
   } else {
     sendInflight(c, session, msg, qos as 1 | 2, retain, m.subscriptionIds, fan.now)
   }
@@ -47,44 +59,137 @@ export function acknowledged(c: Connection, packetId: number): void {
   drainQueue(c)
 }
 
-/** After CONNACK: resend what was unacknowledged (DUP) [MQTT-4.4.0-1], then the queue. */
+/**
+ * After CONNACK: send again what was unacknowledged (DUP, original packet ids) [MQTT-4.4.0-1], as many as the new
+ * connection's Receive Maximum allows [MQTT-3.3.4-7] (the rest as acknowledgements free the window); one now over
+ * its Maximum Packet Size is discarded as if delivered [MQTT-3.1.2-25]. Then the queue.
+ */
 export function resendInflight(c: Connection): void {
   const session = c.session!
+  c.unsent = 0
   if (session.inflight !== null) {
     const now = Date.now()
+    let sent = 0
     for (const o of session.inflight.values()) {
-      if (o.stage === 'pubrel') {
-        c.send(encodeAck('pubrel', o.packetId))
-      } else {
-        o.dup = true // [MQTT-3.3.1-1] a re-delivery sets DUP
-        c.send(encodePublish(o.message, o, c.protocolVersion, now))
+      if (sent >= c.sendWindow) {
+        o.unsent = true
+        c.unsent++
+        continue
       }
+      if (resend(c, session, o, now)) sent++
     }
   }
   drainQueue(c)
 }
 
-/** Put a QoS 1/2 message in the session's queue, dropping it (counted) when the queue is full. */
-export function queueMessage(stats: BrokerStats, session: Session, q: Queued): void {
+/** The outbox has room again: the unsent, the queued, then pending retained messages go on. */
+export function resumeDelivery(c: Connection): void {
+  drainQueue(c)
+  pumpRetained(c)
+}
+
+/**
+ * Put a QoS 1/2 message in the session's queue, dropping it (counted) when the queue is at maxQueuedMessages or
+ * maxQueuedBytes. The payload is the message's own copy (see broker.publish), not a view into a larger buffer.
+ */
+export function queueMessage(stats: BrokerStats, limits: Readonly<SettingsValues>, session: Session, q: Queued): void {
   const queue = (session.queue ??= [])
-  if (queue.length >= MAX_QUEUED) {
+  const size = q.message.payload.length
+  if (queue.length >= limits.maxQueuedMessages || session.queuedBytes + size > limits.maxQueuedBytes) {
     stats.messagesDropped++
+    if (queue.length === 0) session.queue = null
     return
   }
   queue.push(q)
+  session.queuedBytes += size
 }
 
-/** Send what waits in the queue while the Receive Maximum window has room. */
+/** Queue the retained messages of new subscriptions and start sending them, paced by the connection's output. */
+export function sendRetained(c: Connection, due: RetainedDelivery[]): void {
+  if (due.length === 0) return
+  const backlog = (c.retainedBacklog ??= [])
+  const room = MAX_RETAINED_BACKLOG - backlog.length
+  if (due.length > room) c.broker.stats.messagesDropped += due.length - Math.max(room, 0)
+  for (let i = 0; i < due.length && i < room; i++) backlog.push(due[i])
+  pumpRetained(c)
+}
+
+/** Send pending retained messages while the output takes them: at most maxOutputBytes per I/O turn. */
+function pumpRetained(c: Connection): void {
+  const backlog = c.retainedBacklog
+  if (backlog === null || c.phase !== 'connected') return
+  const budget = c.broker.settings.values.maxOutputBytes
+  const start = c.outbox.bytes
+  let i = 0
+  const now = Date.now()
+  while (i < backlog.length && !c.outbox.blocked && c.outbox.bytes - start < budget) {
+    const { message, match } = backlog[i++]
+    // [MQTT-3.3.1-6] retained messages matching a new subscription are sent with RETAIN set
+    deliver(c, new Fanout(message, now), match, true)
+  }
+  backlog.splice(0, i)
+  if (backlog.length === 0) {
+    c.retainedBacklog = null
+  } else if (!c.outbox.blocked) {
+    setImmediate(pumpLater, c) // the budget of this turn is spent: the rest after the flush
+  } // else: the outbox's drained() calls resumeDelivery
+}
+
+function pumpLater(c: Connection): void {
+  try {
+    pumpRetained(c)
+  } catch (err) {
+    c.broker.logger?.error({ err, clientId: c.clientId }, 'sending retained messages failed: closing the connection')
+    c.transport.destroy()
+  }
+}
+
+/** Send what waits while the Receive Maximum window has room and the client reads: unsent first, then the queue. */
 function drainQueue(c: Connection): void {
   const session = c.session
-  if (session === null || session.queue === null) return
+  if (session === null) return
   const now = Date.now()
-  while (session.queue.length > 0 && (session.inflight?.size ?? 0) < c.sendWindow) {
+  if (c.unsent > 0 && session.inflight !== null) {
+    for (const o of session.inflight.values()) {
+      if (c.unsent === 0 || windowFull(c, session) || c.outbox.congested) break
+      if (!o.unsent) continue
+      o.unsent = false
+      c.unsent--
+      resend(c, session, o, now)
+    }
+  }
+  if (session.queue === null || c.unsent > 0) return
+  while (session.queue.length > 0 && !windowFull(c, session) && !c.outbox.congested) {
     const q = session.queue.shift()!
+    session.queuedBytes -= q.message.payload.length
     if (!mayReceive(c, q.message.topic)) continue // queued before a rule that forbids it
     sendInflight(c, session, q.message, q.qos as 1 | 2, q.retain, q.subscriptionIds, now)
   }
-  if (session.queue.length === 0) session.queue = null
+  if (session.queue.length === 0) {
+    session.queue = null
+    session.queuedBytes = 0
+  }
+}
+
+/** Messages sent and not yet acknowledged fill the client's Receive Maximum (unsent ones are not on the wire). */
+function windowFull(c: Connection, session: Session): boolean {
+  return (session.inflight === null ? 0 : session.inflight.size - c.unsent) >= c.sendWindow
+}
+
+/** Send an in-flight message again on this connection; false when it is discarded instead. */
+function resend(c: Connection, session: Session, o: Outgoing, now: number): boolean {
+  if (o.stage === 'pubrel') {
+    c.send(encodeAck('pubrel', o.packetId))
+    return true
+  }
+  o.dup = true // [MQTT-3.3.1-1] a re-delivery sets DUP
+  const buf = encodePublish(o.message, o, c.protocolVersion, now)
+  if (tooLargeForClient(c, buf)) {
+    session.inflight!.delete(o.packetId)
+    return false
+  }
+  c.send(buf)
+  return true
 }
 
 /** Send a QoS 1/2 message under a new packet id; its in-flight record is also the encoder's fields. */
@@ -95,6 +200,7 @@ function sendInflight(
   const inflight = (session.inflight ??= new Map())
   const out: Outgoing = {
     packetId: nextPacketId(session, inflight), message, qos, retain, dup: false, subscriptionIds, stage: 'publish',
+    unsent: false,
   }
   const buf = encodePublish(message, out, c.protocolVersion, now)
   if (tooLargeForClient(c, buf)) return

@@ -40,6 +40,14 @@ export const hints = {
     throttled: 'too many failed logins came from this address: a misconfigured client retrying, or someone guessing passwords; fix the client, the refusal ends by itself',
     busy: 'too many logins were waiting for their password check (a reconnect storm or a password-guessing flood): the client may retry',
   },
+  slowConsumer: (s: SettingsValues) =>
+    `the client stopped reading what it was sent (a stalled app, a full network path, or a client that only publishes): fix the client, or raise maxOutputBytes (now ${s.maxOutputBytes}) or slowConsumerTimeoutMs (now ${s.slowConsumerTimeoutMs} ms) for clients that pause on purpose`,
+  tooManySessions: (s: SettingsValues) =>
+    `the broker holds maxSessions (${s.maxSessions}) sessions: raise maxSessions, lower maxSessionExpirySec (now ${s.maxSessionExpirySec} s) so that abandoned sessions end sooner, or find clients that connect with ever new client ids`,
+  topicLimits: (s: SettingsValues) =>
+    `topics may have at most maxTopicLevels (${s.maxTopicLevels}) levels and maxTopicLength (${s.maxTopicLength}) bytes: shorten the client's topics or raise the limits`,
+  pendingConnects: (s: SettingsValues) =>
+    `more connections were waiting for their CONNECT than maxPendingConnects (${s.maxPendingConnects}): a flood of sockets that open and stay silent, or a reconnect storm; raise maxPendingConnects if real clients are this many`,
   willNotAllowed: 'the ACL does not let this client publish to its Will topic: change the Will topic, or add an ACL rule allowing it (/api/acl)',
   websocket: 'a WebSocket-level error: check the client library, proxies in between, and the path and subprotocol it uses',
 } as const

@@ -2,10 +2,12 @@
 
 /** QoS 1/2 messages in flight to one client at most (also capped by its v5 Receive Maximum). */
 export const MAX_INFLIGHT = 1000
-/** QoS 1/2 messages queued for one client (offline, or over its Receive Maximum) at most; more are dropped. */
-export const MAX_QUEUED = 1000
-/** While the transport pushes back, outgoing bytes buffered at most before QoS 0 messages are dropped. */
-export const MAX_BUFFERED_BYTES = 1 << 20
+/**
+ * A CONNECT is at most this large (and maxPacketSize): what a socket may make the broker hold before it has said who
+ * it is. Room for the largest client id, username, password and Will that real clients send (a Will payload of
+ * 64 KiB included).
+ */
+export const MAX_CONNECT_BYTES = 256 * 1024
 /** v5 Receive Maximum the broker advertises: QoS 2 PUBLISHes a client may have waiting for PUBREL. */
 export const RECEIVE_MAXIMUM = 1000
 /** v5 Topic Alias Maximum the broker advertises (client -> server aliases). */

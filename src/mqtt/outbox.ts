@@ -1,7 +1,9 @@
 // One connection's pending output: encoded packets are collected during an I/O turn and written as one Buffer when
 // the broker flushes (after the current I/O callbacks), and held while the transport pushes back.
+// Bounded by maxOutputBytes: over it the broker stops reading from the client (a client that publishes but never
+// reads cannot make it queue acknowledgements without end), its QoS 0 messages are dropped and QoS 1/2 ones wait in
+// its session; if it stays over for slowConsumerTimeoutMs it is closed as a slow_consumer.
 import type { Connection } from './connection.ts'
-import { MAX_BUFFERED_BYTES } from './limits.ts'
 
 export class Outbox {
   readonly #connection: Connection
@@ -9,6 +11,9 @@ export class Outbox {
   #bytes = 0
   /** the transport is over its high-water mark: nothing is written until it drains */
   #blocked = false
+  /** over maxOutputBytes since (epoch ms), 0 = not over */
+  #overSince = 0
+  #slowTimer: NodeJS.Timeout | null = null
 
   constructor(connection: Connection) {
     this.#connection = connection
@@ -23,6 +28,7 @@ export class Outbox {
     } else {
       this.#out.push(buf)
     }
+    if (this.#blocked && this.#overSince === 0 && this.#bytes > this.#cap()) this.#goOver()
   }
 
   /** Write what is queued, as one Buffer, unless the transport pushes back. */
@@ -37,20 +43,70 @@ export class Outbox {
     if (!c.transport.write(data)) this.#blocked = true
   }
 
-  /** The transport can take more: write what waited. */
+  /** The transport can take more: write what waited; under the cap again, read from the client again. */
   drained(): void {
     this.#blocked = false
     if (this.#out !== null) this.flush()
+    if (this.#overSince !== 0 && this.#bytes <= this.#cap()) {
+      this.#overSince = 0
+      this.#clearTimer()
+      this.#connection.transport.resume()
+    }
+    if (!this.#blocked) this.#connection.outputDrained()
   }
 
   /** Last words before the transport is ended: written whether or not it pushes back. */
   flushFinal(): void {
+    this.#clearTimer()
     this.#blocked = false
     this.flush()
   }
 
-  /** The client stopped reading and over MAX_BUFFERED_BYTES wait for it: QoS 0 messages are dropped, not queued. */
+  /** The client is not reading and over maxOutputBytes wait for it: QoS 0 is dropped, QoS 1/2 wait in the session. */
   get congested(): boolean {
-    return this.#blocked && this.#bytes > MAX_BUFFERED_BYTES
+    return this.#blocked && this.#bytes > this.#cap()
+  }
+
+  /** The transport pushes back: more output now would only wait here. */
+  get blocked(): boolean {
+    return this.#blocked
+  }
+
+  /** Bytes waiting here for the transport. */
+  get bytes(): number {
+    return this.#bytes
+  }
+
+  #cap(): number {
+    return this.#connection.broker.settings.values.maxOutputBytes
+  }
+
+  #goOver(): void {
+    const c = this.#connection
+    this.#overSince = Date.now()
+    c.transport.pause()
+    const ms = c.broker.settings.values.slowConsumerTimeoutMs
+    this.#slowTimer = setTimeout(slowConsumerCheck, ms, this)
+    this.#slowTimer.unref()
+  }
+
+  #clearTimer(): void {
+    if (this.#slowTimer !== null) clearTimeout(this.#slowTimer)
+    this.#slowTimer = null
+  }
+
+  /** Still over the cap when the grace ran out: the client is closed. */
+  static check(o: Outbox): void {
+    o.#slowTimer = null
+    if (o.#overSince === 0) return
+    const c = o.#connection
+    try {
+      c.slowConsumer(o.#bytes, Date.now() - o.#overSince)
+    } catch (err) {
+      c.broker.logger?.error({ err, clientId: c.clientId }, 'the broker failed closing a slow consumer: closing it')
+      c.transport.destroy()
+    }
   }
 }
+
+const slowConsumerCheck = Outbox.check

@@ -1,43 +1,157 @@
-// Retained messages: the last retained message per topic, delivered to new matching subscriptions.
-// Behind a small interface so that a clustered store can replace the in-memory default.
+// Retained messages: the last retained message per topic, delivered to new matching subscriptions. Kept in a tree
+// of topic levels, so that matching a filter walks only the branches it can match (a filter `a/+/c` never looks at
+// topics under `b/`), never a scan of every retained message. Bounded by maxRetainedMessages and maxRetainedBytes:
+// at the limit a new topic is refused, while a replacement or a clear always works.
+// Behind a small interface so that a durable or clustered store can replace the in-memory default.
 import type { Message } from './message.ts'
-import { topicMatches } from './topics.ts'
 
-export interface RetainedStore {
-  /** Set the retained message of its topic; an empty payload clears it [MQTT-3.3.1-10, -11]. */
-  set(message: Message): void
-  /** Retained messages whose topic matches `filter` (expired ones are dropped). */
-  match(filter: string, now: number): Message[]
-  readonly size: number
+export interface RetainedLimits {
+  maxMessages: number
+  maxBytes: number
 }
 
+export interface RetainedStore {
+  /**
+   * Set the retained message of its topic; an empty payload clears it [MQTT-3.3.1-10, -11]. Returns false, and
+   * changes nothing, when a new topic would take the store over `limits`.
+   */
+  set(message: Message, limits: RetainedLimits): boolean
+  /** Retained messages whose topic matches `filter` (expired ones are dropped on the way). */
+  match(filter: string, now: number): Message[]
+  readonly size: number
+  /** payload and topic bytes held */
+  readonly bytes: number
+}
+
+/** What a retained message costs the store: its payload and its topic. */
+export const retainedBytes = (m: Message): number => m.payload.length + Buffer.byteLength(m.topic)
+
+interface Node {
+  children: Map<string, Node> | null
+  message: Message | null
+}
+
+const newNode = (): Node => ({ children: null, message: null })
+
 export class MemoryRetainedStore implements RetainedStore {
-  readonly #byTopic = new Map<string, Message>()
+  readonly #root: Node = newNode()
+  #size = 0
+  #bytes = 0
 
   get size(): number {
-    return this.#byTopic.size
+    return this.#size
   }
 
-  set(message: Message): void {
-    if (message.payload.length === 0) this.#byTopic.delete(message.topic)
-    else this.#byTopic.set(message.topic, message)
+  get bytes(): number {
+    return this.#bytes
+  }
+
+  set(message: Message, limits: RetainedLimits): boolean {
+    const levels = message.topic.split('/')
+    if (message.payload.length === 0) {
+      this.#delete(levels)
+      return true
+    }
+    const cost = retainedBytes(message)
+    const existing = this.#find(levels)
+    if (existing?.message) {
+      this.#bytes += cost - retainedBytes(existing.message)
+      existing.message = message
+      return true
+    }
+    if (this.#size >= limits.maxMessages || this.#bytes + cost > limits.maxBytes) return false
+    let node = this.#root
+    for (const level of levels) {
+      const children = (node.children ??= new Map())
+      let child = children.get(level)
+      if (child === undefined) {
+        child = newNode()
+        children.set(level, child)
+      }
+      node = child
+    }
+    node.message = message
+    this.#size++
+    this.#bytes += cost
+    return true
   }
 
   match(filter: string, now: number): Message[] {
     const out: Message[] = []
-    if (!filter.includes('+') && !filter.includes('#')) {
-      const m = this.#byTopic.get(filter)
-      if (m !== undefined) this.#keepIfLive(m, now, out)
-      return out
+    const expired: Message[] = []
+    const keep = (m: Message) => {
+      if (m.expiresAt !== 0 && m.expiresAt <= now) expired.push(m)
+      else out.push(m)
     }
-    for (const m of this.#byTopic.values()) {
-      if (topicMatches(filter, m.topic)) this.#keepIfLive(m, now, out)
-    }
+    visit(this.#root, filter.split('/'), 0, keep)
+    for (const m of expired) this.#delete(m.topic.split('/'))
     return out
   }
 
-  #keepIfLive(m: Message, now: number, out: Message[]): void {
-    if (m.expiresAt !== 0 && m.expiresAt <= now) this.#byTopic.delete(m.topic)
-    else out.push(m)
+  #find(levels: string[]): Node | undefined {
+    let node: Node | undefined = this.#root
+    for (const level of levels) {
+      node = node.children?.get(level)
+      if (node === undefined) return undefined
+    }
+    return node
+  }
+
+  /** Remove the message of a topic and the branches it leaves empty. */
+  #delete(levels: string[]): void {
+    const path: Node[] = [this.#root]
+    for (const level of levels) {
+      const next = path[path.length - 1].children?.get(level)
+      if (next === undefined) return
+      path.push(next)
+    }
+    const node = path[path.length - 1]
+    if (node.message === null) return
+    this.#size--
+    this.#bytes -= retainedBytes(node.message)
+    node.message = null
+    for (let i = path.length - 1; i > 0; i--) {
+      const n = path[i]
+      if (n.message !== null || (n.children !== null && n.children.size > 0)) break
+      path[i - 1].children!.delete(levels[i - 1])
+    }
+  }
+}
+
+/**
+ * Call `found` for each message under `node` matching filter levels f[i..]. [MQTT-4.7.2-1] a filter starting with a
+ * wildcard does not match topics starting with `$`.
+ */
+function visit(node: Node, f: string[], i: number, found: (m: Message) => void): void {
+  if (i === f.length) {
+    if (node.message !== null) found(node.message)
+    return
+  }
+  const level = f[i]
+  if (level === '#') {
+    // [MQTT-4.7.1-2] `#` also matches the parent level: `a/#` matches `a`
+    if (node.message !== null && i > 0) found(node.message)
+    eachBelow(node, i === 0, found)
+    return
+  }
+  if (node.children === null) return
+  if (level === '+') {
+    for (const [name, child] of node.children) {
+      if (i === 0 && name.startsWith('$')) continue
+      visit(child, f, i + 1, found)
+    }
+    return
+  }
+  const child = node.children.get(level)
+  if (child !== undefined) visit(child, f, i + 1, found)
+}
+
+/** Every message in the branches under `node` (skipping `$` topics when at the root). */
+function eachBelow(node: Node, atRoot: boolean, found: (m: Message) => void): void {
+  if (node.children === null) return
+  for (const [name, child] of node.children) {
+    if (atRoot && name.startsWith('$')) continue
+    if (child.message !== null) found(child.message)
+    eachBelow(child, false, found)
   }
 }

@@ -27,8 +27,11 @@ export interface Router {
   /** Add or replace `sub` (same client, same filter). Returns whether it is new. */
   add(sub: Subscription): boolean
   remove(clientId: string, filter: string): boolean
-  /** Targets for `topic`: at most one per client, one member per shared group. */
-  match(topic: string): Match[]
+  /**
+   * Targets for `topic`: at most one per client, one member per shared group (round-robin, preferring a member for
+   * which `isOnline` says yes).
+   */
+  match(topic: string, isOnline?: (clientId: string) => boolean): Match[]
   readonly size: number
 }
 
@@ -83,11 +86,11 @@ export class MemoryRouter implements Router {
     return true
   }
 
-  match(topic: string): Match[] {
+  match(topic: string, isOnline?: (clientId: string) => boolean): Match[] {
     const out: Match[] = []
     let byClient: Map<string, Match> | null = null
     this.#trie.match(topic, (entry) => {
-      const m: Match = 'members' in entry ? pickMember(entry) : entry
+      const m: Match = 'members' in entry ? pickMember(entry, isOnline) : entry
       if (out.length === 0) {
         out.push(m)
         return
@@ -119,14 +122,19 @@ export class MemoryRouter implements Router {
   }
 }
 
-function pickMember(group: SharedGroup): Subscription {
-  const members = group.members
-  const n = members.size
-  const idx = group.next++ % n
-  if (group.next >= n) group.next = 0
-  let i = 0
-  for (const sub of members.values()) {
-    if (i++ === idx) return sub
+/** The next member round-robin; an offline member is passed over while an online one exists. */
+function pickMember(group: SharedGroup, isOnline?: (clientId: string) => boolean): Subscription {
+  const list = [...group.members.values()]
+  const n = list.length
+  const start = group.next % n
+  group.next = (start + 1) % n
+  if (isOnline === undefined || isOnline(list[start].clientId)) return list[start]
+  for (let k = 1; k < n; k++) {
+    const sub = list[(start + k) % n]
+    if (isOnline(sub.clientId)) {
+      group.next = (start + k + 1) % n
+      return sub
+    }
   }
-  return members.values().next().value as Subscription
+  return list[start] // nobody online: the one whose turn it was queues it
 }

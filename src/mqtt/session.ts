@@ -16,6 +16,8 @@ export interface Outgoing {
   subscriptionIds: number[]
   /** 'publish': waiting PUBACK/PUBREC; 'pubrel': PUBREC received, PUBREL sent, waiting PUBCOMP */
   stage: 'publish' | 'pubrel'
+  /** resumed with a session but not yet sent again: the new connection's Receive Maximum had no room for it */
+  unsent: boolean
 }
 
 /** A message waiting for the client to come back or for room in its Receive Maximum window. */
@@ -36,6 +38,8 @@ export interface Session {
   /** by packet id; created on first use */
   inflight: Map<number, Outgoing> | null
   queue: Queued[] | null
+  /** payload bytes of the queued messages (bounded by maxQueuedBytes) */
+  queuedBytes: number
   /** QoS 2 PUBLISH packet ids received, PUBREC sent, waiting PUBREL */
   incomingQos2: Set<number> | null
   nextPacketId: number
@@ -49,6 +53,7 @@ export function newSession(clientId: string, expiryIntervalSec: number): Session
     subscriptions: new Map(),
     inflight: null,
     queue: null,
+    queuedBytes: 0,
     incomingQos2: null,
     nextPacketId: 1,
     expiryIntervalSec,

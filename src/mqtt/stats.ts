@@ -18,6 +18,7 @@ export class Stats implements BrokerStats {
   messagesPublished = 0
   messagesDelivered = 0
   messagesDropped = 0
+  retainedRefused = 0
   aclDeniedPublish = 0
   aclDeniedSubscribe = 0
   aclDeniedDeliver = 0
@@ -43,6 +44,10 @@ export class Stats implements BrokerStats {
 
   get retainedMessages(): number {
     return this.#retained.size
+  }
+
+  get retainedBytes(): number {
+    return this.#retained.bytes
   }
 
   get subscriptions(): number {

@@ -198,3 +198,18 @@ export class TopicTrie<V> {
     if (hash !== undefined && hash.values !== null) for (const v of hash.values.values()) visit(v)
   }
 }
+
+/**
+ * Why a topic name or filter is over maxTopicLength (UTF-8 bytes) or maxTopicLevels, in words; null when within.
+ * No allocation: levels are counted, not split.
+ */
+export function topicOverLimits(topic: string, limits: { maxTopicLength: number; maxTopicLevels: number }): string | null {
+  // a UTF-16 unit is 1 to 3 UTF-8 bytes: a short string needs no byte count
+  const bytes = topic.length * 3 <= limits.maxTopicLength ? topic.length : Buffer.byteLength(topic)
+  if (bytes > limits.maxTopicLength) return `${bytes} bytes, over maxTopicLength ${limits.maxTopicLength}`
+  let levels = 1
+  for (let i = topic.indexOf('/'); i !== -1; i = topic.indexOf('/', i + 1)) {
+    if (++levels > limits.maxTopicLevels) return `more than maxTopicLevels ${limits.maxTopicLevels} levels`
+  }
+  return null
+}

@@ -31,9 +31,13 @@ export interface BrokerStats {
   messagesPublished: number
   messagesDelivered: number
   retainedMessages: number
+  /** payload and topic bytes of the retained messages */
+  retainedBytes: number
   subscriptions: number
   /** messages not delivered: a slow client's QoS 0 over its buffer bound, a full offline queue, over its Maximum Packet Size */
   messagesDropped: number
+  /** retained messages for a new topic not stored: the store was at maxRetainedMessages or maxRetainedBytes */
+  retainedRefused: number
   /** PUBLISHes the ACL refused */
   aclDeniedPublish: number
   /** SUBSCRIBE filters the ACL refused */

@@ -51,6 +51,19 @@ export default fp(
     mirrored('mqtt_messages_dropped_total',
       'Messages not delivered: QoS 0 to a client that stopped reading, a full offline queue, over a client\'s Maximum Packet Size',
       'messagesDropped')
+    new Counter({
+      name: 'mqtt_acl_denied_total',
+      help: 'What the ACL refused, by action: publish (a PUBLISH not routed), subscribe (a SUBSCRIBE filter refused), deliver (a message not sent to a subscription a later rule forbids)',
+      labelNames: ['action'] as const,
+      registers: [register],
+      collect() {
+        const st = broker.stats
+        this.reset()
+        this.inc({ action: 'publish' }, st.aclDeniedPublish)
+        this.inc({ action: 'subscribe' }, st.aclDeniedSubscribe)
+        this.inc({ action: 'deliver' }, st.aclDeniedDeliver)
+      },
+    })
     gauge('mqtt_retained_messages', 'Retained messages held', () => broker.stats.retainedMessages)
     gauge('mqtt_subscriptions', 'Subscriptions held', () => broker.stats.subscriptions)
     gauge('mqtt_settings_version', 'Settings version the broker runs on', () => broker.settings.version)

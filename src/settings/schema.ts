@@ -67,6 +67,66 @@ export const SettingsValues = Type.Object(
       description: 'What a publish or subscribe that no ACL rule matches gets.',
       'x-scope': 'Every publish, subscribe and delivery from the change on.',
     }),
+    maxSessionExpirySec: Type.Integer({
+      minimum: 0, maximum: 4294967295, default: 604800,
+      description: 'Longest a session outlives its connection. MQTT 5 clients asking more get this in the CONNACK (Session Expiry Interval); MQTT 3.x persistent sessions (clean session 0) expire after it. 4294967295 = no limit.',
+      'x-scope': 'Sessions whose connection ends from the change on.',
+    }),
+    maxSessions: Type.Integer({
+      minimum: 1, maximum: 10000000, default: 100000,
+      description: 'Sessions the broker holds at most, online and offline. A CONNECT that would start one more is refused (v5 CONNACK 0x97 / v3 server unavailable); resuming an existing session is always allowed.',
+      'x-scope': 'Checked at CONNECT.',
+    }),
+    maxSubscriptionsPerClient: Type.Integer({
+      minimum: 1, maximum: 1000000, default: 1000,
+      description: 'Subscriptions one session may hold. A filter beyond it is refused in the SUBACK (v5 0x97 / v3 0x80); the others in the same SUBSCRIBE are not affected.',
+      'x-scope': 'Every SUBSCRIBE from the change on.',
+    }),
+    maxTopicLevels: Type.Integer({
+      minimum: 1, maximum: 65535, default: 128,
+      description: 'Levels (parts between "/") a topic name or filter may have. A PUBLISH beyond it closes the connection as a protocol error (v5 DISCONNECT 0x90 Topic Name invalid); a filter beyond it is refused in the SUBACK.',
+      'x-scope': 'Every PUBLISH and SUBSCRIBE from the change on.',
+    }),
+    maxTopicLength: Type.Integer({
+      minimum: 1, maximum: 65535, default: 4096,
+      description: 'Bytes (UTF-8) a topic name or filter may have. Treated as maxTopicLevels is.',
+      'x-scope': 'Every PUBLISH and SUBSCRIBE from the change on.',
+    }),
+    maxRetainedMessages: Type.Integer({
+      minimum: 0, maximum: 100000000, default: 100000,
+      description: 'Retained messages the broker holds at most. At the limit a retained message for a new topic is not stored (v5 QoS 1/2 publishers get 0x97 Quota exceeded and the message is not routed); replacing or clearing an existing one always works.',
+      'x-scope': 'Every retained PUBLISH from the change on.',
+    }),
+    maxRetainedBytes: Type.Integer({
+      minimum: 0, maximum: 1099511627776, default: 268435456,
+      description: 'Bytes of retained payloads and topics the broker holds at most; treated as maxRetainedMessages is.',
+      'x-scope': 'Every retained PUBLISH from the change on.',
+    }),
+    maxQueuedMessages: Type.Integer({
+      minimum: 1, maximum: 1000000, default: 1000,
+      description: 'QoS 1/2 messages one session may have waiting (offline, or over its Receive Maximum); more are dropped and counted.',
+      'x-scope': 'Every message queued from the change on.',
+    }),
+    maxQueuedBytes: Type.Integer({
+      minimum: 1024, maximum: 1073741824, default: 4194304,
+      description: 'Payload bytes one session may have waiting; treated as maxQueuedMessages is.',
+      'x-scope': 'Every message queued from the change on.',
+    }),
+    maxOutputBytes: Type.Integer({
+      minimum: 16384, maximum: 268435456, default: 1048576,
+      description: 'Bytes waiting to be sent to one connection that has stopped reading. Over it the broker stops reading from that client, drops its QoS 0 messages and queues its QoS 1/2 ones; if it stays over for slowConsumerTimeoutMs it is closed (slow_consumer).',
+      'x-scope': 'All live connections, from their next write.',
+    }),
+    slowConsumerTimeoutMs: Type.Integer({
+      minimum: 100, maximum: 600000, default: 30000,
+      description: 'How long a connection may stay over maxOutputBytes before it is closed as a slow_consumer.',
+      'x-scope': 'Connections that go over maxOutputBytes from the change on.',
+    }),
+    maxPendingConnects: Type.Integer({
+      minimum: 1, maximum: 1000000, default: 10000,
+      description: 'Connections opened (WebSocket upgraded) and still waiting for their CONNECT. Over it the one waiting longest is closed, so a flood of silent sockets never keeps a real client out. Each may hold at most one CONNECT (at most maxPacketSize and 256 KiB).',
+      'x-scope': 'New connections.',
+    }),
   },
   { additionalProperties: false },
 )

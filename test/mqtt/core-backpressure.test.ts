@@ -5,7 +5,9 @@ import assert from 'node:assert/strict'
 import type { Packet } from 'mqtt-packet'
 import { brokerKit, RawClient, waitForBrokerEvent } from '../helpers.ts'
 import { clientFrame, rawUpgrade } from '../raw-websocket.ts'
-import { MAX_BUFFERED_BYTES } from '../../src/mqtt/limits.ts'
+import { DEFAULT_SETTINGS } from '../../src/settings/schema.ts'
+
+const MAX_BUFFERED_BYTES = DEFAULT_SETTINGS.maxOutputBytes
 
 const BINARY = 0x2
 const encode = (p: Record<string, unknown> & { cmd: Packet['cmd'] }) => RawClient.encode(p as Packet)

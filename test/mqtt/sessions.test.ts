@@ -9,7 +9,9 @@ import { PROTOCOL_VERSIONS, type ProtocolVersion,
   barrier, brokerKit as ownBrokerKit, delay, MessageLog, protocolOptions, RawClient, sharedBrokerKit, uniqueId,
   waitForBrokerEvent, waitForFailure, type BrokerKit,
 } from '../helpers.ts'
-import { MAX_QUEUED } from '../../src/mqtt/limits.ts'
+import { DEFAULT_SETTINGS } from '../../src/settings/schema.ts'
+
+const MAX_QUEUED = DEFAULT_SETTINGS.maxQueuedMessages
 
 type Version = ProtocolVersion
 const VERSIONS = PROTOCOL_VERSIONS

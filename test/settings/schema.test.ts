@@ -18,6 +18,18 @@ const DESIGN: Array<[string, unknown, number | null, number | null]> = [
   ['allowAnonymous', true, null, null],
   ['allowedOrigins', null, null, null],
   ['aclDefault', 'allow', null, null],
+  ['maxSessionExpirySec', 604800, 0, 4294967295],
+  ['maxSessions', 100000, 1, 10000000],
+  ['maxSubscriptionsPerClient', 1000, 1, 1000000],
+  ['maxTopicLevels', 128, 1, 65535],
+  ['maxTopicLength', 4096, 1, 65535],
+  ['maxRetainedMessages', 100000, 0, 100000000],
+  ['maxRetainedBytes', 268435456, 0, 1099511627776],
+  ['maxQueuedMessages', 1000, 1, 1000000],
+  ['maxQueuedBytes', 4194304, 1024, 1073741824],
+  ['maxOutputBytes', 1048576, 16384, 268435456],
+  ['slowConsumerTimeoutMs', 30000, 100, 600000],
+  ['maxPendingConnects', 10000, 1, 1000000],
 ]
 
 test('the schema holds exactly DESIGN.md\'s settings, defaults and ranges, each documented with its scope', () => {

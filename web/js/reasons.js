@@ -10,6 +10,7 @@ export const REASONS = [
   { id: 'websocket_error', label: 'WebSocket error', color: '#6c757d' },
   { id: 'taken_over', label: 'taken over', color: '#b5838d' },
   { id: 'auth_failed', label: 'auth failed', color: '#8d6e3f' },
+  { id: 'slow_consumer', label: 'slow consumer', color: '#3d5a80' },
 ]
 
 const byId = new Map(REASONS.map((r) => [r.id, r]))

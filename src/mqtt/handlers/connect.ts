@@ -8,7 +8,7 @@ import { resendInflight } from '../delivery.ts'
 import { mayPublish } from '../access.ts'
 import type { AuthOutcome } from '../../contracts/access.ts'
 import { forwardedProperties, propertyProblem } from '../message.ts'
-import { isValidTopicName } from '../topics.ts'
+import { isValidTopicName, topicOverLimits } from '../topics.ts'
 import { hints } from '../explain.ts'
 import { RC, V3 } from '../codes.ts'
 import { MAX_INFLIGHT, RECEIVE_MAXIMUM, TOPIC_ALIAS_MAXIMUM } from '../limits.ts'
@@ -50,12 +50,13 @@ function afterAuthentication(c: Connection, p: IConnectPacket, assignedId: strin
   const keepalive = keepalivePolicy(c)
   if (keepalive === null) return
   if (!checkCapacity(c)) return
+  if (!checkSessionCapacity(c)) return
   readClientLimits(c, p)
   takeOver(c)
   const sessionPresent = restoreSession(c, p)
   c.becomeConnected(keepalive.keepaliveSec)
   c.broker.register(c)
-  connack(c, sessionPresent, keepalive, assignedId)
+  connack(c, p, sessionPresent, keepalive, assignedId)
   c.broker.announceConnected(c, sessionPresent)
   resendInflight(c) // a resumed session: unacknowledged messages again, then what was queued while offline
 }
@@ -108,6 +109,11 @@ function validate(c: Connection, p: IConnectPacket): string | false {
     }
     if (!isValidTopicName(p.will.topic)) {
       c.protocolError(`CONNECT with an invalid Will topic "${p.will.topic.slice(0, 100)}"`)
+      return false
+    }
+    const over = topicOverLimits(p.will.topic, c.broker.settings.values)
+    if (over !== null) {
+      c.reject(V3.notAuthorized, RC.topicNameInvalid, `CONNECT with a Will topic of ${over}`, hints.topicLimits(c.broker.settings.values))
       return false
     }
   }
@@ -208,13 +214,29 @@ function takeOver(c: Connection): void {
 /** Clean session / clean start and session expiry; returns Session Present. */
 function restoreSession(c: Connection, p: IConnectPacket): boolean {
   const clean = p.clean ?? true
-  const expiry = c.protocolVersion === 5 ? (p.properties?.sessionExpiryInterval ?? 0) : clean ? 0 : NEVER_EXPIRES
-  const { session, present } = c.broker.openSession(c.clientId!, clean, expiry)
+  const asked = c.protocolVersion === 5 ? (p.properties?.sessionExpiryInterval ?? 0) : clean ? 0 : NEVER_EXPIRES
+  const { session, present } = c.broker.openSession(c.clientId!, clean, cappedExpiry(c, asked))
   c.session = session
   return present && c.protocolVersion !== 3 // MQTT 3.1 has no Session Present flag
 }
 
-function connack(c: Connection, sessionPresent: boolean, keepalive: KeepalivePolicy, assignedId: string): void {
+/** maxSessionExpirySec: no session outlives its connection longer (4294967295 = no limit). */
+export function cappedExpiry(c: Connection, askedSec: number): number {
+  const max = c.broker.settings.values.maxSessionExpirySec
+  return max === NEVER_EXPIRES || askedSec <= max ? askedSec : max
+}
+
+/** maxSessions: a CONNECT that would start one more session is refused; resuming one is always allowed. */
+function checkSessionCapacity(c: Connection): boolean {
+  const b = c.broker
+  const max = b.settings.values.maxSessions
+  if (b.sessions.size < max || b.sessions.get(c.clientId!) !== undefined) return true
+  c.reject(V3.serverUnavailable, RC.quotaExceeded,
+    `the broker already holds ${b.sessions.size} sessions (maxSessions ${max})`, hints.tooManySessions(b.settings.values))
+  return false
+}
+
+function connack(c: Connection, p: IConnectPacket, sessionPresent: boolean, keepalive: KeepalivePolicy, assignedId: string): void {
   if (c.protocolVersion !== 5) {
     c.write({ cmd: 'connack', sessionPresent, returnCode: V3.accepted })
     return
@@ -229,6 +251,9 @@ function connack(c: Connection, sessionPresent: boolean, keepalive: KeepalivePol
     sharedSubscriptionAvailable: true,
   }
   if (keepalive.tell) properties.serverKeepAlive = keepalive.keepaliveSec
+  // MQTT 5 3.2.2.3.2: the server tells the client when it uses another Session Expiry Interval than it asked for
+  const asked = p.properties?.sessionExpiryInterval ?? 0
+  if (c.session!.expiryIntervalSec !== asked) properties.sessionExpiryInterval = c.session!.expiryIntervalSec
   if (assignedId !== '') properties.assignedClientIdentifier = assignedId // [MQTT-3.2.2-16]
   c.write({ cmd: 'connack', sessionPresent, reasonCode: RC.success, properties })
 }

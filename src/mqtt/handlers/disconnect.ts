@@ -3,6 +3,7 @@
 import type { IDisconnectPacket } from 'mqtt-packet'
 import type { Connection } from '../connection.ts'
 import { RC } from '../codes.ts'
+import { cappedExpiry } from './connect.ts'
 
 export function handleDisconnect(c: Connection, p: IDisconnectPacket): void {
   if (c.protocolVersion !== 5) return c.disconnect(false)
@@ -18,7 +19,7 @@ export function handleDisconnect(c: Connection, p: IDisconnectPacket): void {
     if (session.expiryIntervalSec === 0 && expiry !== 0) {
       return c.protocolError('DISCONNECT set a Session Expiry Interval on a session opened with none')
     }
-    session.expiryIntervalSec = expiry
+    session.expiryIntervalSec = cappedExpiry(c, expiry)
   }
   c.disconnect((p.reasonCode ?? RC.success) !== RC.success)
 }

@@ -2,7 +2,7 @@
 import type { IPublishPacket } from 'mqtt-packet'
 import type { Connection } from '../connection.ts'
 import { expiryFrom, forwardedProperties, propertyProblem, type Message } from '../message.ts'
-import { isValidTopicName } from '../topics.ts'
+import { isValidTopicName, topicOverLimits } from '../topics.ts'
 import { RC } from '../codes.ts'
 import { encodeAck } from '../outgoing.ts'
 import { mayPublish } from '../access.ts'
@@ -35,6 +35,8 @@ export function handlePublish(c: Connection, p: IPublishPacket): void {
   if (!isValidTopicName(topic)) {
     return c.protocolError(`PUBLISH to an invalid topic name "${topic.slice(0, 100)}"`, RC.topicNameInvalid)
   }
+  const over = topicOverLimits(topic, c.broker.settings.values)
+  if (over !== null) return c.protocolError(`PUBLISH to a topic of ${over}: "${topic.slice(0, 100)}"`, RC.topicNameInvalid)
   if (p.qos > 0 && !p.messageId) return c.protocolError('PUBLISH at QoS > 0 with packet identifier 0') // [MQTT-2.3.1-1]
   if (p.qos === 0 && p.dup) return c.protocolError('PUBLISH at QoS 0 with the DUP flag') // [MQTT-3.3.1-2]
   if (props?.subscriptionIdentifier !== undefined) {
@@ -56,8 +58,8 @@ export function handlePublish(c: Connection, p: IPublishPacket): void {
   }
   const id = p.messageId!
   if (p.qos === 1) {
-    if (!mayPublish(c, topic)) return refused(c, 'puback', id)
-    c.broker.publish(msg)
+    if (!mayPublish(c, topic)) return refused(c, 'puback', id, RC.notAuthorized)
+    if (!c.broker.publish(msg, v5)) return refused(c, 'puback', id, RC.quotaExceeded) // a new retained topic over quota
     c.send(encodeAck('puback', id)) // [MQTT-4.3.2-2]
     return
   }
@@ -70,21 +72,22 @@ export function handlePublish(c: Connection, p: IPublishPacket): void {
       return c.protocolError(`more than ${RECEIVE_MAXIMUM} QoS 2 PUBLISHes waiting for PUBREL`, RC.receiveMaximumExceeded)
     }
     if (!mayPublish(c, topic)) {
-      if (c.protocolVersion === 5) return refused(c, 'pubrec', id) // v5 4.3.3: an error PUBREC ends the exchange
+      if (v5) return refused(c, 'pubrec', id, RC.notAuthorized) // v5 4.3.3: an error PUBREC ends the exchange
       pending.add(id) // v3: acknowledged as usual (PUBREC, then PUBCOMP), never routed
     } else {
+      if (!c.broker.publish(msg, v5)) return refused(c, 'pubrec', id, RC.quotaExceeded)
       pending.add(id)
-      c.broker.publish(msg)
     }
   }
   c.send(encodeAck('pubrec', id))
 }
 
 /**
- * A PUBLISH the ACL refused is not delivered: MQTT 5 says so with reason 0x87 (Not authorized) in its PUBACK or
- * PUBREC; MQTT 3.1.1 has no way to, so the publisher gets its usual acknowledgement [MQTT-3.3.5-2].
+ * A PUBLISH refused (by the ACL: 0x87 Not authorized; by the retained quota: 0x97 Quota exceeded) is not delivered:
+ * MQTT 5 says so in its PUBACK or PUBREC; MQTT 3.1.1 has no way to, so the publisher gets its usual
+ * acknowledgement [MQTT-3.3.5-2].
  */
-function refused(c: Connection, ack: 'puback' | 'pubrec', id: number): void {
-  if (c.protocolVersion === 5) c.write({ cmd: ack, messageId: id, reasonCode: RC.notAuthorized })
+function refused(c: Connection, ack: 'puback' | 'pubrec', id: number, reasonCode: number): void {
+  if (c.protocolVersion === 5) c.write({ cmd: ack, messageId: id, reasonCode })
   else c.send(encodeAck(ack, id))
 }

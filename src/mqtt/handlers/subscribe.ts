@@ -1,10 +1,11 @@
-// SUBSCRIBE: add each subscription (or refuse its filter), SUBACK, then the retained messages it asks for.
+// SUBSCRIBE: add each subscription (or refuse its filter: invalid, over the topic limits, forbidden by the ACL, over
+// maxSubscriptionsPerClient), SUBACK, then the retained messages it asks for, paced by the connection's output.
 import type { ISubscribePacket } from 'mqtt-packet'
 import type { Connection } from '../connection.ts'
 import type { Match, Subscription } from '../router.ts'
-import { isValidTopicFilter, parseSharedFilter } from '../topics.ts'
-import { Fanout, NO_IDS } from '../outgoing.ts'
-import { deliver } from '../delivery.ts'
+import { isValidTopicFilter, parseSharedFilter, topicOverLimits } from '../topics.ts'
+import { NO_IDS } from '../outgoing.ts'
+import { sendRetained, type RetainedDelivery } from '../delivery.ts'
 import { maySubscribe } from '../access.ts'
 import { RC, V3_SUBACK_FAILURE } from '../codes.ts'
 
@@ -17,18 +18,37 @@ export function handleSubscribe(c: Connection, p: ISubscribePacket): void {
     return c.protocolError('SUBSCRIBE with an invalid Subscription Identifier') // v5 3.8.2.1.2
   }
   const session = c.session!
+  const limits = c.broker.settings.values
+  const list = p.subscriptions
+  // a filter repeated in one SUBSCRIBE is one subscription, taken where it first appears with the options of its
+  // last entry (each replaces the one before it [MQTT-3.8.4-3])
+  const first = new Map<string, number>()
+  const last = new Map<string, number>()
+  for (let i = 0; i < list.length; i++) {
+    if (!first.has(list[i].topic)) first.set(list[i].topic, i)
+    last.set(list[i].topic, i)
+  }
   const granted: number[] = []
   const withRetained: Subscription[] = []
-  for (const r of p.subscriptions) {
+  for (let i = 0; i < list.length; i++) {
+    if (first.get(list[i].topic) !== i) {
+      granted.push(-1) // a repeat: the same code as where it first appears
+      continue
+    }
+    const r = list[last.get(list[i].topic)!]
     const shared = parseSharedFilter(r.topic)
     const valid = shared === undefined ? false : shared === null ? isValidTopicFilter(r.topic) : true
-    if (!valid) {
+    if (!valid || topicOverLimits(r.topic, limits) !== null) {
       granted.push(v5 ? RC.topicFilterInvalid : V3_SUBACK_FAILURE) // [MQTT-3.8.4-5] each filter as its own SUBSCRIBE: refuse the filter, not the packet
       continue
     }
     if (shared && v5 && r.nl) return c.protocolError('No Local set on a shared subscription') // [MQTT-3.8.3-4]
     if (!maySubscribe(c, shared ? shared.filter : r.topic)) {
       granted.push(v5 ? RC.notAuthorized : V3_SUBACK_FAILURE) // refused by the ACL: this filter only
+      continue
+    }
+    if (!session.subscriptions.has(r.topic) && session.subscriptions.size >= limits.maxSubscriptionsPerClient) {
+      granted.push(v5 ? RC.quotaExceeded : V3_SUBACK_FAILURE) // maxSubscriptionsPerClient: this filter only
       continue
     }
     const sub: Subscription = {
@@ -45,12 +65,15 @@ export function handleSubscribe(c: Connection, p: ISubscribePacket): void {
     // Retain Handling 0: send retained, 1: only for a new subscription, 2: never; never to shared subscriptions
     if (shared === null && (sub.retainHandling === 0 || (sub.retainHandling === 1 && isNew))) withRetained.push(sub)
   }
+  for (let i = 0; i < granted.length; i++) if (granted[i] === -1) granted[i] = granted[first.get(list[i].topic)!]
   c.write({ cmd: 'suback', messageId: p.messageId, granted })
   if (withRetained.length === 0) return
+  // found through the retained store's topic tree, then sent as the connection's output takes them
   const now = Date.now()
+  const due: RetainedDelivery[] = []
   for (const sub of withRetained) {
-    const m: Match = { ...sub, noLocal: false, retainAsPublished: true }
-    // [MQTT-3.3.1-6] retained messages matching a new subscription are sent with RETAIN set
-    for (const msg of c.broker.retained.match(sub.filter, now)) deliver(c, new Fanout(msg, now), m, true)
+    const match: Match = { ...sub, noLocal: false, retainAsPublished: true }
+    for (const message of c.broker.retained.match(sub.filter, now)) due.push({ message, match })
   }
+  sendRetained(c, due)
 }
