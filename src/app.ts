@@ -7,6 +7,7 @@ import { errorHandler } from './errors.ts'
 import { USERNAME_MAX_CHARS } from './access/users.ts'
 import database from './plugins/database.ts'
 import settings from './plugins/settings.ts'
+import acl from './plugins/acl.ts'
 import access from './plugins/access.ts'
 import auth from './plugins/auth.ts'
 import failures from './plugins/failures.ts'
@@ -18,6 +19,7 @@ import healthRoutes from './routes/health.ts'
 import settingsRoutes from './routes/settings.ts'
 import failuresRoutes from './routes/failures.ts'
 import connectionsRoutes from './routes/connections.ts'
+import aclRoutes from './routes/acl.ts'
 import mqttUsersRoutes from './routes/mqtt-users.ts'
 import adminUi from './plugins/admin-ui.ts'
 
@@ -71,6 +73,7 @@ export async function buildApp(opts: AppOptions = {}) {
   // storage and state
   await app.register(database)
   await app.register(settings)
+  await app.register(acl)
   await app.register(access)
   await app.register(auth)
   await app.register(failures)
@@ -85,6 +88,7 @@ export async function buildApp(opts: AppOptions = {}) {
   await app.register(settingsRoutes)
   await app.register(failuresRoutes)
   await app.register(connectionsRoutes)
+  await app.register(aclRoutes)
   await app.register(mqttUsersRoutes)
   await app.register(adminUi)
 
