@@ -15,6 +15,12 @@ async function main(): Promise<void> {
     `listening on port ${port}`,
   )
 
+  if (app.settingsStore.current().values.allowAnonymous) {
+    app.log.warn({ allowAnonymous: true },
+      'anonymous MQTT clients are allowed (allowAnonymous=true): to require credentials, create MQTT users ' +
+      '(POST /api/mqtt-users) and PATCH /api/settings {"values":{"allowAnonymous":false}}')
+  }
+
   let closing = false
   const shutdown = (signal: string) => {
     if (closing) {

@@ -36,6 +36,8 @@ test('SIGINT: v5 clients get DISCONNECT 0x8B, the rest are closed, the process e
   assert.equal(signal, null, 'the process ended itself instead of dying of the signal')
   assert.equal(code, 0, output.join('\n'))
   assert.ok(output.some((line) => /shutting down/.test(line) && /SIGINT/.test(line)), output.join('\n'))
+  // the start-up log says anonymous clients are allowed, and how to stop that
+  assert.ok(output.some((line) => /anonymous MQTT clients are allowed/.test(line) && /allowAnonymous/.test(line)), output.join('\n'))
 })
 
 // hand-built, since an encoder may refuse packet identifier 0

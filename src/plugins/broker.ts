@@ -1,5 +1,6 @@
-// The one place that ties the broker core to the stores: settings reach the core through applySettings(),
-// the core's failure and latency events reach the failure log.
+// The one place that ties the broker core to the stores: settings reach the core through applySettings(), the
+// core asks the MQTT users (authenticator) and the ACL rules (authorizer) through their contracts, and its failure and
+// latency events reach the failure log.
 import fp from 'fastify-plugin'
 import { Broker } from '../mqtt/broker.ts'
 
@@ -12,7 +13,13 @@ declare module 'fastify' {
 export default fp(
   async (app) => {
     // A stored settings version is already an immutable snapshot (frozen, values frozen): the core runs on it as is.
-    const broker = new Broker({ settings: app.settingsStore.current(), logger: app.log.child({ component: 'broker' }) })
+    const broker = new Broker({
+      settings: app.settingsStore.current(),
+      logger: app.log.child({ component: 'broker' }),
+      // who may connect (MQTT users, allowAnonymous) and what they may touch (ACL rules, aclDefault)
+      authenticator: app.authenticator,
+      authorizer: app.acl,
+    })
     app.decorate('broker', broker)
 
     // In force before the REST response returns: the store emits 'change' synchronously after its commit.
@@ -28,5 +35,5 @@ export default fp(
       await broker.close()
     })
   },
-  { name: 'broker', dependencies: ['settings', 'failures'] },
+  { name: 'broker', dependencies: ['settings', 'failures', 'access', 'acl'] },
 )
