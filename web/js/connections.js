@@ -39,6 +39,18 @@ function keepaliveText(c) {
   return inForce
 }
 
+/** What the ACL refused this connection: PUBLISHes / SUBSCRIBE filters / deliveries; marked when any. */
+function aclDeniedCell(denied) {
+  if (!denied) return h('td', { class: 'num muted' }, '—')
+  const { publish, subscribe, deliver } = denied
+  const any = publish + subscribe + deliver > 0
+  return h('td', {
+    class: `num nowrap acl-denied${any ? ' some' : ' muted'}`,
+    dataset: { aclPublish: publish, aclSubscribe: subscribe, aclDeliver: deliver },
+    title: `ACL refused: ${formatNumber(publish)} PUBLISH, ${formatNumber(subscribe)} SUBSCRIBE filter${subscribe === 1 ? '' : 's'}, ${formatNumber(deliver)} deliver${deliver === 1 ? 'y' : 'ies'}`,
+  }, `${formatNumber(publish)} / ${formatNumber(subscribe)} / ${formatNumber(deliver)}`)
+}
+
 function render() {
   const now = Date.now()
   const items = view.items
@@ -61,6 +73,7 @@ function render() {
         h('td', { class: 'nowrap', title: c.lastPacketAt }, formatAgo(c.lastPacketAt, now)),
         h('td', { class: 'num nowrap' }, `${formatNumber(c.packetsReceived)} / ${formatNumber(c.packetsSent)}`),
         h('td', { class: 'num' }, formatNumber(c.subscriptions)),
+        aclDeniedCell(c.aclDenied),
         h('td', { class: 'user-agent', title: c.userAgent ?? '' }, c.userAgent ?? h('span', { class: 'muted' }, '—')),
       ),
     ),

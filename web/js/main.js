@@ -5,8 +5,10 @@ import { app } from './state.js'
 import { initFailures, startFailures, stopFailures } from './failures.js'
 import { initSettings, startSettings } from './settings.js'
 import { initConnections, startConnections, stopConnections } from './connections.js'
+import { initUsers, startUsers, stopUsers } from './users.js'
+import { initAcl, startAcl, stopAcl } from './acl.js'
 
-const TABS = ['failures', 'settings', 'connections']
+const TABS = ['failures', 'settings', 'connections', 'users', 'acl']
 let running = false
 let healthTimer = null
 
@@ -46,6 +48,8 @@ function startAll() {
   startSettings()
   startFailures()
   startConnections()
+  startUsers()
+  startAcl()
   checkHealth()
   healthTimer = setInterval(checkHealth, 10_000)
 }
@@ -55,6 +59,8 @@ function stopAll() {
   running = false
   stopFailures()
   stopConnections()
+  stopUsers()
+  stopAcl()
   clearInterval(healthTimer)
 }
 
@@ -112,10 +118,29 @@ window.addEventListener(UNAUTHORIZED_EVENT, () => {
 
 window.addEventListener('hashchange', showTab)
 
+// "change it in Settings" links (`data-focus-setting="aclDefault"`): open the Settings tab at that field
+document.addEventListener('click', (e) => {
+  const link = e.target.closest?.('a[data-focus-setting]')
+  if (!link) return
+  e.preventDefault()
+  if (location.hash !== '#settings') history.pushState(null, '', '#settings')
+  showTab()
+  const key = link.dataset.focusSetting
+  const field = $(`.field[data-field="${CSS.escape(key)}"]`)
+  if (!field) return
+  field.scrollIntoView({ block: 'center' })
+  field.classList.remove('pointed')
+  void field.offsetWidth // restart the animation
+  field.classList.add('pointed')
+  $(`#setting-${CSS.escape(key)}`)?.focus({ preventScroll: true })
+})
+
 document.addEventListener('DOMContentLoaded', () => {
   initFailures()
   initSettings()
   initConnections()
+  initUsers()
+  initAcl()
   $('#signin-form').addEventListener('submit', (e) => {
     e.preventDefault()
     const token = $('#signin-token').value.trim()
