@@ -15,6 +15,7 @@ export interface SettingsValues {
   /** null = any Origin (and requests without one) */
   allowedOrigins: string[] | null
   aclDefault: 'allow' | 'deny'
+  aclRevealDenials: boolean
   maxSessionExpirySec: number
   maxSessions: number
   maxSubscriptionsPerClient: number

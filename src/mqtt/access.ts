@@ -5,6 +5,7 @@
 // logged as a summary per connection, at most one line per LOG_EVERY_MS, never one line per packet.
 import type { AclAction, AclSubject } from '../contracts/access.ts'
 import type { Connection } from './connection.ts'
+import { RC } from './codes.ts'
 
 /** Topics whose answer one connection keeps per action; past it the cache starts over. */
 const CACHE_MAX = 256
@@ -50,6 +51,11 @@ export class ConnectionAcl {
     this.#unlogged = 0
     return summary
   }
+}
+
+/** The MQTT 5 reason code of an ACL refusal: Not authorized, or Unspecified error when aclRevealDenials is false. */
+export function denialCode(c: Connection): number {
+  return c.broker.settings.values.aclRevealDenials ? RC.notAuthorized : RC.unspecifiedError
 }
 
 /** May the connection publish to `topic`? Refusals are counted. */

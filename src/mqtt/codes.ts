@@ -17,6 +17,7 @@ export const V3_SUBACK_FAILURE = 0x80
 export const RC = {
   success: 0x00,
   noSubscriptionExisted: 0x11,
+  unspecifiedError: 0x80,
   malformedPacket: 0x81,
   protocolError: 0x82,
   implementationSpecificError: 0x83,

@@ -67,6 +67,11 @@ export const SettingsValues = Type.Object(
       description: 'What a publish or subscribe that no ACL rule matches gets.',
       'x-scope': 'Every publish, subscribe and delivery from the change on.',
     }),
+    aclRevealDenials: Type.Boolean({
+      default: true,
+      description: 'MQTT 5 clients are told an ACL refusal is "Not authorized" (0x87) in SUBACK, PUBACK, PUBREC and CONNACK. When false they get "Unspecified error" (0x80), which does not reveal that a rule exists (MQTT 3.1.1 clients get 0x80 in a SUBACK either way).',
+      'x-scope': 'Every refusal from the change on.',
+    }),
     maxSessionExpirySec: Type.Integer({
       minimum: 0, maximum: 4294967295, default: 604800,
       description: 'Longest a session outlives its connection. MQTT 5 clients asking more get this in the CONNACK (Session Expiry Interval); MQTT 3.x persistent sessions (clean session 0) expire after it. 4294967295 = no limit.',

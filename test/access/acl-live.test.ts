@@ -148,3 +148,16 @@ test('aclDefault deny with %u and %c rules: each user its own tree; a Will outsi
   assert.equal((await ok.connect({ clientId: 'w2', username: 'bob', password: Buffer.from('bob-pw-123'),
     will: { topic: 'users/bob/will', payload: Buffer.from('x'), qos: 0, retain: false } }) as IConnackPacket).returnCode, 0)
 })
+
+test('aclRevealDenials false: MQTT 5 refusals say Unspecified error (0x80) instead of Not authorized', async (t) => {
+  const server = await startServer({ settings: { aclRevealDenials: false } })
+  t.after(() => server.close())
+  await rule(server, { topic: 'hidden/#', action: 'all', permission: 'deny' })
+  const c = await RawClient.open(server.wsUrl, { protocolVersion: 5 })
+  t.after(() => c.close())
+  await c.connect({ clientId: 'quiet' }, 5)
+  c.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'hidden/x', qos: 1 }, { topic: 'open/x', qos: 1 }] }, 5)
+  assert.deepEqual((await c.nextPacket('suback') as ISubackPacket).granted, [0x80, 1])
+  c.send({ cmd: 'publish', topic: 'hidden/y', payload: Buffer.from('n'), qos: 1, messageId: 2, retain: false, dup: false }, 5)
+  assert.equal((await c.nextPacket('puback') as IPubackPacket).reasonCode, 0x80)
+})

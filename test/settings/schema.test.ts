@@ -18,6 +18,7 @@ const DESIGN: Array<[string, unknown, number | null, number | null]> = [
   ['allowAnonymous', true, null, null],
   ['allowedOrigins', null, null, null],
   ['aclDefault', 'allow', null, null],
+  ['aclRevealDenials', true, null, null],
   ['maxSessionExpirySec', 604800, 0, 4294967295],
   ['maxSessions', 100000, 1, 10000000],
   ['maxSubscriptionsPerClient', 1000, 1, 1000000],

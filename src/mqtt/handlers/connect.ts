@@ -5,7 +5,7 @@ import type { IConnackPacket, IConnectPacket, QoS } from 'mqtt-packet'
 import type { Connection } from '../connection.ts'
 import { NEVER_EXPIRES } from '../session.ts'
 import { resendInflight } from '../delivery.ts'
-import { mayPublish } from '../access.ts'
+import { denialCode, mayPublish } from '../access.ts'
 import type { AuthOutcome } from '../../contracts/access.ts'
 import { forwardedProperties, propertyProblem } from '../message.ts'
 import { isValidTopicName, topicOverLimits } from '../topics.ts'
@@ -146,7 +146,7 @@ function authenticated(c: Connection, auth: AuthOutcome): boolean {
 /** The Will is a PUBLISH to be: the ACL must allow its topic, or the CONNECT is refused (not authorized). */
 function willAllowed(c: Connection, p: IConnectPacket): boolean {
   if (p.will === undefined || mayPublish(c, p.will.topic)) return true
-  c.reject(V3.notAuthorized, RC.notAuthorized,
+  c.reject(V3.notAuthorized, denialCode(c),
     `the ACL does not allow client "${c.clientId}" to publish its Will to "${p.will.topic.slice(0, 200)}"`, hints.willNotAllowed)
   return false
 }

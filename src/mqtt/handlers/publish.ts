@@ -5,7 +5,7 @@ import { expiryFrom, forwardedProperties, propertyProblem, type Message } from '
 import { isValidTopicName, topicOverLimits } from '../topics.ts'
 import { RC } from '../codes.ts'
 import { encodeAck } from '../outgoing.ts'
-import { mayPublish } from '../access.ts'
+import { denialCode, mayPublish } from '../access.ts'
 import { RECEIVE_MAXIMUM, TOPIC_ALIAS_MAXIMUM } from '../limits.ts'
 
 export function handlePublish(c: Connection, p: IPublishPacket): void {
@@ -58,7 +58,7 @@ export function handlePublish(c: Connection, p: IPublishPacket): void {
   }
   const id = p.messageId!
   if (p.qos === 1) {
-    if (!mayPublish(c, topic)) return refused(c, 'puback', id, RC.notAuthorized)
+    if (!mayPublish(c, topic)) return refused(c, 'puback', id, denialCode(c))
     if (!c.broker.publish(msg, v5)) return refused(c, 'puback', id, RC.quotaExceeded) // a new retained topic over quota
     c.send(encodeAck('puback', id)) // [MQTT-4.3.2-2]
     return
@@ -72,7 +72,7 @@ export function handlePublish(c: Connection, p: IPublishPacket): void {
       return c.protocolError(`more than ${RECEIVE_MAXIMUM} QoS 2 PUBLISHes waiting for PUBREL`, RC.receiveMaximumExceeded)
     }
     if (!mayPublish(c, topic)) {
-      if (v5) return refused(c, 'pubrec', id, RC.notAuthorized) // v5 4.3.3: an error PUBREC ends the exchange
+      if (v5) return refused(c, 'pubrec', id, denialCode(c)) // v5 4.3.3: an error PUBREC ends the exchange
       pending.add(id) // v3: acknowledged as usual (PUBREC, then PUBCOMP), never routed
     } else {
       if (!c.broker.publish(msg, v5)) return refused(c, 'pubrec', id, RC.quotaExceeded)
@@ -83,7 +83,8 @@ export function handlePublish(c: Connection, p: IPublishPacket): void {
 }
 
 /**
- * A PUBLISH refused (by the ACL: 0x87 Not authorized; by the retained quota: 0x97 Quota exceeded) is not delivered:
+ * A PUBLISH refused (by the ACL: 0x87 Not authorized, see aclRevealDenials; by the retained quota: 0x97 Quota exceeded)
+ * is not delivered:
  * MQTT 5 says so in its PUBACK or PUBREC; MQTT 3.1.1 has no way to, so the publisher gets its usual
  * acknowledgement [MQTT-3.3.5-2].
  */

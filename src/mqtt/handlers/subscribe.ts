@@ -6,7 +6,7 @@ import type { Match, Subscription } from '../router.ts'
 import { isValidTopicFilter, parseSharedFilter, topicOverLimits } from '../topics.ts'
 import { NO_IDS } from '../outgoing.ts'
 import { sendRetained, type RetainedDelivery } from '../delivery.ts'
-import { maySubscribe } from '../access.ts'
+import { denialCode, maySubscribe } from '../access.ts'
 import { RC, V3_SUBACK_FAILURE } from '../codes.ts'
 
 export function handleSubscribe(c: Connection, p: ISubscribePacket): void {
@@ -44,7 +44,7 @@ export function handleSubscribe(c: Connection, p: ISubscribePacket): void {
     }
     if (shared && v5 && r.nl) return c.protocolError('No Local set on a shared subscription') // [MQTT-3.8.3-4]
     if (!maySubscribe(c, shared ? shared.filter : r.topic)) {
-      granted.push(v5 ? RC.notAuthorized : V3_SUBACK_FAILURE) // refused by the ACL: this filter only
+      granted.push(v5 ? denialCode(c) : V3_SUBACK_FAILURE) // refused by the ACL: this filter only
       continue
     }
     if (!session.subscriptions.has(r.topic) && session.subscriptions.size >= limits.maxSubscriptionsPerClient) {
