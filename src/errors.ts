@@ -4,10 +4,8 @@
 // (their words are written for an operator); any other 5xx is logged and answered with a bare "Internal Server Error".
 import { STATUS_CODES } from 'node:http'
 import createError from '@fastify/error'
-import type { FastifyError, FastifyReply, FastifyRequest, FastifySchemaCompiler } from 'fastify'
-import Type, { type TSchema } from 'typebox'
-import { Compile } from 'typebox/compile'
-import { Value } from 'typebox/value'
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
+import Type from 'typebox'
 import { DomainError, InvalidInputError, fieldErrorsFromSchema, type FieldError as FieldErrorContract, type SchemaError } from './contracts/errors.ts'
 import type { Assert, Same } from './contracts/same.ts'
 
@@ -63,17 +61,6 @@ export function httpStatusOf(err: { statusCode?: number; code?: string }): numbe
  * converted first. It fails with the INVALID_INPUT error the stores throw, naming every broken field and rule;
  * `bodyField` turns a body path ('' for the body itself) into the name the caller knows.
  */
-export function typeBoxValidatorCompiler(bodyField: (path: string) => string = (p) => p || '(body)'): FastifySchemaCompiler<TSchema> {
-  return ({ schema, httpPart }) => {
-    const check = Compile(schema)
-    return (input) => {
-      const value = httpPart === 'body' ? input : Value.Convert(schema, input)
-      if (check.Check(value)) return { value }
-      return { error: new InvalidInputError(fieldErrorsFromSchema(check.Errors(value), httpPart === 'body' ? bodyField : (p) => p || String(httpPart))) }
-    }
-  }
-}
-
 // ---- the error handler -------------------------------------------------------------------------------------------
 
 type HandledError = (FastifyError | DomainError) & { fields?: FieldError[]; validation?: unknown; validationContext?: string; statusCode?: number }

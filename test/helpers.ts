@@ -405,6 +405,15 @@ export function sharedBrokerKit(opts: Parameters<typeof startServer>[0] = {}): (
 /** Resolves after ms. For pacing split frames, not for waiting on results (use events). */
 export const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
 
+/** Resolves once `cond()` holds (checked every 10 ms); rejects naming `what` after timeoutMs. */
+export async function until(cond: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
+  const end = Date.now() + timeoutMs
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`not met within ${timeoutMs} ms: ${what}`)
+    await delay(10)
+  }
+}
+
 export const CHROMIUM_PATH = '/usr/bin/chromium'
 export const hasChromium = () => existsSync(CHROMIUM_PATH)
 

@@ -1,5 +1,5 @@
 // MQTT topic filters as text, for the ACL: what makes one valid (a rule's, a topic name, a subscription), the
-// `$share/group/` prefix, whether one filter covers or overlaps another, and client-id globs. Pure.
+// `$share/group/` prefix, whether one filter covers another, and client-id globs. Pure.
 
 const DOLLAR = 0x24
 const PLUS = 0x2b
@@ -70,16 +70,6 @@ export function covers(r: readonly string[], s: readonly string[]): boolean {
     if (i === s.length) return i === r.length
     if (i === r.length || s[i] === '#') return false
     if (s[i] === '+' ? r[i] !== '+' : r[i] !== '+' && r[i] !== s[i]) return false
-  }
-}
-
-/** Whether some topic matches both filters. */
-export function overlaps(r: readonly string[], s: readonly string[]): boolean {
-  if ((isWild(r[0]) && isDollar(s[0])) || (isWild(s[0]) && isDollar(r[0]))) return false
-  for (let i = 0; ; i++) {
-    if ((i < r.length && r[i] === '#') || (i < s.length && s[i] === '#')) return true
-    if (i === r.length || i === s.length) return r.length === s.length
-    if (r[i] !== '+' && s[i] !== '+' && r[i] !== s[i]) return false
   }
 }
 

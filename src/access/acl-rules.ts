@@ -14,17 +14,18 @@
 //   starting with `$` at the very start of the filter: it would reach the broker's `$` topics).
 // - Publish: the topic name must match the rule's filter (`+` one level, `#` any levels incl. the parent, and a
 //   filter starting with a wildcard does not match a topic starting with `$`, MQTT 4.7.2).
-// - Subscribe: an allow rule matches a subscription filter only when its filter matches every topic the
-//   subscription can match (`sensors/#` covers `sensors/+/temp`, not `#` nor `+/temp`); a deny rule matches when
-//   the two filters overlap (some topic matches both): denying `secret/#` refuses a subscription to `#`.
-//   `$share/group/filter` is judged on `filter`. A delivery is asked as a subscribe to the message's topic name.
+// - Subscribe: a rule matches a subscription filter only when its filter matches every topic the subscription can
+//   match (`sensors/#` covers `sensors/+/temp`, not `#` nor `+/temp`), for allow and deny alike. A deny rule that
+//   only overlaps a filter does not refuse the subscription: every delivery is asked too (as a subscribe to the
+//   message's topic name), so denying `secret/#` lets a client subscribe to `#` and never sends it `secret/x`
+//   (as Mosquitto does). `$share/group/filter` is judged on `filter`.
 import type { AclAction, AclSubject } from '../contracts/access.ts'
 import type { AclPermission } from './acl-schema.ts'
 import {
   ANY_REST, CLIENT, compileRules, levelHash, LITERAL, TEMPLATE, USER,
   type AclRuleSpec, type CompiledRule, type CompiledRules, type Placeholder,
 } from './acl-compile.ts'
-import { covers, globMatches, hasWildcard, overlaps, unshared } from './acl-filters.ts'
+import { covers, globMatches, hasWildcard, unshared } from './acl-filters.ts'
 
 const SLASH = 0x2f
 const PLUS = 0x2b
@@ -187,8 +188,7 @@ function prepare(compiled: CompiledRules, subject: AclSubject, action: AclAction
 
 function topicMatches(c: CompiledRule<AclRuleSpec>, q: Question, subject: AclSubject): boolean {
   if (q.name !== null) return matchesName(c, q.name, q.count, subject)
-  const r = substituted(c, subject)
-  return c.deny ? overlaps(r, q.levels!) : covers(r, q.levels!)
+  return covers(substituted(c, subject), q.levels!)
 }
 
 /**
@@ -234,9 +234,7 @@ function describeWho(rule: AclRuleSpec): string {
 function describeMatch(c: CompiledRule<AclRuleSpec>, q: Question, topic: string, subject: AclSubject): string {
   const shown = c.usesUser || c.usesClient ? `${quote(c.rule.topic)} (here ${quote(substituted(c, subject).join('/'))})` : quote(c.rule.topic)
   if (q.name !== null) return `its filter ${shown} matches the topic ${quote(topic)}`
-  return c.deny
-    ? `its filter ${shown} overlaps the subscription ${quote(topic)} (some topic matches both)`
-    : `its filter ${shown} covers every topic the subscription ${quote(topic)} can match`
+  return `its filter ${shown} covers every topic the subscription ${quote(topic)} can match`
 }
 
 /**
@@ -276,7 +274,7 @@ export function evaluate<R extends AclRuleSpec>(
   const none = total === 0
     ? `no rule is about ${action}`
     : `no rule matched: ${applied} of the ${total} rules about ${action} apply to this client, none with a filter that ` +
-      (q.name !== null ? `matches ${quote(topic)}` : `covers (allow) or overlaps (deny) ${quote(topic)}`)
+      (q.name !== null ? `matches ${quote(topic)}` : `covers ${quote(topic)}`)
   return {
     allowed: defaultPermission === 'allow',
     decidedBy: 'default',

@@ -9,12 +9,10 @@ import {
 } from '../access/acl-schema.ts'
 import { subscriptionProblem, topicNameProblem } from '../access/acl-filters.ts'
 import { ruleBodyProblems } from '../access/acl.ts'
-import { ErrorBody, typeBoxValidatorCompiler } from '../errors.ts'
+import { adminApi, errorResponses, typeBoxValidatorCompiler } from '../api.ts'
 import { InvalidInputError, NotFoundError } from '../contracts/errors.ts'
 
 const IdParams = Type.Object({ id: Type.Integer({ minimum: 1 }) })
-
-const errors = (...codes: number[]) => Object.fromEntries(codes.map((c) => [c, ErrorBody]))
 
 const typeBox = typeBoxValidatorCompiler()
 
@@ -30,12 +28,7 @@ const ruleBody = (kind: 'create' | 'update'): FastifySchemaCompiler<TSchema> => 
 export default async function aclRoutes(fastify: FastifyInstance) {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>()
   const acl = app.acl
-  app.setValidatorCompiler(typeBox)
-  // onRequest: an unauthenticated request is refused before its body is even parsed
-  app.addHook('onRequest', app.requireAdmin)
-  app.addHook('onSend', async (_request, reply) => {
-    reply.header('cache-control', 'no-store')
-  })
+  adminApi(app)
   const tags = ['acl']
 
   app.get('/api/acl', {
@@ -43,7 +36,7 @@ export default async function aclRoutes(fastify: FastifyInstance) {
       tags,
       summary: 'The ACL rules in the order they are checked, and the default policy',
       description: 'The first rule (by position) that matches a publish or subscribe decides; when none does, `aclDefault` does.',
-      response: { 200: AclRuleList, ...errors(401) },
+      response: { 200: AclRuleList, ...errorResponses(401) },
     },
   }, async () => ({ items: acl.list(), aclDefault: acl.defaultPermission(), version: acl.version }))
 
@@ -54,7 +47,7 @@ export default async function aclRoutes(fastify: FastifyInstance) {
       summary: 'Add a rule',
       description: 'After the last rule, or at `position` (the rule there and those after it move down one). In force before the answer.',
       body: AclRuleInput,
-      response: { 201: AclRule, ...errors(400, 401) },
+      response: { 201: AclRule, ...errorResponses(400, 401) },
     },
   }, async (request, reply) => reply.code(201).send(acl.create(request.body)))
 
@@ -63,7 +56,7 @@ export default async function aclRoutes(fastify: FastifyInstance) {
       tags,
       summary: 'One rule',
       params: IdParams,
-      response: { 200: AclRule, ...errors(400, 401, 404) },
+      response: { 200: AclRule, ...errorResponses(400, 401, 404) },
     },
   }, async (request) => {
     const rule = acl.get(request.params.id)
@@ -79,7 +72,7 @@ export default async function aclRoutes(fastify: FastifyInstance) {
       description: 'Any field. A new `position` moves the rule there; the rules between shift by one. In force before the answer.',
       params: IdParams,
       body: AclRulePatch,
-      response: { 200: AclRule, ...errors(400, 401, 404) },
+      response: { 200: AclRule, ...errorResponses(400, 401, 404) },
     },
   }, async (request) => acl.update(request.params.id, request.body))
 
@@ -89,7 +82,7 @@ export default async function aclRoutes(fastify: FastifyInstance) {
       summary: 'Delete a rule',
       description: 'The rules after it move up one.',
       params: IdParams,
-      response: { 204: Type.Null(), ...errors(400, 401, 404) },
+      response: { 204: Type.Null(), ...errorResponses(400, 401, 404) },
     },
   }, async (request, reply) => {
     acl.delete(request.params.id)
@@ -104,7 +97,7 @@ export default async function aclRoutes(fastify: FastifyInstance) {
         'Answers as the broker does now, with the rule that decided (or `default`) and why. Publish: `topic` is a topic name. ' +
         'Subscribe: a topic filter (`$share/group/filter` is judged on `filter`), or a topic name as for each delivered message.',
       body: AclCheckInput,
-      response: { 200: AclCheckResult, ...errors(400, 401) },
+      response: { 200: AclCheckResult, ...errorResponses(400, 401) },
     },
   }, async (request) => {
     const { username = null, clientId, action, topic } = request.body

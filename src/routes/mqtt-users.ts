@@ -8,7 +8,7 @@ import {
   LIST_DEFAULT_LIMIT, LIST_MAX_LIMIT, mqttUserNotFound, NOTE_MAX_CHARS, PASSWORD_MAX_BYTES, USERNAME_MAX_CHARS, type MqttUser as MqttUserType,
 } from '../access/users.ts'
 import { Nullable } from '../failures/schema.ts'
-import { ErrorBody, typeBoxValidatorCompiler } from '../errors.ts'
+import { adminApi, errorResponses } from '../api.ts'
 import type { Assert, Same } from '../contracts/same.ts'
 
 // ---- schemas -----------------------------------------------------------------------------------------------------
@@ -58,19 +58,13 @@ const ListQuery = Type.Object(
   { additionalProperties: false },
 )
 
-const errors = (...codes: number[]) => Object.fromEntries(codes.map((c) => [c, ErrorBody]))
 
 // ---- routes ------------------------------------------------------------------------------------------------------
 
 export default async function mqttUserRoutes(fastify: FastifyInstance) {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>()
   const users = app.mqttUsers
-  app.setValidatorCompiler(typeBoxValidatorCompiler())
-  // onRequest: an unauthenticated request is refused before its body (which may hold a password) is even parsed
-  app.addHook('onRequest', app.requireAdmin)
-  app.addHook('onSend', async (_request, reply) => {
-    reply.header('cache-control', 'no-store')
-  })
+  adminApi(app)
   const tags = ['mqtt-users']
 
   app.get('/api/mqtt-users', {
@@ -79,7 +73,7 @@ export default async function mqttUserRoutes(fastify: FastifyInstance) {
       summary: 'MQTT users, by username',
       description: 'Paged in binary (case-sensitive) order of username: pass `nextCursor` as `after` for the next page.',
       querystring: ListQuery,
-      response: { 200: UserPage, ...errors(400, 401) },
+      response: { 200: UserPage, ...errorResponses(400, 401) },
     },
   }, async (request) => users.list(request.query))
 
@@ -89,7 +83,7 @@ export default async function mqttUserRoutes(fastify: FastifyInstance) {
       summary: 'Create an MQTT user',
       description: 'Clients log in with this username and password in CONNECT. The answer never holds the password.',
       body: CreateBody,
-      response: { 201: MqttUser, ...errors(400, 401, 409) },
+      response: { 201: MqttUser, ...errorResponses(400, 401, 409) },
     },
   }, async (request, reply) => {
     const user = await users.create(request.body, { actor: request.actor })
@@ -101,7 +95,7 @@ export default async function mqttUserRoutes(fastify: FastifyInstance) {
       tags,
       summary: 'One MQTT user',
       params: UserParams,
-      response: { 200: MqttUser, ...errors(400, 401, 404) },
+      response: { 200: MqttUser, ...errorResponses(400, 401, 404) },
     },
   }, async (request) => {
     const user = users.get(request.params.username)
@@ -116,7 +110,7 @@ export default async function mqttUserRoutes(fastify: FastifyInstance) {
       description: 'At least one of `password`, `enabled`, `note`; the next login is checked against the change.',
       params: UserParams,
       body: PatchBody,
-      response: { 200: MqttUser, ...errors(400, 401, 404) },
+      response: { 200: MqttUser, ...errorResponses(400, 401, 404) },
     },
   }, async (request) => users.update(request.params.username, request.body, { actor: request.actor }))
 
@@ -126,7 +120,7 @@ export default async function mqttUserRoutes(fastify: FastifyInstance) {
       summary: 'Delete an MQTT user',
       description: 'A later login with this username is treated as an unknown user\'s: refused, or anonymous when allowAnonymous is true.',
       params: UserParams,
-      response: { 204: Type.Null(), ...errors(400, 401, 404) },
+      response: { 204: Type.Null(), ...errorResponses(400, 401, 404) },
     },
   }, async (request, reply) => {
     users.delete(request.params.username, { actor: request.actor })

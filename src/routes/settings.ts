@@ -1,14 +1,12 @@
 // /api/settings*: thin handlers over app.settingsStore. Bodies are checked by TypeBox (not Fastify's Ajv, which
 // would coerce "5000" into 5000 and fill a partial PATCH with defaults); every bad field is named in the 400.
-import type { FastifyInstance, FastifyReply, FastifySchemaCompiler } from 'fastify'
+import type { FastifyInstance, FastifyReply } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
-import Type, { type TSchema } from 'typebox'
-import { Compile } from 'typebox/compile'
-import { Value } from 'typebox/value'
+import Type from 'typebox'
 import { CROSS_FIELD_RULES, SETTING_KEYS, SettingsPatch, SettingsValues } from '../settings/schema.ts'
 import { COMMENT_MAX_LENGTH, HISTORY_DEFAULT_LIMIT, HISTORY_MAX_LIMIT, type SettingsVersion } from '../settings/store.ts'
-import { ErrorBody } from '../errors.ts'
-import { fieldErrorsFromSchema, InvalidInputError } from '../contracts/errors.ts'
+import { adminApi, errorResponses } from '../api.ts'
+import { InvalidInputError } from '../contracts/errors.ts'
 
 // ---- schemas -----------------------------------------------------------------------------------------------------
 
@@ -59,23 +57,11 @@ const IfMatchHeaders = Type.Object({
   'if-match': Type.Optional(Type.String({ description: 'the ETag of the version you edited, e.g. "3"; a stale one gets 412' })),
 })
 
-const errors = (...codes: number[]) => Object.fromEntries(codes.map((c) => [c, ErrorBody]))
 
 // ---- validation --------------------------------------------------------------------------------------------------
 
 /** A body field's name as the caller knows it: the setting key for `values.*`, else its dotted path. */
 const bodyFieldName = (path: string) => (path.startsWith('values.') ? path.slice('values.'.length) : path || '(body)')
-
-/** TypeBox validation failing with the same INVALID_INPUT error (every broken field and rule) the store throws. */
-const validatorCompiler: FastifySchemaCompiler<TSchema> = ({ schema, httpPart }) => {
-  const check = Compile(schema)
-  return (input) => {
-    // only bodies are typed JSON; query strings and headers arrive as text
-    const value = httpPart === 'body' ? input : Value.Convert(schema, input)
-    if (check.Check(value)) return { value }
-    return { error: new InvalidInputError(fieldErrorsFromSchema(check.Errors(value), httpPart === 'body' ? bodyFieldName : (p) => p || String(httpPart))) }
-  }
-}
 
 /** `If-Match: "3"` (or `"3", "4"`, or `*`) -> the versions it accepts; undefined when absent or `*`. */
 export function parseIfMatch(header: string | undefined): number[] | undefined {
@@ -104,19 +90,14 @@ const sendVersion = (reply: FastifyReply, v: SettingsVersion) => {
 export default async function settingsRoutes(fastify: FastifyInstance) {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>()
   const store = app.settingsStore
-  app.setValidatorCompiler(validatorCompiler)
-  // onRequest: an unauthenticated request is refused before its body is even parsed
-  app.addHook('onRequest', app.requireAdmin)
-  app.addHook('onSend', async (_request, reply) => {
-    reply.header('cache-control', 'no-store')
-  })
+  adminApi(app, bodyFieldName)
 
   app.get('/api/settings', {
     schema: {
       tags: ['settings'],
       summary: 'The settings in force',
       description: 'The newest version, which the broker runs on. `ETag: "<version>"`; send it back as `If-Match` to edit safely.',
-      response: { 200: SettingsVersionSchema, ...errors(401) },
+      response: { 200: SettingsVersionSchema, ...errorResponses(401) },
     },
   }, async (_request, reply) => sendVersion(reply, store.current()))
 
@@ -129,7 +110,7 @@ export default async function settingsRoutes(fastify: FastifyInstance) {
         'With `If-Match`, a stale version gets 412 and nothing changes; without it the last writer wins.',
       headers: IfMatchHeaders,
       body: PatchBody,
-      response: { 200: SettingsVersionSchema, ...errors(400, 401, 412, 503) },
+      response: { 200: SettingsVersionSchema, ...errorResponses(400, 401, 412, 503) },
     },
   }, async (request, reply) => sendVersion(reply, store.update(request.body.values, writeOptions(request))))
 
@@ -140,7 +121,7 @@ export default async function settingsRoutes(fastify: FastifyInstance) {
       description: 'Like PATCH, with every key.',
       headers: IfMatchHeaders,
       body: PutBody,
-      response: { 200: SettingsVersionSchema, ...errors(400, 401, 412, 503) },
+      response: { 200: SettingsVersionSchema, ...errorResponses(400, 401, 412, 503) },
     },
   }, async (request, reply) => sendVersion(reply, store.update(request.body.values, { ...writeOptions(request), replace: true })))
 
@@ -149,7 +130,7 @@ export default async function settingsRoutes(fastify: FastifyInstance) {
       tags: ['settings'],
       summary: 'Every version, newest first, with its diff to the one before',
       querystring: HistoryQuery,
-      response: { 200: Type.Object({ items: Type.Array(HistoryEntry), nextCursor: Type.Union([Type.Integer(), Type.Null()]) }), ...errors(400, 401) },
+      response: { 200: Type.Object({ items: Type.Array(HistoryEntry), nextCursor: Type.Union([Type.Integer(), Type.Null()]) }), ...errorResponses(400, 401) },
     },
   }, async (request) => store.history(request.query))
 
@@ -160,7 +141,7 @@ export default async function settingsRoutes(fastify: FastifyInstance) {
       description: 'Stores a new version whose values equal those of `version`, and puts it in force.',
       headers: IfMatchHeaders,
       body: RollbackBody,
-      response: { 200: SettingsVersionSchema, ...errors(400, 401, 404, 412, 503) },
+      response: { 200: SettingsVersionSchema, ...errorResponses(400, 401, 404, 412, 503) },
     },
   }, async (request, reply) => sendVersion(reply, store.rollback(request.body.version, writeOptions(request))))
 
@@ -169,7 +150,7 @@ export default async function settingsRoutes(fastify: FastifyInstance) {
       tags: ['settings'],
       summary: 'The built-in defaults',
       description: 'In the shape PUT takes, so `PUT /api/settings` with this body restores them.',
-      response: { 200: Type.Object({ values: SettingsValues }), ...errors(401) },
+      response: { 200: Type.Object({ values: SettingsValues }), ...errorResponses(401) },
     },
   }, async () => ({ values: store.defaults() }))
 
@@ -186,7 +167,7 @@ export default async function settingsRoutes(fastify: FastifyInstance) {
           schema: Type.Unknown(),
           rules: Type.Array(Type.Object({ fields: Type.Array(Type.String()), rule: Type.String(), description: Type.String() })),
         }),
-        ...errors(401),
+        ...errorResponses(401),
       },
     },
   }, async () => ({

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict'
 import type { AclAction, AclSubject } from '../../src/contracts/access.ts'
 import { evaluate, isAllowed } from '../../src/access/acl-rules.ts'
 import { compileRules, type AclRuleSpec } from '../../src/access/acl-compile.ts'
-import { covers, overlaps, ruleTopicProblem, subscriptionProblem, topicNameProblem } from '../../src/access/acl-filters.ts'
+import { covers, ruleTopicProblem, subscriptionProblem, topicNameProblem } from '../../src/access/acl-filters.ts'
 
 type Opts = Partial<Omit<AclRuleSpec, 'id' | 'position' | 'topic' | 'permission'>>
 type Rule = Omit<AclRuleSpec, 'id' | 'position'>
@@ -103,23 +103,28 @@ const CASES: Case[] = [
   ['allow a/b/c does not cover a/+/c', [A('a/b/c')], anon(), sub, 'a/+/c', 'deny', 'default', 'deny'],
   ['allow # does not cover $SYS/#', [A('#')], anon(), sub, '$SYS/#', 'deny', 'default', 'deny'],
   ['allow # covers +/x', [A('#')], anon(), sub, '+/x', 'allow', 1, 'deny'],
-  // ---- subscribe: deny matches an overlapping filter
-  ['deny secret/# refuses #', [D('secret/#')], anon(), sub, '#', 'deny', 1],
-  ['deny secret/# refuses +/x', [D('secret/#')], anon(), sub, '+/x', 'deny', 1],
-  ['deny secret/# refuses + (topic secret)', [D('secret/#')], anon(), sub, '+', 'deny', 1],
+  // ---- subscribe: a deny rule refuses a filter it covers; one it only overlaps is granted (deliveries are checked)
+  ['deny secret/# lets # through (its secret/x messages are held back at delivery)', [D('secret/#')], anon(), sub, '#', 'allow', 'default'],
+  ['deny secret/# lets +/x through', [D('secret/#')], anon(), sub, '+/x', 'allow', 'default'],
+  ['deny secret/# refuses secret/#', [D('secret/#')], anon(), sub, 'secret/#', 'deny', 1],
+  ['deny secret/# refuses secret/+/y', [D('secret/#')], anon(), sub, 'secret/+/y', 'deny', 1],
   ['deny secret/# leaves public/#', [D('secret/#')], anon(), sub, 'public/#', 'allow', 'default'],
-  ['deny a/+/c refuses a/b/+', [D('a/+/c')], anon(), sub, 'a/b/+', 'deny', 1],
-  ['deny a/+/c refuses a/#', [D('a/+/c')], anon(), sub, 'a/#', 'deny', 1],
+  ['deny a/+/c refuses a/b/c', [D('a/+/c')], anon(), sub, 'a/b/c', 'deny', 1],
+  ['deny a/+/c refuses a/+/c', [D('a/+/c')], anon(), sub, 'a/+/c', 'deny', 1],
+  ['deny a/+/c lets a/# through', [D('a/+/c')], anon(), sub, 'a/#', 'allow', 'default'],
   ['deny a/+/c leaves a/+/d', [D('a/+/c')], anon(), sub, 'a/+/d', 'allow', 'default'],
-  ['deny a/b leaves a/+/+ (other depth)', [D('a/b')], anon(), sub, 'a/+/+', 'allow', 'default'],
   ['deny $SYS/# leaves # (no $ topic matches #)', [D('$SYS/#')], anon(), sub, '#', 'allow', 'default'],
   ['deny $SYS/# refuses $SYS/+', [D('$SYS/#')], anon(), sub, '$SYS/+', 'deny', 1],
+  ['deny test/nosubscribe refuses it, lets # through', [D('test/nosubscribe')], anon(), sub, 'test/nosubscribe', 'deny', 1],
+  ['deny test/nosubscribe: its messages are not delivered to #', [D('test/nosubscribe')], anon(), sub, 'test/nosubscribe', 'deny', 1],
   ['first match: allow # before deny secret/#', [A('#'), D('secret/#')], anon(), sub, '#', 'allow', 1],
-  ['first match: deny secret/# before allow #', [D('secret/#'), A('#')], anon(), sub, '#', 'deny', 1],
+  ['first match: deny secret/# before allow #: the deny does not cover #', [D('secret/#'), A('#')], anon(), sub, '#', 'allow', 2],
+  ['first match: deny secret/# before allow #, a secret/x delivery', [D('secret/#'), A('#')], anon(), sub, 'secret/x', 'deny', 1],
   ['first match: allow # after a deny that does not overlap', [D('secret/#'), A('#')], anon(), sub, 'public/#', 'allow', 2, 'deny'],
   // ---- shared subscriptions: judged on the filter
   ['shared: deny applies to the inner filter', [D('secret/#')], anon(), sub, '$share/g/secret/x', 'deny', 1],
-  ['shared: inner filter with wildcard', [D('secret/#')], anon(), sub, '$share/g/#', 'deny', 1],
+  ['shared: inner filter with wildcard, only overlapping', [D('secret/#')], anon(), sub, '$share/g/#', 'allow', 'default'],
+  ['shared: inner filter covered', [D('secret/#')], anon(), sub, '$share/g/secret/+', 'deny', 1],
   ['shared: not denied', [D('secret/#')], anon(), sub, '$share/g/public/#', 'allow', 'default'],
   ['shared: allow covers the inner filter', [A('sensors/#')], anon(), sub, '$share/g/sensors/+', 'allow', 1, 'deny'],
   ['shared: the group is not a level', [A('g/#')], anon(), sub, '$share/g/x', 'deny', 'default', 'deny'],
@@ -152,8 +157,8 @@ test('evaluate takes plain rules too, in any order: position decides', () => {
 
 test('explanations say which rule decided and why, in words', () => {
   const compiled = compileRules(numbered([D('secret/#', { username: 'bob' }), A('devices/%c/#'), A('sensors/#', { clientId: 's-*' })]))
-  const deny = evaluate(compiled, user('bob'), sub, '#', 'allow')
-  assert.match(deny.explanation, /^rule 1 \(position 1\) denies subscribe: it applies to user 'bob' and its filter 'secret\/#' overlaps the subscription '#'/)
+  const deny = evaluate(compiled, user('bob'), sub, 'secret/+', 'allow')
+  assert.match(deny.explanation, /^rule 1 \(position 1\) denies subscribe: it applies to user 'bob' and its filter 'secret\/#' covers every topic the subscription 'secret\/\+' can match/)
   const own = evaluate(compiled, anon('d1'), pub, 'devices/d1/x', 'deny')
   assert.match(own.explanation, /rule 2 .* allows publish: it applies to any client and its filter 'devices\/%c\/#' \(here 'devices\/d1\/#'\) matches the topic 'devices\/d1\/x'/)
   const cover = evaluate(compiled, anon('s-1'), sub, 'sensors/+', 'deny')
@@ -165,26 +170,23 @@ test('explanations say which rule decided and why, in words', () => {
   assert.match(evaluate([], anon(), pub, 'x', 'allow').explanation, /no rule is about publish; the default policy \(aclDefault\) is allow/)
 })
 
-test('covers and overlaps, level by level', () => {
+test('covers, level by level', () => {
   const L = (f: string) => f.split('/')
-  const table: [string, string, boolean, boolean][] = [
-    // rule filter, subscription filter, covers, overlaps
-    ['a/#', 'a/b/c', true, true],
-    ['a/b/c', 'a/#', false, true],
-    ['a', 'a/#', false, true],
-    ['a/+', 'a/#', false, true],
-    ['+/+', 'a/b', true, true],
-    ['a/b', 'c/#', false, false],
-    ['a/+/c', 'a/b/d', false, false],
-    ['#', '#', true, true],
-    ['$SYS/#', '#', false, false],
-    ['#', '$SYS/#', false, false],
-    ['+/#', '+', true, true],
+  const table: [string, string, boolean][] = [
+    // rule filter, subscription filter, covers
+    ['a/#', 'a/b/c', true],
+    ['a/b/c', 'a/#', false],
+    ['a', 'a/#', false],
+    ['a/+', 'a/#', false],
+    ['+/+', 'a/b', true],
+    ['a/b', 'c/#', false],
+    ['a/+/c', 'a/b/d', false],
+    ['#', '#', true],
+    ['$SYS/#', '#', false],
+    ['#', '$SYS/#', false],
+    ['+/#', '+', true],
   ]
-  for (const [r, s, c, o] of table) {
-    assert.equal(covers(L(r), L(s)), c, `${r} covers ${s}`)
-    assert.equal(overlaps(L(r), L(s)), o, `${r} overlaps ${s}`)
-  }
+  for (const [r, s, c] of table) assert.equal(covers(L(r), L(s)), c, `${r} covers ${s}`)
 })
 
 test('a rule topic is a topic filter where %u and %c may stand in a level', () => {

@@ -6,7 +6,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { Writable } from 'node:stream'
 import type { IConnackPacket, IPublishPacket, Packet } from 'mqtt-packet'
-import { connectMqtt, delay, RawClient, startServer, waitForFailure, type TestServer } from '../helpers.ts'
+import { connectMqtt, delay, RawClient, startServer, waitForFailure, type TestServer, until } from '../helpers.ts'
 
 const PASSWORD = 'Pa55-w0rd-that-must-never-leak'
 
@@ -171,10 +171,3 @@ test('no password byte reaches a log line, the failure log, the live stream, a b
   assert.ok(lines.length > 10 && sse.join('').includes('auth_failed'), 'the logs and the stream did see the failures')
 })
 
-async function until(cond: () => boolean, what: string, timeoutMs = 3000): Promise<void> {
-  const end = Date.now() + timeoutMs
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`not met within ${timeoutMs} ms: ${what}`)
-    await delay(5)
-  }
-}

@@ -14,7 +14,7 @@ export interface LayerRule {
 export type Rules = Readonly<Record<string, LayerRule>>
 
 const ALL_BUT_SERVER = [
-  'contracts', 'mqtt', 'db', 'settings', 'failures', 'access', 'errors.ts', 'config.ts', 'plugins', 'routes',
+  'contracts', 'mqtt', 'db', 'settings', 'failures', 'access', 'errors.ts', 'api.ts', 'config.ts', 'plugins', 'routes',
 ] as const
 
 export const RULES: Rules = {
@@ -53,6 +53,11 @@ export const RULES: Rules = {
     packages: ['@fastify/error', 'fastify', 'typebox'],
     why: 'HTTP error codes map the domain errors of contracts/',
   },
+  'api.ts': {
+    layers: ['contracts', 'errors.ts'],
+    packages: ['fastify', 'typebox'],
+    why: 'what every admin route module shares: validation, the admin guard, no caching, documented errors',
+  },
   'config.ts': {
     layers: ['contracts'],
     packages: ['typebox'],
@@ -64,7 +69,7 @@ export const RULES: Rules = {
     why: 'plugins wire the layers below into Fastify',
   },
   'routes': {
-    layers: ['contracts', 'mqtt', 'settings', 'failures', 'access', 'errors.ts', 'config.ts'],
+    layers: ['contracts', 'mqtt', 'settings', 'failures', 'access', 'errors.ts', 'api.ts', 'config.ts'],
     packages: 'any',
     ownLayer: false,
     why: 'routes use the decorators the plugins declare, never a plugin module, nor another route module',

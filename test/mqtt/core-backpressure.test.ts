@@ -3,7 +3,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import type { Packet } from 'mqtt-packet'
-import { brokerKit, RawClient, waitForBrokerEvent } from '../helpers.ts'
+import { brokerKit, RawClient, waitForBrokerEvent, until } from '../helpers.ts'
 import { clientFrame, rawUpgrade } from '../raw-websocket.ts'
 import { DEFAULT_SETTINGS } from '../../src/settings/schema.ts'
 
@@ -29,7 +29,7 @@ test('a subscriber that stops reading loses QoS 0 messages beyond a bound; other
   fast.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'flood/#', qos: 0 }] })
   await fast.nextPacket('suback')
   slow.pause()
-  await until(() => broker.connections().find((c) => c.clientId === 'stalled')?.subscriptions === 1)
+  await until(() => broker.connections().find((c) => c.clientId === 'stalled')?.subscriptions === 1, 'subscribed', 15_000)
 
   const frame = encode({ cmd: 'publish', topic: 'flood/x', payload: Buffer.alloc(1024, 0x61), qos: 0, retain: false, dup: false })
   const pub = await kit.raw()
@@ -39,7 +39,7 @@ test('a subscriber that stops reading loses QoS 0 messages beyond a bound; other
   const batch = Buffer.concat(Array.from({ length: BATCH }, () => frame))
   for (let sent = BATCH; sent <= TOTAL; sent += BATCH) {
     pub.sendBytes(batch)
-    await until(() => fast.packets.length >= sent)
+    await until(() => fast.packets.length >= sent, `${sent} read`, 15_000)
   }
   assert.ok(fast.packets.every((p) => p.cmd === 'publish'))
   fast.packets.length = 0
@@ -55,20 +55,12 @@ test('a subscriber that stops reading loses QoS 0 messages beyond a bound; other
   let received = 0
   slow.on('data', (chunk: Buffer) => (received += chunk.length))
   slow.resume()
-  await until(() => received >= held)
+  await until(() => received >= held, 'what was held', 15_000)
   const before = broker.stats.messagesDelivered
   const droppedBefore = broker.stats.messagesDropped
   pub.sendBytes(frame)
   await fast.nextPacket('publish')
-  await until(() => broker.stats.messagesDelivered === before + 2)
+  await until(() => broker.stats.messagesDelivered === before + 2, 'delivered to both', 15_000)
   assert.equal(broker.stats.messagesDropped, droppedBefore, 'delivered to both, not dropped')
 })
 
-async function until(cond: () => boolean, timeoutMs = 15_000): Promise<void> {
-  const what = cond.toString()
-  const end = Date.now() + timeoutMs
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`not met within ${timeoutMs} ms: ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 10))
-  }
-}

@@ -4,19 +4,12 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import type { Socket } from 'node:net'
 import type { IConnackPacket, IPubackPacket, IPublishPacket, ISubackPacket, Packet } from 'mqtt-packet'
-import { brokerKit, delay, RawClient, waitForFailure } from '../helpers.ts'
+import { brokerKit, delay, RawClient, waitForFailure, until } from '../helpers.ts'
 import { clientFrame, rawUpgrade } from '../raw-websocket.ts'
 
 const BINARY = 0x2
 const frame = (p: Record<string, unknown> & { cmd: Packet['cmd'] }, v = 4) => clientFrame(BINARY, RawClient.encode(p as Packet, v))
 
-async function until(cond: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
-  const end = Date.now() + timeoutMs
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`not met within ${timeoutMs} ms: ${what}`)
-    await delay(10)
-  }
-}
 
 test('maxOutputBytes: a client that publishes QoS 1 at full speed but never reads is paused, then closed as a slow_consumer', async (t) => {
   const kit = await brokerKit(t, { settings: { maxOutputBytes: 16384, slowConsumerTimeoutMs: 400 } })

@@ -3,17 +3,10 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import type { IPublishPacket } from 'mqtt-packet'
-import { brokerKit, delay, RawClient } from '../helpers.ts'
+import { brokerKit, delay, RawClient, until } from '../helpers.ts'
 
 const publishes = (c: RawClient) => c.packets.filter((p): p is IPublishPacket => p.cmd === 'publish')
 
-async function until(cond: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
-  const end = Date.now() + timeoutMs
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`not met within ${timeoutMs} ms: ${what}`)
-    await delay(10)
-  }
-}
 
 test('MQTT 5: re-delivery on reconnect respects the new Receive Maximum and Maximum Packet Size', async (t) => {
   const kit = await brokerKit(t)

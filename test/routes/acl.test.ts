@@ -179,11 +179,11 @@ test('POST /api/acl/check answers as the broker would, with the deciding rule an
     return res.json()
   }
 
-  const refused = await check({ clientId: 'c1', action: 'subscribe', topic: '#' })
+  const refused = await check({ clientId: 'c1', action: 'subscribe', topic: 'secret/+' })
   assert.equal(refused.allowed, false)
   assert.deepEqual(refused.decidedBy, { id: deny.id, position: 1 })
   assert.deepEqual(refused.rule, deny)
-  assert.match(refused.explanation, /rule \d+ \(position 1\) denies subscribe: .*overlaps the subscription '#'/)
+  assert.match(refused.explanation, /rule \d+ \(position 1\) denies subscribe: .*covers every topic the subscription 'secret\/\+' can match/)
 
   const mine = await check({ username: 'bob', clientId: 'd1', action: 'publish', topic: 'devices/d1/state' })
   assert.equal(mine.allowed, true)
@@ -232,7 +232,8 @@ test('app.acl is the Authorizer: version, allowsEverything and allowed follow th
 
   await call(s, 'PATCH', `/api/acl/${deny.id}`, { action: 'all' })
   assert.equal(acl.version, 4)
-  assert.equal(acl.allowed(subject, 'subscribe', '#'), false)
+  assert.equal(acl.allowed(subject, 'subscribe', 'secret/#'), false)
+  assert.equal(acl.allowed(subject, 'subscribe', 'secret/x'), false, 'nor is a secret/x message delivered')
 
   // a new default is a new version, announced at once
   await call(s, 'PATCH', '/api/settings', { values: { aclDefault: 'deny' } })

@@ -1,0 +1,35 @@
+// What every admin API route module shares: requests checked by TypeBox as sent (no coercion of bodies) failing with
+// the one INVALID_INPUT body that names each field, the admin token required before a body is even parsed (it may
+// hold a password), answers never cached, and the error responses each route documents in OpenAPI.
+import type { FastifyInstance, FastifySchemaCompiler } from 'fastify'
+import type { TSchema } from 'typebox'
+import { Compile } from 'typebox/compile'
+import { Value } from 'typebox/value'
+import { fieldErrorsFromSchema, InvalidInputError } from './contracts/errors.ts'
+import { ErrorBody } from './errors.ts'
+
+/** TypeBox validation; `bodyField` maps a body path ('' for the root) to the name the caller knows. */
+export function typeBoxValidatorCompiler(bodyField: (path: string) => string = (p) => p || '(body)'): FastifySchemaCompiler<TSchema> {
+  return ({ schema, httpPart }) => {
+    const check = Compile(schema)
+    return (input) => {
+      // only bodies are typed JSON; query strings and headers arrive as text
+      const value = httpPart === 'body' ? input : Value.Convert(schema, input)
+      if (check.Check(value)) return { value }
+      return { error: new InvalidInputError(fieldErrorsFromSchema(check.Errors(value), httpPart === 'body' ? bodyField : (p) => p || String(httpPart))) }
+    }
+  }
+}
+
+/** Make a route module's scope an admin API: TypeBox validation, the admin token first, no caching. */
+export function adminApi(app: FastifyInstance, bodyField?: (path: string) => string): void {
+  app.setValidatorCompiler(typeBoxValidatorCompiler(bodyField))
+  app.addHook('onRequest', app.requireAdmin)
+  app.addHook('onSend', async (_request, reply) => {
+    reply.header('cache-control', 'no-store')
+  })
+}
+
+/** `{ 400: ErrorBody, 404: ErrorBody, ... }` for a route's `response` schema. */
+export const errorResponses = (...codes: number[]): Record<number, typeof ErrorBody> =>
+  Object.fromEntries(codes.map((c) => [c, ErrorBody]))
