@@ -6,21 +6,14 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { mkdirSync } from 'node:fs'
-import { fileURLToPath } from 'node:url'
-import { chromium, type Browser, type Page } from 'playwright-core'
-import type { MqttClient } from 'mqtt'
-import { startServer, connectMqtt, waitForFailure, hasChromium, CHROMIUM_PATH, TEST_TOKEN, type TestServer } from '../helpers.ts'
+import type { Page } from 'playwright-core'
+import { startServer, connectMqtt, waitForFailure, hasChromium, TEST_TOKEN, type TestServer } from '../helpers.ts'
 import { failureEvent } from '../failures/fixtures.ts'
+import { openUi, ROOT, WAIT } from './browser.ts'
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 const XSS = '<img src=x onerror=alert(1)>'
 const PASSWORD = 'Correct-Horse-7431'
 const NEW_PASSWORD = 'Battery-Staple-9902'
-const CHROMIUM_ARGS = [
-  '--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-  '--disable-sync', '--no-first-run', '--disable-quic',
-]
-const WAIT = { timeout: 10_000 }
 
 /** The users table's row for `username` (matched on the data attribute's value, no CSS escaping needed). */
 const userRow = (page: Page, username: string) =>
@@ -65,21 +58,7 @@ async function tryIt(page: Page, q: { username: string | null; clientId: string;
 test('users and ACL pages in headless Chromium', { skip: hasChromium() ? false : 'chromium not installed: apt-get install -y chromium', timeout: 90_000 }, async (t) => {
   const server: TestServer = await startServer()
   t.after(() => server.close())
-  const browser: Browser = await chromium.launch({ executablePath: CHROMIUM_PATH, args: CHROMIUM_ARGS })
-  t.after(() => browser.close())
-  const clients: MqttClient[] = []
-  t.after(() => {
-    for (const c of clients) c.end(true)
-  })
-
-  const page = await browser.newPage({ viewport: { width: 1440, height: 1000 } })
-  const dialogs: string[] = []
-  page.on('dialog', (d) => {
-    dialogs.push(d.message())
-    void d.dismiss()
-  })
-  const pageErrors: string[] = []
-  page.on('pageerror', (err) => pageErrors.push(err.message))
+  const { page, dialogs, pageErrors, clients } = await openUi(t)
   /** Nothing typed as a password is anywhere in the page's HTML. */
   const assertNoPasswordInPage = async () => {
     const html = await page.content()

@@ -4,20 +4,13 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { copyFileSync, existsSync, mkdirSync } from 'node:fs'
-import { fileURLToPath } from 'node:url'
-import { chromium, type Browser, type Page } from 'playwright-core'
+import type { Page } from 'playwright-core'
 import mqttPacket from 'mqtt-packet'
-import type { MqttClient } from 'mqtt'
-import { startServer, RawClient, connectMqtt, waitForFailure, hasChromium, CHROMIUM_PATH, type TestServer } from '../helpers.ts'
+import { startServer, RawClient, connectMqtt, waitForFailure, hasChromium, type TestServer } from '../helpers.ts'
 import { failureEvent } from '../failures/fixtures.ts'
+import { openUi, ROOT, WAIT } from './browser.ts'
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 const XSS_ID = '<img src=x onerror=alert(1)>'
-const CHROMIUM_ARGS = [
-  '--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-  '--disable-sync', '--no-first-run', '--disable-quic',
-]
-const WAIT = { timeout: 10_000 }
 
 /** The first `n` bytes of a real CONNECT: what a client on a lossy link has managed to send. */
 function partialConnect(n: number): Buffer {
@@ -37,21 +30,7 @@ const rowReasons = (page: Page) => page.$$eval('#failures-body tr', (rows) => ro
 test('admin UI in headless Chromium', { skip: hasChromium() ? false : 'chromium not installed: apt-get install -y chromium', timeout: 60_000 }, async (t) => {
   const server: TestServer = await startServer({ settings: { connectTimeoutMs: 300 } })
   t.after(() => server.close())
-  const browser: Browser = await chromium.launch({ executablePath: CHROMIUM_PATH, args: CHROMIUM_ARGS })
-  t.after(() => browser.close())
-  const clients: MqttClient[] = []
-  t.after(() => {
-    for (const c of clients) c.end(true)
-  })
-
-  const page = await browser.newPage({ viewport: { width: 1440, height: 1000 } })
-  const dialogs: string[] = []
-  page.on('dialog', (d) => {
-    dialogs.push(d.message())
-    void d.dismiss()
-  })
-  const pageErrors: string[] = []
-  page.on('pageerror', (err) => pageErrors.push(err.message))
+  const { page, dialogs, pageErrors, clients } = await openUi(t)
 
   await t.test('/admin redirects to the UI, which asks for the token and refuses a wrong one', async () => {
     const res = await page.goto(`${server.url}/admin`)
