@@ -88,11 +88,11 @@ function runSuite(dir: string, script: string, port: number): Promise<string> {
     py.once('exit', () => {
       clearTimeout(timer)
       const failing = [...out.matchAll(/^(?:FAIL|ERROR): (\S+)/gm)].map((m) => m[1])
-      const passing = [...out.matchAll(/^(\S+) \(.*\) \.\.\. ok$/gm)].map((m) => m[1])
       const ran = /Ran (\d+) tests? in ([\d.]+)s/.exec(out)
+      const passing = ran ? Number(ran[1]) - failing.length : 0
       const verdict = /^(OK.*|FAILED.*)$/m.exec(out)?.[1] ?? 'no verdict'
       process.stdout.write(out.split('\n').filter((l) => /^(FAIL|ERROR|Ran|OK|FAILED)|\.\.\. /.test(l)).join('\n') + '\n')
-      resolve(`${ran ? `ran ${ran[1]} tests in ${ran[2]} s, ${passing.length} passed` : 'did not finish'}, ${verdict}` +
+      resolve(`${ran ? `ran ${ran[1]} tests in ${ran[2]} s, ${passing} passed` : 'did not finish'}, ${verdict}` +
         `${failing.length ? `; failing: ${failing.join(', ')}` : ''}`)
     })
   })
