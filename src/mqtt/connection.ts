@@ -242,22 +242,27 @@ export class Connection implements ConnectionInput {
     const p = this.#parserPacket()
     if (p.cmd === null) return
     if (p.cmd === 'reserved') return this.protocolError('the client sent a packet of the reserved type 0', RC.malformedPacket)
-    if (this.phase === 'awaiting_connect' && p.cmd !== 'connect') {
+    if (this.#beforeConnect() && p.cmd !== 'connect') {
       return this.protocolError(`the first packet was ${p.cmd.toUpperCase()}, not CONNECT`)
     }
     if (p.length < 0) return
     if (packetSize(p.length) > this.#sizeLimit()) this.#packetTooLarge(p.cmd, packetSize(p.length))
   }
 
+  /** No CONNECT has arrived yet (one waiting for its password check has: what follows it is held, not judged as first). */
+  #beforeConnect(): boolean {
+    return this.phase === 'awaiting_connect' && this.#held === null
+  }
+
   /** maxPacketSize; before CONNECT also MAX_CONNECT_BYTES, so a socket waiting for its CONNECT holds little. */
   #sizeLimit(): number {
     const max = this.broker.settings.values.maxPacketSize
-    return this.phase === 'awaiting_connect' && max > MAX_CONNECT_BYTES ? MAX_CONNECT_BYTES : max
+    return this.#beforeConnect() && max > MAX_CONNECT_BYTES ? MAX_CONNECT_BYTES : max
   }
 
   #packetTooLarge(cmd: string, size: number): void {
     const max = this.broker.settings.values.maxPacketSize
-    const limit = this.phase === 'awaiting_connect' && max > MAX_CONNECT_BYTES
+    const limit = this.#beforeConnect() && max > MAX_CONNECT_BYTES
       ? `a CONNECT may be at most ${MAX_CONNECT_BYTES} bytes` : `maxPacketSize is ${max}`
     this.fail('packet_too_large', `the client sent a ${cmd.toUpperCase()} of ${size} bytes; ${limit}`,
       hints.packetTooLarge(this.broker.settings.values), RC.packetTooLarge)

@@ -86,6 +86,25 @@ test('while the password is checked, packets sent behind the CONNECT wait and ke
   assert.equal(server.app.broker.stats.messagesDelivered, 1)
 })
 
+test('a large PUBLISH cut across frames right behind a CONNECT whose password is being checked is taken as it comes', async (t) => {
+  const server = await startServer({ settings: { allowAnonymous: false } })
+  t.after(() => server.close())
+  await api(server, 'POST', '/api/mqtt-users', { username: 'frank', password: PASSWORD })
+  const c = await RawClient.open(server.wsUrl)
+  t.after(() => c.close())
+  const enc = (p: Record<string, unknown> & { cmd: Packet['cmd'] }) => RawClient.encode(p as Packet)
+  const big = enc({ cmd: 'publish', topic: 'big/t', payload: Buffer.alloc(300_000, 0x62), qos: 0, retain: false, dup: false })
+  c.sendBytes(Buffer.concat([
+    enc({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, keepalive: 0, clientId: 'frank-1', username: 'frank', password: Buffer.from(PASSWORD) }),
+    enc({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'big/t', qos: 0 }] }),
+    big.subarray(0, 100), // not a first packet to judge, nor one held to the size of a CONNECT
+  ]))
+  await delay(20)
+  c.sendBytes(big.subarray(100))
+  const msg = await c.nextPacket('publish') as IPublishPacket
+  assert.equal(msg.payload.length, 300_000)
+})
+
 test('a flood of wrong passwords is bounded and does not stall the broker for others', async (t) => {
   const server = await startServer({ settings: { allowAnonymous: false } })
   t.after(() => server.close())
