@@ -209,7 +209,8 @@ export class Connection implements ConnectionInput {
       if (this.phase === 'closed') return
       next()
       for (let i = 0; i < held.length && (this.phase as Phase) !== 'closed'; i++) dispatch(this, held[i])
-      if ((this.phase as Phase) !== 'closed') this.transport.resume()
+      // read again, unless the output went over its cap meanwhile (the outbox resumes reading when it drains)
+      if ((this.phase as Phase) !== 'closed' && !this.outbox.overCap) this.transport.resume()
     } catch (err) {
       this.broker.logger?.error({ err, clientId: this.clientId }, 'the broker failed while finishing a CONNECT: closing it')
       this.transport.destroy()

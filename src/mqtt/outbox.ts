@@ -72,6 +72,11 @@ export class Outbox {
     return this.#blocked
   }
 
+  /** Over maxOutputBytes: reading from the client is paused until the output drains. */
+  get overCap(): boolean {
+    return this.#overSince !== 0
+  }
+
   /** Bytes waiting here for the transport. */
   get bytes(): number {
     return this.#bytes
