@@ -1,37 +1,27 @@
-// One client connection: one mqtt-packet parser fed every chunk, the protocol gate (awaiting_connect | connected |
-// closed), the connect and keepalive deadlines, and the failure record of its end. Its pending output is its Outbox
-// (./outbox.ts), what it is sent is decided in ./delivery.ts, and what outlives it is its Session (./session.ts).
-// The packet handlers (./handlers/) act on it; the broker routes messages to it.
-// Longer than most files (~370 lines) on purpose: the parser callbacks, the gate, the deadlines and the failure
-// record all read the same private state (phase, the first bytes, the parser's half-read packet), and splitting them
-// would turn that state into public fields of a per-connection object that is kept small for memory's sake.
+// One client connection: the protocol gate (awaiting_connect | connected | closed), the connect and keepalive
+// deadlines, and the failure record of its end. Its input (parser, early judgement of packets, kept bytes) is its
+// Inbound (./inbound.ts), its pending output its Outbox (./outbox.ts), what it is sent is decided in ./delivery.ts,
+// and what outlives it is its Session (./session.ts). The packet handlers (./handlers/) act on it; the broker routes
+// messages to it.
 import mqttPacket, { type Packet } from 'mqtt-packet'
 import type { ConnectionInput, ConnectionMeta, Transport } from '../contracts/connection.ts'
-import { FIRST_BYTES_MAX, type FailureEvent, type FailureReason } from '../contracts/failure.ts'
+import type { FailureEvent, FailureReason } from '../contracts/failure.ts'
 import type { Broker } from './broker.ts'
 import type { Will } from './message.ts'
 import type { Session } from './session.ts'
 import { Deadline } from './timer.ts'
 import { Outbox } from './outbox.ts'
-import { dispatch } from './handlers/index.ts'
+import { Inbound } from './inbound.ts'
 import { failureEvent } from './failure-event.ts'
-import { packetSize, peekConnectVersion, redactSecrets } from './wire.ts'
-import { connectProgress, hints } from './explain.ts'
-import { RC, V3 } from './codes.ts'
-import { MAX_CONNECT_BYTES, MAX_INFLIGHT, RECEIVE_MAXIMUM } from './limits.ts'
+import { hints } from './explain.ts'
+import { RC } from './codes.ts'
+import { MAX_INFLIGHT } from './limits.ts'
 import { resumeDelivery, type RetainedDelivery } from './delivery.ts'
 import type { ConnectionAcl } from './access.ts'
 
-const { parser: createParser, generate } = mqttPacket
+const { generate } = mqttPacket
 
 export type Phase = 'awaiting_connect' | 'connected' | 'closed'
-
-/** The parts of the mqtt-packet parser the connection reads beyond its typed API: the packet being assembled and
- * the bytes it holds unparsed (none: the next chunk starts on a packet boundary). */
-interface ParserInternals {
-  packet: { cmd: string | null; length: number }
-  _list: { length: number }
-}
 
 const GEN_V4 = { protocolVersion: 4 }
 const GEN_V5 = { protocolVersion: 5 }
@@ -78,27 +68,17 @@ export class Connection implements ConnectionInput {
   /** v5 topic aliases the client set (client -> server) */
   topicAliases: Map<number, string> | null = null
 
+  readonly inbound: Inbound
   readonly outbox: Outbox
-  readonly #parser: ReturnType<typeof createParser>
   /** the connect deadline while awaiting CONNECT, then the keepalive deadline (armed only when keepalive > 0) */
   readonly #deadline: Deadline<Connection>
-  #firstBytes: Buffer | null = null
-  #firstLength = 0
-  /** the chunk being parsed, for the bytes of a failure after CONNECT (null when it did not start on a packet
-   * boundary: its CONNECTs, if any, could not be found to hide their passwords) */
-  #chunk: Buffer | null = null
-  /** packets that arrived while the CONNECT waits for an asynchronous step (a password check), in order */
-  #held: Packet[] | null = null
 
   constructor(broker: Broker, transport: Transport, meta: ConnectionMeta) {
     this.broker = broker
     this.transport = transport
     this.meta = meta
     this.outbox = new Outbox(this)
-    this.#parser = createParser({ protocolVersion: 4 })
-    // bound methods: lighter per connection than arrow-function fields
-    this.#parser.on('packet', this.#onPacket.bind(this))
-    this.#parser.on('error', this.#onParseError.bind(this))
+    this.inbound = new Inbound(this)
     this.#deadline = new Deadline<Connection>(deadlineExpired, this)
     // connectTimeoutMs runs from the socket's open, not from this call
     this.#deadline.arm(broker.settings.values.connectTimeoutMs, meta.openedAt)
@@ -116,13 +96,8 @@ export class Connection implements ConnectionInput {
       const now = Date.now()
       this.lastPacketAt = now
       this.#deadline.refresh(now)
-    } else if (this.#firstLength < FIRST_BYTES_MAX) {
-      this.#keepFirstBytes(chunk)
     }
-    this.#chunk = (this.#parser as unknown as ParserInternals)._list.length === 0 ? chunk : null
-    this.#parser.parse(chunk)
-    this.#chunk = null
-    if ((this.phase as Phase) !== 'closed') this.#checkPartialPacket() // a handler may have ended it
+    this.inbound.feed(chunk)
   }
 
   textFrame(): void {
@@ -138,7 +113,7 @@ export class Connection implements ConnectionInput {
     if (this.phase === 'awaiting_connect') {
       const ms = Date.now() - this.meta.openedAt
       this.fail('closed_before_connect',
-        `the client closed the connection after sending ${this.#connectProgress()} in ${ms} ms${how}`,
+        `the client closed the connection after sending ${this.inbound.connectProgress()} in ${ms} ms${how}`,
         hints.closedBeforeConnect)
     } else {
       this.fail('connection_lost',
@@ -176,117 +151,13 @@ export class Connection implements ConnectionInput {
       hints.slowConsumer(s))
   }
 
-  // ---- Parsing ----
-
-  #onPacket(packet: Packet): void {
-    if (this.phase === 'closed') return
-    this.packetsReceived++
-    this.broker.stats.packetsReceived++
-    const size = packetSize(packet.length ?? 0)
-    if (size > this.#sizeLimit()) return this.#packetTooLarge(packet.cmd, size)
-    if (this.#held === null) return dispatch(this, packet)
-    // reading is paused; what the last chunk already held waits its turn, within the bound of a Receive Maximum
-    if (this.#held.length >= RECEIVE_MAXIMUM) {
-      return this.protocolError(`more than ${RECEIVE_MAXIMUM} packets sent before the CONNACK`)
-    }
-    this.#held.push(packet)
-  }
-
-  /** The CONNECT waits for an asynchronous step: stop reading, and hold what was already parsed. */
-  hold(): void {
-    this.#held ??= []
-    this.transport.pause()
-  }
-
-  /**
-   * The asynchronous step is done: run `next` (the rest of the CONNECT), then the held packets in order, then read
-   * again. Called from a promise, which has no caller to catch for it: a fault ends this connection only.
-   */
-  release(next: () => void): void {
-    const held = this.#held ?? []
-    this.#held = null
-    try {
-      if (this.phase === 'closed') return
-      next()
-      for (let i = 0; i < held.length && (this.phase as Phase) !== 'closed'; i++) dispatch(this, held[i])
-      // read again, unless the output went over its cap meanwhile (the outbox resumes reading when it drains)
-      if ((this.phase as Phase) !== 'closed' && !this.outbox.overCap) this.transport.resume()
-    } catch (err) {
-      this.broker.logger?.error({ err, clientId: this.clientId }, 'the broker failed while finishing a CONNECT: closing it')
-      this.transport.destroy()
-    }
-  }
-
-  #onParseError(err: Error): void {
-    if (this.phase === 'closed') return
-    if (this.phase === 'awaiting_connect' && err.message === 'Invalid protocol version') {
-      // [MQTT-3.1.2-2] unacceptable protocol level: CONNACK 0x01, then close
-      const version = this.#firstBytes === null ? null : peekConnectVersion(this.#firstBytes.subarray(0, this.#firstLength))
-      this.protocolVersion = version ?? 0 // not 5: the CONNACK goes out in the 3.1.1 format
-      this.reject(V3.unacceptableProtocolVersion, RC.unsupportedProtocolVersion,
-        `the client asked for MQTT protocol level ${version ?? 'unknown'}, which is not served`, hints.unsupportedVersion)
-      return
-    }
-    this.fail('protocol_error', `malformed ${this.#parserPacket().cmd?.toUpperCase() ?? 'packet'}: ${err.message}`,
-      hints.protocolError, RC.malformedPacket)
-  }
-
-  #parserPacket(): ParserInternals['packet'] {
-    return (this.#parser as unknown as ParserInternals).packet
-  }
-
-  /**
-   * A packet whose fixed header is read but whose body is still arriving: judge it now, before buffering it all.
-   * Refused early: over maxPacketSize, the reserved type 0, anything but CONNECT first [MQTT-3.1.0-1].
-   */
-  #checkPartialPacket(): void {
-    const p = this.#parserPacket()
-    if (p.cmd === null) return
-    if (p.cmd === 'reserved') return this.protocolError('the client sent a packet of the reserved type 0', RC.malformedPacket)
-    if (this.#beforeConnect() && p.cmd !== 'connect') {
-      return this.protocolError(`the first packet was ${p.cmd.toUpperCase()}, not CONNECT`)
-    }
-    if (p.length < 0) return
-    if (packetSize(p.length) > this.#sizeLimit()) this.#packetTooLarge(p.cmd, packetSize(p.length))
-  }
-
-  /** No CONNECT has arrived yet (one waiting for its password check has: what follows it is held, not judged as first). */
-  #beforeConnect(): boolean {
-    return this.phase === 'awaiting_connect' && this.#held === null
-  }
-
-  /** maxPacketSize; before CONNECT also MAX_CONNECT_BYTES, so a socket waiting for its CONNECT holds little. */
-  #sizeLimit(): number {
-    const max = this.broker.settings.values.maxPacketSize
-    return this.#beforeConnect() && max > MAX_CONNECT_BYTES ? MAX_CONNECT_BYTES : max
-  }
-
-  #packetTooLarge(cmd: string, size: number): void {
-    const max = this.broker.settings.values.maxPacketSize
-    const limit = this.#beforeConnect() && max > MAX_CONNECT_BYTES
-      ? `a CONNECT may be at most ${MAX_CONNECT_BYTES} bytes` : `maxPacketSize is ${max}`
-    this.fail('packet_too_large', `the client sent a ${cmd.toUpperCase()} of ${size} bytes; ${limit}`,
-      hints.packetTooLarge(this.broker.settings.values), RC.packetTooLarge)
-  }
-
   /** maxPendingConnects: this connection waited longest for its CONNECT while too many were waiting. */
   evictWaiting(): void {
     const s = this.broker.settings.values
     this.fail('connect_timeout',
-      `closed after ${Date.now() - this.meta.openedAt} ms with ${this.#connectProgress()}: more than maxPendingConnects ` +
+      `closed after ${Date.now() - this.meta.openedAt} ms with ${this.inbound.connectProgress()}: more than maxPendingConnects ` +
       `(${s.maxPendingConnects}) connections were waiting for their CONNECT and this one had waited longest`,
       hints.pendingConnects(s))
-  }
-
-  #keepFirstBytes(chunk: Buffer): void {
-    this.#firstBytes ??= Buffer.alloc(FIRST_BYTES_MAX)
-    this.#firstLength += chunk.copy(this.#firstBytes, this.#firstLength, 0, FIRST_BYTES_MAX - this.#firstLength)
-  }
-
-  /** Bytes of the CONNECT received so far, and of how many when its fixed header has been read. */
-  #connectProgress(): string {
-    const p = this.#parserPacket()
-    return connectProgress(this.bytesReceived, p.cmd === 'connect' && p.length >= 0 ? packetSize(p.length) : null)
   }
 
   // ---- Deadlines ----
@@ -301,7 +172,7 @@ export class Connection implements ConnectionInput {
     const s = this.broker.settings.values
     const ms = Date.now() - this.meta.openedAt
     this.fail('connect_timeout',
-      `the client sent ${this.#connectProgress()} in ${ms} ms (connectTimeoutMs ${s.connectTimeoutMs})`,
+      `the client sent ${this.inbound.connectProgress()} in ${ms} ms (connectTimeoutMs ${s.connectTimeoutMs})`,
       this.bytesReceived === 0 ? hints.connectTimeoutSilent(s) : hints.connectTimeoutPartial(s))
   }
 
@@ -334,7 +205,7 @@ export class Connection implements ConnectionInput {
     const now = Date.now()
     this.phase = 'connected'
     this.#deadline.clear()
-    this.#firstBytes = null
+    this.inbound.forgetFirstBytes()
     this.connectedAt = now
     this.lastPacketAt = now
     this.keepaliveSec = keepaliveSec
@@ -428,7 +299,7 @@ export class Connection implements ConnectionInput {
     const wasConnected = this.phase === 'connected'
     this.phase = 'closed'
     this.#deadline.clear()
-    this.#firstBytes = null
+    this.inbound.forgetFirstBytes()
     if (farewell !== null) this.write(farewell)
     this.retainedBacklog = null
     this.outbox.flushFinal()
@@ -438,7 +309,7 @@ export class Connection implements ConnectionInput {
 
   #failureEvent(reason: FailureReason, detail: string, hint: string): FailureEvent {
     const connected = this.phase === 'connected'
-    const bytes = this.#firstBytes !== null ? this.#firstBytes.subarray(0, this.#firstLength) : this.#chunk
+    const bytes = this.inbound.keptBytes()
     return failureEvent(this.meta, this.broker.settings.version, {
       reason,
       phase: connected ? 'connected' : 'awaiting_connect',
@@ -448,8 +319,7 @@ export class Connection implements ConnectionInput {
       keepaliveSec: connected ? this.keepaliveSec : this.requestedKeepaliveSec,
       bytesReceived: this.bytesReceived,
       packetsReceived: this.packetsReceived,
-      // a kept prefix never holds a password or v5 Authentication Data
-      firstBytesHex: bytes === null ? '' : redactSecrets(bytes.subarray(0, FIRST_BYTES_MAX)).toString('hex'),
+      firstBytesHex: bytes === null ? '' : bytes.toString('hex'),
       detail,
       hint,
     })

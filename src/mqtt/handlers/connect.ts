@@ -35,10 +35,10 @@ export function handleConnect(c: Connection, p: IConnectPacket): void {
   })
   if (!(outcome instanceof Promise)) return afterAuthentication(c, p, assignedId, outcome)
   // a password check runs off the event loop: the connection stops reading and keeps its packets in order
-  c.hold()
+  c.inbound.hold()
   outcome.then(
-    (o) => c.release(() => afterAuthentication(c, p, assignedId, o)),
-    (err: unknown) => c.release(() => afterAuthentication(c, p, assignedId,
+    (o) => c.inbound.release(() => afterAuthentication(c, p, assignedId, o)),
+    (err: unknown) => c.inbound.release(() => afterAuthentication(c, p, assignedId,
       { ok: false, refusal: 'busy', detail: `the credentials could not be checked (${String(err)})` })),
   )
 }
