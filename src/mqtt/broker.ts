@@ -1,5 +1,5 @@
 // The broker: the registry of connections and MQTT sessions, routing of published messages, retained messages,
-// Wills, and the one entry point for hot settings. Transport-agnostic: an adapter hands it a Transport per
+// Wills (./wills.ts), and the one entry point for hot settings. Transport-agnostic: an adapter hands it a Transport per
 // connection and feeds the returned ConnectionInput; the broker plugin hands it settings and listens to its events.
 import { EventEmitter } from 'node:events'
 import type { SettingsSnapshot } from '../contracts/settings.ts'
@@ -16,7 +16,9 @@ import { failureEvent } from './failure-event.ts'
 import { MemoryRouter, type Router, type Subscription } from './router.ts'
 import { MemoryRetainedStore, type RetainedStore } from './retained.ts'
 import { MemorySessionStore, NEVER_EXPIRES, newSession, type Session, type SessionStore } from './session.ts'
-import { expiryFrom, ownPayload, type Message, type Will } from './message.ts'
+import { ownPayload, type Message } from './message.ts'
+import { Wills } from './wills.ts'
+import { liveView } from './live.ts'
 import { Fanout } from './outgoing.ts'
 
 export interface BrokerOptions {
@@ -57,11 +59,9 @@ export class Broker extends EventEmitter<BrokerEvents> {
   readonly #awaiting = new Set<Connection>()
   /** connected clients by client id */
   readonly #clients = new Map<string, Connection>()
-  /** Wills waiting for their delay [MQTT-3.1.3-9], by client id */
-  readonly #delayedWills = new KeyedTimers<Will>(
-    (clientId, will) => this.#publishWill(clientId, will),
-    (err, clientId) => this.logger?.error({ err, clientId }, 'publishing a delayed Will failed'),
-  )
+  /** Wills: published at once or after their delay [MQTT-3.1.3-9] */
+  readonly #wills = new Wills((m) => this.publish(m), (err, clientId) =>
+    this.logger?.error({ err, clientId }, 'publishing a delayed Will failed'))
   /** sessions waiting for their expiry after their connection ended, by client id */
   readonly #expiries = new KeyedTimers<Session>(
     (clientId, session) => {
@@ -139,34 +139,16 @@ export class Broker extends EventEmitter<BrokerEvents> {
 
   connections(): LiveConnection[] {
     const out: LiveConnection[] = []
-    for (const c of this.#clients.values()) {
-      out.push({
-        id: c.id,
-        clientId: c.clientId!,
-        username: c.username,
-        remoteAddress: c.meta.remoteAddress,
-        remotePort: c.meta.remotePort,
-        userAgent: c.meta.userAgent,
-        protocolVersion: c.protocolVersion,
-        keepaliveSec: c.keepaliveSec,
-        requestedKeepaliveSec: c.requestedKeepaliveSec ?? 0,
-        keepaliveTimeoutMs: c.keepaliveTimeoutMs,
-        connectedAt: new Date(c.connectedAt).toISOString(),
-        lastPacketAt: new Date(c.lastPacketAt).toISOString(),
-        packetsReceived: c.packetsReceived,
-        packetsSent: c.packetsSent,
-        subscriptions: c.session?.subscriptions.size ?? 0,
-        aclDenied: c.acl === null ? { publish: 0, subscribe: 0, deliver: 0 } : { ...c.acl.denied },
-      })
-    }
+    for (const c of this.#clients.values()) out.push(liveView(c))
     return out
   }
+
 
   /** Graceful: v5 clients get DISCONNECT 0x8B, the rest are closed; no failures, no Wills. */
   async close(): Promise<void> {
     this.#closing = true
     for (const c of [...this.#open]) c.shutdown()
-    this.#delayedWills.clear()
+    this.#wills.clear()
     this.#expiries.clear()
     this.#flushAll()
   }
@@ -209,7 +191,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
    */
   openSession(clientId: string, cleanStart: boolean, expiryIntervalSec: number): { session: Session; present: boolean } {
     // clean start ends the old session, and a session's end sends its pending Will [MQTT-3.1.3-9]
-    this.#cancelDelayedWill(clientId, cleanStart)
+    this.#wills.cancel(clientId, cleanStart)
     this.#expiries.delete(clientId)
     let session = this.sessions.get(clientId)
     if (session !== undefined && cleanStart) {
@@ -322,7 +304,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     const clientId = c.clientId!
     if (this.#clients.get(clientId) === c) this.#clients.delete(clientId)
     const session = c.session!
-    if (publishWill && c.will !== null && !this.#closing) this.#scheduleWill(clientId, c.will, session.expiryIntervalSec)
+    if (publishWill && c.will !== null && !this.#closing) this.#wills.schedule(clientId, c.will, session.expiryIntervalSec)
     if (this.sessions.get(clientId) === session) {
       if (session.expiryIntervalSec === 0) this.#endSession(session)
       else if (session.expiryIntervalSec !== NEVER_EXPIRES && !this.#closing) this.#scheduleExpiry(session)
@@ -341,35 +323,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     }
   }
 
-  // ---- Wills and session expiry ----
-
-  /** [MQTT-3.1.2-8] publish the Will; v5: after Will Delay, or when the session ends if sooner [MQTT-3.1.3-9]. */
-  #scheduleWill(clientId: string, will: Will, sessionExpirySec: number): void {
-    const delaySec = Math.min(will.delaySec, sessionExpirySec)
-    if (delaySec <= 0) {
-      this.#publishWill(clientId, will)
-      return
-    }
-    this.#delayedWills.set(clientId, Date.now() + delaySec * 1000, will)
-  }
-
-  #publishWill(clientId: string, will: Will): void {
-    this.publish({
-      topic: will.topic,
-      payload: will.payload,
-      qos: will.qos,
-      retain: will.retain,
-      properties: will.properties,
-      expiresAt: expiryFrom(will.expirySec, Date.now()),
-      from: clientId,
-    })
-  }
-
-  /** Drop a Will waiting for its delay; `publishNow` when its session ends before the delay is over. */
-  #cancelDelayedWill(clientId: string, publishNow = false): void {
-    const will = this.#delayedWills.take(clientId)
-    if (will !== undefined && publishNow) this.#publishWill(clientId, will)
-  }
+  // ---- Session expiry ----
 
   #scheduleExpiry(session: Session): void {
     this.#expiries.set(session.clientId, Date.now() + session.expiryIntervalSec * 1000, session)
