@@ -39,6 +39,10 @@ export interface ConnectionInput {
   messageTooLarge(limit: number): void
   /** The transport can take more writes again (for backpressure). */
   drained(): void
+  /** No complete CONNECT yet: the transport bounds what it buffers for this connection by beforeConnectLimit. */
+  readonly awaitingConnect: boolean
+  /** The transport received `bytes` (over beforeConnectLimit) without a complete CONNECT: the connection ends. */
+  tooMuchBeforeConnect(bytes: number): void
 }
 
 /** One live client, as `GET /api/connections` shows it. */

@@ -15,7 +15,7 @@ import { Inbound } from './inbound.ts'
 import { failureEvent } from './failure-event.ts'
 import { hints } from './explain.ts'
 import { RC } from './codes.ts'
-import { MAX_INFLIGHT } from './limits.ts'
+import { MAX_CONNECT_BYTES, MAX_INFLIGHT } from './limits.ts'
 import { resumeDelivery, type RetainedDelivery } from './delivery.ts'
 import type { ConnectionAcl } from './access.ts'
 
@@ -136,6 +136,17 @@ export class Connection implements ConnectionInput {
 
   drained(): void {
     this.outbox.drained()
+  }
+
+  get awaitingConnect(): boolean {
+    return this.phase === 'awaiting_connect'
+  }
+
+  tooMuchBeforeConnect(bytes: number): void {
+    if (this.phase !== 'awaiting_connect') return
+    this.fail('packet_too_large',
+      `the client sent ${bytes} bytes without completing its CONNECT; a CONNECT may be at most ${MAX_CONNECT_BYTES} bytes`,
+      hints.packetTooLarge(this.broker.settings.values))
   }
 
   /** The outbox is writable again: what waited for room (queued QoS 1/2, retained messages) goes on. */

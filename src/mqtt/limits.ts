@@ -8,6 +8,13 @@ export const MAX_INFLIGHT = 1000
  * 64 KiB included).
  */
 export const MAX_CONNECT_BYTES = 256 * 1024
+
+/**
+ * What a transport may have read from a socket that has not completed its CONNECT: a CONNECT, and room for the
+ * transport's own framing and handshake (an HTTP upgrade request, WebSocket frame headers). A transport that buffers
+ * partial messages itself (ws does) checks it, so that "at most one CONNECT" holds below the core too.
+ */
+export const BEFORE_CONNECT_LIMIT = MAX_CONNECT_BYTES + 64 * 1024
 /** v5 Receive Maximum the broker advertises: QoS 2 PUBLISHes a client may have waiting for PUBREL. */
 export const RECEIVE_MAXIMUM = 1000
 /** v5 Topic Alias Maximum the broker advertises (client -> server aliases). */

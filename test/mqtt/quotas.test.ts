@@ -220,3 +220,19 @@ test('maxPendingConnects: the socket waiting longest for its CONNECT makes room;
   const e = await tooLarge
   assert.match(e.detail, /a CONNECT may be at most 262144 bytes/)
 })
+
+test('before CONNECT a socket may deliver only what a CONNECT can need, even inside one unfinished WebSocket message', async (t) => {
+  const kit = await brokerKit(t, { settings: { connectTimeoutMs: 10_000 } })
+  const socket: Socket = await rawUpgrade(kit.server.port)
+  t.after(() => socket.destroy())
+  const failed = waitForFailure(kit.server, (e) => e.reason === 'packet_too_large' && e.phase === 'awaiting_connect', 5000)
+  // one binary frame declared at 900 KB (under maxPacketSize's message limit), of which 400 KB arrive, never finished
+  const CONNECT_HEADER = Buffer.from([0x10, 0xe0, 0xa7, 0x12])
+  socket.write(clientFrame(BINARY, Buffer.concat([CONNECT_HEADER, Buffer.alloc(64)]), { declaredLength: 900_000 }))
+  for (let i = 0; i < 25 && !socket.destroyed; i++) {
+    socket.write(Buffer.alloc(16 * 1024, 0x41))
+    await delay(5)
+  }
+  const e = await failed
+  assert.match(e.detail, /without completing its CONNECT; a CONNECT may be at most 262144 bytes/)
+})

@@ -11,6 +11,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { ConnectionInput, ConnectionMeta } from '../../contracts/connection.ts'
 import { UpgradeGuard } from './upgrade-guard.ts'
 import { WebSocketTransport, clip, closeDetail } from './transport.ts'
+import { BEFORE_CONNECT_LIMIT } from '../../mqtt/limits.ts'
 
 /** The subprotocols we speak, preferred first. [MQTT-6.0.0-3] a client offers "mqtt"; MQTT 3.1 clients "mqttv3.1". */
 export const MQTT_SUBPROTOCOLS: readonly string[] = ['mqtt', 'mqttv3.1']
@@ -215,6 +216,21 @@ export default fp(
           log.error({ err, remoteAddress: socket.remoteAddress }, 'the broker failed on a connection: closing it')
           ws.terminate()
         }
+        // ws holds a partial WebSocket message until it is whole (up to maxPayload): before the CONNECT is complete
+        // the socket may deliver only what a CONNECT can need, counted as it arrives
+        const beforeConnect = () => {
+          if (!input.awaitingConnect) {
+            socket.off('data', beforeConnect)
+          } else if (socket.bytesRead > BEFORE_CONNECT_LIMIT) {
+            socket.off('data', beforeConnect)
+            try {
+              input.tooMuchBeforeConnect(socket.bytesRead)
+            } catch (err) {
+              fault(err)
+            }
+          }
+        }
+        socket.on('data', beforeConnect)
         ws.on('message', (data: Buffer, isBinary: boolean) => {
           try {
             if (isBinary) input.push(data)
