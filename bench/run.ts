@@ -4,8 +4,12 @@
 //   BENCH_QUICK=1 npm run bench                     smoke run: 1 round, short windows (~1.5 min)
 //   npm run bench -- --scenarios=fanin,memory --peers=ours,aedes --rounds=3 --measure=5000 --warmup=1000
 //   npm run bench -- --profile                      also write a CPU profile of our server per run
+//   npm run bench -- --scenarios=fanin,fanout,qos1,connect --peers=ours --acl=100
+//                                                   each scenario also under 100 ACL rules (ours+acl), same rounds
+//   npm run bench -- --scenarios=attacks            the attack scenarios (bench/attacks.ts), once, on before/ours/
+//                                                   mosquitto/aedes: peak RSS and whether the broker stayed responsive
 //   (each flag has an env twin: BENCH_SCENARIOS, BENCH_PEERS, BENCH_ROUNDS, BENCH_MEASURE_MS, BENCH_WARMUP_MS,
-//    BENCH_PROFILE=1)
+//    BENCH_PROFILE=1, BENCH_ACL, BENCH_ATTACK_PEERS)
 //
 // Every broker runs in its own process, started fresh for each scenario and round; every load generator runs in a
 // process of its own (bench/gen/main.ts). Results: printed, and written to bench-output/results.{json,md}.
@@ -15,13 +19,16 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { performance } from 'node:perf_hooks'
-import { startBroker, mosquittoPath, ALL_PEERS, ROOT, type PeerName, type BrokerHandle } from './peers/brokers.ts'
+import { startBroker, mosquittoPath, beforeMissing, ALL_PEERS, KNOWN_PEERS, ROOT, type PeerName, type BrokerHandle } from './peers/brokers.ts'
 import { track, killAll, sleep, machineBusyMs } from './lib/proc.ts'
 import { table, fmt, ratio, type Row } from './lib/report.ts'
+import { runAttacks, attackReport, ATTACKS, ATTACK_PEERS, type AttackName, type AttackRun } from './attacks.ts'
 import type { Job, Result, Timing } from './gen/scenarios.ts'
 
 const SCENARIOS = ['fanin', 'fanout', 'qos1', 'latency', 'connect', 'memory', 'storm'] as const
 type ScenarioName = (typeof SCENARIOS)[number]
+/** The scenarios `--acl=N` runs a second time on ours under N ACL rules. */
+const ACL_SCENARIOS: readonly ScenarioName[] = ['fanin', 'fanout', 'qos1', 'latency', 'connect']
 
 // ---------------------------------------------------------------------------------------------------- options
 function flag(name: string): string | undefined {
@@ -47,16 +54,41 @@ const timing: Timing = {
   warmupMs: Number(opt('warmup', 'BENCH_WARMUP_MS') ?? (quick ? 300 : 2000)),
   measureMs: Number(opt('measure', 'BENCH_MEASURE_MS') ?? (quick ? 1500 : 5000)),
 }
-const scenarios = list(opt('scenarios', 'BENCH_SCENARIOS'), SCENARIOS, 'scenario')
-let peers = list(opt('peers', 'BENCH_PEERS'), ALL_PEERS, 'peer')
+// --scenarios: load scenarios and attacks ('attacks' = all four); none named = every load scenario, no attack
+const scenarioNames = list(opt('scenarios', 'BENCH_SCENARIOS')?.replace(/\battacks\b/, ATTACKS.join(',')),
+  [...SCENARIOS, ...ATTACKS], 'scenario')
+const scenarios = opt('scenarios', 'BENCH_SCENARIOS')
+  ? scenarioNames.filter((s): s is ScenarioName => (SCENARIOS as readonly string[]).includes(s))
+  : [...SCENARIOS]
+const attacks = opt('scenarios', 'BENCH_SCENARIOS')
+  ? scenarioNames.filter((s): s is AttackName => (ATTACKS as readonly string[]).includes(s))
+  : []
+const peersRaw = opt('peers', 'BENCH_PEERS')
+let peers = peersRaw ? list(peersRaw, KNOWN_PEERS, 'peer') : [...ALL_PEERS]
+/** --attack-peers (default: --peers when given, else before, ours, mosquitto, aedes) */
+let attackPeers = ATTACK_PEERS.filter((p) => (list(opt('attack-peers', 'BENCH_ATTACK_PEERS') ?? peersRaw, KNOWN_PEERS, 'peer')).includes(p))
+/** --acl=N: also run ours under N ACL rules (bench/lib/acl.ts) in each of ACL_SCENARIOS, right after ours */
+let aclRules = Number(opt('acl', 'BENCH_ACL') ?? 0)
+if (!Number.isInteger(aclRules) || aclRules < 0) throw new Error(`--acl: a number of rules, not ${opt('acl', 'BENCH_ACL')}`)
 let MEMORY_CLIENTS = Number(process.env.BENCH_MEMORY_CLIENTS ?? (quick ? 500 : 2000))
 const LATENCY_RATE = 2000
 const OUT_DIR = path.join(ROOT, 'bench-output')
 const PROFILE_DIR = path.join(OUT_DIR, 'profiles')
 
-if (peers.includes('mosquitto') && !mosquittoPath()) {
+if ((peers.includes('mosquitto') || (attacks.length && attackPeers.includes('mosquitto'))) && !mosquittoPath()) {
   console.log('mosquitto: not installed (apt-get install mosquitto)')
   peers = peers.filter((p) => p !== 'mosquitto')
+  attackPeers = attackPeers.filter((p) => p !== 'mosquitto')
+}
+if ((peers.includes('before') || (attacks.length && attackPeers.includes('before'))) && beforeMissing()) {
+  console.log(beforeMissing())
+  peers = peers.filter((p) => p !== 'before')
+  attackPeers = attackPeers.filter((p) => p !== 'before')
+}
+/** The brokers a load scenario runs on: the peers, and ours+acl right after ours when --acl is given. */
+function peersFor(s: ScenarioName): PeerName[] {
+  if (aclRules === 0 || !ACL_SCENARIOS.includes(s)) return peers
+  return peers.flatMap((p): PeerName[] => (p === 'ours' ? ['ours', 'ours+acl'] : [p]))
 }
 
 // ---------------------------------------------------------------------------------------------------- jobs
@@ -146,10 +178,11 @@ const runs: Run[] = []
 
 async function withBroker<T extends Result>(peer: PeerName, fn: (b: BrokerHandle) => Promise<T>, label: string): Promise<T> {
   const profDir = path.join(PROFILE_DIR, label)
-  const profiling = profile && peer === 'ours'
+  const profiling = profile && (peer === 'ours' || peer === 'ours+acl')
   const b = await startBroker(peer, {
     oursNodeArgs: profiling ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [],
     inspect: label.startsWith('memory-'), // a full GC before each RSS reading
+    aclRules,
   })
   try {
     const r = await fn(b)
@@ -228,7 +261,7 @@ async function waitForQuiet(): Promise<void> {
 async function runOne(round: number, scenario: Exclude<ScenarioName, 'storm'>, peer: PeerName): Promise<void> {
   for (let attempt = 0; attempt <= NOISY_RETRIES; attempt++) {
     await waitForQuiet()
-    const label = `${scenario}-${peer}-r${round}${attempt ? `-a${attempt}` : ''}`
+    const label = `${scenario}-${peer.replace('+', '-')}-r${round}${attempt ? `-a${attempt}` : ''}`
     const t0 = performance.now()
     try {
       const result = await withBroker(peer, (b) => runGen(jobFor(scenario, b), genTimeout()), label)
@@ -404,6 +437,31 @@ function summarise(): Row[] {
   return rows
 }
 
+/** The ACL comparison: each figure of the ACL scenarios without and with the rules, and their ratio (target: within 10%). */
+function aclTable(): string {
+  const head = ['scenario', 'better', 'ours', `ours + ${aclRules} ACL rules`, 'with/without', 'target']
+  const lines: string[][] = []
+  for (const m of METRICS) {
+    if (!scenarios.includes(m.scenario) || !ACL_SCENARIOS.includes(m.scenario)) continue
+    const without = bestRun(m.scenario, 'ours')
+    const withAcl = bestRun(m.scenario, 'ours+acl')
+    const v = (r: Run | undefined) => (r ? m.pick(r.result!) : NaN)
+    const mark = (r: Run | undefined) => (r?.noisy ? '~' : '') + (r && m.throughput && generatorBound(r.result!) ? '>=' : '')
+    const a = v(without)
+    const b = v(withAcl)
+    const q = ratio(b, a)
+    const headline = !m.label.startsWith(' ')
+    const met = q === undefined ? '?' : (m.better === 'higher' ? q >= 0.9 : q <= 1.1) ? 'met' : 'NOT met'
+    lines.push([m.label, m.better, mark(without) + fmt(a), mark(withAcl) + fmt(b), q === undefined ? '-' : `${q.toFixed(3)}x`,
+      headline ? `within 10%: ${met}` : ''])
+  }
+  const all = [head, ...lines]
+  const widths = head.map((_, i) => Math.max(...all.map((l) => l[i].length)))
+  const row = (l: string[]) => '| ' + l.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join(' | ') + ' |'
+  const sep = '|' + widths.map((w, i) => (i === 0 ? '-'.repeat(w + 2) : '-'.repeat(w + 1) + ':')).join('|') + '|'
+  return [row(head), sep, ...lines.map(row)].join('\n')
+}
+
 function mosquittoVersion(): string | null {
   const bin = mosquittoPath()
   if (!bin) return null
@@ -437,24 +495,34 @@ async function main() {
     rounds = earlier.config.rounds
     Object.assign(timing, earlier.config.timing)
     MEMORY_CLIENTS = earlier.config.memoryClients
-    console.log(table(summarise(), peers) + `\n\nfrom ${from} (${earlier.startedAt}, ${earlier.seconds} s)`)
+    aclRules = earlier.config.aclRules ?? 0
+    const out = [scenarios.length ? table(summarise(), peers) : '']
+    if (aclRules) out.push(aclTable())
+    if (earlier.attackRuns?.length) out.push(attackReport(earlier.attackRuns, earlier.config.attackPeers))
+    console.log(out.filter(Boolean).join('\n\n') + `\n\nfrom ${from} (${earlier.startedAt}, ${earlier.seconds} s)`)
     return
   }
-  console.log(`bench: scenarios ${scenarios.join(', ')}; peers ${peers.join(', ')}; ${rounds} round(s); ` +
-    `warm-up ${timing.warmupMs} ms, measure ${timing.measureMs} ms${quick ? ' (quick)' : ''}${profile ? '; CPU profiles of ours' : ''}`)
+  console.log(`bench: scenarios ${[...scenarios, ...attacks].join(', ')}; peers ${peers.join(', ')}` +
+    `${aclRules ? ` (+ ours+acl: ${aclRules} ACL rules)` : ''}${attacks.length ? `; attacks (once) on ${attackPeers.join(', ')}` : ''}` +
+    (scenarios.length ? `; ${rounds} round(s); warm-up ${timing.warmupMs} ms, measure ${timing.measureMs} ms${quick ? ' (quick)' : ''}` : '') +
+    `${profile ? '; CPU profiles of ours' : ''}`)
   if (profile) fs.mkdirSync(PROFILE_DIR, { recursive: true })
-  for (let round = 1; round <= rounds; round++) {
+  for (let round = 1; round <= (scenarios.length ? rounds : 0); round++) {
     console.log(`round ${round}/${rounds}`)
     for (const s of scenarios) {
       if (s === 'storm') {
         if (peers.includes('ours')) await runStorm(round)
         continue
       }
-      for (const p of peers) await runOne(round, s, p)
+      for (const p of peersFor(s)) await runOne(round, s, p)
     }
   }
+  // the attacks run once: their figures are RSS peaks and answers, not rates to take the best of
+  const attackRuns: AttackRun[] = attacks.length ? await runAttacks(attacks, attackPeers, PARAMS, waitForQuiet) : []
   const rows = summarise()
-  const tbl = table(rows, peers)
+  const tbl = scenarios.length ? table(rows, peers) : ''
+  const aclTbl = aclRules && scenarios.some((s) => ACL_SCENARIOS.includes(s)) ? aclTable() : ''
+  const attackMd = attackRuns.length ? attackReport(attackRuns, attackPeers) : ''
   const elapsed = (performance.now() - t0) / 1000
   const machine = {
     cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model ?? null, node: process.version,
@@ -472,7 +540,18 @@ async function main() {
     `even where the generator was the limit. Memory is read after a full GC (forced through the inspector) for the Node`,
     `brokers; without one their RSS moves with collection timing (even below zero): results.json keeps that figure too.`,
   ]
-  console.log('\n' + tbl + '\n\n' + notes.join('\n'))
+  const aclNotes = [
+    `ours+acl: the same server with ${aclRules} ACL rules created through POST /api/acl before the run (bench/lib/acl.ts):`,
+    `${aclRules - 1} that match none of the bench's topics (rules for other users' topics, client-id globs, and deny rules`,
+    `for every client on other tenants' topics, so the ACL can deny and is evaluated), then one allow for bench/#. It runs`,
+    `right after ours in every round; best of ${rounds} round(s) each. with/without: ours+acl / ours.`,
+  ]
+  const sections = [
+    ...(tbl ? [tbl, notes.join('\n')] : []),
+    ...(aclTbl ? [`## ACL: ours without and with ${aclRules} rules`, aclTbl, aclNotes.join('\n')] : []),
+    ...(attackMd ? [attackMd] : []),
+  ]
+  console.log('\n' + sections.join('\n\n'))
   const failed = runs.filter((r) => r.error)
   if (failed.length) console.log(`\n${failed.length} run(s) failed: ${failed.map((r) => `${r.scenario}/${r.peer}/r${r.round}`).join(', ')}`)
 
@@ -483,10 +562,13 @@ async function main() {
   }))
   fs.writeFileSync(path.join(OUT_DIR, 'results.json'), JSON.stringify({
     startedAt: started.toISOString(), seconds: Math.round(elapsed), machine,
-    config: { scenarios, peers, rounds, timing, quick, memoryClients: MEMORY_CLIENTS, latencyRate: LATENCY_RATE },
-    summary, runs,
+    config: { scenarios, peers, rounds, timing, quick, memoryClients: MEMORY_CLIENTS, latencyRate: LATENCY_RATE, aclRules, attacks, attackPeers },
+    summary, runs, attackRuns,
   }, null, 2) + '\n')
-  fs.writeFileSync(path.join(OUT_DIR, 'results.md'), `# Benchmark results (${started.toISOString()})\n\n${tbl}\n\n${notes.join('\n')}\n`)
+  const machineLine = `${machine.cpus} cores (${machine.cpuModel}), Node ${machine.node}, aedes ${machine.aedes ?? '?'}, ` +
+    `${machine.mosquitto ?? 'mosquitto not installed'}. Ran ${elapsed.toFixed(0)} s.`
+  fs.writeFileSync(path.join(OUT_DIR, 'results.md'), `# Benchmark results (${started.toISOString()})\n\n${sections.join('\n\n')}\n` +
+    (tbl ? '' : `\n${machineLine}\n`))
   console.log(`\nwritten: bench-output/results.json, bench-output/results.md${profile ? ', bench-output/profiles/*.cpuprofile' : ''}`)
 }
 

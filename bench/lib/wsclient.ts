@@ -104,7 +104,7 @@ export class BenchClient {
   }
 
   /** Open, CONNECT, wait for a successful CONNACK. */
-  static async connect(url: string, clientId: string, opts: OpenOptions & { keepalive?: number } = {}): Promise<BenchClient> {
+  static async connect(url: string, clientId: string, opts: OpenOptions & { keepalive?: number, clean?: boolean } = {}): Promise<BenchClient> {
     const c = await BenchClient.open(url, opts)
     const onPacket = opts.onPacket ?? (() => {})
     await new Promise<void>((resolve, reject) => {
@@ -118,7 +118,7 @@ export class BenchClient {
         const code = (p as IConnackPacket).returnCode ?? (p as IConnackPacket).reasonCode ?? 0
         if (code !== 0) { c.destroy(); reject(new Error(`CONNACK ${code} for ${clientId}`)) } else resolve()
       }
-      c.write(connectFrame(clientId, opts.keepalive ?? 60))
+      c.write(connectFrame(clientId, opts.keepalive ?? 60, opts.clean ?? true))
     })
     return c
   }

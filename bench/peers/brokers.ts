@@ -1,5 +1,8 @@
 // Start and stop the brokers under test, each in its own process on 127.0.0.1:
 //  ours      - the real server (`node --import tsx src/server.ts`) on a tmp SQLite file
+//  ours+acl  - the same, with the ACL rules of bench/lib/acl.ts created through the API before the run (--acl=N)
+//  before    - the same server built from an older tree (BENCH_BEFORE_DIR, default /tmp/broker-before): the
+//              attack scenarios compare it with ours
 //  aedes     - bench/peers/aedes.ts (Aedes behind a ws server)
 //  mosquitto - /usr/sbin/mosquitto with a websockets listener (socket_domain ipv4) and a TCP listener beside it
 import { spawn, fork, type ChildProcess } from 'node:child_process'
@@ -9,11 +12,27 @@ import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { track, stopChild, freePort, waitFor, canConnect } from '../lib/proc.ts'
+import { installAcl } from '../lib/acl.ts'
 
-export type PeerName = 'ours' | 'aedes' | 'mosquitto'
+export type PeerName = 'ours' | 'ours+acl' | 'before' | 'aedes' | 'mosquitto'
+/** What `--peers` defaults to for the load scenarios; `before` is asked for by name (the attacks include it). */
 export const ALL_PEERS: PeerName[] = ['ours', 'aedes', 'mosquitto']
+/** Every name `--peers` accepts (`ours+acl` is added by `--acl=N`, not named). */
+export const KNOWN_PEERS: PeerName[] = ['ours', 'before', 'aedes', 'mosquitto']
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..')
+
+/** The older tree the `before` peer runs: `git worktree add /tmp/broker-before <commit>` and `npm ci` there. */
+export const BEFORE_DIR = path.resolve(process.env.BENCH_BEFORE_DIR ?? '/tmp/broker-before')
+
+/** Why the `before` peer cannot run (null when it can). */
+export function beforeMissing(): string | null {
+  if (!fs.existsSync(path.join(BEFORE_DIR, 'src/server.ts'))) {
+    return `before: no tree at ${BEFORE_DIR} (git worktree add ${BEFORE_DIR} <commit> && cd ${BEFORE_DIR} && npm ci; or set BENCH_BEFORE_DIR)`
+  }
+  if (!fs.existsSync(path.join(BEFORE_DIR, 'node_modules/tsx'))) return `before: ${BEFORE_DIR} has no node_modules (npm ci there)`
+  return null
+}
 const MOSQUITTO_CANDIDATES = ['/usr/sbin/mosquitto', '/usr/local/sbin/mosquitto', '/usr/bin/mosquitto']
 
 export interface BrokerHandle {
@@ -41,13 +60,35 @@ export interface StartOptions {
   oursEnv?: Record<string, string>
   /** node brokers (ours, aedes): open the inspector on 127.0.0.1, so that the bench can ask for a full GC */
   inspect?: boolean
+  /** ours+acl: how many ACL rules to create (bench/lib/acl.ts) */
+  aclRules?: number
+  /**
+   * mosquitto: its own defaults for queues (max_queued_messages 1000, max_inflight_messages 20) instead of the
+   * generous ones the load scenarios use; the attack scenarios run every broker with its defaults
+   */
+  mosquittoDefaults?: boolean
 }
 
 export async function startBroker(name: PeerName, opts: StartOptions = {}): Promise<BrokerHandle> {
   switch (name) {
-    case 'ours': return startOurs(opts)
+    case 'ours': return startOurs(opts, ROOT, 'ours')
+    case 'before': {
+      const missing = beforeMissing()
+      if (missing) throw new Error(missing)
+      return startOurs(opts, BEFORE_DIR, 'before')
+    }
+    case 'ours+acl': {
+      const b = await startOurs(opts, ROOT, 'ours+acl')
+      try {
+        await installAcl(b.httpUrl!, b.wsUrl, b.adminToken!, opts.aclRules ?? 100)
+      } catch (err) {
+        await b.stop()
+        throw err
+      }
+      return b
+    }
     case 'aedes': return startAedes(opts)
-    case 'mosquitto': return startMosquitto()
+    case 'mosquitto': return startMosquitto(opts)
   }
 }
 
@@ -64,13 +105,13 @@ function tmpDir(prefix: string): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), `wsmqtt-bench-${prefix}-`))
 }
 
-async function startOurs(opts: StartOptions): Promise<BrokerHandle> {
+async function startOurs(opts: StartOptions, root: string, name: 'ours' | 'ours+acl' | 'before'): Promise<BrokerHandle> {
   const port = await freePort()
-  const dir = tmpDir('ours')
+  const dir = tmpDir(name === 'before' ? 'before' : 'ours')
   const adminToken = 'bench-' + randomBytes(12).toString('hex')
   const inspect = opts.inspect ? ['--inspect=127.0.0.1:0'] : []
   const child = track(spawn(process.execPath, [...inspect, ...(opts.oursNodeArgs ?? []), '--import', 'tsx', 'src/server.ts'], {
-    cwd: ROOT,
+    cwd: root,
     env: {
       ...process.env,
       PORT: String(port),
@@ -85,14 +126,14 @@ async function startOurs(opts: StartOptions): Promise<BrokerHandle> {
   const output = capture(child)
   const httpUrl = `http://127.0.0.1:${port}`
   try {
-    await waitFor('ours', async () => (await fetch(`${httpUrl}/healthz`)).ok, 30_000, child)
+    await waitFor(name, async () => (await fetch(`${httpUrl}/healthz`)).ok, 30_000, child)
   } catch (err) {
     await stopChild(child)
     fs.rmSync(dir, { recursive: true, force: true })
     throw new Error(`${(err as Error).message}\n${output()}`)
   }
   return {
-    name: 'ours', pid: child.pid!, wsUrl: `ws://127.0.0.1:${port}/mqtt`, httpUrl, adminToken, output,
+    name, pid: child.pid!, wsUrl: `ws://127.0.0.1:${port}/mqtt`, httpUrl, adminToken, output,
     inspectorUrl: opts.inspect ? await inspectorUrl(output) : undefined,
     async stop() {
       await stopChild(child, 5000)
@@ -121,7 +162,7 @@ async function startAedes(opts: StartOptions): Promise<BrokerHandle> {
   }
 }
 
-async function startMosquitto(): Promise<BrokerHandle> {
+async function startMosquitto(opts: StartOptions): Promise<BrokerHandle> {
   const bin = mosquittoPath()
   if (!bin) throw new Error('mosquitto: not installed (apt-get install mosquitto)')
   const dir = tmpDir('mosquitto')
@@ -133,8 +174,7 @@ async function startMosquitto(): Promise<BrokerHandle> {
     'allow_anonymous true',
     'persistence false',
     // generous queues: the generator keeps its own bounded window, nothing should be dropped for lack of room
-    'max_queued_messages 1000000',
-    'max_inflight_messages 0',
+    ...(opts.mosquittoDefaults ? [] : ['max_queued_messages 1000000', 'max_inflight_messages 0']),
     'log_dest stderr',
     'log_type error',
     'log_type warning',
