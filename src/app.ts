@@ -5,6 +5,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { DEFAULT_CONFIG, type BootConfig } from './config.ts'
 import { errorHandler } from './errors.ts'
 import { USERNAME_MAX_CHARS } from './access/users.ts'
+import tls, { loadCertificates } from './plugins/tls.ts'
 import database from './plugins/database.ts'
 import settings from './plugins/settings.ts'
 import acl from './plugins/acl.ts'
@@ -49,12 +50,17 @@ function loggerOptions(opts: AppOptions, config: BootConfig): FastifyServerOptio
 
 export async function buildApp(opts: AppOptions = {}) {
   const config: BootConfig = { ...DEFAULT_CONFIG, ...opts.config }
+  // read before the server exists: an HTTPS server needs its certificate when it is created
+  const certificates = loadCertificates(config)
+  // The upgrade request of a WebSocket client is bounded by the connect timeout (see plugins/websocket/upgrade-guard.ts),
+  // never by Node's 60 s default. Later requests on a kept-alive socket fall to Node's headersTimeout, which the
+  // adapter sets from connectTimeoutMs; Node checks it every connectionsCheckingInterval (default 30 s).
+  const http = { connectionsCheckingInterval: 1000 }
   const app = Fastify({
     logger: loggerOptions(opts, config),
-    // The upgrade request of a WebSocket client is bounded by the connect timeout (see plugins/websocket/upgrade-guard.ts),
-    // never by Node's 60 s default. Later requests on a kept-alive socket fall to Node's headersTimeout, which the
-    // adapter sets from connectTimeoutMs; Node checks it every connectionsCheckingInterval (default 30 s).
-    http: { connectionsCheckingInterval: 1000 },
+    http,
+    // with a certificate the one server speaks HTTPS and WSS (plugins/tls.ts swaps in renewed certificates)
+    ...(certificates && { https: { ...http, key: certificates.key, cert: certificates.cert } }),
     // a path parameter as long as the longest MQTT username (/api/mqtt-users/:username), measured decoded in UTF-16 units
     routerOptions: { maxParamLength: 2 * USERNAME_MAX_CHARS },
     ajv: {
@@ -70,6 +76,7 @@ export async function buildApp(opts: AppOptions = {}) {
   // one error shape for every route: 4xx messages shown, 5xx hidden unless written for an operator
   app.setErrorHandler(errorHandler)
 
+  await app.register(tls, { certificates })
   // storage and state
   await app.register(database)
   await app.register(settings)

@@ -15,6 +15,8 @@ export const BootConfig = Type.Object({
     ],
     { default: 'info' },
   ),
+  tlsCert: Type.Union([Type.String({ minLength: 1 }), Type.Null()], { default: null }),
+  tlsKey: Type.Union([Type.String({ minLength: 1 }), Type.Null()], { default: null }),
 })
 export type BootConfig = Type.Static<typeof BootConfig>
 
@@ -28,6 +30,7 @@ export class ConfigError extends Error {
 
 const ENV_NAMES: Record<keyof BootConfig, string> = {
   port: 'PORT', host: 'HOST', dbPath: 'DB_PATH', adminToken: 'ADMIN_TOKEN', mqttPath: 'MQTT_PATH', logLevel: 'LOG_LEVEL',
+  tlsCert: 'TLS_CERT', tlsKey: 'TLS_KEY',
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): BootConfig {
@@ -38,6 +41,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): BootConfig {
   if (env.ADMIN_TOKEN) raw.adminToken = env.ADMIN_TOKEN
   if (env.MQTT_PATH) raw.mqttPath = env.MQTT_PATH
   if (env.LOG_LEVEL) raw.logLevel = env.LOG_LEVEL
+  if (env.TLS_CERT) raw.tlsCert = env.TLS_CERT
+  if (env.TLS_KEY) raw.tlsKey = env.TLS_KEY
   const errors = [...Value.Errors(BootConfig, raw)]
   if (errors.length > 0) {
     // one message per variable: the first, most specific one (a union adds "must be null", "anyOf" after it)
@@ -50,5 +55,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): BootConfig {
     const parts = [...byKey.values()]
     throw new ConfigError(`invalid environment: ${parts.join('; ')}`)
   }
+  const tlsPair = tlsPairProblem(raw as BootConfig)
+  if (tlsPair !== null) throw new ConfigError(`invalid environment: ${tlsPair}`)
   return raw as BootConfig
+}
+
+/** TLS_CERT and TLS_KEY come together or not at all: what is wrong, naming the missing variable, or null. */
+export function tlsPairProblem(config: Pick<BootConfig, 'tlsCert' | 'tlsKey'>): string | null {
+  if ((config.tlsCert === null) === (config.tlsKey === null)) return null
+  return config.tlsCert === null
+    ? 'TLS_CERT: must be set when TLS_KEY is (both or neither)'
+    : 'TLS_KEY: must be set when TLS_CERT is (both or neither)'
 }

@@ -1,4 +1,5 @@
-// Entry point: boot configuration -> buildApp() -> listen. SIGTERM/SIGINT close gracefully and exit 0.
+// Entry point: boot configuration -> buildApp() -> listen. SIGTERM/SIGINT close gracefully and exit 0; SIGHUP re-reads
+// the TLS certificate.
 import { buildApp } from './app.ts'
 import { loadConfig } from './config.ts'
 
@@ -10,8 +11,13 @@ async function main(): Promise<void> {
   await app.listen({ port: config.port, host: config.host })
   const address = app.server.address()
   const port = typeof address === 'object' && address ? address.port : config.port
+  const tls = app.tlsCertificates.current() !== null
   app.log.info(
-    { port, mqtt: `ws://${config.host}:${port}${config.mqttPath}`, admin: `http://${config.host}:${port}/admin/` },
+    {
+      port,
+      mqtt: `${tls ? 'wss' : 'ws'}://${config.host}:${port}${config.mqttPath}`,
+      admin: `${tls ? 'https' : 'http'}://${config.host}:${port}/admin/`,
+    },
     `listening on port ${port}`,
   )
 
@@ -43,6 +49,8 @@ async function main(): Promise<void> {
     )
   }
   process.on('SIGTERM', () => shutdown('SIGTERM'))
+  // SIGHUP re-reads TLS_CERT / TLS_KEY (a bad pair is logged and the old one stays); without TLS it keeps its default
+  if (tls) process.on('SIGHUP', () => app.tlsCertificates.reload('SIGHUP'))
   process.on('SIGINT', () => shutdown('SIGINT'))
 }
 

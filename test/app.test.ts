@@ -9,11 +9,12 @@ import { TEST_TOKEN } from './helpers.ts'
 test('loadConfig: no environment gives the documented defaults; each variable is read', () => {
   assert.deepEqual(loadConfig({}), {
     port: 8080, host: '0.0.0.0', dbPath: './data/broker.db', adminToken: null, mqttPath: '/mqtt', logLevel: 'info',
+    tlsCert: null, tlsKey: null,
   })
   assert.deepEqual(loadConfig({}), { ...DEFAULT_CONFIG })
   assert.deepEqual(
     loadConfig({ PORT: '0', HOST: '127.0.0.1', DB_PATH: ':memory:', ADMIN_TOKEN: 'secret-token', MQTT_PATH: '/ws', LOG_LEVEL: 'warn' }),
-    { port: 0, host: '127.0.0.1', dbPath: ':memory:', adminToken: 'secret-token', mqttPath: '/ws', logLevel: 'warn' },
+    { port: 0, host: '127.0.0.1', dbPath: ':memory:', adminToken: 'secret-token', mqttPath: '/ws', logLevel: 'warn', tlsCert: null, tlsKey: null },
   )
 })
 

@@ -22,13 +22,13 @@ export default fp(
     const broker = app.broker
     const failureLog = app.failureLog
 
-    // A counter that mirrors a monotonic value read on scrape.
-    const mirrored = (name: string, help: string, key: keyof BrokerStats) =>
+    // A counter that mirrors a monotonic value read on scrape (a broker stat, or what the function returns).
+    const mirrored = (name: string, help: string, key: keyof BrokerStats | (() => number)) =>
       new Counter({
         name, help, registers: [register],
         collect() {
           this.reset()
-          this.inc(broker.stats[key])
+          this.inc(typeof key === 'function' ? key() : broker.stats[key])
         },
       })
     const gauge = (name: string, help: string, read: () => number) =>
@@ -97,6 +97,11 @@ export default fp(
     })
     gauge('mqtt_failure_log_pending', 'Failure records waiting for the next write', () => failureLog.stats().pending)
     gauge('mqtt_failure_log_rows', 'Rows in the failure log', () => failureLog.stats().rows)
+    const tls = app.tlsCertificates
+    gauge('mqtt_tls_certificate_expiry_seconds', 'When the TLS certificate in force expires, seconds since the epoch (0 without TLS)',
+      () => (tls.current()?.notAfter.getTime() ?? 0) / 1000)
+    mirrored('mqtt_tls_certificate_reload_failures_total', 'TLS certificate re-reads that found a bad pair (the one in force stayed)',
+      () => tls.reloadFailures)
 
     const onFailure = (e: FailureEvent) => failures.inc({ reason: e.reason })
     const onConnected = (e: ConnectedEvent) => {
@@ -121,5 +126,5 @@ export default fp(
       return reply.header('content-type', register.contentType).send(text)
     })
   },
-  { name: 'metrics', dependencies: ['broker', 'failures'] },
+  { name: 'metrics', dependencies: ['broker', 'failures', 'tls'] },
 )

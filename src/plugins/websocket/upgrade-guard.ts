@@ -3,6 +3,7 @@
 // under the WebSocket adapter, not in the broker core.
 import type { IncomingMessage, Server } from 'node:http'
 import type { Socket } from 'node:net'
+import type { TLSSocket } from 'node:tls'
 import type { Duplex } from 'node:stream'
 
 /**
@@ -33,6 +34,9 @@ export class UpgradeGuard {
 
   attach(server: Server): void {
     server.on('connection', (socket: Socket) => this.#accept(socket, server))
+    // Over TLS (HTTPS, WSS) requests arrive on the TLS socket wrapped around the accepted one, once its handshake is
+    // done: it takes over the accepted socket's deadline and accept time.
+    server.on('secureConnection', (socket: TLSSocket) => this.#secured(socket))
     // A complete request ends the wait; for an upgrade this runs before the route and its hooks.
     server.prependListener('request', (req: IncomingMessage) => this.settle(req.socket as Socket))
     server.prependListener('upgrade', (_req: IncomingMessage, socket: Duplex) => {
@@ -96,11 +100,25 @@ export class UpgradeGuard {
         this.#expire(oldest, 'more sockets than maxConnections were waiting for their upgrade request and it was the oldest')
       }
     }
-    const timer = setTimeout(() => this.#expire(socket, null), connectTimeoutMs)
+    this.#wait(socket, connectTimeoutMs)
+  }
+
+  #wait(socket: Socket, ms: number): void {
+    const timer = setTimeout(() => this.#expire(socket, null), ms)
     timer.unref()
     const onClose = () => this.settle(socket)
     this.#pending.set(socket, { timer, onClose })
     socket.once('close', onClose)
+  }
+
+  #secured(socket: TLSSocket): void {
+    // Node keeps the accepted socket as `_parent` of the TLS socket it wraps (not in its typings)
+    const accepted = (socket as unknown as { _parent?: Socket })._parent
+    if (accepted === undefined) return
+    const openedAt = this.openedAt(accepted)
+    this.#openedAt.set(socket, openedAt)
+    if (!this.settle(accepted)) return
+    this.#wait(socket, Math.max(0, openedAt + this.#limits().connectTimeoutMs - Date.now()))
   }
 
   #expire(socket: Socket, why: string | null): void {
