@@ -14,6 +14,7 @@ import auth from './plugins/auth.ts'
 import failures from './plugins/failures.ts'
 import broker from './plugins/broker.ts'
 import websocket from './plugins/websocket/index.ts'
+import tcp from './plugins/tcp.ts'
 import metrics from './plugins/metrics.ts'
 import swagger from './plugins/swagger.ts'
 import healthRoutes from './routes/health.ts'
@@ -89,6 +90,7 @@ export async function buildApp(opts: AppOptions = {}) {
   // the broker and its transports
   await app.register(broker)
   await app.register(websocket)
+  await app.register(tcp)
   await app.register(metrics)
   // the admin surface
   await app.register(healthRoutes)

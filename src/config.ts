@@ -15,6 +15,8 @@ export const BootConfig = Type.Object({
     ],
     { default: 'info' },
   ),
+  mqttTcpPort: Type.Union([Type.Integer({ minimum: 0, maximum: 65535 }), Type.Null()], { default: null }),
+  mqttsPort: Type.Union([Type.Integer({ minimum: 0, maximum: 65535 }), Type.Null()], { default: null }),
   tlsCert: Type.Union([Type.String({ minLength: 1 }), Type.Null()], { default: null }),
   tlsKey: Type.Union([Type.String({ minLength: 1 }), Type.Null()], { default: null }),
 })
@@ -30,7 +32,7 @@ export class ConfigError extends Error {
 
 const ENV_NAMES: Record<keyof BootConfig, string> = {
   port: 'PORT', host: 'HOST', dbPath: 'DB_PATH', adminToken: 'ADMIN_TOKEN', mqttPath: 'MQTT_PATH', logLevel: 'LOG_LEVEL',
-  tlsCert: 'TLS_CERT', tlsKey: 'TLS_KEY',
+  mqttTcpPort: 'MQTT_TCP_PORT', mqttsPort: 'MQTTS_PORT', tlsCert: 'TLS_CERT', tlsKey: 'TLS_KEY',
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): BootConfig {
@@ -41,6 +43,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): BootConfig {
   if (env.ADMIN_TOKEN) raw.adminToken = env.ADMIN_TOKEN
   if (env.MQTT_PATH) raw.mqttPath = env.MQTT_PATH
   if (env.LOG_LEVEL) raw.logLevel = env.LOG_LEVEL
+  for (const [key, name] of [['mqttTcpPort', 'MQTT_TCP_PORT'], ['mqttsPort', 'MQTTS_PORT']] as const) {
+    const v = env[name]
+    if (v !== undefined && v !== '') raw[key] = /^\d+$/.test(v) ? Number(v) : v
+  }
   if (env.TLS_CERT) raw.tlsCert = env.TLS_CERT
   if (env.TLS_KEY) raw.tlsKey = env.TLS_KEY
   const errors = [...Value.Errors(BootConfig, raw)]
@@ -57,6 +63,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): BootConfig {
   }
   const tlsPair = tlsPairProblem(raw as BootConfig)
   if (tlsPair !== null) throw new ConfigError(`invalid environment: ${tlsPair}`)
+  if (raw.mqttsPort != null && raw.tlsCert == null) {
+    throw new ConfigError('invalid environment: MQTTS_PORT: needs TLS_CERT and TLS_KEY (the certificate MQTTS serves)')
+  }
   return raw as BootConfig
 }
 

@@ -14,8 +14,13 @@ export interface Transport {
   resume(): void
 }
 
+/** How a client reached the broker: MQTT over WebSocket (plain or TLS), or over TCP (plain or TLS). */
+export const TRANSPORTS = ['ws', 'wss', 'tcp', 'tls'] as const
+export type TransportKind = (typeof TRANSPORTS)[number]
+
 /** Facts about the peer known before any MQTT byte, from the transport's handshake. */
 export interface ConnectionMeta {
+  transport: TransportKind
   remoteAddress: string | null
   remotePort: number | null
   userAgent: string | null
@@ -48,6 +53,7 @@ export interface ConnectionInput {
 /** One live client, as `GET /api/connections` shows it. */
 export interface LiveConnection {
   id: number
+  transport: TransportKind
   clientId: string
   username: string | null
   remoteAddress: string | null

@@ -1,5 +1,6 @@
 // The connection-failure event: what the broker core emits and the failure log stores. The log's TypeBox schema
 // (src/failures/schema.ts) is checked against these types at compile time.
+import type { TransportKind } from './connection.ts'
 
 export const FAILURE_REASONS = [
   'connect_timeout',
@@ -13,6 +14,7 @@ export const FAILURE_REASONS = [
   'taken_over',
   'auth_failed',
   'slow_consumer',
+  'tls_error',
 ] as const
 export type FailureReason = (typeof FAILURE_REASONS)[number]
 
@@ -28,6 +30,7 @@ export const MAX_HEADER_CHARS = 512
 /** One failed connection, as the core emits it. `occurredAt` is epoch milliseconds. */
 export interface FailureEvent {
   occurredAt: number
+  transport: TransportKind
   reason: FailureReason
   phase: FailurePhase
   clientId: string | null

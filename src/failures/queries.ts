@@ -1,5 +1,6 @@
 // The reads the REST routes make: list (one prepared statement per combination of filters), get, after, counts per
 // bucket and the latency window, the last two with the per-minute counters not yet written.
+import type { TransportKind } from '../contracts/connection.ts'
 import type Database from 'better-sqlite3'
 import type { FailureCounts, FailurePage, FailureRecord, LatencyHistogram, LatencyWhatIf } from './schema.ts'
 import type { FailureReason } from '../contracts/failure.ts'
@@ -15,6 +16,7 @@ export interface FailureQuery {
   /** prefix */
   clientId?: string
   remoteAddress?: string
+  transport?: TransportKind
   /** epoch ms, inclusive */
   since?: number
   /** epoch ms, inclusive */
@@ -58,6 +60,7 @@ export function createQueries(
     // [prefix, prefix + U+10FFFF): every string starting with the prefix, using the index (BINARY collation)
     if (q.clientId !== undefined) where.push('client_id >= @clientId AND client_id < @clientIdEnd')
     if (q.remoteAddress !== undefined) where.push('remote_address = @remoteAddress')
+    if (q.transport !== undefined) where.push('transport = @transport')
     if (q.since !== undefined) where.push('occurred_at >= @since')
     if (q.until !== undefined) where.push('occurred_at <= @until')
     if (q.before !== undefined) where.push('id < @before')
@@ -82,6 +85,7 @@ export function createQueries(
         params.clientIdEnd = `${q.clientId}\u{10FFFF}`
       }
       if (q.remoteAddress !== undefined) params.remoteAddress = q.remoteAddress
+      if (q.transport !== undefined) params.transport = q.transport
       if (q.since !== undefined) params.since = q.since
       if (q.until !== undefined) params.until = q.until
       if (q.before !== undefined) params.before = q.before

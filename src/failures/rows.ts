@@ -5,13 +5,15 @@ import {
   FIRST_BYTES_MAX, MAX_HEADER_CHARS, type FailureEvent, type FailurePhase, type FailureReason,
 } from '../contracts/failure.ts'
 import { iso } from './time.ts'
+import { TRANSPORTS, type TransportKind } from '../contracts/connection.ts'
 
 /** A stored record as SQLite holds it: times in epoch ms. */
-export type StoredRow = Omit<FailureRecord, 'occurredAt' | 'lastFoldedAt' | 'reason' | 'phase'> & {
+export type StoredRow = Omit<FailureRecord, 'occurredAt' | 'lastFoldedAt' | 'reason' | 'phase' | 'transport'> & {
   occurredAt: number
   lastFoldedAt: number | null
   reason: FailureReason
   phase: FailurePhase
+  transport: TransportKind
 }
 
 /** A record waiting in the buffer, or a written summary that further failures may still fold into. */
@@ -20,9 +22,9 @@ export type Row = Omit<StoredRow, 'id'> & {
   state: 'pending' | 'written' | 'dropped'
 }
 
-/** Each stored field's column (migrations/002-failures.sql): the one list the INSERT and the SELECTs are built from. */
+/** Each stored field's column (migrations/002, 005): the one list the INSERT and the SELECTs are built from. */
 const COLUMN_OF = {
-  occurredAt: 'occurred_at', reason: 'reason', phase: 'phase', clientId: 'client_id', username: 'username',
+  occurredAt: 'occurred_at', transport: 'transport', reason: 'reason', phase: 'phase', clientId: 'client_id', username: 'username',
   protocolVersion: 'protocol_version', keepaliveSec: 'keepalive_sec', remoteAddress: 'remote_address',
   remotePort: 'remote_port', userAgent: 'user_agent', origin: 'origin', subprotocol: 'subprotocol',
   durationMs: 'duration_ms', bytesReceived: 'bytes_received', packetsReceived: 'packets_received',
@@ -51,6 +53,7 @@ export const num = (v: unknown): number => (typeof v === 'number' && Number.isFi
 /** The row to buffer for an event: every field checked and cut to its bound. */
 export const toRow = (e: FailureEvent, occurredAt: number): Row => ({
   occurredAt,
+  transport: (TRANSPORTS as readonly string[]).includes(e.transport) ? e.transport : 'ws',
   reason: e.reason,
   phase: e.phase,
   clientId: text(e.clientId, MAX_ID_CHARS),
@@ -79,6 +82,7 @@ export const toRow = (e: FailureEvent, occurredAt: number): Row => ({
 export const toRecord = (r: StoredRow | Row, id: number): FailureRecord => ({
   id,
   occurredAt: iso(r.occurredAt),
+  transport: r.transport,
   reason: r.reason,
   phase: r.phase,
   clientId: r.clientId,

@@ -5,6 +5,7 @@ import {
   FAILURE_PHASES, FAILURE_REASONS, FIRST_BYTES_MAX, type FailureEvent, type FailureReason,
 } from '../contracts/failure.ts'
 import type { Assert, Same } from '../contracts/same.ts'
+import { TRANSPORTS } from '../contracts/connection.ts'
 
 /** `T` or null. */
 export const Nullable = <T extends Type.TSchema>(t: T) => Type.Union([t, Type.Null()])
@@ -12,6 +13,7 @@ export const Nullable = <T extends Type.TSchema>(t: T) => Type.Union([t, Type.Nu
 export const FailureRecord = Type.Object({
   id: Type.Integer(),
   occurredAt: Type.String({ format: 'date-time' }),
+  transport: Type.Enum(TRANSPORTS),
   reason: Type.Enum(FAILURE_REASONS),
   phase: Type.Enum(FAILURE_PHASES),
   clientId: Nullable(Type.String()),

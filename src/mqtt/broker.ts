@@ -4,7 +4,7 @@
 import { EventEmitter } from 'node:events'
 import type { SettingsSnapshot } from '../contracts/settings.ts'
 import type { FailureEvent, FailureReason } from '../contracts/failure.ts'
-import type { ConnectionInput, ConnectionMeta, LiveConnection, Transport } from '../contracts/connection.ts'
+import type { ConnectionInput, ConnectionMeta, LiveConnection, Transport, TransportKind } from '../contracts/connection.ts'
 import type { Logger } from '../contracts/logger.ts'
 import type { Authenticator, Authorizer } from '../contracts/access.ts'
 import type { BrokerEvents, BrokerStats } from './types.ts'
@@ -41,7 +41,7 @@ const ACCEPT_ALL: Authenticator = { authenticate: (c) => ({ ok: true, username: 
 /** Without an authorizer: nothing is denied. */
 const ALLOW_ALL: Authorizer = { version: 0, allowsEverything: true, allowed: () => true }
 
-const WARN_REASONS: ReadonlySet<FailureReason> = new Set(['protocol_error', 'packet_too_large', 'connect_rejected', 'websocket_error', 'auth_failed'])
+const WARN_REASONS: ReadonlySet<FailureReason> = new Set(['protocol_error', 'packet_too_large', 'connect_rejected', 'websocket_error', 'auth_failed', 'tls_error'])
 
 export class Broker extends EventEmitter<BrokerEvents> {
   settings: SettingsSnapshot
@@ -120,10 +120,13 @@ export class Broker extends EventEmitter<BrokerEvents> {
     return connection
   }
 
-  /** An upgrade the adapter refused (wrong path, bad subprotocol): a `websocket_error` in phase `handshake`. */
-  reportHandshakeFailure(meta: ConnectionMeta, detail: string, hint: string): void {
+  /**
+   * A transport's handshake that failed before the broker had a connection: an upgrade the WebSocket adapter refused
+   * (`websocket_error`), a TLS handshake that failed or stalled (`tls_error`); phase `handshake`.
+   */
+  reportHandshakeFailure(meta: ConnectionMeta, reason: 'websocket_error' | 'tls_error', detail: string, hint: string): void {
     this.reportFailure(failureEvent(meta, this.settings.version, {
-      reason: 'websocket_error',
+      reason,
       phase: 'handshake',
       clientId: null,
       username: null,
@@ -135,6 +138,13 @@ export class Broker extends EventEmitter<BrokerEvents> {
       detail,
       hint,
     }))
+  }
+
+  /** Open connections (waiting for CONNECT or connected) per transport. */
+  connectionsByTransport(): Record<TransportKind, number> {
+    const counts: Record<TransportKind, number> = { ws: 0, wss: 0, tcp: 0, tls: 0 }
+    for (const c of this.#open) counts[c.meta.transport]++
+    return counts
   }
 
   connections(): LiveConnection[] {

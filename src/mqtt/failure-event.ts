@@ -5,13 +5,14 @@ import type { FailureEvent } from '../contracts/failure.ts'
 
 /** What the connection knew when it failed (the peer's facts come from its meta). */
 export type FailureFacts = Omit<FailureEvent,
-  'occurredAt' | 'remoteAddress' | 'remotePort' | 'userAgent' | 'origin' | 'subprotocol' | 'durationMs' | 'settingsVersion'>
+  'occurredAt' | 'transport' | 'remoteAddress' | 'remotePort' | 'userAgent' | 'origin' | 'subprotocol' | 'durationMs' | 'settingsVersion'>
 
 export function failureEvent(meta: ConnectionMeta, settingsVersion: number, facts: FailureFacts): FailureEvent {
   const now = Date.now()
   return {
     ...facts,
     occurredAt: now,
+    transport: meta.transport,
     remoteAddress: meta.remoteAddress,
     remotePort: meta.remotePort,
     userAgent: meta.userAgent,

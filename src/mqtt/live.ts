@@ -5,6 +5,7 @@ import type { Connection } from './connection.ts'
 export function liveView(c: Connection): LiveConnection {
   return {
     id: c.id,
+    transport: c.meta.transport,
     clientId: c.clientId!,
     username: c.username,
     remoteAddress: c.meta.remoteAddress,

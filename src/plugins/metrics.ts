@@ -4,6 +4,7 @@
 import fp from 'fastify-plugin'
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import { FAILURE_REASONS, type FailureEvent } from '../contracts/failure.ts'
+import { TRANSPORTS } from '../contracts/connection.ts'
 import type { BrokerStats, ConnectedEvent } from '../mqtt/types.ts'
 
 declare module 'fastify' {
@@ -75,6 +76,22 @@ export default fp(
       registers: [register],
     })
     for (const reason of FAILURE_REASONS) failures.inc({ reason }, 0)
+    const failuresByTransport = new Counter({
+      name: 'mqtt_connection_failures_by_transport_total',
+      help: 'Connection failures by transport (ws, wss, tcp, tls) and reason',
+      labelNames: ['transport', 'reason'] as const,
+      registers: [register],
+    })
+    new Gauge({
+      name: 'mqtt_connections_by_transport',
+      help: 'Open connections (waiting for CONNECT or connected) by transport',
+      labelNames: ['transport'] as const,
+      registers: [register],
+      collect() {
+        const counts = broker.connectionsByTransport()
+        for (const transport of TRANSPORTS) this.set({ transport }, counts[transport])
+      },
+    })
     const latency = new Histogram({
       name: 'mqtt_connect_latency_seconds',
       help: 'Time from WebSocket open to a complete CONNECT, successful connections',
@@ -103,7 +120,10 @@ export default fp(
     mirrored('mqtt_tls_certificate_reload_failures_total', 'TLS certificate re-reads that found a bad pair (the one in force stayed)',
       () => tls.reloadFailures)
 
-    const onFailure = (e: FailureEvent) => failures.inc({ reason: e.reason })
+    const onFailure = (e: FailureEvent) => {
+      failures.inc({ reason: e.reason })
+      failuresByTransport.inc({ transport: e.transport, reason: e.reason })
+    }
     const onConnected = (e: ConnectedEvent) => {
       if (Number.isFinite(e.connectLatencyMs) && e.connectLatencyMs >= 0) latency.observe(e.connectLatencyMs / 1000)
     }

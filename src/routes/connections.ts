@@ -3,12 +3,13 @@ import type { FastifyInstance } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import Type from 'typebox'
 import { Nullable } from '../failures/schema.ts'
-import type { LiveConnection } from '../contracts/connection.ts'
+import { TRANSPORTS, type LiveConnection } from '../contracts/connection.ts'
 import type { Assert, Same } from '../contracts/same.ts'
 
 /** The live-connection view of src/contracts/connection.ts, checked against it below. */
 const LiveConnectionSchema = Type.Object({
   id: Type.Integer(),
+  transport: Type.Enum(TRANSPORTS, { description: 'ws, wss, tcp or tls' }),
   clientId: Type.String(),
   username: Nullable(Type.String()),
   remoteAddress: Nullable(Type.String()),

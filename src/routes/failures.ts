@@ -9,6 +9,7 @@ import {
   DateTime, FailureCounts, FailureLogStats, FailurePage, FailureRecord, LatencyHistogram, LatencyWhatIf,
 } from '../failures/schema.ts'
 import { FAILURE_REASONS } from '../contracts/failure.ts'
+import { TRANSPORTS } from '../contracts/connection.ts'
 import type { FailureLog, FoldedUpdate } from '../failures/store.ts'
 import { DAY_MS } from '../failures/time.ts'
 import { TooManyStreamsError } from '../errors.ts'
@@ -19,6 +20,7 @@ const ListQuery = Type.Object(
     reason: Type.Optional(Type.Enum(FAILURE_REASONS, { description: 'only this reason' })),
     clientId: Type.Optional(Type.String({ minLength: 1, maxLength: 256, description: 'client id prefix' })),
     remoteAddress: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: 'exact remote address' })),
+    transport: Type.Optional(Type.Enum(TRANSPORTS, { description: 'ws, wss, tcp or tls' })),
     since: Type.Optional(DateTime('occurred at or after')),
     until: Type.Optional(DateTime('occurred at or before')),
     before: Type.Optional(Type.Integer({ minimum: 1, description: 'cursor: `nextCursor` of the previous page' })),
@@ -57,6 +59,7 @@ const StreamQuery = Type.Object(
     reason: Type.Optional(Type.Enum(FAILURE_REASONS)),
     clientId: Type.Optional(Type.String({ minLength: 1, maxLength: 256, description: 'client id prefix' })),
     remoteAddress: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+    transport: Type.Optional(Type.Enum(TRANSPORTS)),
   },
   { additionalProperties: false },
 )
@@ -104,6 +107,7 @@ export default async function failureRoutes(app: FastifyInstance, opts: FailureR
       reason: q.reason,
       clientId: q.clientId,
       remoteAddress: q.remoteAddress,
+      transport: q.transport,
       since: parseTime('since', q.since),
       until: parseTime('until', q.until),
       before: q.before,
@@ -171,7 +175,8 @@ export default async function failureRoutes(app: FastifyInstance, opts: FailureR
     const matches = (rec: FailureRecord) =>
       (q.reason === undefined || rec.reason === q.reason) &&
       (q.clientId === undefined || (rec.clientId ?? '').startsWith(q.clientId)) &&
-      (q.remoteAddress === undefined || rec.remoteAddress === q.remoteAddress)
+      (q.remoteAddress === undefined || rec.remoteAddress === q.remoteAddress) &&
+      (q.transport === undefined || rec.transport === q.transport)
     openStream(reply, lastId, matches)
   })
 

@@ -7,16 +7,18 @@ import vm from 'node:vm'
 import Database from 'better-sqlite3'
 import type { FailureEvent } from '../../src/contracts/failure.ts'
 
-const MIGRATION = readFileSync(join(import.meta.dirname, '../../migrations/002-failures.sql'), 'utf8')
+/** The migrations that make the failure tables. */
+const MIGRATIONS = ['002-failures.sql', '005-failures-transport.sql']
+  .map((name) => readFileSync(join(import.meta.dirname, '../../migrations', name), 'utf8'))
 
-/** A fresh SQLite file (WAL) in a tmp dir with migrations/002-failures.sql applied. */
+/** A fresh SQLite file (WAL) in a tmp dir with the failure tables' migrations applied. */
 export function failureDb(): { db: Database.Database; path: string; close(): void } {
   // (not test/helpers.ts: that imports the whole app, which these store tests do not need)
   const dir = mkdtempSync(join(tmpdir(), 'failure-log-'))
   const path = join(dir, 'test.db')
   const db = new Database(path)
   db.pragma('journal_mode = WAL')
-  db.exec(MIGRATION)
+  for (const m of MIGRATIONS) db.exec(m)
   return {
     db,
     path,
@@ -32,6 +34,7 @@ let port = 40000
 export function failureEvent(over: Partial<FailureEvent> = {}): FailureEvent {
   return {
     occurredAt: Date.now(),
+    transport: 'ws',
     reason: 'connect_timeout',
     phase: 'awaiting_connect',
     clientId: null,

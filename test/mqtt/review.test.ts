@@ -328,7 +328,7 @@ test('a throw while a timer routes a Will (delayed, or after a keepalive timeout
   const logger: Logger = { debug: noop, info: noop, warn: noop, error: (_o, msg) => errors.push(msg ?? '') }
   const broker = new Broker({ settings: { version: 1, values: { ...DEFAULT_SETTINGS } }, logger, router: new FailingRouter() })
   const transport = (): Transport => ({ write: () => true, end: noop, destroy: noop, pause: noop, resume: noop })
-  const meta = { remoteAddress: null, remotePort: null, userAgent: null, origin: null, subprotocol: null, openedAt: Date.now() }
+  const meta = { transport: 'ws' as const, remoteAddress: null, remotePort: null, userAgent: null, origin: null, subprotocol: null, openedAt: Date.now() }
   const will = { topic: 'will/t', payload: Buffer.from('x'), qos: 0, retain: false }
 
   // a Will Delay of 1 s on a session that outlives its connection

@@ -3,10 +3,10 @@
 // Certificates are made by Debian's openssl CLI in a temporary folder.
 import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
-import { execFile, spawnSync } from 'node:child_process'
+import { execFile } from 'node:child_process'
 import { X509Certificate } from 'node:crypto'
 import { once } from 'node:events'
-import { copyFileSync, readFileSync, writeFileSync } from 'node:fs'
+import { copyFileSync, writeFileSync } from 'node:fs'
 import https from 'node:https'
 import { join } from 'node:path'
 import { Writable } from 'node:stream'
@@ -14,37 +14,11 @@ import tls from 'node:tls'
 import { promisify } from 'node:util'
 import { buildApp } from '../../src/app.ts'
 import { loadConfig } from '../../src/config.ts'
+import { install, makePem, skipWithoutOpenssl } from './certs.ts'
 import { MessageLog, TEST_TOKEN, connectMqtt, delay, startServer, startServerProcess, tempDir, uniqueId, until } from '../helpers.ts'
 
 const ROOT = join(import.meta.dirname, '..', '..')
-const skip = spawnSync('openssl', ['version']).status === 0 ? false : 'apt-get install -y openssl'
-
-interface Pem {
-  cert: string
-  key: string
-  /** the certificate's own text, to trust it as its own CA */
-  ca: Buffer
-  fingerprint: string
-}
-
-/** A self-signed P-256 certificate for localhost and 127.0.0.1, valid for a day, with a fresh key and serial. */
-function makePem(dir: string, cn: string): Pem {
-  const cert = join(dir, `${cn}-cert.pem`)
-  const key = join(dir, `${cn}-key.pem`)
-  const made = spawnSync('openssl', [
-    'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
-    '-subj', `/CN=${cn}`, '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1', '-keyout', key, '-out', cert,
-  ], { encoding: 'utf8' })
-  assert.equal(made.status, 0, made.stderr)
-  const ca = readFileSync(cert)
-  return { cert, key, ca, fingerprint: new X509Certificate(ca).fingerprint256 }
-}
-
-/** Copies a pair onto the paths the server reads (certificate first, then key: a renewal writes one after the other). */
-function install(pem: Pem, paths: { cert: string; key: string }): void {
-  copyFileSync(pem.cert, paths.cert)
-  copyFileSync(pem.key, paths.key)
-}
+const skip = skipWithoutOpenssl
 
 /** A server with TLS on certificate "first", its log lines kept. */
 async function tlsServer(t: TestContext, settings: Parameters<typeof startServer>[0] = {}) {

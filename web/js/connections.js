@@ -66,7 +66,7 @@ function render() {
         h('td', { class: 'client-id' }, h('code', null, c.clientId)),
         h('td', null, c.username ?? h('span', { class: 'muted' }, '—')),
         h('td', { class: 'nowrap' }, formatAddress(c.remoteAddress, c.remotePort)),
-        h('td', { class: 'nowrap' }, formatProtocol(c.protocolVersion)),
+        h('td', { class: 'nowrap' }, `${formatProtocol(c.protocolVersion)} · ${c.transport}`),
         h('td', { class: 'num nowrap', dataset: { keepalive: c.keepaliveSec } }, keepaliveText(c)),
         h('td', { class: 'num nowrap' }, c.keepaliveTimeoutMs === null || c.keepaliveTimeoutMs === undefined ? 'never' : formatDuration(c.keepaliveTimeoutMs)),
         h('td', { class: 'nowrap', title: c.connectedAt }, formatAgo(c.connectedAt, now)),

@@ -79,7 +79,7 @@ function readFilters() {
   const form = $('#failure-filters')
   const data = new FormData(form)
   const f = {}
-  for (const key of ['reason', 'clientId', 'remoteAddress']) {
+  for (const key of ['reason', 'clientId', 'remoteAddress', 'transport']) {
     const v = String(data.get(key) ?? '').trim()
     if (v) f[key] = v
   }
@@ -97,6 +97,7 @@ function matchesFilters(r, f) {
   if (f.reason && r.reason !== f.reason) return false
   if (f.clientId && !(r.clientId ?? '').startsWith(f.clientId)) return false
   if (f.remoteAddress && r.remoteAddress !== f.remoteAddress) return false
+  if (f.transport && r.transport !== f.transport) return false
   const t = new Date(r.occurredAt).getTime()
   if (f.since && t < new Date(f.since).getTime()) return false
   if (f.until && t > new Date(f.until).getTime()) return false
@@ -240,7 +241,7 @@ function addRow(r, where, fresh = false) {
 // ---- the detail dialog ----
 
 const FIELD_ORDER = [
-  'id', 'occurredAt', 'reason', 'phase', 'clientId', 'username', 'protocolVersion', 'keepaliveSec',
+  'id', 'occurredAt', 'transport', 'reason', 'phase', 'clientId', 'username', 'protocolVersion', 'keepaliveSec',
   'remoteAddress', 'remotePort', 'userAgent', 'origin', 'subprotocol', 'durationMs', 'bytesReceived',
   'packetsReceived', 'firstBytesHex', 'detail', 'hint', 'settingsVersion', 'foldedCount',
 ]

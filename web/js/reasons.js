@@ -11,6 +11,7 @@ export const REASONS = [
   { id: 'taken_over', label: 'taken over', color: '#b5838d' },
   { id: 'auth_failed', label: 'auth failed', color: '#8d6e3f' },
   { id: 'slow_consumer', label: 'slow consumer', color: '#3d5a80' },
+  { id: 'tls_error', label: 'TLS error', color: '#9c6644' },
 ]
 
 const byId = new Map(REASONS.map((r) => [r.id, r]))

@@ -67,11 +67,14 @@ declare module 'fastify' {
 export default fp(
   async (app) => {
     const mqttPath = app.config.mqttPath
+    // the one server speaks TLS when it has a certificate: its WebSockets are then wss
+    const transport = app.config.tlsCert ? 'wss' : 'ws'
     const broker = app.broker
     const log = app.log.child({ component: 'websocket' })
 
     // The core emits its failure events safely (a throwing listener is logged), so reporting cannot break the transport.
-    const report = broker.reportHandshakeFailure.bind(broker)
+    const report = (meta: ConnectionMeta, detail: string, hint: string) =>
+      broker.reportHandshakeFailure(meta, 'websocket_error', detail, hint)
 
     const guard = new UpgradeGuard(
       () => broker.settings.values,
@@ -79,6 +82,7 @@ export default fp(
         // A socket that never sent a byte is not reported: browsers open spare sockets they may never use.
         if (socket.bytesRead === 0) return
         const meta: ConnectionMeta = {
+          transport,
           remoteAddress: socket.remoteAddress ?? null,
           remotePort: socket.remotePort ?? null,
           userAgent: null,
@@ -96,6 +100,7 @@ export default fp(
     )
 
     const metaOf = (req: IncomingMessage, socket: Socket, subprotocol: string | null): ConnectionMeta => ({
+      transport,
       remoteAddress: socket.remoteAddress ?? null,
       remotePort: socket.remotePort ?? null,
       userAgent: header(req.headers['user-agent']),
