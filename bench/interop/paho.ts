@@ -1,6 +1,7 @@
 // Runs the Eclipse Paho interoperability suites (MQTT 3.1.1: client_test.py, MQTT 5.0: client_test5.py) against
-// this broker over WebSocket, through a TCP front (tcp-ws-bridge.ts), with an ACL rule denying subscriptions to
-// test/nosubscribe set through the API, as test_subscribe_failure expects. The suites are not part of this project:
+// this broker over WebSocket (through a TCP front, tcp-ws-bridge.ts: the suites speak TCP only) and over its own
+// plain TCP listener, with an ACL rule denying subscriptions to test/nosubscribe set through the API, as
+// test_subscribe_failure expects. The suites are not part of this project:
 //   npm run interop -- /path/to/paho.mqtt.testing/interoperability
 // Starts the broker (src/server.ts) on a free port with a temporary database, and stops everything it started.
 import { spawn } from 'node:child_process'
@@ -19,16 +20,17 @@ async function main(): Promise<void> {
   }
   const tmp = mkdtempSync(join(tmpdir(), 'interop-'))
   const broker = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
-    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', DB_PATH: join(tmp, 'broker.db'), ADMIN_TOKEN: TOKEN, LOG_LEVEL: 'info' },
+    env: { ...process.env, PORT: '0', MQTT_TCP_PORT: '0', HOST: '127.0.0.1', DB_PATH: join(tmp, 'broker.db'), ADMIN_TOKEN: TOKEN, LOG_LEVEL: 'info' },
     stdio: ['ignore', 'pipe', 'ignore'],
   })
   try {
-    const port = await new Promise<number>((resolve, reject) => {
+    const [port, tcpPort] = await new Promise<[number, number]>((resolve, reject) => {
       let out = ''
       broker.stdout!.on('data', (d: Buffer) => {
         out += d.toString()
-        const m = /"port":(\d+)/.exec(out)
-        if (m) resolve(Number(m[1]))
+        const http = /listening on port (\d+)/.exec(out)
+        const tcp = /MQTT over TCP on mqtt:\/\/[^:]+:(\d+)/.exec(out)
+        if (http && tcp) resolve([Number(http[1]), Number(tcp[1])])
       })
       broker.once('exit', (code) => reject(new Error(`the broker exited (${code})`)))
     })
@@ -45,9 +47,11 @@ async function main(): Promise<void> {
     const bridge = await startBridge(`ws://127.0.0.1:${port}/mqtt`)
     try {
       const results: string[] = []
-      for (const [name, script] of [['MQTT 3.1.1', 'client_test.py'], ['MQTT 5.0', 'client_test5.py']] as const) {
-        const summary = await runSuite(dir, script, bridge.port)
-        results.push(`${name} (${script}) over WebSocket: ${summary}`)
+      for (const [over, suitePort] of [['WebSocket', bridge.port], ['TCP', tcpPort]] as const) {
+        for (const [name, script] of [['MQTT 3.1.1', 'client_test.py'], ['MQTT 5.0', 'client_test5.py']] as const) {
+          const summary = await runSuite(dir, script, suitePort)
+          results.push(`${name} (${script}) over ${over}: ${summary}`)
+        }
       }
       process.stdout.write(`\n${results.join('\n')}\n`)
     } finally {
