@@ -5,7 +5,8 @@
 import net, { type Server, type Socket } from 'node:net'
 import tls from 'node:tls'
 import fp from 'fastify-plugin'
-import type { ConnectionInput, ConnectionMeta, Transport, TransportKind } from '../contracts/connection.ts'
+import type { ConnectionInput, Transport, TransportKind } from '../contracts/connection.ts'
+import { socketMeta } from './peer.ts'
 import type { Broker } from '../mqtt/broker.ts'
 
 /** After the broker ends a connection, how long the peer has to close its side before the socket is cut. */
@@ -47,18 +48,9 @@ class SocketTransport implements Transport {
 
 /** Hand one socket (a TCP one, or a TLS one after its handshake) to the broker; `openedAt` is its TCP accept. */
 function serve(broker: Broker, socket: Socket, transport: TransportKind, openedAt: number, log: { error(o: object, m: string): void }): void {
-  const meta: ConnectionMeta = {
-    transport,
-    remoteAddress: socket.remoteAddress ?? null,
-    remotePort: socket.remotePort ?? null,
-    userAgent: null,
-    origin: null,
-    subprotocol: null,
-    openedAt,
-  }
   let input: ConnectionInput
   try {
-    input = broker.handleConnection(new SocketTransport(socket), meta)
+    input = broker.handleConnection(new SocketTransport(socket), socketMeta(socket, transport, openedAt))
   } catch (err) {
     log.error({ err }, 'the broker could not take a new connection')
     socket.destroy()
@@ -148,7 +140,7 @@ export default fp(
         const timer = setTimeout(() => {
           // a stalled handshake ends like a stalled CONNECT; a socket that sent nothing is not recorded
           if (raw.bytesRead > 0) {
-            broker.reportHandshakeFailure(meta(raw, openedAt), 'tls_error',
+            broker.reportHandshakeFailure(socketMeta(raw, 'tls', openedAt), 'tls_error',
               `the TLS handshake was not complete after ${Date.now() - openedAt} ms (connectTimeoutMs ${wait}; ${raw.bytesRead} bytes had arrived)`,
               'a client stalled in its TLS handshake: a very slow link, a client that does not speak TLS on this port, or a slowloris attack; if real clients are this slow, raise connectTimeoutMs')
           }
@@ -162,7 +154,7 @@ export default fp(
         socket.once('error', (err: Error & { code?: string }) => {
           if (socket.listenerCount('data') > 0) return // after the handshake: serve() reports it
           clearTimeout(timer)
-          broker.reportHandshakeFailure(meta(raw, openedAt), 'tls_error', `the TLS handshake failed: ${err.message}`,
+          broker.reportHandshakeFailure(socketMeta(raw, 'tls', openedAt), 'tls_error', `the TLS handshake failed: ${err.message}`,
             'check that the client trusts this server\'s certificate (its CA, the host name it connects to) and speaks TLS 1.2 or later on this port')
           socket.destroy()
         })
@@ -171,13 +163,6 @@ export default fp(
       const bound = await listen(server, port)
       log.info({ port: bound }, `MQTT over TLS on mqtts://${host}:${bound}`)
       return bound
-    }
-
-    function meta(raw: Socket, openedAt: number): ConnectionMeta {
-      return {
-        transport: 'tls', remoteAddress: raw.remoteAddress ?? null, remotePort: raw.remotePort ?? null,
-        userAgent: null, origin: null, subprotocol: null, openedAt,
-      }
     }
 
     app.decorate('mqttListeners', { tcpPort, tlsPort })

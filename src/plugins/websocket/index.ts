@@ -10,6 +10,7 @@ import type { WebSocket } from 'ws'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { ConnectionInput, ConnectionMeta } from '../../contracts/connection.ts'
 import { UpgradeGuard } from './upgrade-guard.ts'
+import { socketMeta } from '../peer.ts'
 import { WebSocketTransport, clip, closeDetail } from './transport.ts'
 import { BEFORE_CONNECT_LIMIT } from '../../mqtt/limits.ts'
 
@@ -81,15 +82,7 @@ export default fp(
       (socket, waitedMs, why) => {
         // A socket that never sent a byte is not reported: browsers open spare sockets they may never use.
         if (socket.bytesRead === 0) return
-        const meta: ConnectionMeta = {
-          transport,
-          remoteAddress: socket.remoteAddress ?? null,
-          remotePort: socket.remotePort ?? null,
-          userAgent: null,
-          origin: null,
-          subprotocol: null,
-          openedAt: guard.openedAt(socket),
-        }
+        const meta = socketMeta(socket, transport, guard.openedAt(socket))
         const what = `the upgrade request was not complete after ${waitedMs} ms (${socket.bytesRead} bytes of it had arrived)`
         report(
           meta,
