@@ -19,3 +19,5 @@ export const BEFORE_CONNECT_LIMIT = MAX_CONNECT_BYTES + 64 * 1024
 export const RECEIVE_MAXIMUM = 1000
 /** v5 Topic Alias Maximum the broker advertises (client -> server aliases). */
 export const TOPIC_ALIAS_MAXIMUM = 64
+/** Topic aliases the broker assigns per connection at most (server -> client), within the client's own maximum. */
+export const OUTBOUND_TOPIC_ALIASES = 64

@@ -31,14 +31,21 @@ function outgoingProperties(msg: Message, subscriptionIds: number[], now: number
   return props
 }
 
-export function encodePublish(msg: Message, f: PublishFields, protocolVersion: number, now: number): Buffer {
+/** A topic alias on a PUBLISH to an MQTT 5 client: the alias, and whether the client already knows its topic. */
+export interface AliasUse {
+  alias: number
+  known: boolean
+}
+
+export function encodePublish(msg: Message, f: PublishFields, protocolVersion: number, now: number, alias: AliasUse | null = null): Buffer {
   // only an MQTT 5 PUBLISH with properties to send goes through generate()
-  if (protocolVersion !== 5 || (msg.properties === null && msg.expiresAt === 0 && f.subscriptionIds.length === 0)) {
+  if (protocolVersion !== 5 || (alias === null && msg.properties === null && msg.expiresAt === 0 && f.subscriptionIds.length === 0)) {
     return encodePlainPublish(msg.topic, msg.payload, f.qos, f.retain, f.dup, f.packetId, protocolVersion === 5)
   }
   const packet: IPublishPacket = {
     cmd: 'publish',
-    topic: msg.topic,
+    // a topic alias the client knows stands for the topic, which is then sent empty (MQTT 5 3.3.2.3.4)
+    topic: alias !== null && alias.known ? '' : msg.topic,
     payload: msg.payload,
     qos: f.qos,
     retain: f.retain,
@@ -46,6 +53,7 @@ export function encodePublish(msg: Message, f: PublishFields, protocolVersion: n
   }
   if (f.qos > 0) packet.messageId = f.packetId
   packet.properties = outgoingProperties(msg, f.subscriptionIds, now)
+  if (alias !== null) packet.properties.topicAlias = alias.alias
   return generate(packet, V5)
 }
 

@@ -11,7 +11,7 @@ import { forwardedProperties, propertyProblem } from '../message.ts'
 import { isValidTopicName, topicOverLimits } from '../topics.ts'
 import { hints } from '../explain.ts'
 import { RC, V3 } from '../codes.ts'
-import { MAX_INFLIGHT, RECEIVE_MAXIMUM, TOPIC_ALIAS_MAXIMUM } from '../limits.ts'
+import { MAX_INFLIGHT, OUTBOUND_TOPIC_ALIASES, RECEIVE_MAXIMUM, TOPIC_ALIAS_MAXIMUM } from '../limits.ts'
 
 const CONNECT_NUMBERS = ['sessionExpiryInterval', 'receiveMaximum', 'maximumPacketSize', 'topicAliasMaximum'] as const
 const WILL_NUMBERS = ['willDelayInterval', 'messageExpiryInterval'] as const
@@ -191,6 +191,8 @@ function readClientLimits(c: Connection, p: IConnectPacket): void {
   if (props !== undefined) {
     c.sendWindow = Math.min(props.receiveMaximum ?? 65535, MAX_INFLIGHT)
     c.clientMaxPacketSize = props.maximumPacketSize ?? 0
+    // aliases the broker may use towards the client: at most what it accepts [MQTT-3.1.2-26], none if 0 [MQTT-3.1.2-27]
+    c.outboundAliasMax = Math.min(props.topicAliasMaximum ?? 0, OUTBOUND_TOPIC_ALIASES)
   }
   if (p.will !== undefined) {
     const wp = c.protocolVersion === 5 ? p.will.properties : undefined
