@@ -14,7 +14,7 @@ import { Outbox } from './outbox.ts'
 import { Inbound } from './inbound.ts'
 import { failureEvent } from './failure-event.ts'
 import { hints } from './explain.ts'
-import type { AliasUse } from './outgoing.ts'
+import type { OutboundAliases } from './aliases.ts'
 import { RC } from './codes.ts'
 import { MAX_CONNECT_BYTES, MAX_INFLIGHT } from './limits.ts'
 import { resumeDelivery, type RetainedDelivery } from './delivery.ts'
@@ -68,10 +68,8 @@ export class Connection implements ConnectionInput {
   clientMaxPacketSize = 0
   /** v5 topic aliases the client set (client -> server) */
   topicAliases: Map<number, string> | null = null
-  /** v5 topic aliases the broker may assign to what it sends (the client's Topic Alias Maximum, bounded); 0 = none */
-  outboundAliasMax = 0
-  /** the aliases assigned, by topic (server -> client) */
-  #outboundAliases: Map<string, number> | null = null
+  /** v5 topic aliases the broker assigns to what it sends; null when the client accepts none [MQTT-3.1.2-27] */
+  outboundAliases: OutboundAliases | null = null
 
   readonly inbound: Inbound
   readonly outbox: Outbox
@@ -243,23 +241,6 @@ export class Connection implements ConnectionInput {
       return
     }
     this.send(buf)
-  }
-
-  /**
-   * The topic alias for a PUBLISH of `topic` to this client: the one it knows, or a new one while there is room (the
-   * first topics sent get them), or null. A new one counts as known only once `aliasSent` says it went out.
-   */
-  outboundAlias(topic: string): AliasUse | null {
-    if (this.outboundAliasMax === 0) return null
-    const known = this.#outboundAliases?.get(topic)
-    if (known !== undefined) return { alias: known, known: true }
-    const size = this.#outboundAliases?.size ?? 0
-    return size < this.outboundAliasMax ? { alias: size + 1, known: false } : null
-  }
-
-  /** A PUBLISH that set a new topic alias was sent: from now on the client knows it. */
-  aliasSent(topic: string, use: AliasUse | null): void {
-    if (use !== null && !use.known) (this.#outboundAliases ??= new Map()).set(topic, use.alias)
   }
 
   /** Queue encoded bytes; they go out in one transport write when the broker flushes (after the current I/O). */

@@ -35,7 +35,7 @@ export function deliver(c: Connection, fan: Fanout, m: Match, retained: boolean)
       return
     }
     // the shared encoding, unless this client gets its own (subscription identifiers, a topic alias)
-    const alias = c.outboundAlias(msg.topic)
+    const alias = c.outboundAliases?.use(msg.topic) ?? null
     const buf = m.subscriptionIds.length === 0 && alias === null
       ? fan.qos0(c.protocolVersion, retain)
       : encodePublish(msg, { qos: 0, retain, packetId: 0, dup: false, subscriptionIds: m.subscriptionIds },
@@ -43,7 +43,7 @@ export function deliver(c: Connection, fan: Fanout, m: Match, retained: boolean)
     if (tooLargeForClient(c, buf)) return
     c.broker.stats.messagesDelivered++
     c.send(buf)
-    c.aliasSent(msg.topic, alias)
+    c.outboundAliases?.sent(msg.topic, alias)
     return
   }
   // QoS 1/2: sent now if the window has room, nothing waits before it and the client reads; else queued
@@ -186,14 +186,14 @@ function resend(c: Connection, session: Session, o: Outgoing, now: number): bool
     return true
   }
   o.dup = true // [MQTT-3.3.1-1] a re-delivery sets DUP
-  const alias = c.outboundAlias(o.message.topic)
+  const alias = c.outboundAliases?.use(o.message.topic) ?? null
   const buf = encodePublish(o.message, o, c.protocolVersion, now, alias)
   if (tooLargeForClient(c, buf)) {
     session.inflight!.delete(o.packetId)
     return false
   }
   c.send(buf)
-  c.aliasSent(o.message.topic, alias)
+  c.outboundAliases?.sent(o.message.topic, alias)
   return true
 }
 
@@ -207,13 +207,13 @@ function sendInflight(
     packetId: nextPacketId(session, inflight), message, qos, retain, dup: false, subscriptionIds, stage: 'publish',
     unsent: false,
   }
-  const alias = c.outboundAlias(message.topic)
+  const alias = c.outboundAliases?.use(message.topic) ?? null
   const buf = encodePublish(message, out, c.protocolVersion, now, alias)
   if (tooLargeForClient(c, buf)) return
   inflight.set(out.packetId, out)
   c.broker.stats.messagesDelivered++
   c.send(buf)
-  c.aliasSent(message.topic, alias)
+  c.outboundAliases?.sent(message.topic, alias)
 }
 
 /** [MQTT-3.1.2-25] a packet over the client's Maximum Packet Size is discarded as if it had been delivered. */

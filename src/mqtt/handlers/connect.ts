@@ -5,6 +5,7 @@ import type { IConnackPacket, IConnectPacket, QoS } from 'mqtt-packet'
 import type { Connection } from '../connection.ts'
 import { NEVER_EXPIRES } from '../session.ts'
 import { resendInflight } from '../delivery.ts'
+import { OutboundAliases } from '../aliases.ts'
 import { denialCode, mayPublish } from '../access.ts'
 import type { AuthOutcome } from '../../contracts/access.ts'
 import { forwardedProperties, propertyProblem } from '../message.ts'
@@ -192,7 +193,8 @@ function readClientLimits(c: Connection, p: IConnectPacket): void {
     c.sendWindow = Math.min(props.receiveMaximum ?? 65535, MAX_INFLIGHT)
     c.clientMaxPacketSize = props.maximumPacketSize ?? 0
     // aliases the broker may use towards the client: at most what it accepts [MQTT-3.1.2-26], none if 0 [MQTT-3.1.2-27]
-    c.outboundAliasMax = Math.min(props.topicAliasMaximum ?? 0, OUTBOUND_TOPIC_ALIASES)
+    const aliases = Math.min(props.topicAliasMaximum ?? 0, OUTBOUND_TOPIC_ALIASES)
+    if (aliases > 0) c.outboundAliases = new OutboundAliases(aliases)
   }
   if (p.will !== undefined) {
     const wp = c.protocolVersion === 5 ? p.will.properties : undefined
