@@ -6,10 +6,12 @@
 //   npm run bench -- --profile                      also write a CPU profile of our server per run
 //   npm run bench -- --scenarios=fanin,fanout,qos1,connect --peers=ours --acl=100
 //                                                   each scenario also under 100 ACL rules (ours+acl), same rounds
+//   npm run bench -- --scenarios=fanin,connect --transport=ws,tcp
+//                                                   each scenario over WebSocket and over plain TCP, in the same rounds
 //   npm run bench -- --scenarios=attacks            the attack scenarios (bench/attacks.ts), once, on before/ours/
 //                                                   mosquitto/aedes: peak RSS and whether the broker stayed responsive
 //   (each flag has an env twin: BENCH_SCENARIOS, BENCH_PEERS, BENCH_ROUNDS, BENCH_MEASURE_MS, BENCH_WARMUP_MS,
-//    BENCH_PROFILE=1, BENCH_ACL, BENCH_ATTACK_PEERS)
+//    BENCH_PROFILE=1, BENCH_ACL, BENCH_ATTACK_PEERS, BENCH_TRANSPORT)
 //
 // Every broker runs in its own process, started fresh for each scenario and round; every load generator runs in a
 // process of its own (bench/gen/main.ts). Results: printed, and written to bench-output/results.{json,md}.
@@ -24,6 +26,7 @@ import { track, killAll, sleep, machineBusyMs } from './lib/proc.ts'
 import { table, fmt, ratio, type Row } from './lib/report.ts'
 import { runAttacks, attackReport, ATTACKS, ATTACK_PEERS, type AttackName, type AttackRun } from './attacks.ts'
 import type { Job, Result, Timing } from './gen/scenarios.ts'
+import { TRANSPORTS, type Transport } from './lib/wsclient.ts'
 
 const SCENARIOS = ['fanin', 'fanout', 'qos1', 'latency', 'connect', 'memory', 'storm'] as const
 type ScenarioName = (typeof SCENARIOS)[number]
@@ -70,6 +73,14 @@ let attackPeers = ATTACK_PEERS.filter((p) => (list(opt('attack-peers', 'BENCH_AT
 /** --acl=N: also run ours under N ACL rules (bench/lib/acl.ts) in each of ACL_SCENARIOS, right after ours */
 let aclRules = Number(opt('acl', 'BENCH_ACL') ?? 0)
 if (!Number.isInteger(aclRules) || aclRules < 0) throw new Error(`--acl: a number of rules, not ${opt('acl', 'BENCH_ACL')}`)
+/**
+ * --transport=ws,tcp: the load scenarios over WebSocket (ws://, the default), plain TCP (mqtt://), or both (each
+ * scenario, round and peer runs once per transport). The storm is WebSocket only; the attacks are not affected.
+ */
+let transports: Transport[] = list(opt('transport', 'BENCH_TRANSPORT') ?? 'ws', TRANSPORTS, 'transport')
+const STORM_TRANSPORTS: readonly Transport[] = ['ws']
+/** The transports a load scenario runs over. */
+const transportsFor = (s: ScenarioName): Transport[] => (s === 'storm' ? [...STORM_TRANSPORTS] : transports)
 let MEMORY_CLIENTS = Number(process.env.BENCH_MEMORY_CLIENTS ?? (quick ? 500 : 2000))
 const LATENCY_RATE = 2000
 const OUT_DIR = path.join(ROOT, 'bench-output')
@@ -95,12 +106,18 @@ function peersFor(s: ScenarioName): PeerName[] {
 /** BENCH_PARAMS='{"fanout":{"window":500}}' overrides a scenario's parameters (for exploring; not for tables). */
 const PARAMS: Record<string, Record<string, number>> = JSON.parse(process.env.BENCH_PARAMS ?? '{}')
 
-function jobFor(s: Exclude<ScenarioName, 'storm'>, b: BrokerHandle): Job {
-  return { ...baseJob(s, b), ...PARAMS[s] } as Job
+function jobFor(s: Exclude<ScenarioName, 'storm'>, b: BrokerHandle, transport: Transport = 'ws'): Job {
+  return { ...baseJob(s, b, transport), ...PARAMS[s] } as Job
 }
 
-function baseJob(s: Exclude<ScenarioName, 'storm'>, b: BrokerHandle): Job {
-  const t = { url: b.wsUrl, pid: b.pid }
+function urlFor(b: BrokerHandle, transport: Transport): string {
+  if (transport === 'ws') return b.wsUrl
+  if (!b.tcpUrl) throw new Error(`${b.name}: no TCP listener`)
+  return b.tcpUrl
+}
+
+function baseJob(s: Exclude<ScenarioName, 'storm'>, b: BrokerHandle, transport: Transport): Job {
+  const t = { url: urlFor(b, transport), pid: b.pid }
   switch (s) {
     case 'fanin': return { ...t, scenario: 'fanin', timing, publishers: 20, payloadBytes: 64, window: 5000, batch: 10 }
     case 'fanout': return { ...t, scenario: 'fanout', timing, subscribers: 50, payloadBytes: 64, window: 400, batch: 10 }
@@ -173,16 +190,21 @@ async function failureCounts(b: BrokerHandle): Promise<FailureCounts> {
 }
 
 // ---------------------------------------------------------------------------------------------------- running
-interface Run { round: number, scenario: ScenarioName, peer: PeerName, result?: Result, error?: string, noisy?: boolean }
+interface Run {
+  round: number, scenario: ScenarioName, peer: PeerName, result?: Result, error?: string, noisy?: boolean
+  /** missing in results.json files written before --transport: ws */
+  transport?: Transport
+}
 const runs: Run[] = []
 
-async function withBroker<T extends Result>(peer: PeerName, fn: (b: BrokerHandle) => Promise<T>, label: string): Promise<T> {
+async function withBroker<T extends Result>(peer: PeerName, fn: (b: BrokerHandle) => Promise<T>, label: string, transport: Transport = 'ws'): Promise<T> {
   const profDir = path.join(PROFILE_DIR, label)
   const profiling = profile && (peer === 'ours' || peer === 'ours+acl')
   const b = await startBroker(peer, {
     oursNodeArgs: profiling ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [],
     inspect: label.startsWith('memory-'), // a full GC before each RSS reading
     aclRules,
+    tcp: transport === 'tcp',
   })
   try {
     const r = await fn(b)
@@ -258,23 +280,27 @@ async function waitForQuiet(): Promise<void> {
   quietBudgetMs -= Date.now() - start
 }
 
-async function runOne(round: number, scenario: Exclude<ScenarioName, 'storm'>, peer: PeerName): Promise<void> {
+/** The scenario as the progress lines name it: with its transport when TCP is in the run. */
+const scenarioTag = (s: ScenarioName, t: Transport) => (transports.includes('tcp') ? `${s}/${t}` : s)
+
+async function runOne(round: number, scenario: Exclude<ScenarioName, 'storm'>, peer: PeerName, transport: Transport): Promise<void> {
+  const tagged = scenarioTag(scenario, transport).padEnd(transports.includes('tcp') ? 12 : 8)
   for (let attempt = 0; attempt <= NOISY_RETRIES; attempt++) {
     await waitForQuiet()
-    const label = `${scenario}-${peer.replace('+', '-')}-r${round}${attempt ? `-a${attempt}` : ''}`
+    const label = `${scenario}${transport === 'ws' ? '' : `-${transport}`}-${peer.replace('+', '-')}-r${round}${attempt ? `-a${attempt}` : ''}`
     const t0 = performance.now()
     try {
-      const result = await withBroker(peer, (b) => runGen(jobFor(scenario, b), genTimeout()), label)
+      const result = await withBroker(peer, (b) => runGen(jobFor(scenario, b, transport), genTimeout()), label, transport)
       const noisy = isNoisy(result)
-      runs.push({ round, scenario, peer, result, noisy })
+      runs.push({ round, scenario, peer, transport, result, noisy })
       const again = noisy && attempt < NOISY_RETRIES && (performance.now() - benchStart) / 1000 < RETRY_UNTIL_S
-      console.log(`  ${scenario.padEnd(8)} ${peer.padEnd(9)} ${describe(result)}  [${((performance.now() - t0) / 1000).toFixed(1)} s]` +
+      console.log(`  ${tagged} ${peer.padEnd(9)} ${describe(result)}  [${((performance.now() - t0) / 1000).toFixed(1)} s]` +
         (noisy ? (again ? '  noisy: again' : '  noisy') : ''))
       if (!again) return
     } catch (err) {
       const error = (err as Error).message
-      runs.push({ round, scenario, peer, error })
-      console.log(`  ${scenario.padEnd(8)} ${peer.padEnd(9)} FAILED: ${error.split('\n').slice(0, 6).join('\n    ')}`)
+      runs.push({ round, scenario, peer, transport, error })
+      console.log(`  ${tagged} ${peer.padEnd(9)} FAILED: ${error.split('\n').slice(0, 6).join('\n    ')}`)
       return
     }
   }
@@ -337,7 +363,7 @@ async function runStorm(round: number): Promise<void> {
       } satisfies Result
     }, `storm-ours-r${round}`)
     const noisy = isNoisy(result)
-    runs.push({ round, scenario: 'storm', peer: 'ours', result, noisy })
+    runs.push({ round, scenario: 'storm', peer: 'ours', transport: 'ws', result, noisy })
     const d = result.details
     console.log(`  storm    ours      ${d.failingConnectionsPerSec} failing conns/s made; ${d.failuresCountedPerSec} failures/s counted, ` +
       `log: ${d.logWrittenPerSec} rows/s written, ${d.logFoldedPerSec}/s folded, ${d.logDroppedPerSec}/s dropped; ` +
@@ -345,7 +371,7 @@ async function runStorm(round: number): Promise<void> {
       `  [${((performance.now() - t0) / 1000).toFixed(1)} s]${noisy ? '  noisy' : ''}`)
   } catch (err) {
     const error = (err as Error).message
-    runs.push({ round, scenario: 'storm', peer: 'ours', error })
+    runs.push({ round, scenario: 'storm', peer: 'ours', transport: 'ws', error })
     console.log(`  storm    ours      FAILED: ${error.split('\n').slice(0, 6).join('\n    ')}`)
   }
 }
@@ -405,8 +431,8 @@ const HEADLINE: Record<ScenarioName, { pick: (r: Result) => number, better: 'hig
   storm: { pick: (r) => num(r.details.failuresCountedPerSec), better: 'higher' },
 }
 
-function bestRun(scenario: ScenarioName, peer: PeerName): Run | undefined {
-  const ok = runs.filter((r) => r.scenario === scenario && r.peer === peer && r.result)
+function bestRun(scenario: ScenarioName, peer: PeerName, transport: Transport = 'ws'): Run | undefined {
+  const ok = runs.filter((r) => r.scenario === scenario && r.peer === peer && (r.transport ?? 'ws') === transport && r.result)
   const quiet = ok.filter((r) => !r.noisy)
   const h = HEADLINE[scenario]
   const score = (r: Run) => (h.better === 'higher' ? 1 : -1) * (Number.isFinite(h.pick(r.result!)) ? h.pick(r.result!) : -Infinity)
@@ -418,21 +444,39 @@ function generatorBound(r: Result): boolean {
   return num(r.details.genCpuPct) >= 90 && num(r.details.brokerCpuPct) < 85
 }
 
-function summarise(): Row[] {
-  const rows: Row[] = []
-  for (const m of METRICS) {
-    if (!scenarios.includes(m.scenario)) continue
+/**
+ * The metrics in table order, each with the transport it is over: a scenario's rows over WebSocket, then the same
+ * over TCP. Labels name the transport only when TCP is in the run (a WebSocket-only table reads as it always did).
+ */
+function metricRows(filter: (s: ScenarioName) => boolean): Array<{ m: MetricDef, transport: Transport, label: string }> {
+  const out: Array<{ m: MetricDef, transport: Transport, label: string }> = []
+  const named = transports.includes('tcp')
+  const order = [...new Set(METRICS.map((m) => m.scenario))]
+  for (const s of order) {
+    if (!scenarios.includes(s) || !filter(s)) continue
+    for (const t of transportsFor(s)) {
+      for (const m of METRICS.filter((x) => x.scenario === s)) {
+        out.push({ m, transport: t, label: named ? `${m.label} [${t === 'ws' ? 'WebSocket' : 'TCP'}]` : m.label })
+      }
+    }
+  }
+  return out
+}
+
+function summarise(): Array<Row & { transport: Transport }> {
+  const rows: Array<Row & { transport: Transport }> = []
+  for (const { m, transport, label } of metricRows(() => true)) {
     const values: Partial<Record<PeerName, number>> = {}
     const marks: Partial<Record<PeerName, string>> = {}
     for (const p of peers) {
-      const run = bestRun(m.scenario, p)
+      const run = bestRun(m.scenario, p, transport)
       if (!run) continue
       const v = m.pick(run.result!)
       if (!Number.isFinite(v)) continue
       values[p] = v
       marks[p] = (run.noisy ? '~' : '') + (m.throughput && generatorBound(run.result!) ? '>=' : '')
     }
-    rows.push({ label: m.label, better: m.better, values, marks, target: m.target?.text ?? null, met: m.target ? m.target.met(values) : null })
+    rows.push({ label, transport, better: m.better, values, marks, target: m.target?.text ?? null, met: m.target ? m.target.met(values) : null })
   }
   return rows
 }
@@ -441,10 +485,9 @@ function summarise(): Row[] {
 function aclTable(): string {
   const head = ['scenario', 'better', 'ours', `ours + ${aclRules} ACL rules`, 'with/without', 'target']
   const lines: string[][] = []
-  for (const m of METRICS) {
-    if (!scenarios.includes(m.scenario) || !ACL_SCENARIOS.includes(m.scenario)) continue
-    const without = bestRun(m.scenario, 'ours')
-    const withAcl = bestRun(m.scenario, 'ours+acl')
+  for (const { m, transport, label } of metricRows((s) => ACL_SCENARIOS.includes(s))) {
+    const without = bestRun(m.scenario, 'ours', transport)
+    const withAcl = bestRun(m.scenario, 'ours+acl', transport)
     const v = (r: Run | undefined) => (r ? m.pick(r.result!) : NaN)
     const mark = (r: Run | undefined) => (r?.noisy ? '~' : '') + (r && m.throughput && generatorBound(r.result!) ? '>=' : '')
     const a = v(without)
@@ -452,7 +495,7 @@ function aclTable(): string {
     const q = ratio(b, a)
     const headline = !m.label.startsWith(' ')
     const met = q === undefined ? '?' : (m.better === 'higher' ? q >= 0.9 : q <= 1.1) ? 'met' : 'NOT met'
-    lines.push([m.label, m.better, mark(without) + fmt(a), mark(withAcl) + fmt(b), q === undefined ? '-' : `${q.toFixed(3)}x`,
+    lines.push([label, m.better, mark(without) + fmt(a), mark(withAcl) + fmt(b), q === undefined ? '-' : `${q.toFixed(3)}x`,
       headline ? `within 10%: ${met}` : ''])
   }
   const all = [head, ...lines]
@@ -496,6 +539,7 @@ async function main() {
     Object.assign(timing, earlier.config.timing)
     MEMORY_CLIENTS = earlier.config.memoryClients
     aclRules = earlier.config.aclRules ?? 0
+    transports = earlier.config.transports ?? ['ws']
     const out = [scenarios.length ? table(summarise(), peers) : '']
     if (aclRules) out.push(aclTable())
     if (earlier.attackRuns?.length) out.push(attackReport(earlier.attackRuns, earlier.config.attackPeers))
@@ -503,7 +547,9 @@ async function main() {
     return
   }
   console.log(`bench: scenarios ${[...scenarios, ...attacks].join(', ')}; peers ${peers.join(', ')}` +
-    `${aclRules ? ` (+ ours+acl: ${aclRules} ACL rules)` : ''}${attacks.length ? `; attacks (once) on ${attackPeers.join(', ')}` : ''}` +
+    `${aclRules ? ` (+ ours+acl: ${aclRules} ACL rules)` : ''}` +
+    `${scenarios.length && (transports.length > 1 || transports[0] !== 'ws') ? `; over ${transports.map((t) => (t === 'ws' ? 'WebSocket' : 'TCP')).join(' and ')}` : ''}` +
+    `${attacks.length ? `; attacks (once) on ${attackPeers.join(', ')}` : ''}` +
     (scenarios.length ? `; ${rounds} round(s); warm-up ${timing.warmupMs} ms, measure ${timing.measureMs} ms${quick ? ' (quick)' : ''}` : '') +
     `${profile ? '; CPU profiles of ours' : ''}`)
   if (profile) fs.mkdirSync(PROFILE_DIR, { recursive: true })
@@ -514,7 +560,9 @@ async function main() {
         if (peers.includes('ours')) await runStorm(round)
         continue
       }
-      for (const p of peersFor(s)) await runOne(round, s, p)
+      for (const t of transportsFor(s)) {
+        for (const p of peersFor(s)) await runOne(round, s, p, t)
+      }
     }
   }
   // the attacks run once: their figures are RSS peaks and answers, not rates to take the best of
@@ -531,6 +579,10 @@ async function main() {
   const notes = [
     `Best of ${rounds} round(s) per figure; each broker freshly started per scenario and round, in its own process;`,
     `load from raw ws + mqtt-packet clients in separate generator processes, MQTT 3.1.1, all on 127.0.0.1.`,
+    ...(transports.includes('tcp') ? [
+      `[TCP]: the same packets on plain TCP sockets (net.Socket + mqtt-packet): ours' MQTT_TCP_PORT listener, Mosquitto's`,
+      `TCP listener, Aedes behind net.createServer(aedes.handle); [WebSocket]: over ws:// as always.`,
+    ] : []),
     `Warm-up ${timing.warmupMs} ms, measure ${timing.measureMs} ms. ${machine.cpus} cores (${machine.cpuModel}), Node ${machine.node},`,
     `aedes ${machine.aedes ?? '?'}, ${machine.mosquitto ?? 'mosquitto not installed'}. Ran ${elapsed.toFixed(0)} s.`,
     `A run is noisy when other processes used more than ${MAX_OTHER_CPU}% of a core meanwhile; it is run again`,
@@ -553,16 +605,16 @@ async function main() {
   ]
   console.log('\n' + sections.join('\n\n'))
   const failed = runs.filter((r) => r.error)
-  if (failed.length) console.log(`\n${failed.length} run(s) failed: ${failed.map((r) => `${r.scenario}/${r.peer}/r${r.round}`).join(', ')}`)
+  if (failed.length) console.log(`\n${failed.length} run(s) failed: ${failed.map((r) => `${scenarioTag(r.scenario, r.transport ?? 'ws')}/${r.peer}/r${r.round}`).join(', ')}`)
 
   fs.mkdirSync(OUT_DIR, { recursive: true })
   const summary = rows.map((r) => ({
-    label: r.label, better: r.better, values: r.values, target: r.target, met: r.met,
+    label: r.label, transport: r.transport, better: r.better, values: r.values, target: r.target, met: r.met,
     ratios: Object.fromEntries(peers.filter((p) => p !== 'ours').map((p) => [`ours/${p}`, ratio(r.values.ours, r.values[p]) ?? null])),
   }))
   fs.writeFileSync(path.join(OUT_DIR, 'results.json'), JSON.stringify({
     startedAt: started.toISOString(), seconds: Math.round(elapsed), machine,
-    config: { scenarios, peers, rounds, timing, quick, memoryClients: MEMORY_CLIENTS, latencyRate: LATENCY_RATE, aclRules, attacks, attackPeers },
+    config: { scenarios, peers, transports, rounds, timing, quick, memoryClients: MEMORY_CLIENTS, latencyRate: LATENCY_RATE, aclRules, attacks, attackPeers },
     summary, runs, attackRuns,
   }, null, 2) + '\n')
   const machineLine = `${machine.cpus} cores (${machine.cpuModel}), Node ${machine.node}, aedes ${machine.aedes ?? '?'}, ` +

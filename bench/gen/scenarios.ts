@@ -1,17 +1,21 @@
 // The load scenarios. Each runs inside a generator process (bench/gen/main.ts), never in the broker's process,
-// drives one broker through raw ws + mqtt-packet clients, and returns numbers measured over `measureMs` after
+// drives one broker through raw ws + mqtt-packet clients (or raw TCP + mqtt-packet ones: a job's `url` is ws://...
+// or mqtt://...; every scenario but the storm takes either), and returns numbers measured over `measureMs` after
 // `warmupMs`. Every scenario bounds what it has in flight, and ends its clients with DISCONNECT.
 import { performance } from 'node:perf_hooks'
 import { WebSocket } from 'ws'
 import type { Packet, IPublishPacket } from 'mqtt-packet'
 import {
-  BenchClient, packetFrame, pubackFrame, wsFrame, DISCONNECT_FRAME, pool,
+  BenchClient, connectClient, framing, transportOf, wsFrame, pool, type MqttClient, type Framing,
 } from '../lib/wsclient.ts'
 import { rssKiB, cpuMs, machineBusyMs, sleep } from '../lib/proc.ts'
 
 export interface Timing { warmupMs: number, measureMs: number }
 
-/** Every job names the broker's URL and process id (for RSS and CPU readings). */
+/**
+ * Every job names the broker's URL and process id (for RSS and CPU readings). The URL's scheme is the transport:
+ * ws://HOST:PORT/PATH a WebSocket, mqtt://HOST:PORT plain TCP (the storm takes a WebSocket URL only).
+ */
 interface Target { url: string, pid: number }
 
 export type Job =
@@ -49,11 +53,14 @@ function payload(bytes: number): Buffer {
   return Buffer.alloc(bytes, 0x61)
 }
 
-function publishFrame(topic: string, body: Buffer, qos: 0 | 1 = 0, messageId = 1): Buffer {
+function publishFrame(f: Framing, topic: string, body: Buffer, qos: 0 | 1 = 0, messageId = 1): Buffer {
   const p: IPublishPacket = { cmd: 'publish', topic, payload: body, qos, dup: false, retain: false }
   if (qos > 0) p.messageId = messageId
-  return packetFrame(p)
+  return f.packet(p)
 }
+
+/** What the job's clients write: WebSocket frames or raw MQTT packets. */
+const framingOf = (job: Target) => framing(transportOf(job.url))
 
 /**
  * Rates of the counters `read` returns over [warmup end, warmup end + measure], plus the CPU share the broker
@@ -105,7 +112,7 @@ function cpuMeter(pid: number): () => Record<CpuKeys, number> {
   }
 }
 
-async function endAll(clients: BenchClient[]): Promise<void> {
+async function endAll(clients: MqttClient[]): Promise<void> {
   await Promise.all(clients.map((c) => c.drained(2000)))
   await pool(clients, 100, (c) => c.end(2000))
 }
@@ -129,7 +136,7 @@ class QoS0Loop {
   private readonly watchdog: NodeJS.Timeout
 
   constructor(
-    private readonly pubs: BenchClient[],
+    private readonly pubs: MqttClient[],
     private readonly frames: Buffer[],
     private readonly perWrite: number, // deliveries per write (batch x fan-out)
     private readonly limit: number, // outstanding deliveries allowed
@@ -186,42 +193,44 @@ class QoS0Loop {
 
 async function fanIn(job: Extract<Job, { scenario: 'fanin' }>): Promise<Result> {
   let loop: QoS0Loop | null = null
-  const sub = await BenchClient.connect(job.url, `fanin-sub-${tag}`)
+  const f = framingOf(job)
+  const sub = await connectClient(job.url, `fanin-sub-${tag}`)
   await sub.subscribe('bench/fanin/+', 0)
   sub.onPacket = (p) => { if (p.cmd === 'publish') loop?.onDelivery() }
   const pubs = await pool(Array.from({ length: job.publishers }, (_, i) => i), 20,
-    (i) => BenchClient.connect(job.url, `fanin-pub-${i}-${tag}`))
+    (i) => connectClient(job.url, `fanin-pub-${i}-${tag}`))
   const body = payload(job.payloadBytes)
-  const frames = pubs.map((_, i) => Buffer.concat(Array.from({ length: job.batch }, () => publishFrame(`bench/fanin/${i}`, body))))
+  const frames = pubs.map((_, i) => Buffer.concat(Array.from({ length: job.batch }, () => publishFrame(f, `bench/fanin/${i}`, body))))
   loop = new QoS0Loop(pubs, frames, job.batch, job.window)
   const l = loop
   loop.pump()
   const r = await measureRates(job.timing, job.pid, () => ({ delivered: l.delivered }))
   loop.stop()
-  const details = { lost: loop.lost, publishers: job.publishers, payloadBytes: job.payloadBytes, window: job.window, brokerCpuPct: r.brokerCpuPct, genCpuPct: r.genCpuPct, otherCpuPct: r.otherCpuPct, windowStartUs: r.windowStartUs, windowEndUs: r.windowEndUs }
+  const details = { transport: f.transport, lost: loop.lost, publishers: job.publishers, payloadBytes: job.payloadBytes, window: job.window, brokerCpuPct: r.brokerCpuPct, genCpuPct: r.genCpuPct, otherCpuPct: r.otherCpuPct, windowStartUs: r.windowStartUs, windowEndUs: r.windowEndUs }
   await endAll([...pubs, sub])
   return { value: r.delivered, unit: 'msg/s', details }
 }
 
 async function fanOut(job: Extract<Job, { scenario: 'fanout' }>): Promise<Result> {
   let loop: QoS0Loop | null = null
+  const f = framingOf(job)
   const perSub = new Array<number>(job.subscribers).fill(0)
   const subs = await pool(Array.from({ length: job.subscribers }, (_, i) => i), 25, async (i) => {
-    const c = await BenchClient.connect(job.url, `fanout-sub-${i}-${tag}`)
+    const c = await connectClient(job.url, `fanout-sub-${i}-${tag}`)
     await c.subscribe('bench/fanout/t', 0)
     c.onPacket = (p) => { if (p.cmd === 'publish') { perSub[i]++; loop?.onDelivery() } }
     return c
   })
-  const pub = await BenchClient.connect(job.url, `fanout-pub-${tag}`)
+  const pub = await connectClient(job.url, `fanout-pub-${tag}`)
   const body = payload(job.payloadBytes)
-  const frame = Buffer.concat(Array.from({ length: job.batch }, () => publishFrame('bench/fanout/t', body)))
+  const frame = Buffer.concat(Array.from({ length: job.batch }, () => publishFrame(f, 'bench/fanout/t', body)))
   loop = new QoS0Loop([pub], [frame], job.batch * job.subscribers, job.window * job.subscribers)
   const l = loop
   loop.pump()
   const r = await measureRates(job.timing, job.pid, () => ({ delivered: l.delivered }))
   loop.stop()
   const details = {
-    lost: loop.lost, subscribers: job.subscribers, payloadBytes: job.payloadBytes, brokerCpuPct: r.brokerCpuPct, genCpuPct: r.genCpuPct, otherCpuPct: r.otherCpuPct, windowStartUs: r.windowStartUs, windowEndUs: r.windowEndUs,
+    transport: f.transport, lost: loop.lost, subscribers: job.subscribers, payloadBytes: job.payloadBytes, brokerCpuPct: r.brokerCpuPct, genCpuPct: r.genCpuPct, otherCpuPct: r.otherCpuPct, windowStartUs: r.windowStartUs, windowEndUs: r.windowEndUs,
     perSubscriberMin: Math.min(...perSub), perSubscriberMax: Math.max(...perSub),
   }
   await endAll([...subs, pub])
@@ -229,11 +238,12 @@ async function fanOut(job: Extract<Job, { scenario: 'fanout' }>): Promise<Result
 }
 
 /** Batch PUBACKs from one client into one write per tick. */
-function acker(c: BenchClient): (id: number) => void {
+function acker(c: MqttClient): (id: number) => void {
   let ids: number[] = []
+  const size = c.framing.pubackBytes
   const flush = () => {
-    const buf = Buffer.allocUnsafe(ids.length * 10)
-    for (let k = 0; k < ids.length; k++) pubackFrame(ids[k]).copy(buf, k * 10)
+    const buf = Buffer.allocUnsafe(ids.length * size)
+    for (let k = 0; k < ids.length; k++) c.framing.puback(ids[k]).copy(buf, k * size)
     ids = []
     if (!c.closed) c.write(buf)
   }
@@ -255,7 +265,8 @@ async function qos1(job: Extract<Job, { scenario: 'qos1' }>): Promise<Result> {
   let running = true
   const globalLimit = job.publishers * job.inflight
   const parked: Array<() => void> = []
-  const sub = await BenchClient.connect(job.url, `qos1-sub-${tag}`)
+  const f = framingOf(job)
+  const sub = await connectClient(job.url, `qos1-sub-${tag}`)
   await sub.subscribe('bench/qos1/+', 1)
   const ackSub = acker(sub)
   sub.onPacket = (p) => {
@@ -266,8 +277,8 @@ async function qos1(job: Extract<Job, { scenario: 'qos1' }>): Promise<Result> {
   }
   const body = payload(job.payloadBytes)
   const pubs = await pool(Array.from({ length: job.publishers }, (_, i) => i), 20, async (i) => {
-    const c = await BenchClient.connect(job.url, `qos1-pub-${i}-${tag}`)
-    const slots = Array.from({ length: job.inflight }, (_, k) => publishFrame(`bench/qos1/${i}`, body, 1, k + 1))
+    const c = await connectClient(job.url, `qos1-pub-${i}-${tag}`)
+    const slots = Array.from({ length: job.inflight }, (_, k) => publishFrame(f, `bench/qos1/${i}`, body, 1, k + 1))
     const send = (k: number) => {
       if (!running || c.closed) return
       if (published - delivered >= globalLimit) { parked.push(() => send(k)); return }
@@ -285,7 +296,7 @@ async function qos1(job: Extract<Job, { scenario: 'qos1' }>): Promise<Result> {
   const r = await measureRates(job.timing, job.pid, () => ({ delivered, acked }))
   running = false
   await sleep(200) // let in-flight acknowledgements finish
-  const details = { ackedPerSec: Math.round(r.acked), deliveredPerSec: Math.round(r.delivered), publishers: job.publishers, inflight: job.inflight, brokerCpuPct: r.brokerCpuPct, genCpuPct: r.genCpuPct, otherCpuPct: r.otherCpuPct, windowStartUs: r.windowStartUs, windowEndUs: r.windowEndUs }
+  const details = { transport: f.transport, ackedPerSec: Math.round(r.acked), deliveredPerSec: Math.round(r.delivered), publishers: job.publishers, inflight: job.inflight, brokerCpuPct: r.brokerCpuPct, genCpuPct: r.genCpuPct, otherCpuPct: r.otherCpuPct, windowStartUs: r.windowStartUs, windowEndUs: r.windowEndUs }
   await endAll([...pubs.map((p) => p.c), sub])
   return { value: Math.min(r.acked, r.delivered), unit: 'msg/s', details }
 }
@@ -300,7 +311,8 @@ async function latency(job: Extract<Job, { scenario: 'latency' }>): Promise<Resu
   const samples: number[] = []
   let measuring = false
   let sentMeasured = 0
-  const sub = await BenchClient.connect(job.url, `lat-sub-${tag}`)
+  const f = framingOf(job)
+  const sub = await connectClient(job.url, `lat-sub-${tag}`)
   await sub.subscribe('bench/lat/+', 1)
   const ackSub = acker(sub)
   sub.onPacket = (p) => {
@@ -313,8 +325,9 @@ async function latency(job: Extract<Job, { scenario: 'latency' }>): Promise<Resu
   }
   const bodyLen = Math.max(job.payloadBytes, 9)
   const pubs = await pool(Array.from({ length: job.publishers }, (_, i) => i), 20, async (i) => {
-    const c = await BenchClient.connect(job.url, `lat-pub-${i}-${tag}`)
-    const template = publishFrame(`bench/lat/${i}`, payload(bodyLen), 1, 1)
+    const c = await connectClient(job.url, `lat-pub-${i}-${tag}`)
+    // the packet id sits just before the payload (MQTT 3.1.1), in a frame as in a raw packet: patched per message
+    const template = publishFrame(f, `bench/lat/${i}`, payload(bodyLen), 1, 1)
     return { c, template, nextId: 1 }
   })
   let sent = 0
@@ -348,7 +361,7 @@ async function latency(job: Extract<Job, { scenario: 'latency' }>): Promise<Resu
   const details = {
     p50Ms: round(percentile(sorted, 0.5)), p99Ms: round(percentile(sorted, 0.99)),
     p999Ms: round(percentile(sorted, 0.999)), maxMs: round(sorted[sorted.length - 1] ?? NaN),
-    rate: job.rate, sent: sentMeasured, received: samples.length, lost: sentMeasured - samples.length, ...cpuShares,
+    transport: f.transport, rate: job.rate, sent: sentMeasured, received: samples.length, lost: sentMeasured - samples.length, ...cpuShares,
   }
   await endAll([...pubs.map((p) => p.c), sub])
   return { value: details.p50Ms, unit: 'ms p50', details }
@@ -359,23 +372,26 @@ function round(n: number, digits = 3): number {
   return Math.round(n * f) / f
 }
 
-/** `concurrency` loops, each: WebSocket open, CONNECT, CONNACK, DISCONNECT and close, again and again. */
+/**
+ * `concurrency` loops, each: WebSocket open (or TCP connect), CONNECT, CONNACK, DISCONNECT and close (the WebSocket
+ * closing handshake, or a TCP FIN), again and again.
+ */
 async function connectRate(job: Extract<Job, { scenario: 'connect' }>): Promise<Result> {
   let done = 0
   let errors = 0
   let running = true
   let n = 0
-  const closing = new Set<BenchClient>()
+  const closing = new Set<MqttClient>()
   async function loop(w: number) {
     while (running) {
       try {
-        const c = await BenchClient.connect(job.url, `conn-${w}-${n++}-${tag}`, { timeoutMs: 5000 })
+        const c = await connectClient(job.url, `conn-${w}-${n++}-${tag}`, { timeoutMs: 5000 })
         done++
-        c.write(DISCONNECT_FRAME)
-        c.ws.close(1000)
+        c.write(c.framing.disconnect)
+        c.close()
         closing.add(c)
         const t = setTimeout(() => c.destroy(), 3000)
-        c.ws.once('close', () => { clearTimeout(t); closing.delete(c) })
+        c.whenClosed(() => { clearTimeout(t); closing.delete(c) })
       } catch {
         errors++
         await sleep(10)
@@ -387,10 +403,10 @@ async function connectRate(job: Extract<Job, { scenario: 'connect' }>): Promise<
   running = false
   await Promise.all(loops)
   await waitClosed(closing, 3000)
-  return { value: r.done, unit: 'connects/s', details: { errorsPerSec: round(r.errors, 1), concurrency: job.concurrency, brokerCpuPct: r.brokerCpuPct, genCpuPct: r.genCpuPct, otherCpuPct: r.otherCpuPct, windowStartUs: r.windowStartUs, windowEndUs: r.windowEndUs } }
+  return { value: r.done, unit: 'connects/s', details: { transport: transportOf(job.url), errorsPerSec: round(r.errors, 1), concurrency: job.concurrency, brokerCpuPct: r.brokerCpuPct, genCpuPct: r.genCpuPct, otherCpuPct: r.otherCpuPct, windowStartUs: r.windowStartUs, windowEndUs: r.windowEndUs } }
 }
 
-async function waitClosed(set: Set<BenchClient>, ms: number) {
+async function waitClosed(set: Set<MqttClient>, ms: number) {
   const until = Date.now() + ms
   while (set.size > 0 && Date.now() < until) await sleep(50)
   for (const c of set) c.destroy()
@@ -404,7 +420,7 @@ async function waitClosed(set: Set<BenchClient>, ms: number) {
 async function memory(job: Extract<Job, { scenario: 'memory' }>): Promise<Result> {
   // warm up the broker's connect path first, so that code and pools it creates once are not charged per client
   await pool(Array.from({ length: 200 }, (_, i) => i), 20, async (i) => {
-    const c = await BenchClient.connect(job.url, `mem-warm-${i}-${tag}`)
+    const c = await connectClient(job.url, `mem-warm-${i}-${tag}`)
     await c.end()
   })
   await sleep(job.settleMs)
@@ -423,12 +439,13 @@ async function memory(job: Extract<Job, { scenario: 'memory' }>): Promise<Result
   const before = await readings(false)
   const beforeGc = gc ? await readings(true) : []
   const clients = await pool(Array.from({ length: job.clients }, (_, i) => i), job.concurrency,
-    (i) => BenchClient.connect(job.url, `mem-${i}-${tag}`, { timeoutMs: 20_000 }))
+    (i) => connectClient(job.url, `mem-${i}-${tag}`, { timeoutMs: 20_000 }))
   await sleep(job.settleMs)
   const after = await readings(false)
   const afterGc = gc ? await readings(true) : []
   const perConn = (a: number[], z: number[]) => round((Math.min(...z) - Math.min(...a)) / job.clients, 2)
   const details = {
+    transport: transportOf(job.url),
     clients: job.clients,
     rssBeforeKiB: Math.min(...before), rssAfterKiB: Math.min(...after),
     rssReadingsKiB: `${before.join(' ')} -> ${after.join(' ')}`,
@@ -464,7 +481,8 @@ const STORM_MODES = ['publish-first', 'garbage', 'early-close'] as const
  * sending anything (closed_before_connect), in turn.
  */
 async function storm(job: Extract<Job, { scenario: 'storm' }>): Promise<Result> {
-  const publishFirst = publishFrame('storm/x', Buffer.from('boom'))
+  if (transportOf(job.url) !== 'ws') throw new Error('storm: WebSocket only')
+  const publishFirst = publishFrame(framing('ws'), 'storm/x', Buffer.from('boom'))
   const garbage = wsFrame(Buffer.from([0x00, 0xff, 0xff, 0xff, 0xff, 0x7f, 0xde, 0xad, 0xbe, 0xef]))
   const count = { attempts: 0, closedByServer: 0, earlyClose: 0, errors: 0 }
   let running = true

@@ -1,9 +1,10 @@
 // Start and stop the brokers under test, each in its own process on 127.0.0.1:
-//  ours      - the real server (`node --import tsx src/server.ts`) on a tmp SQLite file
+//  ours      - the real server (`node --import tsx src/server.ts`) on a tmp SQLite file; for a TCP run (`tcp`) also
+//              with MQTT_TCP_PORT=0, the port read from its log line "MQTT over TCP on mqtt://HOST:PORT"
 //  ours+acl  - the same, with the ACL rules of bench/lib/acl.ts created through the API before the run (--acl=N)
 //  before    - the same server built from an older tree (BENCH_BEFORE_DIR, default /tmp/broker-before): the
 //              attack scenarios compare it with ours
-//  aedes     - bench/peers/aedes.ts (Aedes behind a ws server)
+//  aedes     - bench/peers/aedes.ts (Aedes behind a ws server, and behind a net server for TCP)
 //  mosquitto - /usr/sbin/mosquitto with a websockets listener (socket_domain ipv4) and a TCP listener beside it
 import { spawn, fork, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
@@ -39,6 +40,8 @@ export interface BrokerHandle {
   name: PeerName
   pid: number
   wsUrl: string
+  /** mqtt://127.0.0.1:PORT, MQTT over plain TCP (ours: only when started with `tcp`) */
+  tcpUrl?: string
   /** ours only: http://127.0.0.1:PORT and the admin token for /api/* */
   httpUrl?: string
   adminToken?: string
@@ -58,6 +61,12 @@ export interface StartOptions {
   oursNodeArgs?: string[]
   /** extra env for our server */
   oursEnv?: Record<string, string>
+  /**
+   * ours (and before): also listen for MQTT over plain TCP (MQTT_TCP_PORT=0: any free port, read from the log line
+   * it writes at info level, so LOG_LEVEL=info: nothing on the TCP path logs at info per connection or message).
+   * Aedes and Mosquitto always have their TCP listener.
+   */
+  tcp?: boolean
   /** node brokers (ours, aedes): open the inspector on 127.0.0.1, so that the bench can ask for a full GC */
   inspect?: boolean
   /** ours+acl: how many ACL rules to create (bench/lib/acl.ts) */
@@ -110,6 +119,7 @@ async function startOurs(opts: StartOptions, root: string, name: 'ours' | 'ours+
   const dir = tmpDir(name === 'before' ? 'before' : 'ours')
   const adminToken = 'bench-' + randomBytes(12).toString('hex')
   const inspect = opts.inspect ? ['--inspect=127.0.0.1:0'] : []
+  const tcpEnv: Record<string, string> = opts.tcp ? { MQTT_TCP_PORT: '0', LOG_LEVEL: 'info' } : {}
   const child = track(spawn(process.execPath, [...inspect, ...(opts.oursNodeArgs ?? []), '--import', 'tsx', 'src/server.ts'], {
     cwd: root,
     env: {
@@ -119,14 +129,32 @@ async function startOurs(opts: StartOptions, root: string, name: 'ours' | 'ours+
       DB_PATH: path.join(dir, 'bench.db'),
       LOG_LEVEL: 'warn',
       ADMIN_TOKEN: adminToken,
+      ...tcpEnv,
       ...opts.oursEnv,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   }))
   const output = capture(child)
+  // the TCP listener's port, from its log line (looked for as output arrives: the tail may have moved on)
+  let tcpPort: number | null = null
+  let seen = ''
+  const look = (d: Buffer) => {
+    if (tcpPort !== null) return
+    seen = (seen + d.toString('utf8')).slice(-4096)
+    const m = /MQTT over TCP on mqtt:\/\/[^\s"]+:(\d+)/.exec(seen)
+    if (m) tcpPort = Number(m[1])
+  }
+  if (opts.tcp) {
+    child.stdout?.on('data', look)
+    child.stderr?.on('data', look)
+  }
   const httpUrl = `http://127.0.0.1:${port}`
   try {
     await waitFor(name, async () => (await fetch(`${httpUrl}/healthz`)).ok, 30_000, child)
+    if (opts.tcp) {
+      await waitFor(`${name}: the log line "MQTT over TCP on mqtt://HOST:PORT" (a tree without MQTT_TCP_PORT?)`,
+        async () => tcpPort !== null, 5000, child)
+    }
   } catch (err) {
     await stopChild(child)
     fs.rmSync(dir, { recursive: true, force: true })
@@ -134,6 +162,7 @@ async function startOurs(opts: StartOptions, root: string, name: 'ours' | 'ours+
   }
   return {
     name, pid: child.pid!, wsUrl: `ws://127.0.0.1:${port}/mqtt`, httpUrl, adminToken, output,
+    tcpUrl: tcpPort !== null ? `mqtt://127.0.0.1:${tcpPort}` : undefined,
     inspectorUrl: opts.inspect ? await inspectorUrl(output) : undefined,
     async stop() {
       await stopChild(child, 5000)
@@ -150,13 +179,13 @@ async function startAedes(opts: StartOptions): Promise<BrokerHandle> {
     stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
   }))
   const output = capture(child)
-  const port = await new Promise<number>((resolve, reject) => {
+  const { port, tcpPort } = await new Promise<{ port: number, tcpPort: number }>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`aedes: not ready after 20000 ms\n${output()}`)), 20_000)
-    child.once('message', (m: { port: number }) => { clearTimeout(timer); resolve(m.port) })
+    child.once('message', (m: { port: number, tcpPort: number }) => { clearTimeout(timer); resolve(m) })
     child.once('exit', (code) => { clearTimeout(timer); reject(new Error(`aedes exited (${code})\n${output()}`)) })
   })
   return {
-    name: 'aedes', pid: child.pid!, wsUrl: `ws://127.0.0.1:${port}/mqtt`, output,
+    name: 'aedes', pid: child.pid!, wsUrl: `ws://127.0.0.1:${port}/mqtt`, tcpUrl: `mqtt://127.0.0.1:${tcpPort}`, output,
     inspectorUrl: opts.inspect ? await inspectorUrl(output) : undefined,
     stop: () => stopChild(child),
   }
@@ -195,7 +224,7 @@ async function startMosquitto(opts: StartOptions): Promise<BrokerHandle> {
     throw new Error(`${(err as Error).message}\n${output()}`)
   }
   return {
-    name: 'mosquitto', pid: child.pid!, wsUrl: `ws://127.0.0.1:${wsPort}/mqtt`, output,
+    name: 'mosquitto', pid: child.pid!, wsUrl: `ws://127.0.0.1:${wsPort}/mqtt`, tcpUrl: `mqtt://127.0.0.1:${tcpPort}`, output,
     async stop() {
       await stopChild(child)
       fs.rmSync(dir, { recursive: true, force: true })
