@@ -130,3 +130,24 @@ test('/metrics splits connections and failures by transport', async (t) => {
   assert.match(text, /^mqtt_connections_by_transport\{transport="ws"\} 1$/m)
   assert.match(text, /^mqtt_connection_failures_by_transport_total\{transport="tcp",reason="connect_timeout"\} 1$/m)
 })
+
+test('over TCP: MQTT users and ACL rules apply as on WebSocket', async (t) => {
+  const server = await tcpServer({ allowAnonymous: false })
+  t.after(() => server.close())
+  const post = (path: string, body: unknown) => fetch(`${server.url}${path}`, {
+    method: 'POST', headers: { ...server.auth, 'content-type': 'application/json' }, body: JSON.stringify(body),
+  })
+  assert.equal((await post('/api/mqtt-users', { username: 'dev', password: 'dev-password-1' })).status, 201)
+  assert.equal((await post('/api/acl', { topic: 'private/#', action: 'subscribe', permission: 'deny' })).status, 201)
+
+  const refused = waitForFailure(server, (e) => e.reason === 'auth_failed' && e.transport === 'tcp')
+  const bad = mqtt.connect(tcpUrl(server), { clientId: 'bad-tcp', username: 'dev', password: 'nope', reconnectPeriod: 0 })
+  t.after(() => bad.end(true))
+  bad.on('error', () => {})
+  assert.match((await refused).detail, /dev/)
+
+  const good = await connectMqtt(tcpUrl(server), { clientId: 'good-tcp', username: 'dev', password: 'dev-password-1', protocolVersion: 5 })
+  t.after(() => good.end(true))
+  await assert.rejects(good.subscribeAsync('private/x'), /Not authorized/)
+  assert.deepEqual((await good.subscribeAsync('public/x')).map((g) => g.qos), [0])
+})
