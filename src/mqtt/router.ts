@@ -36,7 +36,8 @@ export interface Router {
 }
 
 interface SharedGroup {
-  members: Map<string, Subscription>
+  /** one subscription per client, in the order they joined (an array: picked by index per message, no allocation) */
+  members: Subscription[]
   /** round-robin cursor */
   next: number
 }
@@ -62,11 +63,13 @@ export class MemoryRouter implements Router {
     const key = '$share/' + shared.group
     let group = this.#trie.get(shared.filter, key) as SharedGroup | undefined
     if (group === undefined) {
-      group = { members: new Map(), next: 0 }
+      group = { members: [], next: 0 }
       this.#trie.set(shared.filter, key, group)
     }
-    const isNew = !group.members.has(sub.clientId)
-    group.members.set(sub.clientId, sub)
+    const at = group.members.findIndex((m) => m.clientId === sub.clientId)
+    const isNew = at < 0
+    if (isNew) group.members.push(sub)
+    else group.members[at] = sub
     if (isNew) this.#size++
     return isNew
   }
@@ -80,8 +83,10 @@ export class MemoryRouter implements Router {
     }
     const key = '$share/' + shared.group
     const group = this.#trie.get(shared.filter, key) as SharedGroup | undefined
-    if (group === undefined || !group.members.delete(clientId)) return false
-    if (group.members.size === 0) this.#trie.delete(shared.filter, key)
+    const at = group === undefined ? -1 : group.members.findIndex((m) => m.clientId === clientId)
+    if (group === undefined || at < 0) return false
+    group.members.splice(at, 1)
+    if (group.members.length === 0) this.#trie.delete(shared.filter, key)
     this.#size--
     return true
   }
@@ -124,7 +129,7 @@ export class MemoryRouter implements Router {
 
 /** The next member round-robin; an offline member is passed over while an online one exists. */
 function pickMember(group: SharedGroup, isOnline?: (clientId: string) => boolean): Subscription {
-  const list = [...group.members.values()]
+  const list = group.members
   const n = list.length
   const start = group.next % n
   group.next = (start + 1) % n

@@ -6,11 +6,8 @@ import net, { type Server, type Socket } from 'node:net'
 import tls from 'node:tls'
 import fp from 'fastify-plugin'
 import type { ConnectionInput, Transport, TransportKind } from '../contracts/connection.ts'
-import { socketMeta } from './peer.ts'
+import { closeWithGrace, socketMeta } from './peer.ts'
 import type { Broker } from '../mqtt/broker.ts'
-
-/** After the broker ends a connection, how long the peer has to close its side before the socket is cut. */
-const CLOSE_GRACE_MS = 2000
 
 /** A TCP (or TLS) socket as the core sees it. */
 class SocketTransport implements Transport {
@@ -27,10 +24,7 @@ class SocketTransport implements Transport {
   end(): void {
     const socket = this.#socket
     if (socket.destroyed) return
-    socket.end()
-    const timer = setTimeout(() => socket.destroy(), CLOSE_GRACE_MS)
-    timer.unref()
-    socket.once('close', () => clearTimeout(timer))
+    closeWithGrace(socket, () => socket.end(), () => socket.destroy())
   }
 
   destroy(): void {
@@ -147,12 +141,14 @@ export default fp(
           socket.destroy()
         }, wait)
         timer.unref()
+        let secured = false
         socket.once('secure', () => {
+          secured = true
           clearTimeout(timer)
           serve(broker, socket, 'tls', openedAt, log)
         })
         socket.once('error', (err: Error & { code?: string }) => {
-          if (socket.listenerCount('data') > 0) return // after the handshake: serve() reports it
+          if (secured) return // after the handshake, serve() reports it as the connection's end
           clearTimeout(timer)
           broker.reportHandshakeFailure(socketMeta(raw, 'tls', openedAt), 'tls_error', `the TLS handshake failed: ${err.message}`,
             'check that the client trusts this server\'s certificate (its CA, the host name it connects to) and speaks TLS 1.2 or later on this port')

@@ -3,12 +3,7 @@ import type { Socket } from 'node:net'
 import type { WebSocket } from 'ws'
 import type { Transport } from '../../contracts/connection.ts'
 import { MAX_HEADER_CHARS } from '../../contracts/failure.ts'
-
-/**
- * After we send a WebSocket close frame, how long the peer has to answer before the socket is cut. ws itself waits
- * 30 s, which would let a dead peer hold its socket (and a graceful shutdown) far too long.
- */
-const CLOSE_HANDSHAKE_MS = 2000
+import { closeWithGrace } from '../peer.ts'
 
 const OPEN = 1
 
@@ -34,11 +29,8 @@ export class WebSocketTransport implements Transport {
 
   end(): void {
     if (this.#ws.readyState !== OPEN) return
-    this.#ws.close(1000)
     const ws = this.#ws
-    const timer = setTimeout(() => ws.terminate(), CLOSE_HANDSHAKE_MS)
-    timer.unref()
-    ws.once('close', () => clearTimeout(timer))
+    closeWithGrace(ws, () => ws.close(1000), () => ws.terminate())
   }
 
   destroy(): void {
