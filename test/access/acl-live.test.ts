@@ -4,6 +4,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import type { IConnackPacket, IPubackPacket, IPublishPacket, IPubrecPacket, ISubackPacket } from 'mqtt-packet'
+import { Writable } from 'node:stream'
 import { connectMqtt, delay, RawClient, startServer, type TestServer, until } from '../helpers.ts'
 
 async function api(server: TestServer, method: string, path: string, body?: unknown): Promise<{ status: number; json: any }> {
@@ -161,4 +162,22 @@ test('aclRevealDenials false: MQTT 5 refusals say Unspecified error (0x80) inste
   assert.deepEqual((await c.nextPacket('suback') as ISubackPacket).granted, [0x80, 1])
   c.send({ cmd: 'publish', topic: 'hidden/y', payload: Buffer.from('n'), qos: 1, messageId: 2, retain: false, dup: false }, 5)
   assert.equal((await c.nextPacket('puback') as IPubackPacket).reasonCode, 0x80)
+})
+
+test('repeated denials are summarised: one log line for a burst, with the counts', async (t) => {
+  const lines: string[] = []
+  const stream = new Writable({ write(chunk, _enc, done) { lines.push(String(chunk)); done() } })
+  const server = await startServer({ config: { logLevel: 'info' }, logger: { level: 'info', stream } })
+  t.after(() => server.close())
+  await rule(server, { topic: 'deny/#', action: 'publish', permission: 'deny' })
+  const c = await RawClient.open(server.wsUrl)
+  t.after(() => c.close())
+  await c.connect({ clientId: 'noisy' })
+  for (let i = 0; i < 50; i++) c.send({ cmd: 'publish', topic: `deny/${i}`, payload: Buffer.from('x'), qos: 0, retain: false, dup: false })
+  await until(() => server.app.broker.stats.aclDeniedPublish === 50, '50 denials')
+  const denialLines = lines.filter((l) => l.includes('ACL denied'))
+  assert.equal(denialLines.length, 1, 'one line, not fifty')
+  assert.match(denialLines[0], /"clientId":"noisy"/)
+  const conns = await api(server, 'GET', '/api/connections')
+  assert.deepEqual(conns.json.items.find((x: { clientId: string }) => x.clientId === 'noisy').aclDenied, { publish: 50, subscribe: 0, deliver: 0 })
 })

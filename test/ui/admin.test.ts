@@ -89,6 +89,15 @@ test('admin UI in headless Chromium', { skip: hasChromium() ? false : 'chromium 
     await page.waitForSelector('#failures-empty', { state: 'visible', ...WAIT })
     assert.equal(await page.locator('#failures-body tr').count(), 0)
 
+    // by transport: these failures came over WebSocket, none over TCP
+    await setFilters(page, {})
+    await page.selectOption('#filter-transport', 'tcp')
+    await page.click('#failure-filters button[type=submit]')
+    await page.waitForSelector('#failures-empty', { state: 'visible', ...WAIT })
+    await page.selectOption('#filter-transport', 'ws')
+    await page.click('#failure-filters button[type=submit]')
+    await page.waitForFunction(() => document.querySelectorAll('#failures-body tr').length === 2, null, WAIT)
+
     await page.click('#failure-filters button[type=reset]')
     await page.waitForFunction(() => document.querySelectorAll('#failures-body tr').length === 2, null, WAIT)
   })
