@@ -53,14 +53,6 @@ export function httpStatusOf(err: { statusCode?: number; code?: string }): numbe
   return err.statusCode && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500
 }
 
-// ---- validation of requests ----------------------------------------------------------------------------------------
-
-/**
- * A route validator that checks with TypeBox instead of Fastify's Ajv (which would coerce "5000" into 5000 or 1 into
- * "1" and fill in defaults): a JSON body is taken as sent; params, query strings and headers arrive as text and are
- * converted first. It fails with the INVALID_INPUT error the stores throw, naming every broken field and rule;
- * `bodyField` turns a body path ('' for the body itself) into the name the caller knows.
- */
 // ---- the error handler -------------------------------------------------------------------------------------------
 
 type HandledError = (FastifyError | DomainError) & { fields?: FieldError[]; validation?: unknown; validationContext?: string; statusCode?: number }

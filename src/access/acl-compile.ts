@@ -71,8 +71,6 @@ export interface ActionRules<R extends AclRuleSpec> {
 }
 
 export interface CompiledRules<R extends AclRuleSpec = AclRuleSpec> {
-  /** every rule, in position order */
-  readonly all: readonly CompiledRule<R>[]
   /** the rules about publishing ('publish' or 'all') */
   readonly publish: ActionRules<R>
   /** the rules about subscribing ('subscribe' or 'all') */
@@ -152,7 +150,6 @@ function indexed<R extends AclRuleSpec>(all: CompiledRule<R>[]): ActionRules<R> 
 export function compileRules<R extends AclRuleSpec>(rules: readonly R[]): CompiledRules<R> {
   const all = [...rules].sort((a, b) => a.position - b.position).map((r, i) => compileRule(r, i))
   return {
-    all,
     publish: indexed(all.filter((c) => c.rule.action !== 'subscribe')),
     subscribe: indexed(all.filter((c) => c.rule.action !== 'publish')),
     denies: all.filter((c) => c.deny).length,

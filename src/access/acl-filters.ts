@@ -10,7 +10,7 @@ const QUESTION = 0x3f
 // ---- validity --------------------------------------------------------------------------------------------------
 
 /** What is wrong with a topic filter (null: nothing). Levels split on '/'; `+` and `#` alone on their level. */
-export function filterProblem(filter: string): string | null {
+function filterProblem(filter: string): string | null {
   if (filter.length === 0) return 'must not be empty'
   if (filter.includes('\u0000')) return 'must not contain U+0000'
   if (Buffer.byteLength(filter) > 65535) return 'must be at most 65535 bytes (UTF-8)'

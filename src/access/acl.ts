@@ -5,11 +5,11 @@
 // Positions run 1, 2, 3 ... without gaps: a rule created at a position pushes that rule and the ones after it down
 // one, a moved rule shifts the ones between, a deleted one closes the gap.
 //
-// `version`: one counter for the rules and the default policy. Every write bumps it. The default (the hot setting
-// aclDefault) is read from `settings()` on each question, and a default different from the last one seen bumps the
-// counter too, whoever notices it first (`allowed`, `version`, `allowsEverything`, or `settingsChanged()`, which the
-// plugin calls on each settings change and which also emits 'change'). So answers cached under a version are never
-// answered under another default, with or without the plugin's call.
+// `version`: one counter for the rules and the default policy. Every write bumps it, and so does a new default (the
+// hot setting aclDefault), read from `settings()` when the plugin calls settingsChanged() on each settings change
+// (the settings store announces a change before its update returns). So answers cached under a version are never
+// answered under another default, and the per-message questions read plain state.
+import { trimmedOrNull } from './text.ts'
 import type { Database } from 'better-sqlite3'
 import { Compile } from 'typebox/compile'
 import type { AclAction, AclSubject, Authorizer } from '../contracts/access.ts'
@@ -133,8 +133,6 @@ const defined = <T extends object>(patch: T): Partial<T> =>
     : {}
 
 /** A comment as stored: trimmed, empty = null. */
-const cleanComment = (c: string | null | undefined) => (typeof c === 'string' && c.trim() !== '' ? c.trim() : null)
-
 export function createAclStore(db: Database, opts: AclStoreOptions): AclStore {
   const log = opts.logger
   const selectAll = db.prepare<[], Row>(`SELECT ${COLUMNS} FROM acl_rules ORDER BY position`)
@@ -166,8 +164,8 @@ export function createAclStore(db: Database, opts: AclStoreOptions): AclStore {
   let rules: AclRule[] = []
   let compiled: CompiledRules<AclRule> = compileRules([])
   let version = 1
-  let emitted = version
-  let seenDefault = opts.settings().aclDefault
+  /** the default in force: read from the settings when they change (settingsChanged), never per question */
+  let defaultNow: AclPermission = opts.settings().aclDefault
 
   const reload = () => {
     rules = selectAll.all().map((r) => Object.freeze(toRule(r)))
@@ -175,18 +173,7 @@ export function createAclStore(db: Database, opts: AclStoreOptions): AclStore {
   }
   reload()
 
-  /** The default in force; a different one than last seen is a new version. */
-  const currentDefault = (): AclPermission => {
-    const d = opts.settings().aclDefault
-    if (d !== seenDefault) {
-      seenDefault = d
-      version++
-    }
-    return d
-  }
-
   const emit = (what: AclChange['what'], ruleId: number | null) => {
-    emitted = version
     const change: AclChange = { version, what, ruleId }
     for (const listener of listeners) {
       try {
@@ -200,7 +187,6 @@ export function createAclStore(db: Database, opts: AclStoreOptions): AclStore {
   /** After a committed write: the new rules in force, a new version, the log line, the listeners. */
   const changed = (what: 'created' | 'updated' | 'deleted', rule: AclRule) => {
     reload()
-    currentDefault()
     version++
     log.info(
       { aclVersion: version, ruleId: rule.id, position: rule.position, topic: rule.topic, permission: rule.permission },
@@ -227,7 +213,7 @@ export function createAclStore(db: Database, opts: AclStoreOptions): AclStore {
     shift(position, n, 1)
     const now = new Date().toISOString()
     const result = insert.run(position, next.username ?? null, next.clientId ?? null, next.anonymous ? 1 : 0, next.topic, next.action,
-      next.permission, cleanComment(input.comment), now, now)
+      next.permission, trimmedOrNull(input.comment), now, now)
     return toRule(selectOne.get(Number(result.lastInsertRowid))!)
   })
 
@@ -237,7 +223,7 @@ export function createAclStore(db: Database, opts: AclStoreOptions): AclStore {
     const next: AclRule = { ...before, ...defined(patch), updatedAt: new Date().toISOString() }
     const broken = problems(patch, 'update', next, n)
     if (broken.length > 0) throw new InvalidInputError(broken)
-    next.comment = patch.comment === undefined ? before.comment : cleanComment(patch.comment)
+    next.comment = patch.comment === undefined ? before.comment : trimmedOrNull(patch.comment)
     const from = before.position
     const to = next.position
     if (to < from) shift(to, from - 1, 1, { id, target: to })
@@ -269,22 +255,23 @@ export function createAclStore(db: Database, opts: AclStoreOptions): AclStore {
     delete(id) {
       changed('deleted', deleteTx.immediate(id))
     },
+    // read per PUBLISH and per delivery: plain state, nothing computed or looked up
     get version() {
-      currentDefault()
       return version
     },
     get allowsEverything() {
-      return currentDefault() === 'allow' && compiled.denies === 0
+      return defaultNow === 'allow' && compiled.denies === 0
     },
-    allowed: (subject, action, topic) => isAllowed(compiled, subject, action, topic, currentDefault()),
-    defaultPermission: currentDefault,
-    check: (subject, action, topic) => evaluate(compiled, subject, action, topic, currentDefault()),
+    allowed: (subject, action, topic) => isAllowed(compiled, subject, action, topic, defaultNow),
+    defaultPermission: () => defaultNow,
+    check: (subject, action, topic) => evaluate(compiled, subject, action, topic, defaultNow),
     settingsChanged() {
-      const d = currentDefault()
-      if (version !== emitted) {
-        log.info({ aclVersion: version, aclDefault: d }, `ACL default policy is now ${d}; ACL version ${version}`)
-        emit('default', null)
-      }
+      const d = opts.settings().aclDefault
+      if (d === defaultNow) return
+      defaultNow = d
+      version++
+      log.info({ aclVersion: version, aclDefault: d }, `ACL default policy is now ${d}; ACL version ${version}`)
+      emit('default', null)
     },
     on(_event, listener) {
       listeners.add(listener)

@@ -2,6 +2,7 @@
 // A small factory closed over the database, statements prepared once, every write in one transaction.
 // Passwords are write-only: only a salted scrypt record is stored (src/access/password.ts), no method returns it,
 // and the one way to use it is the `verify` of a login record, which the authenticator calls.
+import { trimmedOrNull } from './text.ts'
 import type { Database } from 'better-sqlite3'
 import { ConflictError, InvalidInputError, NotFoundError, type FieldError } from '../contracts/errors.ts'
 import type { Logger } from '../contracts/logger.ts'
@@ -101,8 +102,6 @@ function enabledErrors(enabled: unknown): FieldError[] {
 }
 
 /** A note as stored: trimmed, empty -> null. */
-const normalizeNote = (note: string | null | undefined): string | null => (typeof note === 'string' && note.trim() !== '' ? note.trim() : null)
-
 function noteErrors(note: unknown): FieldError[] {
   if (note === undefined || note === null) return []
   if (typeof note !== 'string') return [field('note', 'null or type string', 'must be a string or null')]
@@ -178,7 +177,7 @@ export function createUserStore(
     const next: MqttUser = {
       ...toUser(row),
       enabled: patch.enabled ?? row.enabled === 1,
-      note: patch.note === undefined ? row.note : normalizeNote(patch.note),
+      note: patch.note === undefined ? row.note : trimmedOrNull(patch.note),
       updatedAt: new Date().toISOString(),
     }
     updateRow.run(hash, next.enabled ? 1 : 0, next.note, next.updatedAt, username)
@@ -204,7 +203,7 @@ export function createUserStore(
       if (get(user.username) !== null) throw conflict(user.username)
       const hash = await hashPassword(Buffer.from(user.password, 'utf8'), params)
       const now = new Date().toISOString()
-      const created: MqttUser = { username: user.username, enabled: user.enabled ?? true, note: normalizeNote(user.note), createdAt: now, updatedAt: now }
+      const created: MqttUser = { username: user.username, enabled: user.enabled ?? true, note: trimmedOrNull(user.note), createdAt: now, updatedAt: now }
       insertUser.immediate(created, hash)
       log(o.actor, created.username, 'created', { enabled: created.enabled })
       return created

@@ -21,7 +21,6 @@ export interface CertificateHolder {
   current(): Certificates | null
   /** Called with each new pair once it is in force on this server (not for a bad or unchanged one). */
   on(event: 'change', listener: (c: Certificates) => void): void
-  off(event: 'change', listener: (c: Certificates) => void): void
   /** Re-reads both files now; true when they hold a good pair (now in force), false when not (the old one stays). */
   reload(reason: string): boolean
   /** Re-reads that found a bad pair, since start-up. */
@@ -149,7 +148,6 @@ export default fp<{ certificates: Certificates | null }>(
     app.decorate('tlsCertificates', {
       current: () => inForce,
       on: (_event: 'change', listener: (c: Certificates) => void) => void listeners.add(listener),
-      off: (_event: 'change', listener: (c: Certificates) => void) => void listeners.delete(listener),
       reload: (reason: string) => reread(reason, false),
       get reloadFailures() {
         return failures

@@ -29,22 +29,23 @@ test('a listener that throws is logged; the write stands and the next listener i
   assert.deepEqual(errors, ['an ACL change listener failed'])
 })
 
-test('the default is read on each question: a new default is a new version even without settingsChanged()', () => {
+test('a new default is a new version once settingsChanged() says so (the plugin calls it on every settings change)', () => {
   const { acl, settings } = setup()
   const seen: string[] = []
   acl.on('change', (c) => seen.push(`${c.what}@${c.version}`))
   const subject = { username: null, clientId: 'c' }
   assert.equal(acl.allowed(subject, 'publish', 'x'), true)
   settings.aclDefault = 'deny'
+  acl.settingsChanged()
   assert.equal(acl.allowed(subject, 'publish', 'x'), false)
   assert.equal(acl.version, 2)
   assert.equal(acl.version, 2, 'reading it again changes nothing')
-  // the plugin's call then announces it, once
-  acl.settingsChanged()
+  // announced once; a settings change that leaves the default alone is no new version
   acl.settingsChanged()
   assert.deepEqual(seen, ['default@2'])
-  // back and forth between two questions: still a new version (never an old number again)
+  // back again: still a new version (never an old number again)
   settings.aclDefault = 'allow'
+  acl.settingsChanged()
   assert.equal(acl.allowsEverything, true)
   assert.equal(acl.version, 3)
 })
