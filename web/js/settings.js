@@ -89,6 +89,15 @@ function rangeText(d, key) {
   return `${lo} – ${hi}${unit ? ` ${unit}` : ''}${d.nullable ? ', or unset' : ''}`
 }
 
+/** The "unset" switch of a nullable setting: checked means null, and the value's input is disabled. */
+function unsetSwitch(id, key, input, label) {
+  return h('label', { class: 'unset' },
+    h('input', { type: 'checkbox', id: `${id}-unset`, dataset: { unsetFor: key }, onchange: (e) => {
+      input.disabled = e.target.checked
+      markChanged()
+    } }), label)
+}
+
 function buildForm(rules) {
   const container = $('#settings-fields')
   const fields = []
@@ -106,14 +115,7 @@ function buildForm(rules) {
         'aria-describedby': `${id}-help ${id}-error` })
       list.addEventListener('input', markChanged)
       control = h('div', { class: 'list-control' }, list)
-      if (d.nullable) {
-        control.append(
-          h('label', { class: 'unset' },
-            h('input', { type: 'checkbox', id: `${id}-unset`, dataset: { unsetFor: key }, onchange: (e) => {
-              list.disabled = e.target.checked
-              markChanged()
-            } }), 'unset (any)'))
-      }
+      if (d.nullable) control.append(unsetSwitch(id, key, list, 'unset (any)'))
     } else {
       const number = h('input', {
         type: 'number', id, name: key, inputmode: 'decimal', dataset: { key, kind: d.kind },
@@ -125,14 +127,7 @@ function buildForm(rules) {
       })
       const unit = unitOf(key)
       control = h('div', { class: 'number-control' }, number, unit ? h('span', { class: 'unit' }, unit) : null)
-      if (d.nullable) {
-        control.append(
-          h('label', { class: 'unset' },
-            h('input', { type: 'checkbox', id: `${id}-unset`, dataset: { unsetFor: key }, onchange: (e) => {
-              number.disabled = e.target.checked
-              markChanged()
-            } }), 'unset'))
-      }
+      if (d.nullable) control.append(unsetSwitch(id, key, number, 'unset'))
     }
     fields.push(
       h('div', { class: 'field', dataset: { field: key } },
