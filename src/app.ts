@@ -12,6 +12,7 @@ import acl from './plugins/acl.ts'
 import access from './plugins/access.ts'
 import auth from './plugins/auth.ts'
 import failures from './plugins/failures.ts'
+import mqttState from './plugins/state.ts'
 import broker from './plugins/broker.ts'
 import websocket from './plugins/websocket/index.ts'
 import tcp from './plugins/tcp.ts'
@@ -88,6 +89,7 @@ export async function buildApp(opts: AppOptions = {}) {
   // OpenAPI collects every route registered after it
   await app.register(swagger)
   // the broker and its transports
+  await app.register(mqttState)
   await app.register(broker)
   await app.register(websocket)
   await app.register(tcp)

@@ -19,6 +19,8 @@ export const BootConfig = Type.Object({
   mqttsPort: Type.Union([Type.Integer({ minimum: 0, maximum: 65535 }), Type.Null()], { default: null }),
   tlsCert: Type.Union([Type.String({ minLength: 1 }), Type.Null()], { default: null }),
   tlsKey: Type.Union([Type.String({ minLength: 1 }), Type.Null()], { default: null }),
+  /** where retained messages and sessions are kept: in DB_PATH (they survive restarts), or in memory only */
+  mqttState: Type.Union([Type.Literal('sqlite'), Type.Literal('memory')], { default: 'sqlite' }),
 })
 export type BootConfig = Type.Static<typeof BootConfig>
 
@@ -32,7 +34,7 @@ export class ConfigError extends Error {
 
 const ENV_NAMES: Record<keyof BootConfig, string> = {
   port: 'PORT', host: 'HOST', dbPath: 'DB_PATH', adminToken: 'ADMIN_TOKEN', mqttPath: 'MQTT_PATH', logLevel: 'LOG_LEVEL',
-  mqttTcpPort: 'MQTT_TCP_PORT', mqttsPort: 'MQTTS_PORT', tlsCert: 'TLS_CERT', tlsKey: 'TLS_KEY',
+  mqttTcpPort: 'MQTT_TCP_PORT', mqttsPort: 'MQTTS_PORT', tlsCert: 'TLS_CERT', tlsKey: 'TLS_KEY', mqttState: 'MQTT_STATE',
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): BootConfig {
@@ -49,6 +51,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): BootConfig {
   }
   if (env.TLS_CERT) raw.tlsCert = env.TLS_CERT
   if (env.TLS_KEY) raw.tlsKey = env.TLS_KEY
+  if (env.MQTT_STATE) raw.mqttState = env.MQTT_STATE
   const errors = [...Value.Errors(BootConfig, raw)]
   if (errors.length > 0) {
     // one message per variable: the first, most specific one (a union adds "must be null", "anyOf" after it)

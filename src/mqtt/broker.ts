@@ -16,7 +16,8 @@ import { failureEvent } from './failure-event.ts'
 import { MemoryRouter, type Router, type Subscription } from './router.ts'
 import { MemoryRetainedStore, type RetainedStore } from './retained.ts'
 import { MemorySessionStore, NEVER_EXPIRES, newSession, type Session, type SessionStore } from './session.ts'
-import { ownPayload, type Message } from './message.ts'
+import { ownPayload, type Message, type Will } from './message.ts'
+import { isSysTopic } from './topics.ts'
 import { Wills } from './wills.ts'
 import { liveView } from './live.ts'
 import { Fanout } from './outgoing.ts'
@@ -60,8 +61,10 @@ export class Broker extends EventEmitter<BrokerEvents> {
   /** connected clients by client id */
   readonly #clients = new Map<string, Connection>()
   /** Wills: published at once or after their delay [MQTT-3.1.3-9] */
-  readonly #wills = new Wills((m) => this.publish(m), (err, clientId) =>
+  readonly #wills = new Wills((m, clientId) => this.#willSent(m, clientId), (err, clientId) =>
     this.logger?.error({ err, clientId }, 'publishing a delayed Will failed'))
+  /** the broker's own `$SYS/` retained messages: current values for this process, never written to a store */
+  readonly #sysRetained = new MemoryRetainedStore()
   /** sessions waiting for their expiry after their connection ended, by client id */
   readonly #expiries = new KeyedTimers<Session>(
     (clientId, session) => {
@@ -83,7 +86,33 @@ export class Broker extends EventEmitter<BrokerEvents> {
     this.sessions = opts.sessions ?? new MemorySessionStore()
     this.authenticator = opts.authenticator ?? ACCEPT_ALL
     this.authorizer = opts.authorizer ?? ALLOW_ALL
-    this.stats = new Stats(this.#open, this.#clients, this.router, this.retained)
+    this.stats = new Stats(this.#open, this.#clients, this.router, this.retained, this.sessions)
+  }
+
+  /**
+   * Take up the sessions a store kept from before this process (after a restart or a crash): their subscriptions
+   * route again, their expiry keeps counting from when their connection ended, and the Will of a connection that
+   * ended without DISCONNECT (a crash ends every connection so) is published when its delay is over [MQTT-3.1.2-8].
+   * Call once, before the first connection.
+   */
+  restore(now = Date.now()): { sessions: number; wills: number } {
+    const restored = [...this.sessions.all()]
+    for (const session of restored) {
+      session.disconnectedAt ??= now
+      for (const sub of session.subscriptions.values()) this.router.add(sub)
+    }
+    let wills = 0
+    for (const session of restored) {
+      // (the subscriptions of every session route before any Will is published)
+      if (session.will !== null) {
+        wills++
+        const delaySec = Math.min(session.will.delaySec, session.expiryIntervalSec)
+        this.#wills.scheduleAt(session.clientId, session.will, session.disconnectedAt! + delaySec * 1000)
+      }
+      if (session.expiryIntervalSec === 0) this.#endSession(session)
+      else if (session.expiryIntervalSec !== NEVER_EXPIRES) this.#scheduleExpiry(session)
+    }
+    return { sessions: restored.length, wills }
   }
 
   // ---- The outer contract ----
@@ -154,13 +183,44 @@ export class Broker extends EventEmitter<BrokerEvents> {
   }
 
 
-  /** Graceful: v5 clients get DISCONNECT 0x8B, the rest are closed; no failures, no Wills. */
+  /**
+   * Graceful: v5 clients get DISCONNECT 0x8B, the rest are closed; no failures, no Wills. Delayed Wills and session
+   * expiries stop here and go on from the session store after a restart. Resolves when the store has written all.
+   */
   async close(): Promise<void> {
     this.#closing = true
     for (const c of [...this.#open]) c.shutdown()
     this.#wills.clear()
     this.#expiries.clear()
     this.#flushAll()
+    await this.sessions.flush()
+  }
+
+  /**
+   * An operator ends a session (online or offline): its connection is closed (v5: DISCONNECT 0x98 Administrative
+   * action; not a failure, no Will) and its state dropped. Whether there was one.
+   */
+  deleteSession(clientId: string): boolean {
+    const c = this.#clients.get(clientId)
+    c?.endByOperator()
+    this.#wills.cancel(clientId)
+    this.#expiries.delete(clientId)
+    const session = this.sessions.get(clientId)
+    if (session === undefined) return c !== undefined
+    this.#endSession(session)
+    return true
+  }
+
+  /** When an offline session ends unless its client comes back (epoch ms); null when online or never. */
+  sessionExpiresAt(session: Session): number | null {
+    if (session.disconnectedAt === null || this.#clients.has(session.clientId)) return null
+    if (session.expiryIntervalSec === NEVER_EXPIRES) return null
+    return session.disconnectedAt + session.expiryIntervalSec * 1000
+  }
+
+  /** Retained messages for a new subscription: the broker's `$SYS/` ones, or the store's. */
+  retainedFor(filter: string, now: number): Message[] | Promise<Message[]> {
+    return isSysTopic(filter) ? this.#sysRetained.match(filter, now) : this.retained.match(filter, now)
   }
 
   // ---- Used by connections and handlers ----
@@ -199,7 +259,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
    * The MQTT session for a CONNECT: a new connection for a client id cancels its delayed Will and its pending
    * expiry; clean start discards the old state [MQTT-3.1.2-4]; otherwise it is resumed [MQTT-3.1.2-5].
    */
-  openSession(clientId: string, cleanStart: boolean, expiryIntervalSec: number): { session: Session; present: boolean } {
+  openSession(clientId: string, cleanStart: boolean, expiryIntervalSec: number, will: Will | null): { session: Session; present: boolean } {
     // clean start ends the old session, and a session's end sends its pending Will [MQTT-3.1.3-9]
     this.#wills.cancel(clientId, cleanStart)
     this.#expiries.delete(clientId)
@@ -208,13 +268,16 @@ export class Broker extends EventEmitter<BrokerEvents> {
       this.#endSession(session)
       session = undefined
     }
-    if (session !== undefined) {
-      session.expiryIntervalSec = expiryIntervalSec
-      return { session, present: true }
+    const present = session !== undefined
+    if (session === undefined) {
+      session = newSession(clientId, expiryIntervalSec)
+      this.sessions.set(session)
     }
-    session = newSession(clientId, expiryIntervalSec)
-    this.sessions.set(session)
-    return { session, present: false }
+    session.expiryIntervalSec = expiryIntervalSec
+    session.disconnectedAt = null
+    session.will = will
+    this.sessions.savedSession(session)
+    return { session, present }
   }
 
   /**
@@ -228,8 +291,9 @@ export class Broker extends EventEmitter<BrokerEvents> {
     if (msg.qos > 0 || msg.retain) msg.payload = ownPayload(msg.payload)
     if (msg.retain) {
       const v = this.settings.values
+      const store = isSysTopic(msg.topic) ? this.#sysRetained : this.retained
       // [MQTT-3.3.1-5] store (replacing), [MQTT-3.3.1-10] an empty payload clears
-      if (!this.retained.set(msg, { maxMessages: v.maxRetainedMessages, maxBytes: v.maxRetainedBytes })) {
+      if (!store.set(msg, { maxMessages: v.maxRetainedMessages, maxBytes: v.maxRetainedBytes })) {
         this.stats.retainedRefused++
         if (canRefuse) return false
       }
@@ -248,10 +312,8 @@ export class Broker extends EventEmitter<BrokerEvents> {
         // an offline persistent session queues QoS 1/2 (bounded) [MQTT-3.1.2-5]
         const session = this.sessions.get(m.clientId)
         if (session !== undefined) {
-          queueMessage(this.stats, this.settings.values, session, {
-            message: msg, qos: msg.qos < m.qos ? msg.qos : m.qos, retain: m.retainAsPublished && msg.retain,
-            subscriptionIds: m.subscriptionIds,
-          })
+          queueMessage(this, session, msg, msg.qos < m.qos ? msg.qos : m.qos, m.retainAsPublished && msg.retain,
+            m.subscriptionIds)
         }
       }
     }
@@ -264,12 +326,14 @@ export class Broker extends EventEmitter<BrokerEvents> {
   /** Add or replace a subscription of a session; returns whether it is new. */
   subscribe(session: Session, sub: Subscription): boolean {
     session.subscriptions.set(sub.filter, sub)
+    this.sessions.savedSubscription(session, sub.filter)
     return this.router.add(sub)
   }
 
   unsubscribe(session: Session, filter: string): boolean {
     const had = session.subscriptions.delete(filter)
     this.router.remove(session.clientId, filter)
+    if (had) this.sessions.savedSubscription(session, filter)
     return had
   }
 
@@ -299,6 +363,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
 
   /** Emit (and log) a failure event. */
   reportFailure(e: FailureEvent): void {
+    this.stats.failures[e.reason]++
     if (this.logger !== undefined) {
       const level = WARN_REASONS.has(e.reason) ? 'warn' : 'info'
       this.logger[level]({ ...e }, `${e.reason}: ${e.detail}`)
@@ -314,8 +379,15 @@ export class Broker extends EventEmitter<BrokerEvents> {
     const clientId = c.clientId!
     if (this.#clients.get(clientId) === c) this.#clients.delete(clientId)
     const session = c.session!
-    if (publishWill && c.will !== null && !this.#closing) this.#wills.schedule(clientId, c.will, session.expiryIntervalSec)
-    if (this.sessions.get(clientId) === session) {
+    if (this.sessions.get(clientId) !== session) {
+      // taken over by a clean start, or deleted by an operator: this session is over, only its Will is left
+      if (publishWill && session.will !== null && !this.#closing) this.#wills.schedule(clientId, session.will, 0)
+    } else if (session.disconnectedAt === null) {
+      session.disconnectedAt = Date.now()
+      if (!publishWill || this.#closing) session.will = null // a normal DISCONNECT or a shutdown discards it
+      this.sessions.savedSession(session)
+      // (after the note: publishing a Will at once clears it and notes that)
+      if (session.will !== null) this.#wills.schedule(clientId, session.will, session.expiryIntervalSec)
       if (session.expiryIntervalSec === 0) this.#endSession(session)
       else if (session.expiryIntervalSec !== NEVER_EXPIRES && !this.#closing) this.#scheduleExpiry(session)
     }
@@ -336,7 +408,17 @@ export class Broker extends EventEmitter<BrokerEvents> {
   // ---- Session expiry ----
 
   #scheduleExpiry(session: Session): void {
-    this.#expiries.set(session.clientId, Date.now() + session.expiryIntervalSec * 1000, session)
+    this.#expiries.set(session.clientId, session.disconnectedAt! + session.expiryIntervalSec * 1000, session)
+  }
+
+  /** A Will went out: the session (if it is still there) no longer waits to send it. */
+  #willSent(m: Message, clientId: string): void {
+    const session = this.sessions.get(clientId)
+    if (session !== undefined && session.disconnectedAt !== null && session.will !== null) {
+      session.will = null
+      this.sessions.savedSession(session)
+    }
+    this.publish(m)
   }
 
   /** The session is over: its subscriptions leave the router and its state is dropped. */

@@ -36,5 +36,6 @@ export const RC = {
   topicAliasInvalid: 0x94,
   packetTooLarge: 0x95,
   quotaExceeded: 0x97,
+  administrativeAction: 0x98,
   serverShuttingDown: 0x8b,
 } as const

@@ -293,6 +293,15 @@ export class Connection implements ConnectionInput {
     this.#end('disconnect', null, publishWill)
   }
 
+  /** An operator ended its session: v5 clients get DISCONNECT 0x98 (Administrative action); not a failure, no Will. */
+  endByOperator(): void {
+    if (this.phase === 'closed') return
+    const farewell: Packet | null = this.phase === 'connected' && this.protocolVersion === 5
+      ? { cmd: 'disconnect', reasonCode: RC.administrativeAction }
+      : null
+    this.#end('disconnect', farewell, false)
+  }
+
   /** Server shutdown: v5 clients get DISCONNECT 0x8B; not a failure. */
   shutdown(): void {
     if (this.phase === 'closed') return

@@ -4,11 +4,11 @@
 // session gets its unacknowledged messages again, within the new connection's window. Retained messages for a new
 // subscription are paced by the connection's output, never queued all at once.
 import type { Connection } from './connection.ts'
-import type { BrokerStats } from './types.ts'
+import type { QoS } from 'mqtt-packet'
 import type { Message } from './message.ts'
 import type { Match } from './router.ts'
 import type { Outgoing, Queued, Session } from './session.ts'
-import type { SettingsValues } from '../contracts/settings.ts'
+import type { Broker } from './broker.ts'
 import { Fanout, encodeAck, encodePublish } from './outgoing.ts'
 import { mayReceive } from './access.ts'
 
@@ -49,16 +49,18 @@ export function deliver(c: Connection, fan: Fanout, m: Match, retained: boolean)
   // QoS 1/2: sent now if the window has room, nothing waits before it and the client reads; else queued
   const session = c.session!
   if (session.queue !== null || c.unsent > 0 || windowFull(c, session) || c.outbox.congested) {
-    queueMessage(c.broker.stats, c.broker.settings.values, session,
-      { message: msg, qos, retain, subscriptionIds: m.subscriptionIds })
+    queueMessage(c.broker, session, msg, qos, retain, m.subscriptionIds)
   } else {
-    sendInflight(c, session, msg, qos as 1 | 2, retain, m.subscriptionIds, fan.now)
+    sendInflight(c, session, session.nextSeq++, null, msg, qos as 1 | 2, retain, m.subscriptionIds, fan.now)
   }
 }
 
 /** The client acknowledged the message in flight under `packetId` for good: its slot frees, the queue moves on. */
 export function acknowledged(c: Connection, packetId: number): void {
-  c.session!.inflight!.delete(packetId)
+  const session = c.session!
+  const o = session.inflight!.get(packetId)!
+  session.inflight!.delete(packetId)
+  c.broker.sessions.droppedEntry(session, o)
   drainQueue(c)
 }
 
@@ -95,16 +97,21 @@ export function resumeDelivery(c: Connection): void {
  * Put a QoS 1/2 message in the session's queue, dropping it (counted) when the queue is at maxQueuedMessages or
  * maxQueuedBytes. The payload is the message's own copy (see broker.publish), not a view into a larger buffer.
  */
-export function queueMessage(stats: BrokerStats, limits: Readonly<SettingsValues>, session: Session, q: Queued): void {
+export function queueMessage(
+  b: Broker, session: Session, message: Message, qos: QoS, retain: boolean, subscriptionIds: number[],
+): void {
+  const limits = b.settings.values
   const queue = (session.queue ??= [])
-  const size = q.message.payload.length
+  const size = message.payload.length
   if (queue.length >= limits.maxQueuedMessages || session.queuedBytes + size > limits.maxQueuedBytes) {
-    stats.messagesDropped++
+    b.stats.messagesDropped++
     if (queue.length === 0) session.queue = null
     return
   }
+  const q: Queued = { seq: session.nextSeq++, message, qos, retain, subscriptionIds }
   queue.push(q)
   session.queuedBytes += size
+  b.sessions.savedEntry(session, q)
 }
 
 /** Queue the retained messages of new subscriptions and start sending them, paced by the connection's output. */
@@ -165,8 +172,11 @@ function drainQueue(c: Connection): void {
   while (session.queue.length > 0 && !windowFull(c, session) && !c.outbox.congested) {
     const q = session.queue.shift()!
     session.queuedBytes -= q.message.payload.length
-    if (!mayReceive(c, q.message.topic)) continue // queued before a rule that forbids it
-    sendInflight(c, session, q.message, q.qos as 1 | 2, q.retain, q.subscriptionIds, now)
+    if (!mayReceive(c, q.message.topic)) {
+      c.broker.sessions.droppedEntry(session, q) // queued before a rule that forbids it
+      continue
+    }
+    sendInflight(c, session, q.seq, q, q.message, q.qos as 1 | 2, q.retain, q.subscriptionIds, now)
   }
   if (session.queue.length === 0) {
     session.queue = null
@@ -190,6 +200,7 @@ function resend(c: Connection, session: Session, o: Outgoing, now: number): bool
   const buf = encodePublish(o.message, o, c.protocolVersion, now, alias)
   if (tooLargeForClient(c, buf)) {
     session.inflight!.delete(o.packetId)
+    c.broker.sessions.droppedEntry(session, o)
     return false
   }
   c.send(buf)
@@ -197,20 +208,31 @@ function resend(c: Connection, session: Session, o: Outgoing, now: number): bool
   return true
 }
 
-/** Send a QoS 1/2 message under a new packet id; its in-flight record is also the encoder's fields. */
+/**
+ * Send a QoS 1/2 message under a new packet id; its in-flight record (entry `seq`, the same as the Queued entry
+ * `queued` it was, if any) is also the encoder's fields.
+ */
 function sendInflight(
-  c: Connection, session: Session, message: Message, qos: 1 | 2, retain: boolean, subscriptionIds: number[], now: number,
+  c: Connection, session: Session, seq: number, queued: Queued | null, message: Message, qos: 1 | 2, retain: boolean,
+  subscriptionIds: number[], now: number,
 ): void {
-  if (message.expiresAt !== 0 && message.expiresAt <= now) return
+  if ((message.expiresAt !== 0 && message.expiresAt <= now)) {
+    if (queued !== null) c.broker.sessions.droppedEntry(session, queued)
+    return
+  }
   const inflight = (session.inflight ??= new Map())
   const out: Outgoing = {
-    packetId: nextPacketId(session, inflight), message, qos, retain, dup: false, subscriptionIds, stage: 'publish',
+    seq, packetId: nextPacketId(session, inflight), message, qos, retain, dup: false, subscriptionIds, stage: 'publish',
     unsent: false,
   }
   const alias = c.outboundAliases?.use(message.topic) ?? null
   const buf = encodePublish(message, out, c.protocolVersion, now, alias)
-  if (tooLargeForClient(c, buf)) return
+  if (tooLargeForClient(c, buf)) {
+    if (queued !== null) c.broker.sessions.droppedEntry(session, queued)
+    return
+  }
   inflight.set(out.packetId, out)
+  c.broker.sessions.savedEntry(session, out)
   c.broker.stats.messagesDelivered++
   c.send(buf)
   c.outboundAliases?.sent(message.topic, alias)

@@ -53,15 +53,19 @@ export class Inbound {
     if ((c.phase as Phase) !== 'closed') this.#checkPartialPacket() // a handler may have ended it
   }
 
-  /** The CONNECT waits for an asynchronous step: stop reading, and hold what was already parsed. */
+  /**
+   * A packet waits for an asynchronous step (a password check, a session read at CONNECT, a retained read at
+   * SUBSCRIBE): stop reading, and hold what was already parsed, in order.
+   */
   hold(): void {
     this.#held ??= []
     this.#c.transport.pause()
   }
 
   /**
-   * The asynchronous step is done: run `next` (the rest of the CONNECT), then the held packets in order, then read
-   * again. Called from a promise, which has no caller to catch for it: a fault ends this connection only.
+   * The asynchronous step is done: run `next` (the rest of the packet's handling), then the held packets in order,
+   * then read again; when one of them waits again, the rest wait with it. Called from a promise, which has no caller
+   * to catch for it: a fault ends this connection only.
    */
   release(next: () => void): void {
     const c = this.#c
@@ -70,11 +74,20 @@ export class Inbound {
     try {
       if (c.phase === 'closed') return
       next()
-      for (let i = 0; i < held.length && (c.phase as Phase) !== 'closed'; i++) dispatch(c, held[i])
+      for (let i = 0; i < held.length && (c.phase as Phase) !== 'closed'; i++) {
+        // (`next` or a packet may have held again: #held is not what TypeScript narrowed it to above)
+        const again = this.#held as Packet[] | null
+        if (again !== null) {
+          again.push(...held.slice(i))
+          return
+        }
+        dispatch(c, held[i])
+      }
+      if ((this.#held as Packet[] | null) !== null) return
       // read again, unless the output went over its cap meanwhile (the outbox resumes reading when it drains)
       if ((c.phase as Phase) !== 'closed' && !c.outbox.overCap) c.transport.resume()
     } catch (err) {
-      c.broker.logger?.error({ err, clientId: c.clientId }, 'the broker failed while finishing a CONNECT: closing it')
+      c.broker.logger?.error({ err, clientId: c.clientId }, 'the broker failed while finishing a held packet: closing it')
       c.transport.destroy()
     }
   }

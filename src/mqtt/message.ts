@@ -1,42 +1,10 @@
 // An application message inside the broker: what a PUBLISH or a Will carries, independent of who receives it.
 import type { IPublishPacket, QoS } from 'mqtt-packet'
+import type { ForwardedProperties } from '../contracts/state.ts'
 import { RC } from './codes.ts'
 import { fitsMqttString } from './topics.ts'
 
-/** v5 PUBLISH properties forwarded to subscribers unchanged [MQTT-3.3.2-4, -15, -17, -20]. */
-export interface ForwardedProperties {
-  payloadFormatIndicator?: boolean
-  contentType?: string
-  responseTopic?: string
-  correlationData?: Buffer
-  userProperties?: Record<string, string | string[]>
-}
-
-export interface Message {
-  topic: string
-  payload: Buffer
-  qos: QoS
-  retain: boolean
-  /** v5 properties passed through, or null */
-  properties: ForwardedProperties | null
-  /** epoch ms after which the message is not delivered (v5 Message Expiry Interval); 0 = never */
-  expiresAt: number
-  /** client id of the publisher (for No Local), null for messages the broker makes */
-  from: string | null
-}
-
-/** The Will of a connection, published when it ends without a normal DISCONNECT [MQTT-3.1.2-8]. */
-export interface Will {
-  topic: string
-  payload: Buffer
-  qos: QoS
-  retain: boolean
-  properties: ForwardedProperties | null
-  /** v5 Message Expiry Interval of the Will, seconds (undefined = none) */
-  expirySec: number | undefined
-  /** v5 Will Delay Interval, seconds */
-  delaySec: number
-}
+export type { ForwardedProperties, Message, Will } from '../contracts/state.ts'
 
 type PublishProperties = NonNullable<IPublishPacket['properties']>
 

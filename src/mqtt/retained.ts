@@ -2,29 +2,11 @@
 // of topic levels, so that matching a filter walks only the branches it can match (a filter `a/+/c` never looks at
 // topics under `b/`), never a scan of every retained message. Bounded by maxRetainedMessages and maxRetainedBytes:
 // at the limit a new topic is refused, while a replacement or a clear always works.
-// Behind a small interface so that a durable or clustered store can replace the in-memory default.
-import type { Message } from './message.ts'
+// The in-memory RetainedStore; a durable store (src/state/) keeps one as its index and writes its changes behind.
+import { retainedBytes, type Message, type RetainedLimits, type RetainedPage, type RetainedStore } from '../contracts/state.ts'
 
-export interface RetainedLimits {
-  maxMessages: number
-  maxBytes: number
-}
-
-export interface RetainedStore {
-  /**
-   * Set the retained message of its topic; an empty payload clears it [MQTT-3.3.1-10, -11]. Returns false, and
-   * changes nothing, when a new topic would take the store over `limits`.
-   */
-  set(message: Message, limits: RetainedLimits): boolean
-  /** Retained messages whose topic matches `filter` (expired ones are dropped on the way). */
-  match(filter: string, now: number): Message[]
-  readonly size: number
-  /** payload and topic bytes held */
-  readonly bytes: number
-}
-
-/** What a retained message costs the store: its payload and its topic. */
-export const retainedBytes = (m: Message): number => m.payload.length + Buffer.byteLength(m.topic)
+export { retainedBytes } from '../contracts/state.ts'
+export type { RetainedLimits, RetainedPage, RetainedStore } from '../contracts/state.ts'
 
 interface Node {
   children: Map<string, Node> | null
@@ -88,6 +70,49 @@ export class MemoryRetainedStore implements RetainedStore {
     return out
   }
 
+  get(topic: string): Message | undefined {
+    return this.#find(topic.split('/'))?.message ?? undefined
+  }
+
+  list(prefix: string, after: string | null, limit: number): RetainedPage {
+    const all: Message[] = []
+    this.#eachWithPrefix(prefix, (m) => {
+      if (after === null || m.topic > after) all.push(m)
+    })
+    all.sort((a, b) => (a.topic < b.topic ? -1 : a.topic > b.topic ? 1 : 0))
+    const items = all.slice(0, limit)
+    return { items, next: all.length > limit ? items[items.length - 1].topic : null }
+  }
+
+  delete(topic: string): boolean {
+    return this.#delete(topic.split('/'))
+  }
+
+  deletePrefix(prefix: string): number {
+    const topics: string[] = []
+    this.#eachWithPrefix(prefix, (m) => topics.push(m.topic))
+    for (const t of topics) this.#delete(t.split('/'))
+    return topics.length
+  }
+
+  /** Every message whose topic starts with `prefix`: the whole levels of the prefix walk the tree, the rest filters. */
+  #eachWithPrefix(prefix: string, found: (m: Message) => void): void {
+    const levels = prefix.split('/')
+    const partial = levels.pop()!
+    const node = this.#find(levels)
+    if (node === undefined) return
+    if (partial === '' && levels.length > 0) {
+      eachBelow(node, false, found) // "a/b/": everything under a/b, not a/b itself
+      return
+    }
+    if (node.children === null) return
+    for (const [name, child] of node.children) {
+      if (!name.startsWith(partial)) continue
+      if (child.message !== null) found(child.message)
+      eachBelow(child, false, found)
+    }
+  }
+
   #find(levels: string[]): Node | undefined {
     let node: Node | undefined = this.#root
     for (const level of levels) {
@@ -97,16 +122,16 @@ export class MemoryRetainedStore implements RetainedStore {
     return node
   }
 
-  /** Remove the message of a topic and the branches it leaves empty. */
-  #delete(levels: string[]): void {
+  /** Remove the message of a topic and the branches it leaves empty; whether there was one. */
+  #delete(levels: string[]): boolean {
     const path: Node[] = [this.#root]
     for (const level of levels) {
       const next = path[path.length - 1].children?.get(level)
-      if (next === undefined) return
+      if (next === undefined) return false
       path.push(next)
     }
     const node = path[path.length - 1]
-    if (node.message === null) return
+    if (node.message === null) return false
     this.#size--
     this.#bytes -= retainedBytes(node.message)
     node.message = null
@@ -115,6 +140,7 @@ export class MemoryRetainedStore implements RetainedStore {
       if (n.message !== null || (n.children !== null && n.children.size > 0)) break
       path[i - 1].children!.delete(levels[i - 1])
     }
+    return true
   }
 }
 

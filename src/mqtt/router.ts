@@ -1,6 +1,7 @@
 // Routing between sessions: which subscriptions a published topic reaches. Behind a small interface so that a
 // clustered implementation (e.g. on NATS) can replace the in-memory default without touching the handlers.
 import type { QoS } from 'mqtt-packet'
+import type { Subscription } from '../contracts/state.ts'
 import { TopicTrie, parseSharedFilter } from './topics.ts'
 
 /** One delivery target for a published message: a client and what its matching subscriptions ask for. */
@@ -16,12 +17,7 @@ export interface Match {
 }
 
 /** A subscription is its own Match when it is the only one of its client that matches (the common case). */
-export interface Subscription extends Match {
-  /** the filter as the client sent it, `$share/group/` prefix included */
-  filter: string
-  /** v5 Retain Handling 0, 1 or 2 */
-  retainHandling: number
-}
+export type { Subscription }
 
 export interface Router {
   /** Add or replace `sub` (same client, same filter). Returns whether it is new. */

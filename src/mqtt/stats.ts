@@ -2,6 +2,8 @@
 import type { BrokerStats } from './types.ts'
 import type { Router } from './router.ts'
 import type { RetainedStore } from './retained.ts'
+import type { SessionStore } from './session.ts'
+import { FAILURE_REASONS, type FailureReason } from '../contracts/failure.ts'
 
 /**
  * The counters the connections bump, and the gauges read from the sets and stores they count, so that they cannot
@@ -22,16 +24,35 @@ export class Stats implements BrokerStats {
   aclDeniedPublish = 0
   aclDeniedSubscribe = 0
   aclDeniedDeliver = 0
+  /** failures since start, by reason */
+  readonly failures = Object.fromEntries(FAILURE_REASONS.map((r) => [r, 0])) as Record<FailureReason, number>
   readonly #open: ReadonlySet<unknown>
   readonly #clients: ReadonlyMap<string, unknown>
   readonly #router: Router
   readonly #retained: RetainedStore
+  readonly #sessions: SessionStore
 
-  constructor(open: ReadonlySet<unknown>, clients: ReadonlyMap<string, unknown>, router: Router, retained: RetainedStore) {
+  constructor(
+    open: ReadonlySet<unknown>, clients: ReadonlyMap<string, unknown>, router: Router, retained: RetainedStore,
+    sessions: SessionStore,
+  ) {
     this.#open = open
     this.#clients = clients
     this.#router = router
     this.#retained = retained
+    this.#sessions = sessions
+  }
+
+  /** Sessions held, online or offline (a connected client always has one). */
+  get sessions(): number {
+    return this.#sessions.size
+  }
+
+  /** QoS 1/2 messages waiting in sessions' queues (read on scrape: one pass over the sessions). */
+  get queuedMessages(): number {
+    let n = 0
+    for (const s of this.#sessions.all()) n += s.queue?.length ?? 0
+    return n
   }
 
   get connectionsOpen(): number {

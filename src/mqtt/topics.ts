@@ -12,6 +12,9 @@ export function fitsMqttString(s: string): boolean {
 }
 
 /** A topic name a client may publish to. */
+/** A topic or filter of the broker's own `$SYS/` tree. */
+export const isSysTopic = (topicOrFilter: string): boolean => topicOrFilter.startsWith('$SYS/') || topicOrFilter === '$SYS'
+
 export function isValidTopicName(topic: string): boolean {
   // [MQTT-4.7.3-1] at least one character; [MQTT-3.3.2-2] no wildcards; [MQTT-1.5.4-2] no U+0000
   if (topic.length === 0 || !fitsMqttString(topic)) return false

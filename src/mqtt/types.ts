@@ -1,7 +1,7 @@
 // The broker's events and counters, as the broker plugin and the metrics plugin read them. What crosses to the
 // transports and the stores is in src/contracts/.
 import type { SettingsSnapshot } from '../contracts/settings.ts'
-import type { FailureEvent } from '../contracts/failure.ts'
+import type { FailureEvent, FailureReason } from '../contracts/failure.ts'
 
 export interface ConnectedEvent {
   clientId: string
@@ -44,6 +44,12 @@ export interface BrokerStats {
   aclDeniedSubscribe: number
   /** deliveries the ACL stopped (a subscription that a later rule forbids) */
   aclDeniedDeliver: number
+  /** failures since start, by reason */
+  readonly failures: Record<FailureReason, number>
+  /** sessions held, online and offline */
+  readonly sessions: number
+  /** QoS 1/2 messages waiting in sessions' queues */
+  readonly queuedMessages: number
 }
 
 export interface BrokerEvents {

@@ -5,10 +5,10 @@ import { expiryFrom, type Message, type Will } from './message.ts'
 import { KeyedTimers } from './keyed-timers.ts'
 
 export class Wills {
-  readonly #publish: (m: Message) => void
+  readonly #publish: (m: Message, clientId: string) => void
   readonly #delayed: KeyedTimers<Will>
 
-  constructor(publish: (m: Message) => void, onError: (err: unknown, clientId: string) => void) {
+  constructor(publish: (m: Message, clientId: string) => void, onError: (err: unknown, clientId: string) => void) {
     this.#publish = publish
     this.#delayed = new KeyedTimers<Will>((clientId, will) => this.#send(clientId, will), onError)
   }
@@ -18,6 +18,12 @@ export class Wills {
     const delaySec = Math.min(will.delaySec, sessionExpirySec)
     if (delaySec <= 0) this.#send(clientId, will)
     else this.#delayed.set(clientId, Date.now() + delaySec * 1000, will)
+  }
+
+  /** A Will due at `dueAt` (epoch ms; a past one is published now): one kept across a restart. */
+  scheduleAt(clientId: string, will: Will, dueAt: number): void {
+    if (dueAt <= Date.now()) this.#send(clientId, will)
+    else this.#delayed.set(clientId, dueAt, will)
   }
 
   /** Drop a Will waiting for its delay (the client is back); `publishNow` when its session ends before the delay. */
@@ -40,6 +46,6 @@ export class Wills {
       properties: will.properties,
       expiresAt: expiryFrom(will.expirySec, Date.now()),
       from: clientId,
-    })
+    }, clientId)
   }
 }

@@ -19,8 +19,15 @@ export default fp(
       // who may connect (MQTT users, allowAnonymous) and what they may touch (ACL rules, aclDefault)
       authenticator: app.authenticator,
       authorizer: app.acl,
+      // retained messages and sessions: in SQLite (written behind) or in memory, per MQTT_STATE
+      retained: app.mqttState.retained,
+      sessions: app.mqttState.sessions,
     })
     app.decorate('broker', broker)
+    const restored = broker.restore()
+    if (restored.sessions > 0) {
+      app.log.info(restored, `resumed ${restored.sessions} stored sessions (${restored.wills} with a Will pending)`)
+    }
 
     // In force before the REST response returns: the store emits 'change' synchronously after its commit.
     app.settingsStore.on('change', (v) => broker.applySettings(v))
@@ -35,5 +42,5 @@ export default fp(
       await broker.close()
     })
   },
-  { name: 'broker', dependencies: ['settings', 'failures', 'access', 'acl'] },
+  { name: 'broker', dependencies: ['settings', 'failures', 'access', 'acl', 'mqtt-state'] },
 )

@@ -7,6 +7,8 @@ import { FAILURE_REASONS, type FailureEvent } from '../contracts/failure.ts'
 import { TRANSPORTS } from '../contracts/connection.ts'
 import type { BrokerStats, ConnectedEvent } from '../mqtt/types.ts'
 
+type CountedStat = { [K in keyof BrokerStats]: BrokerStats[K] extends number ? K : never }[keyof BrokerStats]
+
 declare module 'fastify' {
   interface FastifyInstance {
     metricsRegistry: Registry
@@ -24,7 +26,7 @@ export default fp(
     const failureLog = app.failureLog
 
     // A counter that mirrors a monotonic value read on scrape (a broker stat, or what the function returns).
-    const mirrored = (name: string, help: string, key: keyof BrokerStats | (() => number)) =>
+    const mirrored = (name: string, help: string, key: CountedStat | (() => number)) =>
       new Counter({
         name, help, registers: [register],
         collect() {

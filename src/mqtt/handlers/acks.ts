@@ -23,6 +23,7 @@ export function handlePubrec(c: Connection, p: IPubrecPacket): void {
   // v5 4.3.3: a PUBREC with an error reason ends the exchange, no PUBREL
   if (c.protocolVersion === 5 && (p.reasonCode ?? 0) >= 0x80) return acknowledged(c, id)
   o.stage = 'pubrel'
+  c.broker.sessions.savedEntry(c.session!, o)
   c.send(encodeAck('pubrel', id))
 }
 

@@ -51,7 +51,20 @@ function afterAuthentication(c: Connection, p: IConnectPacket, assignedId: strin
   const keepalive = keepalivePolicy(c)
   if (keepalive === null) return
   if (!checkCapacity(c)) return
-  if (!checkSessionCapacity(c)) return
+  // the stored session, wherever the store keeps it: a read that waits holds the packets after the CONNECT
+  const stored = c.broker.sessions.resume(c.clientId!)
+  if (!(stored instanceof Promise)) return afterResume(c, p, assignedId, keepalive, stored !== undefined)
+  c.inbound.hold()
+  stored.then(
+    (s) => c.inbound.release(() => afterResume(c, p, assignedId, keepalive, s !== undefined)),
+    (err: unknown) => c.inbound.release(() => c.reject(V3.serverUnavailable, RC.serverBusy,
+      `the session of client "${c.clientId}" could not be read (${String(err)})`, hints.sessionStore)),
+  )
+}
+
+/** The CONNECT's last steps, once the stored session (if any) is held here. */
+function afterResume(c: Connection, p: IConnectPacket, assignedId: string, keepalive: KeepalivePolicy, exists: boolean): void {
+  if (!checkSessionCapacity(c, exists)) return
   readClientLimits(c, p)
   takeOver(c)
   const sessionPresent = restoreSession(c, p)
@@ -219,7 +232,7 @@ function takeOver(c: Connection): void {
 function restoreSession(c: Connection, p: IConnectPacket): boolean {
   const clean = p.clean ?? true
   const asked = c.protocolVersion === 5 ? (p.properties?.sessionExpiryInterval ?? 0) : clean ? 0 : NEVER_EXPIRES
-  const { session, present } = c.broker.openSession(c.clientId!, clean, cappedExpiry(c, asked))
+  const { session, present } = c.broker.openSession(c.clientId!, clean, cappedExpiry(c, asked), c.will)
   c.session = session
   return present && c.protocolVersion !== 3 // MQTT 3.1 has no Session Present flag
 }
@@ -231,10 +244,10 @@ export function cappedExpiry(c: Connection, askedSec: number): number {
 }
 
 /** maxSessions: a CONNECT that would start one more session is refused; resuming one is always allowed. */
-function checkSessionCapacity(c: Connection): boolean {
+function checkSessionCapacity(c: Connection, exists: boolean): boolean {
   const b = c.broker
   const max = b.settings.values.maxSessions
-  if (b.sessions.size < max || b.sessions.get(c.clientId!) !== undefined) return true
+  if (b.sessions.size < max || exists) return true
   c.reject(V3.serverUnavailable, RC.quotaExceeded,
     `the broker already holds ${b.sessions.size} sessions (maxSessions ${max})`, hints.tooManySessions(b.settings.values))
   return false

@@ -78,6 +78,7 @@ export function handlePublish(c: Connection, p: IPublishPacket): void {
       if (!c.broker.publish(msg, v5)) return refused(c, 'pubrec', id, RC.quotaExceeded)
       pending.add(id)
     }
+    c.broker.sessions.savedSession(session) // a DUP re-send after a restart must not be routed again
   }
   c.send(encodeAck('pubrec', id))
 }

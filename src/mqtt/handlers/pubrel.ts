@@ -6,7 +6,9 @@ import { encodeAck } from '../outgoing.ts'
 
 export function handlePubrel(c: Connection, p: IPubrelPacket): void {
   const id = p.messageId!
-  const known = c.session!.incomingQos2?.delete(id) ?? false
+  const session = c.session!
+  const known = session.incomingQos2?.delete(id) ?? false
+  if (known) c.broker.sessions.savedSession(session)
   if (c.protocolVersion === 5 && !known) c.write({ cmd: 'pubcomp', messageId: id, reasonCode: RC.packetIdentifierNotFound })
   else c.send(encodeAck('pubcomp', id))
 }

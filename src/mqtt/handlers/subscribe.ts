@@ -3,6 +3,7 @@
 import type { ISubscribePacket } from 'mqtt-packet'
 import type { Connection } from '../connection.ts'
 import type { Match, Subscription } from '../router.ts'
+import type { Message } from '../message.ts'
 import { isValidTopicFilter, parseSharedFilter, topicOverLimits } from '../topics.ts'
 import { NO_IDS } from '../outgoing.ts'
 import { sendRetained, type RetainedDelivery } from '../delivery.ts'
@@ -68,12 +69,24 @@ export function handleSubscribe(c: Connection, p: ISubscribePacket): void {
   for (let i = 0; i < granted.length; i++) if (granted[i] === -1) granted[i] = granted[first.get(list[i].topic)!]
   c.write({ cmd: 'suback', messageId: p.messageId, granted })
   if (withRetained.length === 0) return
-  // found through the retained store's topic tree, then sent as the connection's output takes them
+  // found through the retained store's index, then sent as the connection's output takes them; a store read that
+  // waits holds the packets after this SUBSCRIBE, so a PUBLISH that follows never overtakes its retained messages
   const now = Date.now()
+  const found = withRetained.map((sub) => c.broker.retainedFor(sub.filter, now))
+  if (!found.some((f) => f instanceof Promise)) return sendRetained(c, dueFor(withRetained, found as Message[][]))
+  c.inbound.hold()
+  Promise.all(found).then(
+    (lists) => c.inbound.release(() => sendRetained(c, dueFor(withRetained, lists))),
+    (err: unknown) => c.inbound.release(() =>
+      c.broker.logger?.error({ err, clientId: c.clientId }, 'reading retained messages failed: none sent for this SUBSCRIBE')),
+  )
+}
+
+function dueFor(subs: Subscription[], lists: Message[][]): RetainedDelivery[] {
   const due: RetainedDelivery[] = []
-  for (const sub of withRetained) {
-    const match: Match = { ...sub, noLocal: false, retainAsPublished: true }
-    for (const message of c.broker.retained.match(sub.filter, now)) due.push({ message, match })
+  for (let i = 0; i < subs.length; i++) {
+    const match: Match = { ...subs[i], noLocal: false, retainAsPublished: true }
+    for (const message of lists[i]) due.push({ message, match })
   }
-  sendRetained(c, due)
+  return due
 }
