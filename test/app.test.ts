@@ -9,12 +9,12 @@ import { TEST_TOKEN } from './helpers.ts'
 test('loadConfig: no environment gives the documented defaults; each variable is read', () => {
   assert.deepEqual(loadConfig({}), {
     port: 8080, host: '0.0.0.0', dbPath: './data/broker.db', adminToken: null, mqttPath: '/mqtt', logLevel: 'info',
-    mqttTcpPort: null, mqttsPort: null, tlsCert: null, tlsKey: null,
+    mqttTcpPort: null, mqttsPort: null, tlsCert: null, tlsKey: null, mqttState: 'sqlite',
   })
   assert.deepEqual(loadConfig({}), { ...DEFAULT_CONFIG })
   assert.deepEqual(
-    loadConfig({ PORT: '0', HOST: '127.0.0.1', DB_PATH: ':memory:', ADMIN_TOKEN: 'secret-token', MQTT_PATH: '/ws', LOG_LEVEL: 'warn', MQTT_TCP_PORT: '11883' }),
-    { port: 0, host: '127.0.0.1', dbPath: ':memory:', adminToken: 'secret-token', mqttPath: '/ws', logLevel: 'warn', mqttTcpPort: 11883, mqttsPort: null, tlsCert: null, tlsKey: null },
+    loadConfig({ PORT: '0', HOST: '127.0.0.1', DB_PATH: ':memory:', ADMIN_TOKEN: 'secret-token', MQTT_PATH: '/ws', LOG_LEVEL: 'warn', MQTT_TCP_PORT: '11883', MQTT_STATE: 'memory' }),
+    { port: 0, host: '127.0.0.1', dbPath: ':memory:', adminToken: 'secret-token', mqttPath: '/ws', logLevel: 'warn', mqttTcpPort: 11883, mqttsPort: null, tlsCert: null, tlsKey: null, mqttState: 'memory' },
   )
 })
 
@@ -23,6 +23,7 @@ const badEnv: [string, NodeJS.ProcessEnv, RegExp][] = [
   ['a port out of range', { PORT: '70000' }, /^invalid environment: PORT: /],
   ['a short admin token', { ADMIN_TOKEN: 'short' }, /^invalid environment: ADMIN_TOKEN: must not have fewer than 8 characters$/],
   ['a path without a slash', { MQTT_PATH: 'mqtt' }, /^invalid environment: MQTT_PATH: /],
+  ['an unknown state kind', { MQTT_STATE: 'redis' }, /^invalid environment: MQTT_STATE: /],
   ['an unknown log level', { LOG_LEVEL: 'loud' }, /^invalid environment: LOG_LEVEL: /],
   ['a TCP port that is not a number', { MQTT_TCP_PORT: 'mqtt' }, /^invalid environment: MQTT_TCP_PORT: /],
   ['an MQTTS port out of range', { MQTTS_PORT: '99999' }, /^invalid environment: MQTTS_PORT: /],
