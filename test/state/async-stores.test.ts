@@ -1,0 +1,86 @@
+// Stores may answer asynchronously (a clustered store reads over the network): the session read at CONNECT and the
+// retained read at SUBSCRIBE. The core must keep each connection's packets in order while it waits. Driven through
+// the core with stores that answer after a delay, and a transport that records what the broker writes.
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import mqttPacket, { type Packet } from 'mqtt-packet'
+import { Broker } from '../../src/mqtt/broker.ts'
+import { MemoryRetainedStore } from '../../src/mqtt/retained.ts'
+import { MemorySessionStore } from '../../src/mqtt/session.ts'
+import { DEFAULT_SETTINGS } from '../../src/settings/schema.ts'
+import type { Message, Session } from '../../src/contracts/state.ts'
+import type { Transport } from '../../src/contracts/connection.ts'
+import { RawClient } from '../helpers.ts'
+
+const wait = (ms: number) => new Promise<void>((r) => setTimeout(r, ms))
+
+/** Sessions read as a remote store would: resume() answers after 30 ms. */
+class SlowSessions extends MemorySessionStore {
+  reads = 0
+  override resume(clientId: string): Promise<Session | undefined> {
+    this.reads++
+    return wait(30).then(() => this.get(clientId))
+  }
+}
+
+/** Retained messages matched after 30 ms. */
+class SlowRetained extends MemoryRetainedStore {
+  reads = 0
+  override match(filter: string, now: number): Promise<Message[]> {
+    this.reads++
+    return wait(30).then(() => super.match(filter, now))
+  }
+}
+
+function recordingClient(broker: Broker) {
+  const packets: Packet[] = []
+  const parser = mqttPacket.parser({ protocolVersion: 5 })
+  parser.on('packet', (p) => packets.push(p))
+  const transport: Transport = { write: (b) => { parser.parse(b); return true }, end() {}, destroy() {}, pause() {}, resume() {} }
+  const meta = { transport: 'ws' as const, remoteAddress: '127.0.0.1', remotePort: 1, userAgent: null, origin: null, subprotocol: null, openedAt: Date.now() }
+  return { input: broker.handleConnection(transport, meta), packets }
+}
+
+const summary = (p: Packet) => p.cmd === 'publish' ? `publish ${p.topic} ${p.payload.toString()}${p.retain ? ' (retained)' : ''}` : p.cmd
+
+test('a CONNECT, SUBSCRIBE and PUBLISH in one frame are handled in order while both stores answer late', async (t) => {
+  const sessions = new SlowSessions()
+  const retained = new SlowRetained()
+  const broker = new Broker({ settings: { version: 1, values: { ...DEFAULT_SETTINGS } }, sessions, retained })
+  t.after(() => broker.close())
+  retained.set({ topic: 'cfg/old', payload: Buffer.from('stored'), qos: 0, retain: true, properties: null, expiresAt: 0, from: null },
+    { maxMessages: 10, maxBytes: 1000 })
+
+  const { input, packets } = recordingClient(broker)
+  input.push(Buffer.concat([
+    RawClient.encode({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 5, clean: false, keepalive: 0, clientId: 'slow',
+      properties: { sessionExpiryInterval: 60 } } as Packet, 5),
+    RawClient.encode({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'cfg/#', qos: 1 }] } as Packet, 5),
+    RawClient.encode({ cmd: 'publish', topic: 'cfg/new', payload: Buffer.from('live'), qos: 1, messageId: 2, retain: false, dup: false } as Packet, 5),
+  ]))
+  const deadline = Date.now() + 3000
+  while (packets.length < 5 && Date.now() < deadline) await wait(10)
+  assert.equal(sessions.reads, 1)
+  assert.equal(retained.reads, 1)
+  // without holding the PUBLISH while the retained read waited, "live" would overtake "stored"
+  assert.deepEqual(packets.map(summary), ['connack', 'suback', 'publish cfg/old stored (retained)', 'publish cfg/new live', 'puback'])
+})
+
+test('a session read that fails refuses the CONNECT with Server busy; the broker goes on', async (t) => {
+  class FailingSessions extends MemorySessionStore {
+    override resume(): Promise<Session | undefined> {
+      return Promise.reject(new Error('store unreachable'))
+    }
+  }
+  const broker = new Broker({ settings: { version: 1, values: { ...DEFAULT_SETTINGS } }, sessions: new FailingSessions() })
+  t.after(() => broker.close())
+  const failures: string[] = []
+  broker.on('failure', (e) => failures.push(`${e.reason}: ${e.detail}`))
+  const { input, packets } = recordingClient(broker)
+  input.push(RawClient.encode({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 5, clean: true, keepalive: 0, clientId: 'x' } as Packet, 5))
+  const deadline = Date.now() + 3000
+  while (packets.length < 1 && Date.now() < deadline) await wait(10)
+  assert.equal(packets[0]?.cmd, 'connack')
+  assert.equal((packets[0] as { reasonCode?: number }).reasonCode, 0x89)
+  assert.match(failures[0] ?? '', /^connect_rejected: the session of client "x" could not be read \(Error: store unreachable\)/)
+})
