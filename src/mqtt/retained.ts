@@ -58,7 +58,7 @@ export class MemoryRetainedStore implements RetainedStore {
     return true
   }
 
-  match(filter: string, now: number): Message[] {
+  match(filter: string, now: number): Message[] | Promise<Message[]> {
     const out: Message[] = []
     const expired: Message[] = []
     const keep = (m: Message) => {

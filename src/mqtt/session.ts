@@ -17,7 +17,7 @@ export class MemorySessionStore implements SessionStore {
     return this.#byClient.get(clientId)
   }
 
-  resume(clientId: string): Session | undefined {
+  resume(clientId: string): Session | undefined | Promise<Session | undefined> {
     return this.#byClient.get(clientId)
   }
 
