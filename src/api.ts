@@ -21,6 +21,16 @@ export function typeBoxValidatorCompiler(bodyField: (path: string) => string = (
   }
 }
 
+/**
+ * For a route with a wildcard (`/api/retained/*`): its `*` parameter is taken as the router decoded it (any text is
+ * a name to look up), everything else is checked as usual. TypeBox's conversion cannot take a property named `*`
+ * (it builds a RegExp of the name), yet the `params` schema stays, for OpenAPI.
+ */
+export function wildcardValidatorCompiler(): FastifySchemaCompiler<TSchema> {
+  const typeBox = typeBoxValidatorCompiler()
+  return (route) => (route.httpPart === 'params' ? (input) => ({ value: input }) : typeBox(route))
+}
+
 /** Make a route module's scope an admin API: TypeBox validation, the admin token first, no caching. */
 export function adminApi(app: FastifyInstance, bodyField?: (path: string) => string): void {
   app.setValidatorCompiler(typeBoxValidatorCompiler(bodyField))

@@ -24,6 +24,8 @@ import failuresRoutes from './routes/failures.ts'
 import connectionsRoutes from './routes/connections.ts'
 import aclRoutes from './routes/acl.ts'
 import mqttUsersRoutes from './routes/mqtt-users.ts'
+import retainedRoutes from './routes/retained.ts'
+import sessionsRoutes from './routes/sessions.ts'
 import adminUi from './plugins/admin-ui.ts'
 
 export interface AppOptions {
@@ -101,6 +103,8 @@ export async function buildApp(opts: AppOptions = {}) {
   await app.register(connectionsRoutes)
   await app.register(aclRoutes)
   await app.register(mqttUsersRoutes)
+  await app.register(retainedRoutes)
+  await app.register(sessionsRoutes)
   await app.register(adminUi)
 
   return app

@@ -107,3 +107,17 @@ export function formatValue(v) {
   if (typeof v === 'object') return JSON.stringify(v)
   return String(v)
 }
+
+/** A byte count for people: 512 B, 1.5 KiB, 2.3 MiB. */
+export function formatBytes(n) {
+  if (n === null || n === undefined) return '—'
+  if (n < 1024) return `${n} B`
+  const units = ['KiB', 'MiB', 'GiB']
+  let v = n / 1024
+  let i = 0
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024
+    i++
+  }
+  return `${Number(v.toFixed(v < 10 ? 1 : 0))} ${units[i]}`
+}

@@ -7,8 +7,10 @@ import { initSettings, startSettings } from './settings.js'
 import { initConnections, startConnections, stopConnections } from './connections.js'
 import { initUsers, startUsers, stopUsers } from './users.js'
 import { initAcl, startAcl, stopAcl } from './acl.js'
+import { initRetained, startRetained, stopRetained } from './retained.js'
+import { initSessions, startSessions, stopSessions } from './sessions.js'
 
-const TABS = ['failures', 'settings', 'connections', 'users', 'acl']
+const TABS = ['failures', 'settings', 'connections', 'users', 'acl', 'retained', 'sessions']
 let running = false
 let healthTimer = null
 
@@ -50,6 +52,8 @@ function startAll() {
   startConnections()
   startUsers()
   startAcl()
+  startRetained()
+  startSessions()
   checkHealth()
   healthTimer = setInterval(checkHealth, 10_000)
 }
@@ -61,6 +65,8 @@ function stopAll() {
   stopConnections()
   stopUsers()
   stopAcl()
+  stopRetained()
+  stopSessions()
   clearInterval(healthTimer)
 }
 
@@ -141,6 +147,8 @@ document.addEventListener('DOMContentLoaded', () => {
   initConnections()
   initUsers()
   initAcl()
+  initRetained()
+  initSessions()
   $('#signin-form').addEventListener('submit', (e) => {
     e.preventDefault()
     const token = $('#signin-token').value.trim()
