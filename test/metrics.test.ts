@@ -1,8 +1,9 @@
 // GET /metrics: Prometheus text with the broker's counters, failures by reason, connect latency, the settings
-// version and the failure log's own counters, read from real traffic. No token needed.
+// version, the failure log's own counters and the MQTT state (sessions, queues, retained bytes, SQLite writes), read
+// from real traffic. No token needed.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { connectMqtt, RawClient, startServer, waitForFailure, type TestServer } from './helpers.ts'
+import { connectMqtt, RawClient, startServer, until, waitForEvent, waitForFailure, type TestServer } from './helpers.ts'
 
 async function scrape(server: TestServer): Promise<{ text: string; value(series: string): number }> {
   const res = await fetch(`${server.url}/metrics`)
@@ -100,4 +101,55 @@ test('metrics count the messages the broker dropped (here: over a subscriber\'s 
   const m = await scrape(server)
   assert.equal(m.value('mqtt_messages_dropped_total'), 1)
   assert.equal(m.value('mqtt_messages_delivered_total'), 1)
+})
+
+test('metrics show the MQTT state: sessions online and offline, queued messages, retained bytes, SQLite writes', async (t) => {
+  const server = await startServer()
+  t.after(() => server.close())
+  const writeBehind = server.app.mqttState.writeBehind
+  assert.ok(writeBehind, 'the default MQTT_STATE is sqlite')
+  const before = await scrape(server)
+  assert.equal(before.value('mqtt_sessions{state="online"}'), 0)
+  assert.equal(before.value('mqtt_sessions{state="offline"}'), 0)
+  assert.equal(before.value('mqtt_queued_messages'), 0)
+  assert.equal(before.value('mqtt_retained_bytes'), 0)
+  assert.equal(before.value('mqtt_state_write_errors_total'), 0)
+  assert.match(before.text, /^# TYPE mqtt_state_write_seconds histogram$/m)
+
+  // a persistent session: online while its client is connected, offline after, where a QoS 1 message waits for it
+  const durable = await connectMqtt(server.wsUrl, { clientId: 'metrics-durable', clean: false })
+  await durable.subscribeAsync('q/#', { qos: 1 })
+  const online = await scrape(server)
+  assert.equal(online.value('mqtt_sessions{state="online"}'), 1)
+  assert.equal(online.value('mqtt_sessions{state="offline"}'), 0)
+  await durable.endAsync()
+  await until(() => server.app.broker.stats.clientsConnected === 0, 'the durable client is gone')
+
+  const publisher = await connectMqtt(server.wsUrl, { clientId: 'metrics-state-pub' })
+  t.after(() => publisher.end(true))
+  const flushed = waitForEvent<number>(writeBehind, 'flush')
+  await publisher.publishAsync('q/1', 'waits', { qos: 1 })
+  await publisher.publishAsync('r/1', 'kept', { qos: 1, retain: true })
+  await flushed
+
+  const after = await scrape(server)
+  assert.equal(after.value('mqtt_sessions{state="online"}'), 1, 'the publisher')
+  assert.equal(after.value('mqtt_sessions{state="offline"}'), 1, 'the durable client\'s session')
+  assert.equal(after.value('mqtt_queued_messages'), 1)
+  assert.equal(after.value('mqtt_retained_bytes'), 'r/1'.length + 'kept'.length)
+  assert.ok(after.value('mqtt_state_write_seconds_count') >= 1, 'a write-behind transaction was observed')
+  assert.ok(after.value('mqtt_state_write_rows_total') >= 1)
+  assert.equal(after.value('mqtt_state_write_errors_total'), 0)
+})
+
+test('with MQTT_STATE=memory the SQLite write metrics are there and stay at 0', async (t) => {
+  const server = await startServer({ config: { mqttState: 'memory' } })
+  t.after(() => server.close())
+  const client = await connectMqtt(server.wsUrl, { clientId: 'metrics-memory' })
+  t.after(() => client.end(true))
+  await client.publishAsync('r/m', 'kept', { qos: 1, retain: true })
+  const m = await scrape(server)
+  assert.equal(m.value('mqtt_state_write_seconds_count'), 0)
+  assert.equal(m.value('mqtt_state_write_rows_total'), 0)
+  assert.equal(m.value('mqtt_retained_bytes'), 'r/m'.length + 'kept'.length)
 })

@@ -28,6 +28,8 @@ export interface SettingsValues {
   maxOutputBytes: number
   slowConsumerTimeoutMs: number
   maxPendingConnects: number
+  /** seconds between two rounds of `$SYS/` messages; 0 = none */
+  sysIntervalSec: number
 }
 
 /** What the broker runs on: an immutable copy of one stored version. */

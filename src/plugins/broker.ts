@@ -1,8 +1,10 @@
 // The one place that ties the broker core to the stores: settings reach the core through applySettings(), the
 // core asks the MQTT users (authenticator) and the ACL rules (authorizer) through their contracts, and its failure and
 // latency events reach the failure log.
+import { readFileSync } from 'node:fs'
 import fp from 'fastify-plugin'
 import { Broker } from '../mqtt/broker.ts'
+import { SysPublisher } from '../mqtt/sys.ts'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -37,8 +39,13 @@ export default fp(
     broker.on('failure', (e) => app.failureLog.record(e))
     broker.on('connected', (e) => app.failureLog.recordConnectLatency(e.connectLatencyMs))
 
+    // $SYS/ topics every sysIntervalSec, named as in package.json (from src/ and from dist/ alike)
+    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { name: string; version: string }
+    const sys = new SysPublisher(broker, { version: `${pkg.name} version ${pkg.version}` })
+
     // preClose: tell clients before the HTTP server stops (v5 clients get DISCONNECT 0x8B).
     app.addHook('preClose', async () => {
+      sys.stop()
       await broker.close()
     })
   },

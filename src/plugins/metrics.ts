@@ -1,6 +1,7 @@
 // GET /metrics in Prometheus text format, from the app's own prom-client Registry (so that several apps in one
 // process, as in tests, never share series). Broker counters are read on scrape from broker.stats; failures by
-// reason and connect latency come from the broker's events; the failure log reports its own counters.
+// reason and connect latency come from the broker's events; the failure log and the MQTT state's SQLite write-behind
+// report their own.
 import fp from 'fastify-plugin'
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import { FAILURE_REASONS, type FailureEvent } from '../contracts/failure.ts'
@@ -17,6 +18,8 @@ declare module 'fastify' {
 
 /** Connect latency buckets, seconds: from a LAN client (ms) to the largest connectTimeoutMs (600 s). */
 const LATENCY_BUCKETS_SEC = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600]
+/** Write-behind transaction buckets, seconds: from a few rows (0.1 ms) to a stalled disk. */
+const STATE_WRITE_BUCKETS_SEC = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5]
 
 export default fp(
   async (app) => {
@@ -68,6 +71,20 @@ export default fp(
       },
     })
     gauge('mqtt_retained_messages', 'Retained messages held', () => broker.stats.retainedMessages)
+    gauge('mqtt_retained_bytes', 'Bytes of retained payloads and topics held (bounded by maxRetainedBytes)', () => broker.stats.retainedBytes)
+    new Gauge({
+      name: 'mqtt_sessions',
+      help: 'MQTT sessions held, by state: online (its client is connected) or offline (a persistent session waiting for its client)',
+      labelNames: ['state'] as const,
+      registers: [register],
+      collect() {
+        const online = broker.stats.clientsConnected
+        this.set({ state: 'online' }, online)
+        this.set({ state: 'offline' }, Math.max(0, broker.stats.sessions - online))
+      },
+    })
+    gauge('mqtt_queued_messages', 'QoS 1/2 messages waiting in sessions\' queues (offline, or over the client\'s Receive Maximum)',
+      () => broker.stats.queuedMessages)
     gauge('mqtt_subscriptions', 'Subscriptions held', () => broker.stats.subscriptions)
     gauge('mqtt_settings_version', 'Settings version the broker runs on', () => broker.settings.version)
 
@@ -122,6 +139,20 @@ export default fp(
     mirrored('mqtt_tls_certificate_reload_failures_total', 'TLS certificate re-reads that found a bad pair (the one in force stayed)',
       () => tls.reloadFailures)
 
+    // The SQLite write-behind of the MQTT state (MQTT_STATE=sqlite; with MQTT_STATE=memory these stay at 0)
+    const writeBehind = app.mqttState.writeBehind
+    const stateWrites = new Histogram({
+      name: 'mqtt_state_write_seconds',
+      help: 'Duration of the write-behind transactions that stored MQTT state (sessions, retained messages) in SQLite',
+      buckets: STATE_WRITE_BUCKETS_SEC,
+      registers: [register],
+    })
+    mirrored('mqtt_state_write_rows_total', 'Rows of MQTT state written or deleted in SQLite', () => writeBehind?.stats.rows ?? 0)
+    mirrored('mqtt_state_write_errors_total', 'Write-behind transactions of MQTT state that failed (the changes are kept and retried)',
+      () => writeBehind?.stats.errors ?? 0)
+    const onStateWrite = (ms: number) => stateWrites.observe(ms / 1000)
+    writeBehind?.on('flush', onStateWrite)
+
     const onFailure = (e: FailureEvent) => {
       failures.inc({ reason: e.reason })
       failuresByTransport.inc({ transport: e.transport, reason: e.reason })
@@ -134,6 +165,7 @@ export default fp(
     app.addHook('onClose', async () => {
       broker.off('failure', onFailure)
       broker.off('connected', onConnected)
+      writeBehind?.off('flush', onStateWrite)
     })
 
     app.decorate('metricsRegistry', register)
@@ -148,5 +180,5 @@ export default fp(
       return reply.header('content-type', register.contentType).send(text)
     })
   },
-  { name: 'metrics', dependencies: ['broker', 'failures', 'tls'] },
+  { name: 'metrics', dependencies: ['broker', 'failures', 'tls', 'mqtt-state'] },
 )

@@ -132,6 +132,11 @@ export const SettingsValues = Type.Object(
       description: 'Connections opened (WebSocket upgraded) and still waiting for their CONNECT. Over it the one waiting longest is closed, so a flood of silent sockets never keeps a real client out. Each may hold at most one CONNECT (at most maxPacketSize and 256 KiB).',
       'x-scope': 'New connections.',
     }),
+    sysIntervalSec: Type.Integer({
+      minimum: 0, maximum: 86400, default: 10,
+      description: 'Seconds between two rounds of the broker\'s $SYS/ messages (retained, QoS 0: clients, messages, bytes, failures by reason, uptime); only the values that changed are sent, the uptime always. 0 = none are sent (the last ones stay retained).',
+      'x-scope': 'At once: a round is sent on the change, then one every this many seconds; 0 stops them.',
+    }),
   },
   { additionalProperties: false },
 )

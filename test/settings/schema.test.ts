@@ -31,6 +31,7 @@ const DESIGN: Array<[string, unknown, number | null, number | null]> = [
   ['maxOutputBytes', 1048576, 16384, 268435456],
   ['slowConsumerTimeoutMs', 30000, 100, 600000],
   ['maxPendingConnects', 10000, 1, 1000000],
+  ['sysIntervalSec', 10, 0, 86400],
 ]
 
 test('the schema holds exactly DESIGN.md\'s settings, defaults and ranges, each documented with its scope', () => {
