@@ -3,6 +3,7 @@
 // deny nothing, no question is asked. Answers per topic are cached on the connection (bounded) and dropped when the
 // rules change, so a rule added later stops a subscription it forbids at its next message. Denials are counted and
 // logged as a summary per connection, at most one line per LOG_EVERY_MS, never one line per packet.
+import { isSysTopic } from './topics.ts'
 import type { AclAction, AclSubject } from '../contracts/access.ts'
 import type { Connection } from './connection.ts'
 import { RC } from './codes.ts'
@@ -60,6 +61,8 @@ export function denialCode(c: Connection): number {
 
 /** May the connection publish to `topic`? Refusals are counted. */
 export function mayPublish(c: Connection, topic: string): boolean {
+  // the `$SYS/` tree is the broker's own: no client writes to it, whatever the ACL says (as in Mosquitto)
+  if (topic.charCodeAt(0) === 0x24 && isSysTopic(topic)) return false
   return cached(c, 'publish', topic)
 }
 

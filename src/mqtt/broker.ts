@@ -42,6 +42,9 @@ const ACCEPT_ALL: Authenticator = { authenticate: (c) => ({ ok: true, username: 
 /** Without an authorizer: nothing is denied. */
 const ALLOW_ALL: Authorizer = { version: 0, allowsEverything: true, allowed: () => true }
 
+/** The broker's own `$SYS/` values are few and always kept. */
+const NO_LIMIT = { maxMessages: Number.MAX_SAFE_INTEGER, maxBytes: Number.MAX_SAFE_INTEGER }
+
 const WARN_REASONS: ReadonlySet<FailureReason> = new Set(['protocol_error', 'packet_too_large', 'connect_rejected', 'websocket_error', 'auth_failed', 'tls_error'])
 
 export class Broker extends EventEmitter<BrokerEvents> {
@@ -291,16 +294,29 @@ export class Broker extends EventEmitter<BrokerEvents> {
     if (msg.qos > 0 || msg.retain) msg.payload = ownPayload(msg.payload)
     if (msg.retain) {
       const v = this.settings.values
-      const store = isSysTopic(msg.topic) ? this.#sysRetained : this.retained
       // [MQTT-3.3.1-5] store (replacing), [MQTT-3.3.1-10] an empty payload clears
-      if (!store.set(msg, { maxMessages: v.maxRetainedMessages, maxBytes: v.maxRetainedBytes })) {
+      if (!this.retained.set(msg, { maxMessages: v.maxRetainedMessages, maxBytes: v.maxRetainedBytes })) {
         this.stats.retainedRefused++
         if (canRefuse) return false
       }
     }
     this.stats.messagesPublished++
+    this.#route(msg, now)
+    return true
+  }
+
+  /**
+   * One of the broker's own `$SYS/` values (./sys.ts): kept in their own retained store (no quota, never written to a
+   * store), routed like any message, not counted as a message received from a client.
+   */
+  publishSys(msg: Message): void {
+    if (msg.retain) this.#sysRetained.set(msg, NO_LIMIT)
+    this.#route(msg, Date.now())
+  }
+
+  #route(msg: Message, now: number): void {
     const matches = this.router.match(msg.topic, this.#isOnline)
-    if (matches.length === 0) return true
+    if (matches.length === 0) return
     const fan = new Fanout(msg, now)
     for (let i = 0; i < matches.length; i++) {
       const m = matches[i]
@@ -317,7 +333,6 @@ export class Broker extends EventEmitter<BrokerEvents> {
         }
       }
     }
-    return true
   }
 
   /** For shared subscriptions: a member whose client is connected is picked before one that is not. */

@@ -86,15 +86,7 @@ export class SysPublisher {
   }
 
   #publish(topic: string, value: string): void {
-    // The broker counts every message it routes as published (mqtt_messages_published_total, messages/received):
-    // these were not received from a client, so the count is put back (publish() runs no client's packet meanwhile).
-    const stats = this.#broker.stats
-    const counted = stats.messagesPublished
-    try {
-      this.#broker.publish({ topic, payload: Buffer.from(value), qos: 0, retain: true, properties: null, expiresAt: 0, from: null })
-    } finally {
-      stats.messagesPublished = counted
-    }
+    this.#broker.publishSys({ topic, payload: Buffer.from(value), qos: 0, retain: true, properties: null, expiresAt: 0, from: null })
   }
 
   readonly #onSettings = (next: SettingsSnapshot): void => {

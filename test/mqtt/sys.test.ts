@@ -193,7 +193,7 @@ test('core: a round that throws is logged and the timer goes on; stop() ends the
   const logger: Logger = { debug: noop, info: noop, warn: noop, error: (_o, msg) => errors.push(msg ?? '') }
   let calls = 0
   class FailingBroker extends Broker {
-    override publish(): boolean {
+    override publishSys(): void {
       calls++
       throw new Error('store broke')
     }
@@ -223,4 +223,19 @@ test('core: the retained $SYS values are found by $SYS filters, never by # [MQTT
   sys.tick()
   assert.equal((await broker.retainedFor('#', Date.now())).length, 0)
   assert.equal((await broker.retainedFor('$SYS/#', Date.now())).length, sys.values().length)
+})
+
+test('clients cannot write to $SYS: a PUBLISH there is refused (v5 0x87 with aclRevealDenials) and the real value stays', async (t) => {
+  const kit = await brokerKit(t, { settings: { sysIntervalSec: 1, aclRevealDenials: true } })
+  const raw = await kit.raw({ protocolVersion: 5 })
+  await raw.connect({ clientId: uniqueId('sys-writer') }, 5)
+  raw.send({ cmd: 'publish', topic: `${SYS}version`, payload: Buffer.from('fake'), qos: 1, messageId: 3, retain: true, dup: false }, 5)
+  const ack = await raw.nextPacket('puback') as { reasonCode?: number }
+  assert.equal(ack.reasonCode, 0x87)
+  const reader = await kit.raw({ protocolVersion: 5 })
+  await reader.connect({ clientId: uniqueId('sys-reader') }, 5)
+  reader.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: `${SYS}version`, qos: 0 }] }, 5)
+  await reader.nextPacket('suback')
+  const value = await reader.nextPacket('publish') as { payload: Buffer }
+  assert.equal(value.payload.toString(), `${PKG.name} version ${PKG.version}`)
 })
