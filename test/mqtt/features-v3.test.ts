@@ -45,12 +45,12 @@ const WILDCARD_CASES: [string, string, boolean][] = [
   ['a/b', 'a/b/', false],
   ['a/b/', 'a/b', false],
   // [MQTT-4.7.2-1] wildcards at the first level never match topics starting with '$'
-  ['#', '$SYS/x', false],
-  ['+/x', '$SYS/x', false],
-  ['+/#', '$SYS/x', false],
-  ['$SYS/#', '$SYS/x', true],
-  ['$SYS/+', '$SYS/x', true],
-  ['$SYS/x', '$SYS/x', true],
+  ['#', '$dev/x', false],
+  ['+/x', '$dev/x', false],
+  ['+/#', '$dev/x', false],
+  ['$dev/#', '$dev/x', true],
+  ['$dev/+', '$dev/x', true],
+  ['$dev/x', '$dev/x', true],
   ['+/x', '$app/x', false],
 ]
 
