@@ -1,6 +1,7 @@
-// The broker: the registry of connections and MQTT sessions, routing of published messages, retained messages,
-// Wills (./wills.ts), and the one entry point for hot settings. Transport-agnostic: an adapter hands it a Transport per
-// connection and feeds the returned ConnectionInput; the broker plugin hands it settings and listens to its events.
+// The broker: the registry of connections and MQTT sessions, routing of published messages, retained messages, and
+// the one entry point for hot settings; sessions around their connections (Wills, expiry, restore) live in
+// ./lifecycle.ts. Transport-agnostic: an adapter hands it a Transport per connection and feeds the returned
+// ConnectionInput; the broker plugin hands it settings and listens to its events.
 import { EventEmitter } from 'node:events'
 import type { SettingsSnapshot } from '../contracts/settings.ts'
 import type { FailureEvent, FailureReason } from '../contracts/failure.ts'
@@ -9,16 +10,15 @@ import type { Logger } from '../contracts/logger.ts'
 import type { Authenticator, Authorizer } from '../contracts/access.ts'
 import type { BrokerEvents, BrokerStats } from './types.ts'
 import { Stats } from './stats.ts'
-import { KeyedTimers } from './keyed-timers.ts'
 import { Connection } from './connection.ts'
 import { deliver, queueMessage } from './delivery.ts'
 import { failureEvent } from './failure-event.ts'
 import { MemoryRouter, type Router, type Subscription } from './router.ts'
 import { MemoryRetainedStore, type RetainedStore } from './retained.ts'
-import { MemorySessionStore, NEVER_EXPIRES, newSession, type Session, type SessionStore } from './session.ts'
+import { MemorySessionStore, type Session, type SessionStore } from './session.ts'
 import { ownPayload, type Message, type Will } from './message.ts'
 import { isSysTopic } from './topics.ts'
-import { Wills } from './wills.ts'
+import { SessionLifecycle } from './lifecycle.ts'
 import { liveView } from './live.ts'
 import { Fanout } from './outgoing.ts'
 
@@ -63,18 +63,10 @@ export class Broker extends EventEmitter<BrokerEvents> {
   readonly #awaiting = new Set<Connection>()
   /** connected clients by client id */
   readonly #clients = new Map<string, Connection>()
-  /** Wills: published at once or after their delay [MQTT-3.1.3-9] */
-  readonly #wills = new Wills((m, clientId) => this.#willSent(m, clientId), (err, clientId) =>
-    this.logger?.error({ err, clientId }, 'publishing a delayed Will failed'))
+  /** sessions around their connections: open, Will and expiry at the end, restore after a restart */
+  readonly #life: SessionLifecycle
   /** the broker's own `$SYS/` retained messages: current values for this process, never written to a store */
   readonly #sysRetained = new MemoryRetainedStore()
-  /** sessions waiting for their expiry after their connection ended, by client id */
-  readonly #expiries = new KeyedTimers<Session>(
-    (clientId, session) => {
-      if (!this.#clients.has(clientId) && this.sessions.get(clientId) === session) this.#endSession(session)
-    },
-    (err, clientId) => this.logger?.error({ err, clientId }, 'ending an expired session failed'),
-  )
   /** connections with output waiting for the next flush */
   #dirty: Connection[] = []
   #flushScheduled = false
@@ -90,6 +82,10 @@ export class Broker extends EventEmitter<BrokerEvents> {
     this.authenticator = opts.authenticator ?? ACCEPT_ALL
     this.authorizer = opts.authorizer ?? ALLOW_ALL
     this.stats = new Stats(this.#open, this.#clients, this.router, this.retained, this.sessions)
+    this.#life = new SessionLifecycle({
+      sessions: this.sessions, router: this.router, logger: this.logger,
+      isOnline: (clientId) => this.#clients.has(clientId), publish: (m) => this.publish(m),
+    })
   }
 
   /**
@@ -99,23 +95,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
    * Call once, before the first connection.
    */
   restore(now = Date.now()): { sessions: number; wills: number } {
-    const restored = [...this.sessions.all()]
-    for (const session of restored) {
-      session.disconnectedAt ??= now
-      for (const sub of session.subscriptions.values()) this.router.add(sub)
-    }
-    let wills = 0
-    for (const session of restored) {
-      // (the subscriptions of every session route before any Will is published)
-      if (session.will !== null) {
-        wills++
-        const delaySec = Math.min(session.will.delaySec, session.expiryIntervalSec)
-        this.#wills.scheduleAt(session.clientId, session.will, session.disconnectedAt! + delaySec * 1000)
-      }
-      if (session.expiryIntervalSec === 0) this.#endSession(session)
-      else if (session.expiryIntervalSec !== NEVER_EXPIRES) this.#scheduleExpiry(session)
-    }
-    return { sessions: restored.length, wills }
+    return this.#life.restore(now)
   }
 
   // ---- The outer contract ----
@@ -192,9 +172,8 @@ export class Broker extends EventEmitter<BrokerEvents> {
    */
   async close(): Promise<void> {
     this.#closing = true
+    this.#life.close()
     for (const c of [...this.#open]) c.shutdown()
-    this.#wills.clear()
-    this.#expiries.clear()
     this.#flushAll()
     await this.sessions.flush()
   }
@@ -206,19 +185,12 @@ export class Broker extends EventEmitter<BrokerEvents> {
   deleteSession(clientId: string): boolean {
     const c = this.#clients.get(clientId)
     c?.endByOperator()
-    this.#wills.cancel(clientId)
-    this.#expiries.delete(clientId)
-    const session = this.sessions.get(clientId)
-    if (session === undefined) return c !== undefined
-    this.#endSession(session)
-    return true
+    return this.#life.delete(clientId) || c !== undefined
   }
 
   /** When an offline session ends unless its client comes back (epoch ms); null when online or never. */
   sessionExpiresAt(session: Session): number | null {
-    if (session.disconnectedAt === null || this.#clients.has(session.clientId)) return null
-    if (session.expiryIntervalSec === NEVER_EXPIRES) return null
-    return session.disconnectedAt + session.expiryIntervalSec * 1000
+    return this.#life.expiresAt(session)
   }
 
   /** Retained messages for a new subscription: the broker's `$SYS/` ones, or the store's. */
@@ -263,24 +235,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
    * expiry; clean start discards the old state [MQTT-3.1.2-4]; otherwise it is resumed [MQTT-3.1.2-5].
    */
   openSession(clientId: string, cleanStart: boolean, expiryIntervalSec: number, will: Will | null): { session: Session; present: boolean } {
-    // clean start ends the old session, and a session's end sends its pending Will [MQTT-3.1.3-9]
-    this.#wills.cancel(clientId, cleanStart)
-    this.#expiries.delete(clientId)
-    let session = this.sessions.get(clientId)
-    if (session !== undefined && cleanStart) {
-      this.#endSession(session)
-      session = undefined
-    }
-    const present = session !== undefined
-    if (session === undefined) {
-      session = newSession(clientId, expiryIntervalSec)
-      this.sessions.set(session)
-    }
-    session.expiryIntervalSec = expiryIntervalSec
-    session.disconnectedAt = null
-    session.will = will
-    this.sessions.savedSession(session)
-    return { session, present }
+    return this.#life.open(clientId, cleanStart, expiryIntervalSec, will)
   }
 
   /**
@@ -393,19 +348,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     if (!wasConnected) return
     const clientId = c.clientId!
     if (this.#clients.get(clientId) === c) this.#clients.delete(clientId)
-    const session = c.session!
-    if (this.sessions.get(clientId) !== session) {
-      // taken over by a clean start, or deleted by an operator: this session is over, only its Will is left
-      if (publishWill && session.will !== null && !this.#closing) this.#wills.schedule(clientId, session.will, 0)
-    } else if (session.disconnectedAt === null) {
-      session.disconnectedAt = Date.now()
-      if (!publishWill || this.#closing) session.will = null // a normal DISCONNECT or a shutdown discards it
-      this.sessions.savedSession(session)
-      // (after the note: publishing a Will at once clears it and notes that)
-      if (session.will !== null) this.#wills.schedule(clientId, session.will, session.expiryIntervalSec)
-      if (session.expiryIntervalSec === 0) this.#endSession(session)
-      else if (session.expiryIntervalSec !== NEVER_EXPIRES && !this.#closing) this.#scheduleExpiry(session)
-    }
+    this.#life.connectionEnded(c.session!, publishWill)
     this.#emitSafely('disconnected', { clientId, how })
   }
 
@@ -420,26 +363,5 @@ export class Broker extends EventEmitter<BrokerEvents> {
     }
   }
 
-  // ---- Session expiry ----
 
-  #scheduleExpiry(session: Session): void {
-    this.#expiries.set(session.clientId, session.disconnectedAt! + session.expiryIntervalSec * 1000, session)
-  }
-
-  /** A Will went out: the session (if it is still there) no longer waits to send it. */
-  #willSent(m: Message, clientId: string): void {
-    const session = this.sessions.get(clientId)
-    if (session !== undefined && session.disconnectedAt !== null && session.will !== null) {
-      session.will = null
-      this.sessions.savedSession(session)
-    }
-    this.publish(m)
-  }
-
-  /** The session is over: its subscriptions leave the router and its state is dropped. */
-  #endSession(session: Session): void {
-    for (const filter of session.subscriptions.keys()) this.router.remove(session.clientId, filter)
-    session.subscriptions.clear()
-    if (this.sessions.get(session.clientId) === session) this.sessions.delete(session.clientId)
-  }
 }

@@ -217,16 +217,16 @@ describe('timeouts', { concurrency: 4 }, () => {
   })
 
   test('a raised connectTimeoutMs lets a waiting connection finish its CONNECT; connected ones are untouched', async (t) => {
-    const kit = await brokerKit(t, { settings: { connectTimeoutMs: 300 } })
+    // (the first deadline leaves room for a loaded machine between the socket's open and the raise)
+    const kit = await brokerKit(t, { settings: { connectTimeoutMs: 800 } })
     const failures: FailureEvent[] = []
     kit.server.app.broker.on('failure', (e) => failures.push(e))
     const early = await kit.mqtt({ clientId: 'already-in' })
     const raw = await kit.raw()
     const bytes = connectBytes('raised')
     raw.sendBytes(bytes.subarray(0, 3))
-    await delay(100)
-    kit.server.app.settingsStore.update({ connectTimeoutMs: 2000 }, { actor: 'test' })
-    await delay(500) // past the old deadline
+    kit.server.app.settingsStore.update({ connectTimeoutMs: 5000 }, { actor: 'test' })
+    await delay(1000) // past the old deadline
     raw.sendBytes(bytes.subarray(3))
     assert.equal((await raw.nextPacket('connack') as { returnCode: number }).returnCode, 0)
     kit.server.app.settingsStore.update({ connectTimeoutMs: 100 }, { actor: 'test' })
