@@ -295,20 +295,21 @@ export class Connection implements ConnectionInput {
 
   /** An operator ended its session: v5 clients get DISCONNECT 0x98 (Administrative action); not a failure, no Will. */
   endByOperator(): void {
-    if (this.phase === 'closed') return
-    const farewell: Packet | null = this.phase === 'connected' && this.protocolVersion === 5
-      ? { cmd: 'disconnect', reasonCode: RC.administrativeAction }
-      : null
-    this.#end('disconnect', farewell, false)
+    this.#endQuietly('disconnect', RC.administrativeAction)
   }
 
   /** Server shutdown: v5 clients get DISCONNECT 0x8B; not a failure. */
   shutdown(): void {
+    this.#endQuietly('shutdown', RC.serverShuttingDown)
+  }
+
+  /** Ended by the server, not for a fault of the client: a connected v5 client is told `reasonCode`; no Will. */
+  #endQuietly(how: 'disconnect' | 'shutdown', reasonCode: number): void {
     if (this.phase === 'closed') return
     const farewell: Packet | null = this.phase === 'connected' && this.protocolVersion === 5
-      ? { cmd: 'disconnect', reasonCode: RC.serverShuttingDown }
+      ? { cmd: 'disconnect', reasonCode }
       : null
-    this.#end('shutdown', farewell, false)
+    this.#end(how, farewell, false)
   }
 
   /** The failure is recorded as the connection stood (phase, bytes), then it ends, with its Will. */
