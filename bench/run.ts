@@ -10,8 +10,12 @@
 //                                                   each scenario over WebSocket and over plain TCP, in the same rounds
 //   npm run bench -- --scenarios=attacks            the attack scenarios (bench/attacks.ts), once, on before/ours/
 //                                                   mosquitto/aedes: peak RSS and whether the broker stayed responsive
+//   npm run bench -- --scenarios=qos1,qos1-persistent,retained --state=sqlite,memory
+//                                                   ours with its durable state (ours) and in memory (ours:memory),
+//                                                   same rounds; qos1-persistent and retained run only when named
+//   npm run bench -- --scenarios=startup            ours' start-up on 100,000 retained + 50,000 sessions (bench/startup.ts)
 //   (each flag has an env twin: BENCH_SCENARIOS, BENCH_PEERS, BENCH_ROUNDS, BENCH_MEASURE_MS, BENCH_WARMUP_MS,
-//    BENCH_PROFILE=1, BENCH_ACL, BENCH_ATTACK_PEERS, BENCH_TRANSPORT)
+//    BENCH_PROFILE=1, BENCH_ACL, BENCH_ATTACK_PEERS, BENCH_TRANSPORT, BENCH_STATE)
 //
 // Every broker runs in its own process, started fresh for each scenario and round; every load generator runs in a
 // process of its own (bench/gen/main.ts). Results: printed, and written to bench-output/results.{json,md}.
@@ -25,13 +29,23 @@ import { startBroker, mosquittoPath, beforeMissing, ALL_PEERS, KNOWN_PEERS, ROOT
 import { track, killAll, sleep, machineBusyMs } from './lib/proc.ts'
 import { table, fmt, ratio, type Row } from './lib/report.ts'
 import { runAttacks, attackReport, ATTACKS, ATTACK_PEERS, type AttackName, type AttackRun } from './attacks.ts'
+import { runStartup, startupReport, type StartupRun } from './startup.ts'
 import type { Job, Result, Timing } from './gen/scenarios.ts'
 import { TRANSPORTS, type Transport } from './lib/wsclient.ts'
 
-const SCENARIOS = ['fanin', 'fanout', 'qos1', 'latency', 'connect', 'memory', 'storm'] as const
+const SCENARIOS = ['fanin', 'fanout', 'qos1', 'qos1-persistent', 'retained', 'latency', 'connect', 'memory', 'storm'] as const
 type ScenarioName = (typeof SCENARIOS)[number]
+/** The load scenarios that run when none is named (qos1-persistent and retained run only when named). */
+const DEFAULT_SCENARIOS: ScenarioName[] = ['fanin', 'fanout', 'qos1', 'latency', 'connect', 'memory', 'storm']
 /** The scenarios `--acl=N` runs a second time on ours under N ACL rules. */
 const ACL_SCENARIOS: readonly ScenarioName[] = ['fanin', 'fanout', 'qos1', 'latency', 'connect']
+/** Scenarios where Mosquitto runs with `persistence true` (in its tmp folder): the ones about durable state. */
+const MOSQUITTO_PERSISTENCE: readonly ScenarioName[] = ['qos1-persistent', 'retained']
+/** Where ours keeps retained messages and sessions (MQTT_STATE): `--state=sqlite,memory` runs it once per kind. */
+const STATES = ['sqlite', 'memory'] as const
+type StateKind = (typeof STATES)[number]
+/** The peer name ours runs under for a state kind: `ours` (sqlite, its default) or `ours:memory`. */
+const oursFor = (k: StateKind): PeerName => (k === 'sqlite' ? 'ours' : 'ours:memory')
 
 // ---------------------------------------------------------------------------------------------------- options
 function flag(name: string): string | undefined {
@@ -57,15 +71,18 @@ const timing: Timing = {
   warmupMs: Number(opt('warmup', 'BENCH_WARMUP_MS') ?? (quick ? 300 : 2000)),
   measureMs: Number(opt('measure', 'BENCH_MEASURE_MS') ?? (quick ? 1500 : 5000)),
 }
-// --scenarios: load scenarios and attacks ('attacks' = all four); none named = every load scenario, no attack
+// --scenarios: load scenarios, attacks ('attacks' = all of them) and startup; none named = the default load
+// scenarios, no attack, no startup
 const scenarioNames = list(opt('scenarios', 'BENCH_SCENARIOS')?.replace(/\battacks\b/, ATTACKS.join(',')),
-  [...SCENARIOS, ...ATTACKS], 'scenario')
+  [...SCENARIOS, ...ATTACKS, 'startup'], 'scenario')
 const scenarios = opt('scenarios', 'BENCH_SCENARIOS')
   ? scenarioNames.filter((s): s is ScenarioName => (SCENARIOS as readonly string[]).includes(s))
-  : [...SCENARIOS]
+  : [...DEFAULT_SCENARIOS]
 const attacks = opt('scenarios', 'BENCH_SCENARIOS')
   ? scenarioNames.filter((s): s is AttackName => (ATTACKS as readonly string[]).includes(s))
   : []
+/** --scenarios=startup: ours' start-up on a large durable state (bench/startup.ts), once */
+const startup = scenarioNames.includes('startup') && opt('scenarios', 'BENCH_SCENARIOS') !== undefined
 const peersRaw = opt('peers', 'BENCH_PEERS')
 let peers = peersRaw ? list(peersRaw, KNOWN_PEERS, 'peer') : [...ALL_PEERS]
 /** --attack-peers (default: --peers when given, else before, ours, mosquitto, aedes) */
@@ -78,6 +95,11 @@ if (!Number.isInteger(aclRules) || aclRules < 0) throw new Error(`--acl: a numbe
  * scenario, round and peer runs once per transport). The storm is WebSocket only; the attacks are not affected.
  */
 let transports: Transport[] = list(opt('transport', 'BENCH_TRANSPORT') ?? 'ws', TRANSPORTS, 'transport')
+/**
+ * --state=sqlite,memory: ours with its durable state (MQTT_STATE=sqlite, the default: peer `ours`) and/or in memory
+ * (MQTT_STATE=memory: peer `ours:memory`), in the same rounds, the one right after the other.
+ */
+let states: StateKind[] = list(opt('state', 'BENCH_STATE') ?? 'sqlite', STATES, 'state')
 const STORM_TRANSPORTS: readonly Transport[] = ['ws']
 /** The transports a load scenario runs over. */
 const transportsFor = (s: ScenarioName): Transport[] => (s === 'storm' ? [...STORM_TRANSPORTS] : transports)
@@ -96,10 +118,17 @@ if ((peers.includes('before') || (attacks.length && attackPeers.includes('before
   peers = peers.filter((p) => p !== 'before')
   attackPeers = attackPeers.filter((p) => p !== 'before')
 }
-/** The brokers a load scenario runs on: the peers, and ours+acl right after ours when --acl is given. */
+/**
+ * The brokers a load scenario runs on: the peers, ours once per --state kind (ours, ours:memory), and ours+acl right
+ * after them when --acl is given.
+ */
 function peersFor(s: ScenarioName): PeerName[] {
-  if (aclRules === 0 || !ACL_SCENARIOS.includes(s)) return peers
-  return peers.flatMap((p): PeerName[] => (p === 'ours' ? ['ours', 'ours+acl'] : [p]))
+  const acl = aclRules > 0 && ACL_SCENARIOS.includes(s)
+  return peers.flatMap((p): PeerName[] => (p === 'ours' ? [...states.map(oursFor), ...(acl ? ['ours+acl' as const] : [])] : [p]))
+}
+/** The columns of the main table: the peers, with ours once per --state kind. */
+function tablePeers(): PeerName[] {
+  return peers.flatMap((p): PeerName[] => (p === 'ours' ? states.map(oursFor) : [p]))
 }
 
 // ---------------------------------------------------------------------------------------------------- jobs
@@ -122,6 +151,8 @@ function baseJob(s: Exclude<ScenarioName, 'storm'>, b: BrokerHandle, transport: 
     case 'fanin': return { ...t, scenario: 'fanin', timing, publishers: 20, payloadBytes: 64, window: 5000, batch: 10 }
     case 'fanout': return { ...t, scenario: 'fanout', timing, subscribers: 50, payloadBytes: 64, window: 400, batch: 10 }
     case 'qos1': return { ...t, scenario: 'qos1', timing, publishers: 10, payloadBytes: 64, inflight: 100 }
+    case 'qos1-persistent': return { ...t, scenario: 'qos1-persistent', timing, publishers: 10, payloadBytes: 64, inflight: 100 }
+    case 'retained': return { ...t, scenario: 'retained', ...RETAINED, publishTimeoutMs: 60_000, deliveryTimeoutMs: 90_000 }
     case 'latency': return { ...t, scenario: 'latency', timing, publishers: 4, payloadBytes: 64, rate: LATENCY_RATE }
     case 'connect': return { ...t, scenario: 'connect', timing, concurrency: 50 }
     case 'memory': return { ...t, scenario: 'memory', clients: MEMORY_CLIENTS, concurrency: 50, settleMs: quick ? 500 : 2000, inspectorUrl: b.inspectorUrl }
@@ -159,7 +190,10 @@ function runGen(job: Job, timeoutMs: number): Promise<Result> {
   })
 }
 
-const genTimeout = () => timing.warmupMs + timing.measureMs + 60_000
+const genTimeout = (s?: ScenarioName) => (s === 'retained' ? 180_000 : timing.warmupMs + timing.measureMs + 60_000)
+
+/** The retained scenario: 10,000 topics, 64-byte payloads published at QoS 1 by 10 clients, 100 subscribers to bench/r/# */
+const RETAINED = { topics: 10_000, payloadBytes: 64, publishers: 10, inflight: 100, subscribers: 100, filter: 'bench/r/#' }
 
 // ---------------------------------------------------------------------------------------------------- ours' failure counters
 interface FailureCounts {
@@ -189,6 +223,22 @@ async function failureCounts(b: BrokerHandle): Promise<FailureCounts> {
   return out
 }
 
+/**
+ * What ours wrote of its MQTT state to SQLite over the whole run (from its start), from /metrics: rows written or
+ * deleted, write-behind transactions and their total time (all 0 with MQTT_STATE=memory).
+ */
+async function stateWrites(b: BrokerHandle): Promise<Record<string, number>> {
+  const out: Record<string, number> = { stateRowsWritten: NaN, stateWrites: NaN, stateWriteSeconds: NaN }
+  try {
+    const text = await (await fetch(`${b.httpUrl}/metrics`)).text()
+    const value = (name: string) => Number(new RegExp(`^${name}(?:\\{[^}]*\\})?\\s+([\\d.eE+-]+)`, 'm').exec(text)?.[1] ?? NaN)
+    out.stateRowsWritten = value('mqtt_state_write_rows_total')
+    out.stateWrites = value('mqtt_state_write_seconds_count')
+    out.stateWriteSeconds = Math.round(value('mqtt_state_write_seconds_sum') * 1000) / 1000
+  } catch { /* a tree without these metrics */ }
+  return out
+}
+
 // ---------------------------------------------------------------------------------------------------- running
 interface Run {
   round: number, scenario: ScenarioName, peer: PeerName, result?: Result, error?: string, noisy?: boolean
@@ -197,17 +247,19 @@ interface Run {
 }
 const runs: Run[] = []
 
-async function withBroker<T extends Result>(peer: PeerName, fn: (b: BrokerHandle) => Promise<T>, label: string, transport: Transport = 'ws'): Promise<T> {
+async function withBroker<T extends Result>(peer: PeerName, fn: (b: BrokerHandle) => Promise<T>, label: string, transport: Transport = 'ws', scenario?: ScenarioName): Promise<T> {
   const profDir = path.join(PROFILE_DIR, label)
-  const profiling = profile && (peer === 'ours' || peer === 'ours+acl')
+  const profiling = profile && (peer === 'ours' || peer === 'ours:memory' || peer === 'ours+acl')
   const b = await startBroker(peer, {
     oursNodeArgs: profiling ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [],
     inspect: label.startsWith('memory-'), // a full GC before each RSS reading
     aclRules,
     tcp: transport === 'tcp',
+    mosquittoPersistence: scenario !== undefined && MOSQUITTO_PERSISTENCE.includes(scenario),
   })
   try {
     const r = await fn(b)
+    if (peer === 'ours' || peer === 'ours:memory') Object.assign(r.details, await stateWrites(b))
     if (profiling && r.details.windowStartUs !== undefined) {
       // bench/profile-summary.ts reads this to cut the profile to the measurement window
       fs.writeFileSync(path.join(PROFILE_DIR, `${label}.window.json`),
@@ -240,10 +292,22 @@ function keepMainThreadProfile(dir: string, to: string): void {
 function describe(r: Result): string {
   const d = r.details
   const cpu = d.brokerCpuPct !== undefined ? ` (cpu: broker ${d.brokerCpuPct}%, generator ${d.genCpuPct}%, other ${d.otherCpuPct}%)` : ''
+  const state = num(d.stateRowsWritten) > 0
+    ? `; state: ${fmt(num(d.stateRowsWritten))} rows written in ${fmt(num(d.stateWrites))} transactions (${fmt(num(d.stateWriteSeconds))} s)` +
+      (num(d.deliveredTotal) > 0 ? `, ${fmt(num(d.stateRowsWritten) / num(d.deliveredTotal))} per message delivered` : '')
+    : ''
   if (r.unit === 'ms p50') return `p50 ${d.p50Ms} ms, p99 ${d.p99Ms} ms, lost ${d.lost}`
+  if (d.deliveryMs !== undefined) {
+    // (NaN arrives as null over IPC: a run where some subscriber missed messages has no delivery time)
+    const delivered = Number.isFinite(num(r.value))
+      ? `${d.subscribers} subscribers had them all after ${fmt(num(r.value))} ms (${fmt(num(d.deliveriesPerSec))} deliveries/s, first ${d.firstSubscriberDoneMs} ms`
+      : `${fmt(num(d.deliveriesPerSec))} deliveries/s, but only ${fmt(num(d.delivered))} of ${fmt(num(d.subscribers) * num(d.topics))} delivered, ${d.subscribersComplete} of ${d.subscribers} subscribers complete (${d.ended}, the last at ${d.lastDeliveryAtMs} ms`
+    return `${fmt(num(d.topics))} retained stored in ${fmt(num(d.publishMs))} ms; ${delivered}; cpu: broker ` +
+      `${d.brokerCpuPct}%, generator ${d.genCpuPct}%, other ${d.otherCpuPct}%); RSS ${mib(num(d.rssIdleKiB))} -> peak ${mib(num(d.rssPeakKiB))} MiB${state}`
+  }
   if (r.unit === 'KiB/conn') return `${fmt(r.value)} KiB/conn (RSS ${d.rssBeforeKiB} -> ${d.rssAfterKiB} KiB)` +
     (d.rssReadingsAfterGcKiB !== 'no GC can be forced' ? `, after a full GC ${fmt(Number(d.perConnAfterGcKiB))} KiB/conn` : '')
-  return `${fmt(r.value)} ${r.unit}${cpu}${d.lost ? `, lost ${d.lost}` : ''}`
+  return `${fmt(r.value)} ${r.unit}${cpu}${d.lost ? `, lost ${d.lost}` : ''}${state}`
 }
 
 const MAX_OTHER_CPU = Number(process.env.BENCH_MAX_OTHER_CPU ?? 40)
@@ -284,23 +348,23 @@ async function waitForQuiet(): Promise<void> {
 const scenarioTag = (s: ScenarioName, t: Transport) => (transports.includes('tcp') ? `${s}/${t}` : s)
 
 async function runOne(round: number, scenario: Exclude<ScenarioName, 'storm'>, peer: PeerName, transport: Transport): Promise<void> {
-  const tagged = scenarioTag(scenario, transport).padEnd(transports.includes('tcp') ? 12 : 8)
+  const tagged = scenarioTag(scenario, transport).padEnd(transports.includes('tcp') ? 19 : 15)
   for (let attempt = 0; attempt <= NOISY_RETRIES; attempt++) {
     await waitForQuiet()
-    const label = `${scenario}${transport === 'ws' ? '' : `-${transport}`}-${peer.replace('+', '-')}-r${round}${attempt ? `-a${attempt}` : ''}`
+    const label = `${scenario}${transport === 'ws' ? '' : `-${transport}`}-${peer.replace(/[+:]/g, '-')}-r${round}${attempt ? `-a${attempt}` : ''}`
     const t0 = performance.now()
     try {
-      const result = await withBroker(peer, (b) => runGen(jobFor(scenario, b, transport), genTimeout()), label, transport)
+      const result = await withBroker(peer, (b) => runGen(jobFor(scenario, b, transport), genTimeout(scenario)), label, transport, scenario)
       const noisy = isNoisy(result)
       runs.push({ round, scenario, peer, transport, result, noisy })
       const again = noisy && attempt < NOISY_RETRIES && (performance.now() - benchStart) / 1000 < RETRY_UNTIL_S
-      console.log(`  ${tagged} ${peer.padEnd(9)} ${describe(result)}  [${((performance.now() - t0) / 1000).toFixed(1)} s]` +
+      console.log(`  ${tagged} ${peer.padEnd(11)} ${describe(result)}  [${((performance.now() - t0) / 1000).toFixed(1)} s]` +
         (noisy ? (again ? '  noisy: again' : '  noisy') : ''))
       if (!again) return
     } catch (err) {
       const error = (err as Error).message
       runs.push({ round, scenario, peer, transport, error })
-      console.log(`  ${tagged} ${peer.padEnd(9)} FAILED: ${error.split('\n').slice(0, 6).join('\n    ')}`)
+      console.log(`  ${tagged} ${peer.padEnd(11)} FAILED: ${error.split('\n').slice(0, 6).join('\n    ')}`)
       return
     }
   }
@@ -393,6 +457,7 @@ const atLeastAedes = (factor: number) => ({
 })
 /** A detail as a number; missing (or null: NaN does not survive JSON) is NaN. */
 const num = (v: unknown) => (v === null || v === undefined || v === '' ? NaN : Number(v))
+const mib = (kib: number) => (Number.isFinite(kib) ? (kib / 1024).toFixed(1) : '-')
 /** µs of broker CPU per operation: comparable even when the generator was the limit. */
 const cpuPerOp = (r: Result) => (num(r.details.brokerCpuPct) * 10_000) / r.value
 const METRICS: MetricDef[] = [
@@ -402,6 +467,16 @@ const METRICS: MetricDef[] = [
   { scenario: 'fanout', label: '  broker CPU per delivery (µs)', better: 'lower', pick: cpuPerOp },
   { scenario: 'qos1', label: 'QoS 1 10->1, acked+delivered (msg/s)', better: 'higher', pick: (r) => r.value, throughput: true, target: atLeastAedes(3) },
   { scenario: 'qos1', label: '  broker CPU per message (µs)', better: 'lower', pick: cpuPerOp },
+  { scenario: 'qos1-persistent', label: 'QoS 1 10->1, persistent subscriber (clean 0), acked+delivered (msg/s)', better: 'higher', pick: (r) => r.value, throughput: true },
+  { scenario: 'qos1-persistent', label: '  broker CPU per message (µs)', better: 'lower', pick: cpuPerOp },
+  // ours only (from its /metrics, over the whole run): an in-flight entry written, then deleted when acknowledged, is 2
+  { scenario: 'qos1-persistent', label: '  SQLite rows written per message', better: 'lower', pick: (r) => num(r.details.stateRowsWritten) / num(r.details.deliveredTotal) },
+  { scenario: 'retained', label: `retained: ${RETAINED.topics.toLocaleString('en-US')} stored, QoS 1, ${RETAINED.publishers} publishers (ms)`, better: 'lower', pick: (r) => num(r.details.publishMs) },
+  { scenario: 'retained', label: `retained: ${RETAINED.subscribers} new subscribers x ${RETAINED.topics.toLocaleString('en-US')} delivered (ms)`, better: 'lower', pick: (r) => r.value },
+  { scenario: 'retained', label: '  deliveries/s', better: 'higher', pick: (r) => num(r.details.deliveriesPerSec), throughput: true },
+  { scenario: 'retained', label: '  broker CPU per delivery (µs)', better: 'lower', pick: (r) => (num(r.details.brokerCpuPct) * 10_000) / num(r.details.deliveriesPerSec) },
+  { scenario: 'retained', label: 'retained: broker peak RSS (MiB)', better: 'lower', pick: (r) => num(r.details.rssPeakKiB) / 1024 },
+  { scenario: 'retained', label: '  idle RSS before (MiB)', better: 'lower', pick: (r) => num(r.details.rssIdleKiB) / 1024 },
   { scenario: 'latency', label: `QoS 1 latency p50 @ ${LATENCY_RATE} msg/s (ms)`, better: 'lower', pick: (r) => num(r.details.p50Ms) },
   { scenario: 'latency', label: `QoS 1 latency p99 @ ${LATENCY_RATE} msg/s (ms)`, better: 'lower', pick: (r) => num(r.details.p99Ms) },
   { scenario: 'connect', label: 'connects/s, 50 concurrent', better: 'higher', pick: (r) => r.value, throughput: true, target: atLeastAedes(1) },
@@ -425,6 +500,9 @@ const HEADLINE: Record<ScenarioName, { pick: (r: Result) => number, better: 'hig
   fanin: { pick: (r) => r.value, better: 'higher' },
   fanout: { pick: (r) => r.value, better: 'higher' },
   qos1: { pick: (r) => r.value, better: 'higher' },
+  'qos1-persistent': { pick: (r) => r.value, better: 'higher' },
+  // a run where a subscriber missed messages has no delivery time (NaN): it ranks last
+  retained: { pick: (r) => r.value, better: 'lower' },
   latency: { pick: (r) => num(r.details.p99Ms), better: 'lower' },
   connect: { pick: (r) => r.value, better: 'higher' },
   memory: { pick: (r) => num(r.details.perConnAfterGcKiB), better: 'lower' },
@@ -468,7 +546,7 @@ function summarise(): Array<Row & { transport: Transport }> {
   for (const { m, transport, label } of metricRows(() => true)) {
     const values: Partial<Record<PeerName, number>> = {}
     const marks: Partial<Record<PeerName, string>> = {}
-    for (const p of peers) {
+    for (const p of tablePeers()) {
       const run = bestRun(m.scenario, p, transport)
       if (!run) continue
       const v = m.pick(run.result!)
@@ -483,20 +561,37 @@ function summarise(): Array<Row & { transport: Transport }> {
 
 /** The ACL comparison: each figure of the ACL scenarios without and with the rules, and their ratio (target: within 10%). */
 function aclTable(): string {
-  const head = ['scenario', 'better', 'ours', `ours + ${aclRules} ACL rules`, 'with/without', 'target']
+  return pairTable('ours', 'ours+acl', ['ours', `ours + ${aclRules} ACL rules`, 'with/without'], 'b/a', 0.1, (s) => ACL_SCENARIOS.includes(s))
+}
+
+/**
+ * The durable state's cost: each figure of ours with MQTT_STATE=sqlite and =memory, and durable/memory (target:
+ * within 15%). The storm runs on ours (sqlite) only.
+ */
+function stateTable(): string {
+  return pairTable('ours', 'ours:memory', ['ours (sqlite)', 'ours:memory', 'durable/memory'], 'a/b', 0.15, (s) => s !== 'storm')
+}
+
+/**
+ * Two variants of ours side by side, figure by figure, with their ratio (`q`: b/a or a/b, named by `heads[2]`) and
+ * whether each headline figure's ratio is within `tolerance` of 1 in the worse direction.
+ */
+function pairTable(a: PeerName, b: PeerName, heads: [string, string, string], q: 'b/a' | 'a/b', tolerance: number, filter: (s: ScenarioName) => boolean): string {
+  const [num1, den1] = q === 'a/b' ? [a, b] : [b, a]
+  const head = ['scenario', 'better', heads[0], heads[1], heads[2], 'target']
   const lines: string[][] = []
-  for (const { m, transport, label } of metricRows((s) => ACL_SCENARIOS.includes(s))) {
-    const without = bestRun(m.scenario, 'ours', transport)
-    const withAcl = bestRun(m.scenario, 'ours+acl', transport)
+  const pct = Math.round(tolerance * 100)
+  for (const { m, transport, label } of metricRows(filter)) {
+    const runA = bestRun(m.scenario, a, transport)
+    const runB = bestRun(m.scenario, b, transport)
+    if (!runA && !runB) continue
     const v = (r: Run | undefined) => (r ? m.pick(r.result!) : NaN)
     const mark = (r: Run | undefined) => (r?.noisy ? '~' : '') + (r && m.throughput && generatorBound(r.result!) ? '>=' : '')
-    const a = v(without)
-    const b = v(withAcl)
-    const q = ratio(b, a)
+    const r = ratio(v(bestRun(m.scenario, num1, transport)), v(bestRun(m.scenario, den1, transport)))
     const headline = !m.label.startsWith(' ')
-    const met = q === undefined ? '?' : (m.better === 'higher' ? q >= 0.9 : q <= 1.1) ? 'met' : 'NOT met'
-    lines.push([label, m.better, mark(without) + fmt(a), mark(withAcl) + fmt(b), q === undefined ? '-' : `${q.toFixed(3)}x`,
-      headline ? `within 10%: ${met}` : ''])
+    const met = r === undefined ? '?' : (m.better === 'higher' ? r >= 1 - tolerance : r <= 1 + tolerance) ? 'met' : 'NOT met'
+    lines.push([label, m.better, mark(runA) + fmt(v(runA)), mark(runB) + fmt(v(runB)), r === undefined ? '-' : `${r.toFixed(3)}x`,
+      headline ? `within ${pct}%: ${met}` : ''])
   }
   const all = [head, ...lines]
   const widths = head.map((_, i) => Math.max(...all.map((l) => l[i].length)))
@@ -540,14 +635,19 @@ async function main() {
     MEMORY_CLIENTS = earlier.config.memoryClients
     aclRules = earlier.config.aclRules ?? 0
     transports = earlier.config.transports ?? ['ws']
-    const out = [scenarios.length ? table(summarise(), peers) : '']
+    states = earlier.config.states ?? ['sqlite']
+    const out = [scenarios.length ? table(summarise(), tablePeers()) : '']
     if (aclRules) out.push(aclTable())
+    if (states.length > 1) out.push(stateTable())
     if (earlier.attackRuns?.length) out.push(attackReport(earlier.attackRuns, earlier.config.attackPeers))
+    if (earlier.startupRun) out.push(startupReport(earlier.startupRun))
     console.log(out.filter(Boolean).join('\n\n') + `\n\nfrom ${from} (${earlier.startedAt}, ${earlier.seconds} s)`)
     return
   }
-  console.log(`bench: scenarios ${[...scenarios, ...attacks].join(', ')}; peers ${peers.join(', ')}` +
+  console.log(`bench: scenarios ${[...scenarios, ...attacks, ...(startup ? ['startup'] : [])].join(', ')}` +
+    `${scenarios.length || attacks.length ? `; peers ${peers.join(', ')}` : '; ours only'}` +
     `${aclRules ? ` (+ ours+acl: ${aclRules} ACL rules)` : ''}` +
+    `${scenarios.length && peers.includes('ours') && (states.length > 1 || states[0] !== 'sqlite') ? `; ours as ${states.map(oursFor).join(' and ')}` : ''}` +
     `${scenarios.length && (transports.length > 1 || transports[0] !== 'ws') ? `; over ${transports.map((t) => (t === 'ws' ? 'WebSocket' : 'TCP')).join(' and ')}` : ''}` +
     `${attacks.length ? `; attacks (once) on ${attackPeers.join(', ')}` : ''}` +
     (scenarios.length ? `; ${rounds} round(s); warm-up ${timing.warmupMs} ms, measure ${timing.measureMs} ms${quick ? ' (quick)' : ''}` : '') +
@@ -567,10 +667,14 @@ async function main() {
   }
   // the attacks run once: their figures are RSS peaks and answers, not rates to take the best of
   const attackRuns: AttackRun[] = attacks.length ? await runAttacks(attacks, attackPeers, PARAMS, waitForQuiet) : []
+  // the start-up scenario runs once (ours only): a build of the state and a few starts on it
+  const startupRun: StartupRun | null = startup ? await runStartup(PARAMS.startup ?? {}, waitForQuiet) : null
   const rows = summarise()
-  const tbl = scenarios.length ? table(rows, peers) : ''
+  const tbl = scenarios.length ? table(rows, tablePeers()) : ''
   const aclTbl = aclRules && scenarios.some((s) => ACL_SCENARIOS.includes(s)) ? aclTable() : ''
+  const stateTbl = states.length > 1 && peers.includes('ours') && scenarios.some((s) => s !== 'storm') ? stateTable() : ''
   const attackMd = attackRuns.length ? attackReport(attackRuns, attackPeers) : ''
+  const startupMd = startupRun ? startupReport(startupRun) : ''
   const elapsed = (performance.now() - t0) / 1000
   const machine = {
     cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model ?? null, node: process.version,
@@ -591,6 +695,30 @@ async function main() {
     `"broker CPU per ..." is the broker's CPU time over the measurement divided by the operations: it compares brokers`,
     `even where the generator was the limit. Memory is read after a full GC (forced through the inspector) for the Node`,
     `brokers; without one their RSS moves with collection timing (even below zero): results.json keeps that figure too.`,
+    ...(peers.includes('ours') ? [states.length > 1
+      ? `ours: MQTT_STATE=sqlite (retained messages and sessions written behind to its SQLite file every 20 ms, the default);`
+        + `\nours:memory: MQTT_STATE=memory (kept in memory only); both in every round, the one right after the other.`
+      : `ours: MQTT_STATE=${states[0]}.`] : []),
+    ...(scenarios.includes('qos1-persistent') ? [
+      `qos1-persistent: qos1 with its subscriber on a persistent session (clean session 0, fixed client id): every delivery`,
+      `is an in-flight entry of a session that outlives its connection.`,
+    ] : []),
+    ...(scenarios.includes('retained') ? [
+      `retained: ${RETAINED.topics.toLocaleString('en-US')} retained ${RETAINED.payloadBytes}-byte messages to distinct topics bench/r/<i>, published at QoS 1 by ${RETAINED.publishers} clients`,
+      `(${RETAINED.inflight} in flight each): "stored" = every PUBLISH acknowledged (ours writes to SQLite behind that, within 20 ms);`,
+      `then ${RETAINED.subscribers} connected clients each send SUBSCRIBE ${RETAINED.filter} (QoS 0) at once: the time until every one has all`,
+      `${RETAINED.topics.toLocaleString('en-US')}. Peak RSS: the broker's VmHWM over the run.`,
+    ] : []),
+    ...(scenarios.some((s) => MOSQUITTO_PERSISTENCE.includes(s)) && peers.some((p) => p === 'mosquitto' || p === 'aedes') ? [
+      `In ${MOSQUITTO_PERSISTENCE.filter((s) => scenarios.includes(s)).join(' and ')}, Mosquitto runs with \`persistence true\` (its file in a tmp folder; it`,
+      `keeps its state in memory and writes the file every autosave_interval, 1800 s by default, and at exit, so never during`,
+      `a run); Aedes has in-memory persistence only (aedes-persistence, its default): neither writes during the run.`,
+    ] : []),
+  ]
+  const stateNotes = [
+    `The same server with MQTT_STATE=sqlite (ours, the default) and MQTT_STATE=memory (ours:memory), best of ${rounds} round(s)`,
+    `each, in the same rounds; durable/memory: ours / ours:memory (for "lower is better" figures above 1 is worse).`,
+    `Target: the durable state within 15% of memory on every headline figure.`,
   ]
   const aclNotes = [
     `ours+acl: the same server with ${aclRules} ACL rules created through POST /api/acl before the run (bench/lib/acl.ts):`,
@@ -601,7 +729,9 @@ async function main() {
   const sections = [
     ...(tbl ? [tbl, notes.join('\n')] : []),
     ...(aclTbl ? [`## ACL: ours without and with ${aclRules} rules`, aclTbl, aclNotes.join('\n')] : []),
+    ...(stateTbl ? ['## Durable state: ours with MQTT_STATE=sqlite and =memory', stateTbl, stateNotes.join('\n')] : []),
     ...(attackMd ? [attackMd] : []),
+    ...(startupMd ? [startupMd] : []),
   ]
   console.log('\n' + sections.join('\n\n'))
   const failed = runs.filter((r) => r.error)
@@ -610,12 +740,12 @@ async function main() {
   fs.mkdirSync(OUT_DIR, { recursive: true })
   const summary = rows.map((r) => ({
     label: r.label, transport: r.transport, better: r.better, values: r.values, target: r.target, met: r.met,
-    ratios: Object.fromEntries(peers.filter((p) => p !== 'ours').map((p) => [`ours/${p}`, ratio(r.values.ours, r.values[p]) ?? null])),
+    ratios: Object.fromEntries(tablePeers().filter((p) => p !== 'ours').map((p) => [`ours/${p}`, ratio(r.values.ours, r.values[p]) ?? null])),
   }))
   fs.writeFileSync(path.join(OUT_DIR, 'results.json'), JSON.stringify({
     startedAt: started.toISOString(), seconds: Math.round(elapsed), machine,
-    config: { scenarios, peers, transports, rounds, timing, quick, memoryClients: MEMORY_CLIENTS, latencyRate: LATENCY_RATE, aclRules, attacks, attackPeers },
-    summary, runs, attackRuns,
+    config: { scenarios, peers, transports, states, rounds, timing, quick, memoryClients: MEMORY_CLIENTS, latencyRate: LATENCY_RATE, aclRules, attacks, attackPeers, startup },
+    summary, runs, attackRuns, startupRun,
   }, null, 2) + '\n')
   const machineLine = `${machine.cpus} cores (${machine.cpuModel}), Node ${machine.node}, aedes ${machine.aedes ?? '?'}, ` +
     `${machine.mosquitto ?? 'mosquitto not installed'}. Ran ${elapsed.toFixed(0)} s.`

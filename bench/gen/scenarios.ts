@@ -2,6 +2,7 @@
 // drives one broker through raw ws + mqtt-packet clients (or raw TCP + mqtt-packet ones: a job's `url` is ws://...
 // or mqtt://...; every scenario but the storm takes either), and returns numbers measured over `measureMs` after
 // `warmupMs`. Every scenario bounds what it has in flight, and ends its clients with DISCONNECT.
+import fs from 'node:fs'
 import { performance } from 'node:perf_hooks'
 import { WebSocket } from 'ws'
 import type { Packet, IPublishPacket } from 'mqtt-packet'
@@ -21,11 +22,50 @@ interface Target { url: string, pid: number }
 export type Job =
   | Target & { scenario: 'fanin', timing: Timing, publishers: number, payloadBytes: number, window: number, batch: number }
   | Target & { scenario: 'fanout', timing: Timing, subscribers: number, payloadBytes: number, window: number, batch: number }
-  | Target & { scenario: 'qos1', timing: Timing, publishers: number, payloadBytes: number, inflight: number }
+  | Target & { scenario: 'qos1' | 'qos1-persistent', timing: Timing, publishers: number, payloadBytes: number, inflight: number }
+  | Target & RetainedJob
+  | Target & BuildStateJob
   | Target & { scenario: 'latency', timing: Timing, publishers: number, payloadBytes: number, rate: number }
   | Target & { scenario: 'connect', timing: Timing, concurrency: number }
   | Target & { scenario: 'memory', clients: number, concurrency: number, settleMs: number, inspectorUrl?: string }
   | Target & { scenario: 'storm', durationMs: number, concurrency: number }
+
+/**
+ * `retained`: `publishers` clients publish one retained message of `payloadBytes` to each of `topics` distinct topics
+ * (bench/r/<i>) at QoS 1, each with at most `inflight` awaiting PUBACK; then `subscribers` clients, connected
+ * beforehand, each send one SUBSCRIBE to `filter` (QoS 0) at the same moment, and the scenario waits until every one
+ * has received every retained message.
+ */
+export interface RetainedJob {
+  scenario: 'retained'
+  topics: number
+  payloadBytes: number
+  publishers: number
+  inflight: number
+  subscribers: number
+  filter: string
+  /** bounds of the two phases (a broker that drops or stalls ends the scenario with what arrived) */
+  publishTimeoutMs: number
+  deliveryTimeoutMs: number
+}
+
+/**
+ * `build-state` (for the start-up scenario, bench/startup.ts): `sessions` persistent sessions (clean session 0,
+ * client ids s-<i>, each with 1 or 2 subscriptions: bench/s/<i>/a at QoS 1, and bench/s/<i>/+/b at QoS 0 for even
+ * i), created by `concurrency` loops of CONNECT, SUBSCRIBE, DISCONNECT; then `retained` retained messages
+ * (bench/r/<i>, QoS 1); then one QoS 1 message to bench/s/<i>/a for every `queuedEvery`-th session, queued there
+ * while it is offline.
+ */
+export interface BuildStateJob {
+  scenario: 'build-state'
+  sessions: number
+  concurrency: number
+  retained: number
+  queuedEvery: number
+  payloadBytes: number
+  publishers: number
+  inflight: number
+}
 
 export interface Result {
   /** the headline figure of the scenario */
@@ -40,6 +80,9 @@ export function runJob(job: Job): Promise<Result> {
     case 'fanin': return fanIn(job)
     case 'fanout': return fanOut(job)
     case 'qos1': return qos1(job)
+    case 'qos1-persistent': return qos1(job)
+    case 'retained': return retained(job)
+    case 'build-state': return buildState(job)
     case 'latency': return latency(job)
     case 'connect': return connectRate(job)
     case 'memory': return memory(job)
@@ -257,8 +300,11 @@ function acker(c: MqttClient): (id: number) => void {
  * QoS 1 publishers -> one wildcard QoS 1 subscriber that acknowledges everything. Each publisher keeps `inflight`
  * PUBLISHes awaiting PUBACK (a slot is re-sent with the same packet id when acknowledged); a global bound on
  * published-but-not-delivered messages keeps a broker that acknowledges before delivering from queueing without end.
+ * `qos1-persistent`: the same with a persistent subscriber (clean session 0, a fixed client id), so that every
+ * delivery is an in-flight entry of a session that outlives its connection (what a durable broker may have to write).
  */
-async function qos1(job: Extract<Job, { scenario: 'qos1' }>): Promise<Result> {
+async function qos1(job: Extract<Job, { scenario: 'qos1' | 'qos1-persistent' }>): Promise<Result> {
+  const persistent = job.scenario === 'qos1-persistent'
   let delivered = 0
   let acked = 0
   let published = 0
@@ -266,7 +312,7 @@ async function qos1(job: Extract<Job, { scenario: 'qos1' }>): Promise<Result> {
   const globalLimit = job.publishers * job.inflight
   const parked: Array<() => void> = []
   const f = framingOf(job)
-  const sub = await connectClient(job.url, `qos1-sub-${tag}`)
+  const sub = await connectClient(job.url, persistent ? 'qos1-persistent-sub' : `qos1-sub-${tag}`, { clean: !persistent })
   await sub.subscribe('bench/qos1/+', 1)
   const ackSub = acker(sub)
   sub.onPacket = (p) => {
@@ -296,7 +342,7 @@ async function qos1(job: Extract<Job, { scenario: 'qos1' }>): Promise<Result> {
   const r = await measureRates(job.timing, job.pid, () => ({ delivered, acked }))
   running = false
   await sleep(200) // let in-flight acknowledgements finish
-  const details = { transport: f.transport, ackedPerSec: Math.round(r.acked), deliveredPerSec: Math.round(r.delivered), publishers: job.publishers, inflight: job.inflight, brokerCpuPct: r.brokerCpuPct, genCpuPct: r.genCpuPct, otherCpuPct: r.otherCpuPct, windowStartUs: r.windowStartUs, windowEndUs: r.windowEndUs }
+  const details = { transport: f.transport, persistentSubscriber: persistent ? 'yes' : 'no', deliveredTotal: delivered, ackedPerSec: Math.round(r.acked), deliveredPerSec: Math.round(r.delivered), publishers: job.publishers, inflight: job.inflight, brokerCpuPct: r.brokerCpuPct, genCpuPct: r.genCpuPct, otherCpuPct: r.otherCpuPct, windowStartUs: r.windowStartUs, windowEndUs: r.windowEndUs }
   await endAll([...pubs.map((p) => p.c), sub])
   return { value: Math.min(r.acked, r.delivered), unit: 'msg/s', details }
 }
@@ -458,7 +504,7 @@ async function memory(job: Extract<Job, { scenario: 'memory' }>): Promise<Result
 }
 
 /** Ask a node process for a full garbage collection through its inspector (Chrome DevTools Protocol). */
-function collectGarbage(inspectorUrl: string): Promise<void> {
+export function collectGarbage(inspectorUrl: string): Promise<void> {
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(inspectorUrl, { perMessageDeflate: false })
     const timer = setTimeout(() => { ws.terminate(); reject(new Error('inspector: no answer to collectGarbage')) }, 10_000)
@@ -522,4 +568,176 @@ async function storm(job: Extract<Job, { scenario: 'storm' }>): Promise<Result> 
     unit: 'failing connections/s',
     details: { ...count, seconds: round(secs, 2), concurrency: job.concurrency, ...cpuShares },
   }
+}
+
+const range = (n: number) => Array.from({ length: n }, (_, i) => i)
+
+/** Reads a process's RSS every `everyMs`; `stop()` gives the highest reading. */
+function rssSampler(pid: number, everyMs = 50): { stop(): number } {
+  let peak = rssKiB(pid) ?? NaN
+  const timer = setInterval(() => {
+    const r = rssKiB(pid)
+    if (r !== null && !(r <= peak)) peak = r
+  }, everyMs)
+  return { stop() { clearInterval(timer); return peak } }
+}
+
+/** VmHWM (the highest RSS since the process started) in KiB, from /proc/<pid>/status (null if unreadable). */
+function hwmKiB(pid: number): number | null {
+  try {
+    const m = /VmHWM:\s+(\d+)\s+kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))
+    return m ? Number(m[1]) : null
+  } catch {
+    return null
+  }
+}
+
+/**
+ * Publish one QoS 1 message of `body` to each of `topics` from `c`, with at most `inflight` awaiting PUBACK (a packet
+ * id is used again once acknowledged); resolves when every one is acknowledged.
+ */
+function publishAllQos1(c: MqttClient, topics: string[], body: Buffer, retain: boolean, inflight: number, timeoutMs: number): Promise<void> {
+  if (topics.length === 0) return Promise.resolve()
+  return new Promise((resolve, reject) => {
+    let next = 0
+    let acked = 0
+    const timer = setTimeout(() => reject(new Error(`${acked} of ${topics.length} PUBACKs after ${timeoutMs} ms`)), timeoutMs)
+    const send = (messageId: number) => {
+      if (next >= topics.length || c.closed) return
+      c.write(c.framing.packet({ cmd: 'publish', topic: topics[next++], payload: body, qos: 1, messageId, retain, dup: false }))
+    }
+    c.onClose = () => { clearTimeout(timer); reject(new Error(`closed after ${acked} of ${topics.length} PUBACKs`)) }
+    c.onPacket = (p) => {
+      if (p.cmd !== 'puback') return
+      if (++acked === topics.length) {
+        clearTimeout(timer)
+        c.onClose = () => {}
+        resolve()
+      } else send(p.messageId!)
+    }
+    c.socket.cork()
+    for (let id = 1; id <= inflight && id <= topics.length; id++) send(id)
+    c.socket.uncork()
+  })
+}
+
+/** The topics of `all` that publisher `i` of `n` publishes (every n-th). */
+function share<T>(all: T[], i: number, n: number): T[] {
+  return all.filter((_, k) => k % n === i)
+}
+
+/**
+ * Retained messages in bulk: the time to store `topics` retained messages (every PUBLISH acknowledged), then the
+ * time until `subscribers` fresh subscriptions to `filter`, made at the same moment, have each received all of them;
+ * the broker's RSS throughout (sampled every 50 ms, and its VmHWM).
+ */
+async function retained(job: Extract<Job, { scenario: 'retained' }>): Promise<Result> {
+  const f = framingOf(job)
+  const rss = rssSampler(job.pid)
+  const body = payload(job.payloadBytes)
+  const topics = range(job.topics).map((k) => `bench/r/${k}`)
+  const pubs = await pool(range(job.publishers), 20, (i) => connectClient(job.url, `ret-pub-${i}-${tag}`))
+  const rssIdleKiB = rssKiB(job.pid) ?? NaN
+  const pubCpu = cpuMeter(job.pid)
+  const t0 = performance.now()
+  await Promise.all(pubs.map((c, i) => publishAllQos1(c, share(topics, i, job.publishers), body, true, job.inflight, job.publishTimeoutMs)))
+  const publishMs = performance.now() - t0
+  const pubShares = pubCpu()
+  await endAll(pubs)
+
+  const received = new Array<number>(job.subscribers).fill(0)
+  const doneAt = new Array<number>(job.subscribers).fill(NaN)
+  let done = 0
+  let total = 0
+  let atQos1 = 0
+  const subs = await pool(range(job.subscribers), 25, async (i) => {
+    const c = await connectClient(job.url, `ret-sub-${i}-${tag}`)
+    const ack = acker(c)
+    c.onPacket = (p) => {
+      if (p.cmd !== 'publish') return
+      total++
+      // a broker that does not downgrade a retained QoS 1 message to the subscription's QoS 0 (Aedes, for a wildcard
+      // filter) gets its PUBACK all the same
+      if (p.qos === 1) { atQos1++; ack(p.messageId!) }
+      if (++received[i] === job.topics) {
+        doneAt[i] = performance.now()
+        done++
+      }
+    }
+    return c
+  })
+  await sleep(200)
+  const rssBeforeSubscribeKiB = rssKiB(job.pid) ?? NaN
+  const subscribe = f.packet({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: job.filter, qos: 0 }] })
+  const delCpu = cpuMeter(job.pid)
+  const t1 = performance.now()
+  for (const c of subs) c.write(subscribe)
+  // until all have everything, the bound, or 10 s without a single delivery
+  let lastTotal = -1
+  let lastProgress = performance.now()
+  while (done < job.subscribers && performance.now() - t1 < job.deliveryTimeoutMs && performance.now() - lastProgress < 10_000) {
+    await sleep(20)
+    if (total !== lastTotal) { lastTotal = total; lastProgress = performance.now() }
+  }
+  const allDone = done === job.subscribers
+  const ended = allDone ? 'complete' : performance.now() - t1 >= job.deliveryTimeoutMs ? `bound of ${job.deliveryTimeoutMs} ms reached` : 'stalled: nothing arrived for 10 s'
+  const deliveryMs = allDone ? Math.max(...doneAt) - t1 : NaN
+  const delShares = delCpu()
+  const rssEndKiB = rssKiB(job.pid) ?? NaN
+  const sampledPeakKiB = rss.stop()
+  const hwm = hwmKiB(job.pid)
+  const sortedDone = doneAt.filter(Number.isFinite).map((t) => t - t1).sort((a, b) => a - b)
+  const details = {
+    transport: f.transport, topics: job.topics, payloadBytes: job.payloadBytes, publishQos: 1, subscribers: job.subscribers,
+    filter: job.filter, subscriptionQos: 0,
+    publishMs: round(publishMs, 1), storedPerSec: Math.round(job.topics / (publishMs / 1000)),
+    deliveryMs: round(deliveryMs, 1),
+    // (when some subscriber is short: what arrived over the time until the last delivery)
+    deliveriesPerSec: allDone ? Math.round((job.subscribers * job.topics) / (deliveryMs / 1000)) : Math.round(total / ((lastProgress - t1) / 1000)),
+    firstSubscriberDoneMs: round(sortedDone[0] ?? NaN, 1), medianSubscriberDoneMs: round(percentile(sortedDone, 0.5), 1),
+    subscribersComplete: done, delivered: total, missing: job.subscribers * job.topics - total, ended, deliveredAtQos1: atQos1,
+    lastDeliveryAtMs: round(lastProgress - t1, 1),
+    rssIdleKiB, rssBeforeSubscribeKiB, rssEndKiB, rssPeakSampledKiB: sampledPeakKiB,
+    // VmHWM: the true peak (a 50 ms sampler may miss a short one); the sampled one when it cannot be read
+    rssPeakKiB: hwm ?? sampledPeakKiB,
+    publishBrokerCpuPct: pubShares.brokerCpuPct, publishGenCpuPct: pubShares.genCpuPct,
+    brokerCpuPct: delShares.brokerCpuPct, genCpuPct: delShares.genCpuPct,
+    otherCpuPct: Math.max(pubShares.otherCpuPct, delShares.otherCpuPct),
+    windowStartUs: pubShares.windowStartUs, windowEndUs: delShares.windowEndUs,
+  }
+  await endAll(subs)
+  return { value: details.deliveryMs, unit: 'ms', details }
+}
+
+/** The state the start-up scenario loads (see BuildStateJob), built through the broker itself. */
+async function buildState(job: Extract<Job, { scenario: 'build-state' }>): Promise<Result> {
+  const body = payload(job.payloadBytes)
+  const t0 = performance.now()
+  let subscriptions = 0
+  await pool(range(job.sessions), job.concurrency, async (i) => {
+    const c = await connectClient(job.url, `s-${i}`, { clean: false, timeoutMs: 30_000 })
+    const subs: Array<{ topic: string, qos: 0 | 1 }> = [{ topic: `bench/s/${i}/a`, qos: 1 }]
+    if (i % 2 === 0) subs.push({ topic: `bench/s/${i}/+/b`, qos: 0 })
+    await c.subscribeAll(subs, 30_000)
+    subscriptions += subs.length
+    await c.end(5000)
+  })
+  const sessionsMs = performance.now() - t0
+  const pubs = await pool(range(job.publishers), 20, (i) => connectClient(job.url, `build-pub-${i}-${tag}`))
+  const t1 = performance.now()
+  const retainedTopics = range(job.retained).map((k) => `bench/r/${k}`)
+  await Promise.all(pubs.map((c, i) => publishAllQos1(c, share(retainedTopics, i, pubs.length), body, true, job.inflight, 300_000)))
+  const retainedMs = performance.now() - t1
+  const t2 = performance.now()
+  const queuedTopics = range(job.sessions).filter((i) => i % job.queuedEvery === 0).map((i) => `bench/s/${i}/a`)
+  await Promise.all(pubs.map((c, i) => publishAllQos1(c, share(queuedTopics, i, pubs.length), body, false, job.inflight, 300_000)))
+  const queuedMs = performance.now() - t2
+  await endAll(pubs)
+  const details = {
+    sessions: job.sessions, subscriptions, retained: job.retained, queued: queuedTopics.length, payloadBytes: job.payloadBytes,
+    sessionsMs: Math.round(sessionsMs), sessionsPerSec: Math.round(job.sessions / (sessionsMs / 1000)),
+    retainedMs: Math.round(retainedMs), queuedMs: Math.round(queuedMs),
+    rssKiB: rssKiB(job.pid) ?? NaN, rssPeakKiB: hwmKiB(job.pid) ?? NaN,
+  }
+  return { value: Math.round(performance.now() - t0), unit: 'ms', details }
 }

@@ -14,7 +14,7 @@ export interface Row {
 }
 
 export function fmt(n: number | undefined): string {
-  if (n === undefined || Number.isNaN(n)) return '-'
+  if (n === undefined || n === null || Number.isNaN(n)) return '-' // (NaN arrives as null through IPC and JSON)
   const a = Math.abs(n)
   if (a >= 100) return Math.round(n).toLocaleString('en-US')
   if (a >= 10) return n.toFixed(1)

@@ -168,18 +168,24 @@ export abstract class MqttClient {
 
   /** Subscribe and wait for the SUBACK. */
   subscribe(topic: string, qos: 0 | 1, timeoutMs = 10_000): Promise<void> {
+    return this.subscribeAll([{ topic, qos }], timeoutMs)
+  }
+
+  /** Subscribe to several filters in one SUBSCRIBE and wait for the SUBACK (every filter granted). */
+  subscribeAll(subscriptions: Array<{ topic: string, qos: 0 | 1 }>, timeoutMs = 10_000): Promise<void> {
+    const what = subscriptions.map((s) => s.topic).join(', ')
     return new Promise((resolve, reject) => {
       const prev = this.onPacket
-      const timer = setTimeout(() => { this.onPacket = prev; reject(new Error(`no SUBACK for ${topic}`)) }, timeoutMs)
+      const timer = setTimeout(() => { this.onPacket = prev; reject(new Error(`no SUBACK for ${what}`)) }, timeoutMs)
       this.onPacket = (p) => {
         if (p.cmd === 'suback' && p.messageId === 1) {
           clearTimeout(timer)
           this.onPacket = prev
-          if (p.granted[0] === 128) reject(new Error(`subscription to ${topic} refused`))
+          if (p.granted.some((g) => g === 128)) reject(new Error(`subscription to ${what} refused`))
           else resolve()
         } else prev(p)
       }
-      this.write(this.framing.packet({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic, qos }] }))
+      this.write(this.framing.packet({ cmd: 'subscribe', messageId: 1, subscriptions }))
     })
   }
 

@@ -1,11 +1,14 @@
 // Start and stop the brokers under test, each in its own process on 127.0.0.1:
-//  ours      - the real server (`node --import tsx src/server.ts`) on a tmp SQLite file; for a TCP run (`tcp`) also
-//              with MQTT_TCP_PORT=0, the port read from its log line "MQTT over TCP on mqtt://HOST:PORT"
+//  ours      - the real server (`node --import tsx src/server.ts`) on a tmp SQLite file, MQTT_STATE=sqlite (retained
+//              messages and sessions written behind to it); for a TCP run (`tcp`) also with MQTT_TCP_PORT=0, the port
+//              read from its log line "MQTT over TCP on mqtt://HOST:PORT"
+//  ours:memory - the same with MQTT_STATE=memory (retained messages and sessions in memory only; --state=sqlite,memory)
 //  ours+acl  - the same, with the ACL rules of bench/lib/acl.ts created through the API before the run (--acl=N)
 //  before    - the same server built from an older tree (BENCH_BEFORE_DIR, default /tmp/broker-before): the
 //              attack scenarios compare it with ours
 //  aedes     - bench/peers/aedes.ts (Aedes behind a ws server, and behind a net server for TCP)
-//  mosquitto - /usr/sbin/mosquitto with a websockets listener (socket_domain ipv4) and a TCP listener beside it
+//  mosquitto - /usr/sbin/mosquitto with a websockets listener (socket_domain ipv4) and a TCP listener beside it;
+//              `persistence false`, or `persistence true` in its tmp folder when asked (mosquittoPersistence)
 import { spawn, fork, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import fs from 'node:fs'
@@ -15,10 +18,10 @@ import { fileURLToPath } from 'node:url'
 import { track, stopChild, freePort, waitFor, canConnect } from '../lib/proc.ts'
 import { installAcl } from '../lib/acl.ts'
 
-export type PeerName = 'ours' | 'ours+acl' | 'before' | 'aedes' | 'mosquitto'
+export type PeerName = 'ours' | 'ours:memory' | 'ours+acl' | 'before' | 'aedes' | 'mosquitto'
 /** What `--peers` defaults to for the load scenarios; `before` is asked for by name (the attacks include it). */
 export const ALL_PEERS: PeerName[] = ['ours', 'aedes', 'mosquitto']
-/** Every name `--peers` accepts (`ours+acl` is added by `--acl=N`, not named). */
+/** Every name `--peers` accepts (`ours+acl` is added by `--acl=N`, `ours:memory` by `--state=...,memory`, not named). */
 export const KNOWN_PEERS: PeerName[] = ['ours', 'before', 'aedes', 'mosquitto']
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..')
@@ -49,6 +52,8 @@ export interface BrokerHandle {
   inspectorUrl?: string
   /** last lines the process wrote (for error messages) */
   output(): string
+  /** Date.now() when the process was spawned */
+  spawnedAt: number
   stop(): Promise<void>
 }
 
@@ -61,6 +66,13 @@ export interface StartOptions {
   oursNodeArgs?: string[]
   /** extra env for our server */
   oursEnv?: Record<string, string>
+  /**
+   * ours: this SQLite file instead of a fresh one in a tmp folder, kept when the broker stops (to start it again on
+   * the same state)
+   */
+  dbPath?: string
+  /** ours: every chunk the process writes (stdout and stderr), as it arrives */
+  onOutput?: (chunk: string) => void
   /**
    * ours (and before): also listen for MQTT over plain TCP (MQTT_TCP_PORT=0: any free port, read from the log line
    * it writes at info level, so LOG_LEVEL=info: nothing on the TCP path logs at info per connection or message).
@@ -76,11 +88,17 @@ export interface StartOptions {
    * generous ones the load scenarios use; the attack scenarios run every broker with its defaults
    */
   mosquittoDefaults?: boolean
+  /**
+   * mosquitto: `persistence true` with its file in the tmp folder (it keeps everything in memory and writes the file
+   * every autosave_interval, 1800 s by default, and at exit), instead of `persistence false`
+   */
+  mosquittoPersistence?: boolean
 }
 
 export async function startBroker(name: PeerName, opts: StartOptions = {}): Promise<BrokerHandle> {
   switch (name) {
     case 'ours': return startOurs(opts, ROOT, 'ours')
+    case 'ours:memory': return startOurs(opts, ROOT, 'ours:memory')
     case 'before': {
       const missing = beforeMissing()
       if (missing) throw new Error(missing)
@@ -114,27 +132,37 @@ function tmpDir(prefix: string): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), `wsmqtt-bench-${prefix}-`))
 }
 
-async function startOurs(opts: StartOptions, root: string, name: 'ours' | 'ours+acl' | 'before'): Promise<BrokerHandle> {
+async function startOurs(opts: StartOptions, root: string, name: 'ours' | 'ours:memory' | 'ours+acl' | 'before'): Promise<BrokerHandle> {
   const port = await freePort()
-  const dir = tmpDir(name === 'before' ? 'before' : 'ours')
+  const dir = opts.dbPath === undefined ? tmpDir(name === 'before' ? 'before' : 'ours') : null
+  const removeDir = () => { if (dir !== null) fs.rmSync(dir, { recursive: true, force: true }) }
+  // where retained messages and sessions live (the `before` tree predates MQTT_STATE and ignores it)
+  const stateEnv: Record<string, string> = name === 'before' ? {} : { MQTT_STATE: name === 'ours:memory' ? 'memory' : 'sqlite' }
   const adminToken = 'bench-' + randomBytes(12).toString('hex')
   const inspect = opts.inspect ? ['--inspect=127.0.0.1:0'] : []
   const tcpEnv: Record<string, string> = opts.tcp ? { MQTT_TCP_PORT: '0', LOG_LEVEL: 'info' } : {}
+  const spawnedAt = Date.now()
   const child = track(spawn(process.execPath, [...inspect, ...(opts.oursNodeArgs ?? []), '--import', 'tsx', 'src/server.ts'], {
     cwd: root,
     env: {
       ...process.env,
       PORT: String(port),
       HOST: '127.0.0.1',
-      DB_PATH: path.join(dir, 'bench.db'),
+      DB_PATH: opts.dbPath ?? path.join(dir!, 'bench.db'),
       LOG_LEVEL: 'warn',
       ADMIN_TOKEN: adminToken,
+      ...stateEnv,
       ...tcpEnv,
       ...opts.oursEnv,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   }))
   const output = capture(child)
+  if (opts.onOutput) {
+    const onOutput = opts.onOutput
+    child.stdout?.on('data', (d: Buffer) => onOutput(d.toString('utf8')))
+    child.stderr?.on('data', (d: Buffer) => onOutput(d.toString('utf8')))
+  }
   // the TCP listener's port, from its log line (looked for as output arrives: the tail may have moved on)
   let tcpPort: number | null = null
   let seen = ''
@@ -157,21 +185,22 @@ async function startOurs(opts: StartOptions, root: string, name: 'ours' | 'ours+
     }
   } catch (err) {
     await stopChild(child)
-    fs.rmSync(dir, { recursive: true, force: true })
+    removeDir()
     throw new Error(`${(err as Error).message}\n${output()}`)
   }
   return {
-    name, pid: child.pid!, wsUrl: `ws://127.0.0.1:${port}/mqtt`, httpUrl, adminToken, output,
+    name, pid: child.pid!, wsUrl: `ws://127.0.0.1:${port}/mqtt`, httpUrl, adminToken, output, spawnedAt,
     tcpUrl: tcpPort !== null ? `mqtt://127.0.0.1:${tcpPort}` : undefined,
     inspectorUrl: opts.inspect ? await inspectorUrl(output) : undefined,
     async stop() {
       await stopChild(child, 5000)
-      fs.rmSync(dir, { recursive: true, force: true })
+      removeDir()
     },
   }
 }
 
 async function startAedes(opts: StartOptions): Promise<BrokerHandle> {
+  const spawnedAt = Date.now()
   const child = track(fork(path.join(ROOT, 'bench/peers/aedes.ts'), [], {
     cwd: ROOT,
     execArgv: [...(opts.inspect ? ['--inspect=127.0.0.1:0'] : []), '--import', 'tsx'],
@@ -185,7 +214,7 @@ async function startAedes(opts: StartOptions): Promise<BrokerHandle> {
     child.once('exit', (code) => { clearTimeout(timer); reject(new Error(`aedes exited (${code})\n${output()}`)) })
   })
   return {
-    name: 'aedes', pid: child.pid!, wsUrl: `ws://127.0.0.1:${port}/mqtt`, tcpUrl: `mqtt://127.0.0.1:${tcpPort}`, output,
+    name: 'aedes', pid: child.pid!, wsUrl: `ws://127.0.0.1:${port}/mqtt`, tcpUrl: `mqtt://127.0.0.1:${tcpPort}`, output, spawnedAt,
     inspectorUrl: opts.inspect ? await inspectorUrl(output) : undefined,
     stop: () => stopChild(child),
   }
@@ -201,7 +230,7 @@ async function startMosquitto(opts: StartOptions): Promise<BrokerHandle> {
   fs.writeFileSync(conf, [
     'per_listener_settings false',
     'allow_anonymous true',
-    'persistence false',
+    ...(opts.mosquittoPersistence ? ['persistence true', `persistence_location ${dir}/`, 'persistence_file mosquitto.db'] : ['persistence false']),
     // generous queues: the generator keeps its own bounded window, nothing should be dropped for lack of room
     ...(opts.mosquittoDefaults ? [] : ['max_queued_messages 1000000', 'max_inflight_messages 0']),
     'log_dest stderr',
@@ -214,6 +243,7 @@ async function startMosquitto(opts: StartOptions): Promise<BrokerHandle> {
     'socket_domain ipv4',
     '',
   ].join('\n'))
+  const spawnedAt = Date.now()
   const child = track(spawn(bin, ['-c', conf], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] }))
   const output = capture(child)
   try {
@@ -224,7 +254,7 @@ async function startMosquitto(opts: StartOptions): Promise<BrokerHandle> {
     throw new Error(`${(err as Error).message}\n${output()}`)
   }
   return {
-    name: 'mosquitto', pid: child.pid!, wsUrl: `ws://127.0.0.1:${wsPort}/mqtt`, tcpUrl: `mqtt://127.0.0.1:${tcpPort}`, output,
+    name: 'mosquitto', pid: child.pid!, wsUrl: `ws://127.0.0.1:${wsPort}/mqtt`, tcpUrl: `mqtt://127.0.0.1:${tcpPort}`, output, spawnedAt,
     async stop() {
       await stopChild(child)
       fs.rmSync(dir, { recursive: true, force: true })
