@@ -1,12 +1,24 @@
 // What every admin API route module shares: requests checked by TypeBox as sent (no coercion of bodies) failing with
-// the one INVALID_INPUT body that names each field, the admin token required before a body is even parsed (it may
-// hold a password), answers never cached, and the error responses each route documents in OpenAPI.
+// the one INVALID_INPUT body that names each field, answers never cached, the error responses each route documents in
+// OpenAPI, and the role each route declares: `config: { role: 'viewer' | 'operator' | 'admin' | 'public' }`. The auth
+// plugin (src/plugins/auth.ts) checks the token against it in one onRequest hook, before a body is even parsed (it
+// may hold a password); an /api/ route that declares none is refused to all but admin tokens, and a test fails on it.
 import type { FastifyInstance, FastifySchemaCompiler } from 'fastify'
 import type { TSchema } from 'typebox'
 import { Compile } from 'typebox/compile'
 import { Value } from 'typebox/value'
 import { fieldErrorsFromSchema, InvalidInputError } from './contracts/errors.ts'
 import { ErrorBody } from './errors.ts'
+import type { RouteRole } from './contracts/roles.ts'
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** who may call the route: 'public' (no token), or the least role its token needs */
+    role?: RouteRole
+    /** the token may also come as `?token=` (only the failure stream: EventSource cannot send headers) */
+    tokenInQuery?: boolean
+  }
+}
 
 /** TypeBox validation; `bodyField` maps a body path ('' for the root) to the name the caller knows. */
 export function typeBoxValidatorCompiler(bodyField: (path: string) => string = (p) => p || '(body)'): FastifySchemaCompiler<TSchema> {
@@ -31,10 +43,9 @@ export function wildcardValidatorCompiler(): FastifySchemaCompiler<TSchema> {
   return (route) => (route.httpPart === 'params' ? (input) => ({ value: input }) : typeBox(route))
 }
 
-/** Make a route module's scope an admin API: TypeBox validation, the admin token first, no caching. */
+/** Make a route module's scope an admin API: TypeBox validation, no caching. Each route still declares its role. */
 export function adminApi(app: FastifyInstance, bodyField?: (path: string) => string): void {
   app.setValidatorCompiler(typeBoxValidatorCompiler(bodyField))
-  app.addHook('onRequest', app.requireAdmin)
   app.addHook('onSend', async (_request, reply) => {
     reply.header('cache-control', 'no-store')
   })

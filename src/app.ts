@@ -11,6 +11,7 @@ import settings from './plugins/settings.ts'
 import acl from './plugins/acl.ts'
 import access from './plugins/access.ts'
 import auth from './plugins/auth.ts'
+import audit from './plugins/audit.ts'
 import failures from './plugins/failures.ts'
 import mqttState from './plugins/state.ts'
 import broker from './plugins/broker.ts'
@@ -26,6 +27,8 @@ import aclRoutes from './routes/acl.ts'
 import mqttUsersRoutes from './routes/mqtt-users.ts'
 import retainedRoutes from './routes/retained.ts'
 import sessionsRoutes from './routes/sessions.ts'
+import adminTokenRoutes from './routes/admin-tokens.ts'
+import auditRoutes from './routes/audit.ts'
 import adminUi from './plugins/admin-ui.ts'
 
 export interface AppOptions {
@@ -87,6 +90,7 @@ export async function buildApp(opts: AppOptions = {}) {
   await app.register(acl)
   await app.register(access)
   await app.register(auth)
+  await app.register(audit)
   await app.register(failures)
   // OpenAPI collects every route registered after it
   await app.register(swagger)
@@ -105,6 +109,8 @@ export async function buildApp(opts: AppOptions = {}) {
   await app.register(mqttUsersRoutes)
   await app.register(retainedRoutes)
   await app.register(sessionsRoutes)
+  await app.register(adminTokenRoutes)
+  await app.register(auditRoutes)
   await app.register(adminUi)
 
   return app

@@ -29,6 +29,8 @@ export type ErrorBody = Type.Static<typeof ErrorBody>
 export const InvalidJsonError = createError<'INVALID_JSON', 400, []>('INVALID_JSON', 'the body is not valid JSON', 400)
 export const UnsupportedMediaTypeError = createError<'UNSUPPORTED_MEDIA_TYPE', 415, []>('UNSUPPORTED_MEDIA_TYPE', 'send the body as JSON', 415)
 export const UnauthorizedError = createError<'UNAUTHORIZED', 401, [string]>('UNAUTHORIZED', '%s', 401)
+/** A valid token whose role is below what the route needs. */
+export const ForbiddenError = createError<'FORBIDDEN', 403, [string]>('FORBIDDEN', '%s', 403)
 export const TooManyStreamsError = createError<'TOO_MANY_STREAMS', 503, [number]>(
   'TOO_MANY_STREAMS', 'already %d failure streams open; close one and retry', 503,
 )

@@ -1,6 +1,7 @@
 // /api/acl*: the topic ACL rules (list, create, read, update incl. move, delete) and the "try it" check that answers
 // as the broker would, naming the rule that decided. Thin handlers over app.acl (src/access/acl.ts). Bodies are
-// checked by TypeBox as sent (no coercion); every bad field is named in the 400.
+// checked by TypeBox as sent (no coercion); every bad field is named in the 400. Reading and "try it" need a viewer
+// token, changing an operator's; each change is one audit entry with the rule before and after.
 import type { FastifyInstance, FastifySchemaCompiler } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import Type, { type TSchema } from 'typebox'
@@ -32,6 +33,7 @@ export default async function aclRoutes(fastify: FastifyInstance) {
   const tags = ['acl']
 
   app.get('/api/acl', {
+    config: { role: 'viewer' },
     schema: {
       tags,
       summary: 'The ACL rules in the order they are checked, and the default policy',
@@ -41,6 +43,7 @@ export default async function aclRoutes(fastify: FastifyInstance) {
   }, async () => ({ items: acl.list(), aclDefault: acl.defaultPermission(), version: acl.version }))
 
   app.post('/api/acl', {
+    config: { role: 'operator' },
     validatorCompiler: ruleBody('create'),
     schema: {
       tags,
@@ -49,9 +52,14 @@ export default async function aclRoutes(fastify: FastifyInstance) {
       body: AclRuleInput,
       response: { 201: AclRule, ...errorResponses(400, 401) },
     },
-  }, async (request, reply) => reply.code(201).send(acl.create(request.body)))
+  }, async (request, reply) => {
+    const rule = acl.create(request.body)
+    request.audit({ action: 'acl.create', target: String(rule.id), after: rule })
+    return reply.code(201).send(rule)
+  })
 
   app.get('/api/acl/:id', {
+    config: { role: 'viewer' },
     schema: {
       tags,
       summary: 'One rule',
@@ -65,6 +73,7 @@ export default async function aclRoutes(fastify: FastifyInstance) {
   })
 
   app.patch('/api/acl/:id', {
+    config: { role: 'operator' },
     validatorCompiler: ruleBody('update'),
     schema: {
       tags,
@@ -74,9 +83,15 @@ export default async function aclRoutes(fastify: FastifyInstance) {
       body: AclRulePatch,
       response: { 200: AclRule, ...errorResponses(400, 401, 404) },
     },
-  }, async (request) => acl.update(request.params.id, request.body))
+  }, async (request) => {
+    const before = acl.get(request.params.id)
+    const after = acl.update(request.params.id, request.body)
+    request.audit({ action: 'acl.update', target: String(after.id), before, after })
+    return after
+  })
 
   app.delete('/api/acl/:id', {
+    config: { role: 'operator' },
     schema: {
       tags,
       summary: 'Delete a rule',
@@ -85,11 +100,14 @@ export default async function aclRoutes(fastify: FastifyInstance) {
       response: { 204: Type.Null(), ...errorResponses(400, 401, 404) },
     },
   }, async (request, reply) => {
+    const before = acl.get(request.params.id)
     acl.delete(request.params.id)
+    request.audit({ action: 'acl.delete', target: String(request.params.id), before })
     return reply.code(204).send(null)
   })
 
   app.post('/api/acl/check', {
+    config: { role: 'viewer' },
     schema: {
       tags,
       summary: 'Try it: would this client be allowed?',

@@ -1,4 +1,5 @@
-// GET /api/connections: the broker's live clients with the keepalive in force. A thin handler over app.broker.
+// GET /api/connections: the broker's live clients with the keepalive in force. A thin handler over app.broker; a
+// viewer token reads it.
 import type { FastifyInstance } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import Type from 'typebox'
@@ -48,7 +49,7 @@ const ConnectionsPage = Type.Object({
 
 export default async function connectionRoutes(app: FastifyInstance) {
   app.withTypeProvider<TypeBoxTypeProvider>().get('/api/connections', {
-    preHandler: app.requireAdmin,
+    config: { role: 'viewer' },
     schema: {
       tags: ['connections'],
       summary: 'Live clients: id, address, protocol, keepalive in force, connected since, last packet',

@@ -1,7 +1,6 @@
 // /api/failures: the failure log over REST (list, one record, stats) and as Server-Sent Events (stream).
-// Thin handlers over app.failureLog; all behind app.requireAdmin (the OpenAPI document gets their bearer security
-// from the swagger plugin, as every /api/* route).
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+// Thin handlers over app.failureLog; a viewer token reads them all (the stream also takes it as `?token=`).
+import type { FastifyInstance, FastifyReply } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { ServerResponse } from 'node:http'
 import Type from 'typebox'
@@ -88,13 +87,12 @@ export default async function failureRoutes(app: FastifyInstance, opts: FailureR
   const r = app.withTypeProvider<TypeBoxTypeProvider>()
   const log: FailureLog = app.failureLog
   const heartbeatMs = opts.heartbeatMs ?? 15_000
-  // preHandler, not onRequest: the stream route's own onRequest turns `?token=` into the header first
-  app.addHook('preHandler', app.requireAdmin)
   app.addHook('onSend', async (_request, reply) => {
     reply.header('cache-control', 'no-store')
   })
 
   r.get('/api/failures', {
+    config: { role: 'viewer' },
     schema: {
       tags: ['failures'],
       summary: 'Connection failures, newest first, filtered, cursor-paged',
@@ -116,6 +114,7 @@ export default async function failureRoutes(app: FastifyInstance, opts: FailureR
   })
 
   r.get('/api/failures/stats', {
+    config: { role: 'viewer' },
     schema: {
       tags: ['failures'],
       summary: 'Failures per time bucket and reason; connect-latency histogram of successful connections',
@@ -147,16 +146,11 @@ export default async function failureRoutes(app: FastifyInstance, opts: FailureR
     }
   })
 
-  // Server-Sent Events. EventSource cannot send headers: `?token=` is accepted here (and only here) by copying it
-  // into the Authorization header before app.requireAdmin runs. A fetch() reader sending the header works as well.
+  // Server-Sent Events. EventSource cannot send headers: `?token=` is accepted here (and only here) when there is no
+  // Authorization header. A fetch() reader sending the header works as well.
   const streams = new Set<ServerResponse>()
   r.get('/api/failures/stream', {
-    onRequest: async (request: FastifyRequest) => {
-      const token = (request.query as { token?: unknown }).token
-      if (typeof token === 'string' && token !== '' && request.headers.authorization === undefined) {
-        request.headers.authorization = `Bearer ${token}`
-      }
-    },
+    config: { role: 'viewer', tokenInQuery: true },
     schema: {
       tags: ['failures'],
       summary: 'Live failures as Server-Sent Events (`event: failure`, `event: folded`; `: heartbeat` comments)',
@@ -239,6 +233,7 @@ export default async function failureRoutes(app: FastifyInstance, opts: FailureR
   })
 
   r.get('/api/failures/:id', {
+    config: { role: 'viewer' },
     schema: {
       tags: ['failures'],
       summary: 'One connection failure',

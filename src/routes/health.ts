@@ -7,6 +7,7 @@ const startedAt = Date.now()
 
 export default async function healthRoutes(app: FastifyInstance) {
   app.get('/healthz', {
+    config: { role: 'public' },
     schema: {
       tags: ['health'],
       summary: 'Liveness',

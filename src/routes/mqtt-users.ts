@@ -1,6 +1,7 @@
 // /api/mqtt-users*: the MQTT users clients log in as. Thin handlers over app.mqttUsers (src/access/users.ts).
 // A password goes in (POST, PATCH) and never comes out: the response schemas have no field for it, and no error
-// path quotes a body. Bodies are checked by TypeBox as sent (no coercion); every bad field is named in the 400.
+// path quotes a body, nor does the audit entry of a change. Bodies are checked by TypeBox as sent (no coercion); every
+// bad field is named in the 400. Reading needs a viewer token, changing an operator's.
 import type { FastifyInstance } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import Type from 'typebox'
@@ -68,6 +69,7 @@ export default async function mqttUserRoutes(fastify: FastifyInstance) {
   const tags = ['mqtt-users']
 
   app.get('/api/mqtt-users', {
+    config: { role: 'viewer' },
     schema: {
       tags,
       summary: 'MQTT users, by username',
@@ -78,6 +80,7 @@ export default async function mqttUserRoutes(fastify: FastifyInstance) {
   }, async (request) => users.list(request.query))
 
   app.post('/api/mqtt-users', {
+    config: { role: 'operator' },
     schema: {
       tags,
       summary: 'Create an MQTT user',
@@ -87,10 +90,12 @@ export default async function mqttUserRoutes(fastify: FastifyInstance) {
     },
   }, async (request, reply) => {
     const user = await users.create(request.body, { actor: request.actor })
+    request.audit({ action: 'mqtt-user.create', target: user.username, after: user })
     return reply.code(201).header('location', `/api/mqtt-users/${encodeURIComponent(user.username)}`).send(user)
   })
 
   app.get('/api/mqtt-users/:username', {
+    config: { role: 'viewer' },
     schema: {
       tags,
       summary: 'One MQTT user',
@@ -104,6 +109,7 @@ export default async function mqttUserRoutes(fastify: FastifyInstance) {
   })
 
   app.patch('/api/mqtt-users/:username', {
+    config: { role: 'operator' },
     schema: {
       tags,
       summary: 'Change the password, enabled flag or note of an MQTT user',
@@ -112,9 +118,17 @@ export default async function mqttUserRoutes(fastify: FastifyInstance) {
       body: PatchBody,
       response: { 200: MqttUser, ...errorResponses(400, 401, 404) },
     },
-  }, async (request) => users.update(request.params.username, request.body, { actor: request.actor }))
+  }, async (request) => {
+    const { username } = request.params
+    const before = users.get(username)
+    const after = await users.update(username, request.body, { actor: request.actor })
+    // the password itself never: only that it changed
+    request.audit({ action: 'mqtt-user.update', target: username, before, after: { ...after, passwordChanged: request.body.password !== undefined } })
+    return after
+  })
 
   app.delete('/api/mqtt-users/:username', {
+    config: { role: 'operator' },
     schema: {
       tags,
       summary: 'Delete an MQTT user',
@@ -123,7 +137,9 @@ export default async function mqttUserRoutes(fastify: FastifyInstance) {
       response: { 204: Type.Null(), ...errorResponses(400, 401, 404) },
     },
   }, async (request, reply) => {
+    const before = users.get(request.params.username)
     users.delete(request.params.username, { actor: request.actor })
+    request.audit({ action: 'mqtt-user.delete', target: request.params.username, before })
     return reply.code(204).send(null)
   })
 }

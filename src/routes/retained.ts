@@ -2,7 +2,8 @@
 // prefix (paged, by topic), one read with its payload (as text when it is printable UTF-8, always as base64), one
 // deleted, or every one under a prefix. Thin handlers over app.broker.retained, the RetainedStore the core matches
 // subscriptions against; a durable store writes the deletions behind. An expired message (v5 Message Expiry) is no
-// longer delivered, so it is not shown either.
+// longer delivered, so it is not shown either. Reading needs a viewer token, deleting an operator's (one audit entry
+// per delete: the topic or the prefix).
 import { isUtf8 } from 'node:buffer'
 import type { FastifyInstance } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
@@ -110,6 +111,9 @@ function itemView(m: Message): RetainedItem {
   }
 }
 
+/** A deleted message in the audit trail: its topic, QoS and size, never its payload. */
+const auditView = (m: Message) => ({ topic: m.topic, qos: m.qos, payloadBytes: m.payload.length, expiresAt: iso(m.expiresAt) })
+
 const messageView = (m: Message): RetainedMessage => ({ ...itemView(m), payloadBase64: m.payload.toString('base64') })
 
 const expired = (m: Message, now: number) => m.expiresAt !== 0 && m.expiresAt <= now
@@ -133,6 +137,7 @@ export default async function retainedRoutes(fastify: FastifyInstance) {
   const retained = app.broker.retained
 
   app.get('/api/retained', {
+    config: { role: 'viewer' },
     schema: {
       tags,
       summary: 'Retained messages whose topic starts with a prefix, by topic',
@@ -154,6 +159,7 @@ export default async function retainedRoutes(fastify: FastifyInstance) {
   })
 
   app.get('/api/retained/*', {
+    config: { role: 'viewer' },
     validatorCompiler: wildcard,
     schema: {
       tags,
@@ -170,6 +176,7 @@ export default async function retainedRoutes(fastify: FastifyInstance) {
   })
 
   app.delete('/api/retained/*', {
+    config: { role: 'operator' },
     validatorCompiler: wildcard,
     schema: {
       tags,
@@ -180,11 +187,15 @@ export default async function retainedRoutes(fastify: FastifyInstance) {
     },
   }, async (request, reply) => {
     const topic = topicOf(request.params)
+    const before = retained.get(topic)
     if (!retained.delete(topic)) throw notFound(topic)
+    // what it was, without its payload (device data, perhaps confidential): the trail says what went, not what it held
+    request.audit({ action: 'retained.delete', target: topic, before: before === undefined ? null : auditView(before) })
     return reply.code(204).send(null)
   })
 
   app.delete('/api/retained', {
+    config: { role: 'operator' },
     schema: {
       tags,
       summary: 'Delete every retained message whose topic starts with a prefix',
@@ -205,6 +216,8 @@ export default async function retainedRoutes(fastify: FastifyInstance) {
         message: 'is empty, which would delete every retained message; send all=true with it to mean that',
       }])
     }
-    return { deleted: retained.deletePrefix(prefix) }
+    const deleted = retained.deletePrefix(prefix)
+    request.audit({ action: 'retained.delete-prefix', target: prefix, after: { prefix, all, deleted } })
+    return { deleted }
   })
 }

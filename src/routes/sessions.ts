@@ -1,6 +1,7 @@
 // /api/sessions*: the MQTT sessions the broker holds, online and offline: which client has one, what it subscribed
 // to, how much waits for it, when it expires, and ending one (its client, if connected, gets DISCONNECT 0x98).
 // Thin handlers over app.broker: its SessionStore, clientConnection(), sessionExpiresAt() and deleteSession().
+// Reading needs a viewer token, ending one an operator's (an audit entry with the session as it was).
 import type { FastifyInstance } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import Type from 'typebox'
@@ -134,6 +135,7 @@ export default async function sessionRoutes(fastify: FastifyInstance) {
   const tags = ['sessions']
 
   app.get('/api/sessions', {
+    config: { role: 'viewer' },
     schema: {
       tags,
       summary: 'MQTT sessions, online and offline, by client id',
@@ -163,6 +165,7 @@ export default async function sessionRoutes(fastify: FastifyInstance) {
   })
 
   app.get('/api/sessions/*', {
+    config: { role: 'viewer' },
     validatorCompiler: wildcard,
     schema: {
       tags,
@@ -184,6 +187,7 @@ export default async function sessionRoutes(fastify: FastifyInstance) {
   })
 
   app.delete('/api/sessions/*', {
+    config: { role: 'operator' },
     validatorCompiler: wildcard,
     schema: {
       tags,
@@ -197,7 +201,10 @@ export default async function sessionRoutes(fastify: FastifyInstance) {
     },
   }, async (request, reply) => {
     const clientId = request.params['*']
+    const session = broker.sessions.get(clientId)
+    const before = session === undefined ? null : summaryView(broker, session, broker.clientConnection(clientId) !== undefined)
     if (!broker.deleteSession(clientId)) throw notFound(clientId)
+    request.audit({ action: 'session.delete', target: clientId, before })
     return reply.code(204).send(null)
   })
 }

@@ -1,10 +1,11 @@
 // /api/settings*: thin handlers over app.settingsStore. Bodies are checked by TypeBox (not Fastify's Ajv, which
 // would coerce "5000" into 5000 and fill a partial PATCH with defaults); every bad field is named in the 400.
-import type { FastifyInstance, FastifyReply } from 'fastify'
+// Reading needs a viewer token, changing an operator's; each change is one audit entry naming its new version.
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import Type from 'typebox'
 import { CROSS_FIELD_RULES, SETTING_KEYS, SettingsPatch, SettingsValues } from '../settings/schema.ts'
-import { COMMENT_MAX_LENGTH, HISTORY_DEFAULT_LIMIT, HISTORY_MAX_LIMIT, type SettingsVersion } from '../settings/store.ts'
+import { COMMENT_MAX_LENGTH, HISTORY_DEFAULT_LIMIT, HISTORY_MAX_LIMIT, diffValues, type SettingsVersion } from '../settings/store.ts'
 import { adminApi, errorResponses } from '../api.ts'
 import { InvalidInputError } from '../contracts/errors.ts'
 
@@ -85,6 +86,17 @@ const sendVersion = (reply: FastifyReply, v: SettingsVersion) => {
   return v
 }
 
+/** The keys a change set, each with its value in `from` and in `to`. */
+function changedValues(from: SettingsVersion, to: SettingsVersion) {
+  const before: Record<string, unknown> = {}
+  const after: Record<string, unknown> = {}
+  for (const { key, from: a, to: b } of diffValues(from.values, to.values)) {
+    before[key] = a
+    after[key] = b
+  }
+  return { before, after }
+}
+
 // ---- routes ------------------------------------------------------------------------------------------------------
 
 export default async function settingsRoutes(fastify: FastifyInstance) {
@@ -92,7 +104,25 @@ export default async function settingsRoutes(fastify: FastifyInstance) {
   const store = app.settingsStore
   adminApi(app, bodyFieldName)
 
+  /**
+   * Runs a change and notes it for the audit trail: the keys it changed, before and after, and the version it made
+   * (the history holds every value; `after.version` links to it).
+   */
+  function audited(request: FastifyRequest, action: string, change: () => SettingsVersion, extra: object = {}): SettingsVersion {
+    const previous = store.current()
+    const next = change()
+    const { before, after } = changedValues(previous, next)
+    request.audit({
+      action,
+      target: null,
+      before: { version: previous.version, values: before },
+      after: { version: next.version, values: after, comment: next.comment, ...extra },
+    })
+    return next
+  }
+
   app.get('/api/settings', {
+    config: { role: 'viewer' },
     schema: {
       tags: ['settings'],
       summary: 'The settings in force',
@@ -102,6 +132,7 @@ export default async function settingsRoutes(fastify: FastifyInstance) {
   }, async (_request, reply) => sendVersion(reply, store.current()))
 
   app.patch('/api/settings', {
+    config: { role: 'operator' },
     schema: {
       tags: ['settings'],
       summary: 'Change some settings',
@@ -112,9 +143,10 @@ export default async function settingsRoutes(fastify: FastifyInstance) {
       body: PatchBody,
       response: { 200: SettingsVersionSchema, ...errorResponses(400, 401, 412, 503) },
     },
-  }, async (request, reply) => sendVersion(reply, store.update(request.body.values, writeOptions(request))))
+  }, async (request, reply) => sendVersion(reply, audited(request, 'settings.update', () => store.update(request.body.values, writeOptions(request)))))
 
   app.put('/api/settings', {
+    config: { role: 'operator' },
     schema: {
       tags: ['settings'],
       summary: 'Replace all settings',
@@ -123,9 +155,10 @@ export default async function settingsRoutes(fastify: FastifyInstance) {
       body: PutBody,
       response: { 200: SettingsVersionSchema, ...errorResponses(400, 401, 412, 503) },
     },
-  }, async (request, reply) => sendVersion(reply, store.update(request.body.values, { ...writeOptions(request), replace: true })))
+  }, async (request, reply) => sendVersion(reply, audited(request, 'settings.replace', () => store.update(request.body.values, { ...writeOptions(request), replace: true }))))
 
   app.get('/api/settings/history', {
+    config: { role: 'viewer' },
     schema: {
       tags: ['settings'],
       summary: 'Every version, newest first, with its diff to the one before',
@@ -135,6 +168,7 @@ export default async function settingsRoutes(fastify: FastifyInstance) {
   }, async (request) => store.history(request.query))
 
   app.post('/api/settings/rollback', {
+    config: { role: 'operator' },
     schema: {
       tags: ['settings'],
       summary: 'Go back to an earlier version',
@@ -143,9 +177,10 @@ export default async function settingsRoutes(fastify: FastifyInstance) {
       body: RollbackBody,
       response: { 200: SettingsVersionSchema, ...errorResponses(400, 401, 404, 412, 503) },
     },
-  }, async (request, reply) => sendVersion(reply, store.rollback(request.body.version, writeOptions(request))))
+  }, async (request, reply) => sendVersion(reply, audited(request, 'settings.rollback', () => store.rollback(request.body.version, writeOptions(request)), { rolledBackTo: request.body.version })))
 
   app.get('/api/settings/defaults', {
+    config: { role: 'viewer' },
     schema: {
       tags: ['settings'],
       summary: 'The built-in defaults',
@@ -155,6 +190,7 @@ export default async function settingsRoutes(fastify: FastifyInstance) {
   }, async () => ({ values: store.defaults() }))
 
   app.get('/api/settings/schema', {
+    config: { role: 'viewer' },
     schema: {
       tags: ['settings'],
       summary: 'The settings schema, for forms',
