@@ -19,6 +19,9 @@ import websocket from './plugins/websocket/index.ts'
 import tcp from './plugins/tcp.ts'
 import metrics from './plugins/metrics.ts'
 import swagger from './plugins/swagger.ts'
+import readiness from './plugins/readiness.ts'
+import rateLimits from './plugins/rate-limits.ts'
+import backup from './plugins/backup.ts'
 import healthRoutes from './routes/health.ts'
 import settingsRoutes from './routes/settings.ts'
 import failuresRoutes from './routes/failures.ts'
@@ -29,12 +32,15 @@ import retainedRoutes from './routes/retained.ts'
 import sessionsRoutes from './routes/sessions.ts'
 import adminTokenRoutes from './routes/admin-tokens.ts'
 import auditRoutes from './routes/audit.ts'
+import backupRoutes from './routes/backup.ts'
 import adminUi from './plugins/admin-ui.ts'
 
 export interface AppOptions {
   config?: Partial<BootConfig>
   /** pino options, `false` for silence (tests), or `true` for defaults */
   logger?: FastifyServerOptions['logger']
+  /** log lines for a person at a terminal (pino-pretty) instead of JSON; used when `logger` is not given */
+  prettyLogs?: boolean
 }
 
 declare module 'fastify' {
@@ -49,10 +55,18 @@ const serializers = {
   req: (req: FastifyRequest) => ({ method: req.method, url: redactUrl(req.url), remoteAddress: req.ip }),
 }
 
-function loggerOptions(opts: AppOptions, config: BootConfig): FastifyServerOptions['logger'] {
+async function loggerOptions(opts: AppOptions, config: BootConfig): Promise<FastifyServerOptions['logger']> {
   if (opts.logger === false) return false
   const base = typeof opts.logger === 'object' && opts.logger !== null ? opts.logger : {}
-  return { level: config.logLevel, ...base, serializers: { ...serializers, ...(base as { serializers?: object }).serializers } }
+  // A terminal gets one readable line per entry, written synchronously (ordered with the start-up banner); pino-pretty
+  // is loaded only then: JSON (the default, for log collectors) costs nothing more.
+  const pretty = opts.prettyLogs === true && (opts.logger === undefined || opts.logger === true)
+    ? (await import('pino-pretty')).default({ colorize: true, sync: true, singleLine: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' })
+    : undefined
+  return {
+    level: config.logLevel, ...(pretty && { stream: pretty }), ...base,
+    serializers: { ...serializers, ...(base as { serializers?: object }).serializers },
+  }
 }
 
 export async function buildApp(opts: AppOptions = {}) {
@@ -64,7 +78,7 @@ export async function buildApp(opts: AppOptions = {}) {
   // adapter sets from connectTimeoutMs; Node checks it every connectionsCheckingInterval (default 30 s).
   const http = { connectionsCheckingInterval: 1000 }
   const app = Fastify({
-    logger: loggerOptions(opts, config),
+    logger: await loggerOptions(opts, config),
     http,
     // with a certificate the one server speaks HTTPS and WSS (plugins/tls.ts swaps in renewed certificates)
     ...(certificates && { https: { ...http, key: certificates.key, cert: certificates.cert } }),
@@ -89,6 +103,8 @@ export async function buildApp(opts: AppOptions = {}) {
   await app.register(settings)
   await app.register(acl)
   await app.register(access)
+  // the rate limits of /api/* and /metrics: their hook is added before the token check's, so it runs first
+  await app.register(rateLimits)
   await app.register(auth)
   await app.register(audit)
   await app.register(failures)
@@ -100,6 +116,9 @@ export async function buildApp(opts: AppOptions = {}) {
   await app.register(websocket)
   await app.register(tcp)
   await app.register(metrics)
+  // readiness (GET /readyz) and online backups
+  await app.register(readiness)
+  await app.register(backup)
   // the admin surface
   await app.register(healthRoutes)
   await app.register(settingsRoutes)
@@ -111,6 +130,7 @@ export async function buildApp(opts: AppOptions = {}) {
   await app.register(sessionsRoutes)
   await app.register(adminTokenRoutes)
   await app.register(auditRoutes)
+  await app.register(backupRoutes)
   await app.register(adminUi)
 
   return app

@@ -1,4 +1,5 @@
 // Boot configuration from the environment, checked by a TypeBox schema. Not hot-reloadable (settings are).
+import { dirname, resolve } from 'node:path'
 import Type from 'typebox'
 import { Value } from 'typebox/value'
 
@@ -21,6 +22,16 @@ export const BootConfig = Type.Object({
   tlsKey: Type.Union([Type.String({ minLength: 1 }), Type.Null()], { default: null }),
   /** where retained messages and sessions are kept: in DB_PATH (they survive restarts), or in memory only */
   mqttState: Type.Union([Type.Literal('sqlite'), Type.Literal('memory')], { default: 'sqlite' }),
+  /** log lines as JSON (one object a line), human-readable (pino-pretty), or pretty only when stdout is a terminal */
+  logFormat: Type.Union([Type.Literal('auto'), Type.Literal('json'), Type.Literal('pretty')], { default: 'auto' }),
+  /** on SIGTERM/SIGINT, how long /readyz answers 503 before connections are closed (a load balancer drains the node) */
+  shutdownDrainMs: Type.Integer({ minimum: 0, maximum: 600_000, default: 0 }),
+  /** where POST /api/admin/backup writes (null: the folder `backups` beside DB_PATH, see backupDirOf) */
+  backupDir: Type.Union([Type.String({ minLength: 1 }), Type.Null()], { default: null }),
+  /** requests per minute from one address to /api/* (and, counted apart, to /metrics); 0 = no limit */
+  rateLimitApiPerMin: Type.Integer({ minimum: 0, maximum: 1_000_000, default: 1200 }),
+  /** failed admin authentications (401) per minute from one address before its /api/* requests get 429; 0 = no limit */
+  rateLimitAuthFailuresPerMin: Type.Integer({ minimum: 0, maximum: 1_000_000, default: 20 }),
 })
 export type BootConfig = Type.Static<typeof BootConfig>
 
@@ -35,7 +46,15 @@ export class ConfigError extends Error {
 const ENV_NAMES: Record<keyof BootConfig, string> = {
   port: 'PORT', host: 'HOST', dbPath: 'DB_PATH', adminToken: 'ADMIN_TOKEN', mqttPath: 'MQTT_PATH', logLevel: 'LOG_LEVEL',
   mqttTcpPort: 'MQTT_TCP_PORT', mqttsPort: 'MQTTS_PORT', tlsCert: 'TLS_CERT', tlsKey: 'TLS_KEY', mqttState: 'MQTT_STATE',
+  logFormat: 'LOG_FORMAT', shutdownDrainMs: 'SHUTDOWN_DRAIN_MS', backupDir: 'BACKUP_DIR',
+  rateLimitApiPerMin: 'RATE_LIMIT_API_PER_MIN', rateLimitAuthFailuresPerMin: 'RATE_LIMIT_AUTH_FAILURES_PER_MIN',
 }
+
+/** The variables read as whole numbers (text that is not one is kept, so the schema names the variable). */
+const INTEGER_VARS = [
+  ['mqttTcpPort', 'MQTT_TCP_PORT'], ['mqttsPort', 'MQTTS_PORT'], ['shutdownDrainMs', 'SHUTDOWN_DRAIN_MS'],
+  ['rateLimitApiPerMin', 'RATE_LIMIT_API_PER_MIN'], ['rateLimitAuthFailuresPerMin', 'RATE_LIMIT_AUTH_FAILURES_PER_MIN'],
+] as const
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): BootConfig {
   const raw: Record<string, unknown> = { ...DEFAULT_CONFIG }
@@ -45,13 +64,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): BootConfig {
   if (env.ADMIN_TOKEN) raw.adminToken = env.ADMIN_TOKEN
   if (env.MQTT_PATH) raw.mqttPath = env.MQTT_PATH
   if (env.LOG_LEVEL) raw.logLevel = env.LOG_LEVEL
-  for (const [key, name] of [['mqttTcpPort', 'MQTT_TCP_PORT'], ['mqttsPort', 'MQTTS_PORT']] as const) {
+  for (const [key, name] of INTEGER_VARS) {
     const v = env[name]
     if (v !== undefined && v !== '') raw[key] = /^\d+$/.test(v) ? Number(v) : v
   }
   if (env.TLS_CERT) raw.tlsCert = env.TLS_CERT
   if (env.TLS_KEY) raw.tlsKey = env.TLS_KEY
   if (env.MQTT_STATE) raw.mqttState = env.MQTT_STATE
+  if (env.LOG_FORMAT) raw.logFormat = env.LOG_FORMAT
+  if (env.BACKUP_DIR) raw.backupDir = env.BACKUP_DIR
   const errors = [...Value.Errors(BootConfig, raw)]
   if (errors.length > 0) {
     // one message per variable: the first, most specific one (a union adds "must be null", "anyOf" after it)
@@ -78,4 +99,11 @@ export function tlsPairProblem(config: Pick<BootConfig, 'tlsCert' | 'tlsKey'>): 
   return config.tlsCert === null
     ? 'TLS_CERT: must be set when TLS_KEY is (both or neither)'
     : 'TLS_KEY: must be set when TLS_CERT is (both or neither)'
+}
+
+/** Where backups go: BACKUP_DIR, or the folder `backups` beside DB_PATH (beside ./data/broker.db for `:memory:`). */
+export function backupDirOf(config: Pick<BootConfig, 'backupDir' | 'dbPath'>): string {
+  if (config.backupDir !== null) return resolve(config.backupDir)
+  const db = config.dbPath === ':memory:' || config.dbPath === '' ? DEFAULT_CONFIG.dbPath : config.dbPath
+  return resolve(dirname(db), 'backups')
 }

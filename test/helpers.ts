@@ -37,7 +37,11 @@ export async function startServer(
   opts: { settings?: Partial<SettingsValues>; config?: Partial<BootConfig>; logger?: boolean | object } = {},
 ): Promise<TestServer> {
   const app = await buildApp({
-    config: { port: 0, host: '127.0.0.1', dbPath: ':memory:', adminToken: TEST_TOKEN, logLevel: 'silent', ...opts.config },
+    // no rate limits unless a test asks (tests send hundreds of requests, refused ones too, from one address)
+    config: {
+      port: 0, host: '127.0.0.1', dbPath: ':memory:', adminToken: TEST_TOKEN, logLevel: 'silent',
+      rateLimitApiPerMin: 0, rateLimitAuthFailuresPerMin: 0, ...opts.config,
+    },
     logger: opts.logger ?? false,
   })
   if (opts.settings && Object.keys(opts.settings).length > 0) {

@@ -89,6 +89,11 @@ export const RULES: Rules = {
     packages: 'any',
     why: 'buildApp() assembles everything',
   },
+  'cli': {
+    layers: ['config.ts', 'db', 'contracts'],
+    packages: ['better-sqlite3'],
+    why: 'command-line tools for operators (npm run backup): the boot config and the database file, never the server',
+  },
   'server.ts': {
     layers: ['app.ts', 'config.ts', 'contracts'],
     packages: [],
