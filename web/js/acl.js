@@ -4,7 +4,7 @@
 import { api, ApiError } from './api.js'
 import { h, $, $$, fill } from './dom.js'
 import { say, clearFieldErrors, showFieldErrors, markField, notSavedText, confirmed, disarm } from './forms.js'
-import { app } from './state.js'
+import { app, can } from './state.js'
 
 const ACTIONS = { all: 'publish and subscribe', publish: 'publish', subscribe: 'subscribe' }
 /** What a rule body field is called in the form when the API names another (anonymous is part of "who"). */
@@ -133,7 +133,7 @@ function row(r, first, last) {
     h('td', { class: 'nowrap action' }, ACTIONS[r.action] ?? r.action),
     h('td', null, permBadge(r.permission)),
     h('td', { class: 'rule-comment' }, r.comment ?? h('span', { class: 'muted' }, '—')),
-    h('td', { class: 'actions' }, h('div', { class: 'row-actions' },
+    h('td', { class: 'actions needs-operator' }, h('div', { class: 'row-actions' },
       h('button', { type: 'button', class: 'ghost small-button', dataset: { act: 'up' }, disabled: first, title: 'move up (checked earlier)', 'aria-label': 'move up' }, '↑'),
       h('button', { type: 'button', class: 'ghost small-button', dataset: { act: 'down' }, disabled: last, title: 'move down (checked later)', 'aria-label': 'move down' }, '↓'),
       h('button', { type: 'button', class: 'ghost small-button', dataset: { act: 'edit' } }, 'Edit'),
@@ -161,7 +161,7 @@ function flash(id) {
 
 function onRowClick(e) {
   const button = e.target.closest('button[data-act]')
-  if (!button) return
+  if (!button || !can('operator')) return
   const rule = view.rules.find((r) => r.id === Number(button.closest('tr').dataset.id))
   if (!rule) return
   const act = button.dataset.act
@@ -280,6 +280,7 @@ function readForm() {
 }
 
 async function save() {
+  if (!can('operator')) return
   const f = ruleForm()
   clearFieldErrors(f)
   disarm()

@@ -1,7 +1,8 @@
-// Entry point: sign-in, tabs, the header's status, and starting/stopping the views.
+// Entry point: sign-in (the token's name and role from GET /api/whoami), tabs (those the role may use), the header's
+// status, and starting/stopping the views.
 import { api, ApiError, session, UNAUTHORIZED_EVENT } from './api.js'
-import { $, $$, fill, formatNumber } from './dom.js'
-import { app } from './state.js'
+import { h, $, $$, fill, formatNumber } from './dom.js'
+import { app, can } from './state.js'
 import { initFailures, startFailures, stopFailures } from './failures.js'
 import { initSettings, startSettings } from './settings.js'
 import { initConnections, startConnections, stopConnections } from './connections.js'
@@ -9,13 +10,21 @@ import { initUsers, startUsers, stopUsers } from './users.js'
 import { initAcl, startAcl, stopAcl } from './acl.js'
 import { initRetained, startRetained, stopRetained } from './retained.js'
 import { initSessions, startSessions, stopSessions } from './sessions.js'
+import { initAudit, startAudit, stopAudit } from './audit.js'
+import { initTokens, startTokens, stopTokens } from './tokens.js'
 
-const TABS = ['failures', 'settings', 'connections', 'users', 'acl', 'retained', 'sessions']
+const TABS = ['failures', 'settings', 'connections', 'users', 'acl', 'retained', 'sessions', 'audit', 'tokens']
+/** Tabs a viewer does not get: the role each needs (the same as its API). */
+const TAB_ROLE = { audit: 'operator', tokens: 'admin' }
+const tabAllowed = (tab) => TAB_ROLE[tab] === undefined || can(TAB_ROLE[tab])
 let running = false
 let healthTimer = null
 
 function showSignIn(text = '') {
   stopAll()
+  app.whoami = null
+  delete document.body.dataset.role
+  fill($('#signed-in'))
   $('#app').hidden = true
   $('#signin').hidden = false
   fill($('#signin-message'), text)
@@ -29,7 +38,11 @@ async function signIn(token) {
   session.token = token
   signingIn = true
   try {
-    // the token's check is also the first load of the settings in force
+    // the token's check, and what it may do: the page shows only that (body[data-role], can())
+    const who = await api('/api/whoami')
+    app.whoami = who
+    document.body.dataset.role = who.role
+    fill($('#signed-in'), 'signed in as ', h('code', null, who.name), ` · ${who.role}`)
     app.setSettings(await api('/api/settings'))
   } catch (err) {
     if (err instanceof ApiError && err.status === 401) return // the UNAUTHORIZED_EVENT handler shows the message
@@ -54,6 +67,8 @@ function startAll() {
   startAcl()
   startRetained()
   startSessions()
+  if (can('operator')) startAudit()
+  if (can('admin')) startTokens()
   checkHealth()
   healthTimer = setInterval(checkHealth, 10_000)
 }
@@ -67,12 +82,14 @@ function stopAll() {
   stopAcl()
   stopRetained()
   stopSessions()
+  stopAudit()
+  stopTokens()
   clearInterval(healthTimer)
 }
 
 function showTab() {
   const name = location.hash.replace(/^#/, '')
-  const tab = TABS.includes(name) ? name : TABS[0]
+  const tab = TABS.includes(name) && tabAllowed(name) ? name : TABS[0]
   for (const link of $$('.tabs [data-tab]')) {
     const active = link.dataset.tab === tab
     link.classList.toggle('active', active)
@@ -141,6 +158,35 @@ document.addEventListener('click', (e) => {
   $(`#setting-${CSS.escape(key)}`)?.focus({ preventScroll: true })
 })
 
+// "version N" links of the audit trail (`data-history-version`): open the Settings tab at that version of the history
+document.addEventListener('click', async (e) => {
+  const link = e.target.closest?.('a[data-history-version]')
+  if (!link) return
+  e.preventDefault()
+  if (location.hash !== '#settings') history.pushState(null, '', '#settings')
+  showTab()
+  const version = Number(link.dataset.historyVersion)
+  const item = await historyItem(version)
+  if (!item) return
+  item.scrollIntoView({ block: 'center' })
+  item.classList.remove('pointed')
+  void item.offsetWidth // restart the animation
+  item.classList.add('pointed')
+})
+
+/** The history's entry of a version, loading older pages until it shows (or there are no more). */
+async function historyItem(version) {
+  for (let i = 0; i < 50; i++) {
+    const item = $$('#settings-history li[data-version]').find((li) => Number(li.dataset.version) === version)
+    if (item) return item
+    const more = $('#history-more')
+    if (more.hidden) return null
+    more.click()
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+  return null
+}
+
 document.addEventListener('DOMContentLoaded', () => {
   initFailures()
   initSettings()
@@ -149,6 +195,8 @@ document.addEventListener('DOMContentLoaded', () => {
   initAcl()
   initRetained()
   initSessions()
+  initAudit()
+  initTokens()
   $('#signin-form').addEventListener('submit', (e) => {
     e.preventDefault()
     const token = $('#signin-token').value.trim()

@@ -5,7 +5,7 @@ import { api, ApiError, query } from './api.js'
 import { h, $, fill, formatBytes, formatNumber, formatTime } from './dom.js'
 import { say, confirmed, disarm } from './forms.js'
 import { hexDump } from './hexdump.js'
-import { app } from './state.js'
+import { app, can } from './state.js'
 
 const PAGE = 100
 /** A hex dump longer than this many bytes is cut (the whole payload is still there as text, when it is text). */
@@ -122,7 +122,7 @@ function row(m) {
     h('td', { class: 'nowrap', title: m.expiresAt ?? '' }, m.expiresAt === null ? h('span', { class: 'muted' }, 'never') : formatTime(m.expiresAt)),
     h('td', { class: 'actions' }, h('div', { class: 'row-actions' },
       h('button', { type: 'button', class: 'ghost small-button', dataset: { act: 'view' } }, 'View'),
-      h('button', { type: 'button', class: 'ghost small-button danger', dataset: { act: 'delete' } }, 'Delete'))),
+      h('button', { type: 'button', class: 'ghost small-button danger needs-operator', dataset: { act: 'delete' } }, 'Delete'))),
   )
 }
 
@@ -131,7 +131,7 @@ function onRowClick(e) {
   if (!button) return
   const topic = button.closest('tr').dataset.topic
   if (button.dataset.act === 'view') openDetail(topic)
-  else if (button.dataset.act === 'delete') remove(topic, button)
+  else if (button.dataset.act === 'delete' && can('operator')) remove(topic, button)
 }
 
 async function remove(topic, button) {
@@ -155,7 +155,7 @@ async function remove(topic, button) {
 
 async function deletePrefix(button) {
   const prefix = $('#retained-prefix').value
-  if (prefix === '') return
+  if (prefix === '' || !can('operator')) return
   if (!confirmed(button, `Confirm: delete every topic starting with ${quote(prefix)}?`)) {
     // show what would go before the second click
     if (view.prefix !== prefix) {

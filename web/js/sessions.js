@@ -4,7 +4,7 @@
 import { api, ApiError, query } from './api.js'
 import { h, $, fill, formatAddress, formatAgo, formatBytes, formatDuration, formatNumber, formatProtocol, formatTime } from './dom.js'
 import { say, confirmed } from './forms.js'
-import { app } from './state.js'
+import { app, can } from './state.js'
 
 const PAGE = 100
 /** Session Expiry Interval meaning "never expires" */
@@ -107,7 +107,7 @@ function row(s) {
     h('td', null, s.willPending ? h('span', { class: 'badge will', title: 'published after its delay unless the client comes back' }, 'pending') : h('span', { class: 'muted' }, '—')),
     h('td', { class: 'actions' }, h('div', { class: 'row-actions' },
       h('button', { type: 'button', class: 'ghost small-button', dataset: { act: 'view' } }, 'View'),
-      h('button', { type: 'button', class: 'ghost small-button danger', dataset: { act: 'delete' } }, s.online ? 'Disconnect and delete' : 'Delete'))),
+      h('button', { type: 'button', class: 'ghost small-button danger needs-operator', dataset: { act: 'delete' } }, s.online ? 'Disconnect and delete' : 'Delete'))),
   )
 }
 
@@ -116,7 +116,7 @@ function onRowClick(e) {
   if (!button) return
   const clientId = button.closest('tr').dataset.clientId
   if (button.dataset.act === 'view') openDetail(clientId)
-  else if (button.dataset.act === 'delete') remove(clientId, button)
+  else if (button.dataset.act === 'delete' && can('operator')) remove(clientId, button)
 }
 
 async function remove(clientId, button) {

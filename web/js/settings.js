@@ -3,7 +3,7 @@
 import { api, ApiError, query } from './api.js'
 import { h, $, $$, fill, formatTime, formatNumber, formatValue } from './dom.js'
 import { countSlowerThan } from './charts.js'
-import { app } from './state.js'
+import { app, can } from './state.js'
 
 const view = {
   schema: null, // { key: JSON schema of the property }
@@ -28,6 +28,8 @@ export function initSettings() {
 }
 
 export async function startSettings() {
+  // a viewer's token may read the settings, not change them: every input is disabled, the buttons are hidden
+  $('#settings-fieldset').disabled = !can('operator')
   try {
     const { properties, rules } = await loadSchema()
     view.schema = properties
@@ -302,6 +304,7 @@ function fieldErrors(body, keys) {
 }
 
 async function save() {
+  if (!can('operator')) return
   clearErrors()
   const patch = edits()
   if (Object.keys(patch).length === 0) {
@@ -369,8 +372,10 @@ function historyItem(item) {
   const changes = item.diff
   const button = isCurrent
     ? h('span', { class: 'badge current-badge' }, 'in force')
-    : h('button', { type: 'button', class: 'ghost small-button rollback', dataset: { version: item.version } }, `Roll back to v${item.version}`)
-  if (!isCurrent) button.addEventListener('click', () => rollback(item.version, button))
+    : can('operator')
+      ? h('button', { type: 'button', class: 'ghost small-button rollback', dataset: { version: item.version } }, `Roll back to v${item.version}`)
+      : null
+  if (!isCurrent && button) button.addEventListener('click', () => rollback(item.version, button))
   return h('li', { class: `history-item${isCurrent ? ' is-current' : ''}`, dataset: { version: item.version } },
     h('div', { class: 'history-head' },
       h('strong', null, `v${item.version}`),

@@ -4,7 +4,7 @@
 import { api, ApiError, query } from './api.js'
 import { h, $, fill, formatTime } from './dom.js'
 import { say, clearFieldErrors, showFieldErrors, notSavedText, confirmed, disarm } from './forms.js'
-import { app } from './state.js'
+import { app, can } from './state.js'
 
 const PAGE = 100
 
@@ -113,7 +113,7 @@ function row(u) {
     h('td', { class: 'note' }, u.note ?? h('span', { class: 'muted' }, '—')),
     h('td', { class: 'nowrap', title: u.createdAt }, formatTime(u.createdAt)),
     h('td', { class: 'nowrap', title: u.updatedAt }, formatTime(u.updatedAt)),
-    h('td', { class: 'actions' }, h('div', { class: 'row-actions' },
+    h('td', { class: 'actions needs-operator' }, h('div', { class: 'row-actions' },
       h('button', { type: 'button', class: 'ghost small-button', dataset: { act: 'edit' } }, 'Edit'),
       h('button', { type: 'button', class: 'ghost small-button', dataset: { act: 'toggle' } }, u.enabled ? 'Disable' : 'Enable'),
       h('button', { type: 'button', class: 'ghost small-button danger', dataset: { act: 'delete' } }, 'Delete'))),
@@ -135,7 +135,7 @@ function upsert(username, user) {
 
 function onRowClick(e) {
   const button = e.target.closest('button[data-act]')
-  if (!button) return
+  if (!button || !can('operator')) return
   const username = button.closest('tr').dataset.username
   const user = view.items.find((u) => u.username === username)
   if (!user) return
@@ -229,6 +229,7 @@ function editMode(user) {
 }
 
 async function save() {
+  if (!can('operator')) return
   const f = form()
   clearFieldErrors(f)
   disarm()
