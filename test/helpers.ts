@@ -125,7 +125,15 @@ export function waitForEvent<T>(
 }
 
 /** Waits for the broker's next failure event passing `match`. */
-export const waitForFailure = (server: TestServer, match: (e: FailureEvent) => boolean = () => true, timeoutMs = 3000) =>
+/**
+ * ms of the broker's own stalls given back to a client's deadline, read from a timeout record's detail. A stall of a
+ * test process (it also runs the server: GC, another server starting on a loaded machine) is a stall of the broker,
+ * and deadlines move by it, as they should: timing checks look at the client's share of the wait.
+ */
+export const stallGivenMs = (e: FailureEvent): number =>
+  Number(/; (\d+) ms the broker itself was stalled were not counted/.exec(e.detail)?.[1] ?? 0)
+
+export const waitForFailure = (server: TestServer, match: (e: FailureEvent) => boolean = () => true, timeoutMs = 6000) =>
   waitForBrokerEvent(server, 'failure', match, timeoutMs)
 
 /** Waits for the broker's next `name` event passing `match` (typed by the broker's event map). */

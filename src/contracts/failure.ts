@@ -53,4 +53,6 @@ export interface FailureEvent {
   /** what an operator can do */
   hint: string
   settingsVersion: number
+  /** the largest stall of the broker's own event loop in the seconds before (0 = it kept up); null in older records */
+  brokerLagMs: number | null
 }

@@ -32,6 +32,7 @@ export const FailureRecord = Type.Object({
   detail: Type.String({ description: 'what happened, in words' }),
   hint: Type.String({ description: 'what an operator can do' }),
   settingsVersion: Type.Integer(),
+  brokerLagMs: Nullable(Type.Integer({ description: "the largest stall of the broker's own event loop in the seconds before, ms (0 = it kept up; null in records from before it was kept)" })),
   foldedCount: Type.Integer({ description: 'similar failures from the same source folded into this record (0 = none)' }),
   lastFoldedAt: Nullable(Type.String({ format: 'date-time', description: 'when the last folded failure happened' })),
 })

@@ -19,6 +19,7 @@ import { MemorySessionStore, type Session, type SessionStore } from './session.t
 import { ownPayload, type Message, type Will } from './message.ts'
 import { isSysTopic } from './topics.ts'
 import { SessionLifecycle } from './lifecycle.ts'
+import { StallClock } from './stall.ts'
 import { liveView } from './live.ts'
 import { Fanout } from './outgoing.ts'
 
@@ -56,6 +57,8 @@ export class Broker extends EventEmitter<BrokerEvents> {
   readonly authenticator: Authenticator
   readonly authorizer: Authorizer
   readonly stats: BrokerStats
+  /** how long the broker itself was stalled (deadlines give that time back to clients; failure records show it) */
+  readonly stall = new StallClock()
 
   /** every open connection, connected or not */
   readonly #open = new Set<Connection>()
@@ -81,6 +84,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     this.sessions = opts.sessions ?? new MemorySessionStore()
     this.authenticator = opts.authenticator ?? ACCEPT_ALL
     this.authorizer = opts.authorizer ?? ALLOW_ALL
+    this.stall.start()
     this.stats = new Stats(this.#open, this.#clients, this.router, this.retained, this.sessions)
     this.#life = new SessionLifecycle({
       sessions: this.sessions, router: this.router, logger: this.logger,
@@ -149,6 +153,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
       firstBytesHex: '',
       detail,
       hint,
+      brokerLagMs: this.stall.recentLagMs,
     }))
   }
 
@@ -172,6 +177,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
    */
   async close(): Promise<void> {
     this.#closing = true
+    this.stall.stop()
     this.#life.close()
     for (const c of [...this.#open]) c.shutdown()
     this.#flushAll()

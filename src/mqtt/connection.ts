@@ -24,6 +24,11 @@ const { generate } = mqttPacket
 
 export type Phase = 'awaiting_connect' | 'connected' | 'closed'
 
+/** A stall shorter than this is not given back to a deadline (scheduling noise). */
+const MIN_STALL_CREDIT_MS = 50
+/** From this lag on, a timeout's hint says the broker was slow too. */
+const STALL_WORTH_SAYING_MS = 200
+
 const GEN_V4 = { protocolVersion: 4 }
 const GEN_V5 = { protocolVersion: 5 }
 
@@ -75,6 +80,12 @@ export class Connection implements ConnectionInput {
   readonly outbox: Outbox
   /** the connect deadline while awaiting CONNECT, then the keepalive deadline (armed only when keepalive > 0) */
   readonly #deadline: Deadline<Connection>
+  /** the broker's stall total when the deadline was armed or last given back time (./stall.ts) */
+  #stallMark = 0
+  /** ms of the broker's own stalls given back to the current deadline */
+  #stallGivenMs = 0
+  /** the phase whose deadline expired and waits to be judged after pending reads, or null */
+  #judging: Phase | null = null
 
   constructor(broker: Broker, transport: Transport, meta: ConnectionMeta) {
     this.broker = broker
@@ -84,6 +95,7 @@ export class Connection implements ConnectionInput {
     this.inbound = new Inbound(this)
     this.#deadline = new Deadline<Connection>(deadlineExpired, this)
     // connectTimeoutMs runs from the socket's open, not from this call
+    this.#stallMark = broker.stall.totalMs
     this.#deadline.arm(broker.settings.values.connectTimeoutMs, meta.openedAt)
   }
 
@@ -176,25 +188,62 @@ export class Connection implements ConnectionInput {
 
   // ---- Deadlines ----
 
-  /** The deadline of the current phase passed. */
+  /**
+   * The deadline of the current phase passed. A timeout measures the client, never the broker: time the broker
+   * itself was stalled during the wait (./stall.ts) is given back first; then what the broker had not yet read is
+   * read (socket reads run before setImmediate), and only then is the client judged.
+   */
   deadlineExpired(): void {
-    if (this.phase === 'awaiting_connect') this.#connectTimedOut()
-    else if (this.phase === 'connected') this.#keepaliveTimedOut()
+    if (this.phase === 'closed') return
+    const stall = this.broker.stall
+    const total = stall.totalMs
+    const stalled = total - Math.max(this.#stallMark, stall.totalAt(this.#deadline.start))
+    this.#stallMark = total
+    if (stalled >= MIN_STALL_CREDIT_MS) {
+      this.#stallGivenMs += stalled
+      this.#deadline.extend(stalled)
+      return
+    }
+    if (this.#judging !== null) return
+    this.#judging = this.phase
+    setImmediate(judgeLater, this)
+  }
+
+  /** The deadline's expiry, after what was waiting to be read has been read. */
+  judge(): void {
+    const phase = this.#judging
+    this.#judging = null
+    // CONNECT completed meanwhile (a new deadline), or closed, or bytes arrived that moved the deadline
+    if (phase !== this.phase || !this.#deadline.stillExpired()) return
+    if (phase === 'awaiting_connect') this.#connectTimedOut()
+    else if (phase === 'connected') this.#keepaliveTimedOut()
   }
 
   #connectTimedOut(): void {
     const s = this.broker.settings.values
     const ms = Date.now() - this.meta.openedAt
     this.fail('connect_timeout',
-      `the client sent ${this.inbound.connectProgress()} in ${ms} ms (connectTimeoutMs ${s.connectTimeoutMs})`,
-      this.bytesReceived === 0 ? hints.connectTimeoutSilent(s) : hints.connectTimeoutPartial(s))
+      `the client sent ${this.inbound.connectProgress()} in ${ms} ms (connectTimeoutMs ${s.connectTimeoutMs}${this.#stallGiven()})`,
+      this.#withLag(this.bytesReceived === 0 ? hints.connectTimeoutSilent(s) : hints.connectTimeoutPartial(s)))
   }
 
   #keepaliveTimedOut(): void {
     const s = this.broker.settings.values
     this.fail('keepalive_timeout',
       `nothing received for ${Date.now() - this.lastPacketAt} ms (keepalive ${this.keepaliveSec} s x ` +
-      `keepaliveMultiplier ${s.keepaliveMultiplier})`, hints.keepaliveTimeout(s), RC.keepAliveTimeout)
+      `keepaliveMultiplier ${s.keepaliveMultiplier}${this.#stallGiven()})`, this.#withLag(hints.keepaliveTimeout(s)), RC.keepAliveTimeout)
+  }
+
+  /** The part of a timeout's detail that says how long the broker's own stalls added to the wait. */
+  #stallGiven(): string {
+    const ms = Math.round(this.#stallGivenMs)
+    return ms > 0 ? `; ${ms} ms the broker itself was stalled were not counted` : ''
+  }
+
+  /** A timeout's hint, saying so when the broker itself was slow at the time. */
+  #withLag(hint: string): string {
+    const lag = this.broker.stall.recentLagMs
+    return lag >= STALL_WORTH_SAYING_MS ? `${hints.brokerStalled(lag)} ${hint}` : hint
   }
 
   /** A new connectTimeoutMs reaches a connection still waiting for CONNECT, counted from its open. */
@@ -225,6 +274,8 @@ export class Connection implements ConnectionInput {
     this.keepaliveSec = keepaliveSec
     if (keepaliveSec > 0) {
       // [MQTT-3.1.2-24] close when nothing arrives for keepalive x multiplier (the spec's 1.5 by default)
+      this.#stallMark = this.broker.stall.totalMs
+      this.#stallGivenMs = 0
       this.#deadline.arm(Math.round(keepaliveSec * this.broker.settings.values.keepaliveMultiplier * 1000), now)
     }
   }
@@ -346,7 +397,17 @@ export class Connection implements ConnectionInput {
       firstBytesHex: bytes === null ? '' : bytes.toString('hex'),
       detail,
       hint,
+      brokerLagMs: this.broker.stall.recentLagMs,
     })
+  }
+}
+
+function judgeLater(c: Connection): void {
+  try {
+    c.judge()
+  } catch (err) {
+    c.broker.logger?.error({ err, clientId: c.clientId }, 'the broker failed on a connection deadline: closing it')
+    c.transport.destroy()
   }
 }
 

@@ -49,6 +49,8 @@ export const hints = {
   pendingConnects: (s: SettingsValues) =>
     `more connections were waiting for their CONNECT than maxPendingConnects (${s.maxPendingConnects}): a flood of sockets that open and stay silent, or a reconnect storm; raise maxPendingConnects if real clients are this many`,
   willNotAllowed: 'the ACL does not let this client publish to its Will topic: change the Will topic, or add an ACL rule allowing it (/api/acl)',
+  brokerStalled: (lagMs: number) =>
+    `the broker itself was slow at the time (its event loop stalled for up to ${lagMs} ms; that time was not counted against the client): if this repeats, the broker is the slow side (CPU, a reconnect storm, a blocking task), not the client.`,
   sessionStore: 'the session store did not answer: see the broker log for its error; the client may retry',
   websocket: 'a WebSocket-level error: check the client library, proxies in between, and the path and subprotocol it uses',
 } as const

@@ -46,6 +46,27 @@ export class Deadline<T> {
     return this.#ms
   }
 
+  /** epoch ms the deadline runs from */
+  get start(): number {
+    return this.#start
+  }
+
+  /** Push the deadline back by `ms` (time the broker itself was stalled, not the client) and re-arm. */
+  extend(ms: number): void {
+    this.#start += ms
+    this.#schedule()
+  }
+
+  /**
+   * After an expiry was reported and judged later: false (and re-armed) when something arrived meanwhile and moved
+   * it, true when it has still passed.
+   */
+  stillExpired(): boolean {
+    if (this.#start + this.#ms - Date.now() <= 0) return true
+    this.#schedule()
+    return false
+  }
+
   #schedule(): void {
     if (this.#handle !== null) clearTimeout(this.#handle)
     const left = this.#start + this.#ms - Date.now()
