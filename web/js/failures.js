@@ -243,7 +243,7 @@ function addRow(r, where, fresh = false) {
 const FIELD_ORDER = [
   'id', 'occurredAt', 'transport', 'reason', 'phase', 'clientId', 'username', 'protocolVersion', 'keepaliveSec',
   'remoteAddress', 'remotePort', 'userAgent', 'origin', 'subprotocol', 'durationMs', 'bytesReceived',
-  'packetsReceived', 'firstBytesHex', 'detail', 'hint', 'settingsVersion', 'foldedCount',
+  'packetsReceived', 'firstBytesHex', 'detail', 'hint', 'brokerLagMs', 'settingsVersion', 'foldedCount',
 ]
 
 const FIELD_FORMAT = {
@@ -251,6 +251,7 @@ const FIELD_FORMAT = {
   protocolVersion: (v) => (v === null ? '—' : `${v} (${formatProtocol(v)})`),
   keepaliveSec: (v) => (v === null ? '—' : v === 0 ? '0 (no keepalive)' : `${v} s`),
   durationMs: (v) => `${v} ms (${formatDuration(v)})`,
+  brokerLagMs: (v) => (v === null ? '—' : v === 0 ? '0 (the broker kept up)' : `${v} ms (the broker's own event loop stalled this long in the seconds before)`),
 }
 
 async function openDetail(id) {
