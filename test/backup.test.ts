@@ -42,7 +42,7 @@ test('backupTarget: a file is itself; a folder (existing, or named with a traili
   assert.equal(backupTarget(`${tmp.dir}/new/`, now), join(tmp.dir, 'new', 'broker-20250131T120000123Z.db'))
 })
 
-test('POST /api/admin/backup: a consistent copy in BACKUP_DIR with the MQTT state of this moment; the admin token is needed', async (t) => {
+test('POST /api/admin/backup: a consistent copy in BACKUP_DIR with the MQTT state of this moment; role admin', async (t) => {
   const tmp = tempDir('backup-api-')
   t.after(() => tmp.cleanup())
   const backupDir = join(tmp.dir, 'kept')
@@ -50,6 +50,11 @@ test('POST /api/admin/backup: a consistent copy in BACKUP_DIR with the MQTT stat
   t.after(() => s.close())
 
   assert.equal((await s.app.inject({ method: 'POST', url: '/api/admin/backup' })).statusCode, 401)
+  // the role admin: an operator's token is refused
+  const made = await s.app.inject({ method: 'POST', url: '/api/admin-tokens', headers: AUTH, payload: { name: 'ops', role: 'operator' } })
+  assert.equal(made.statusCode, 201, made.body)
+  const operator = await s.app.inject({ method: 'POST', url: '/api/admin/backup', headers: { authorization: `Bearer ${made.json().token}` } })
+  assert.equal(operator.statusCode, 403, operator.body)
   assert.equal(existsSync(backupDir), false, 'nothing written for a refused request')
 
   // published right before: still waiting in the write-behind (20 ms) when the backup is asked for
