@@ -17,6 +17,7 @@ import mqttState from './plugins/state.ts'
 import broker from './plugins/broker.ts'
 import websocket from './plugins/websocket/index.ts'
 import tcp from './plugins/tcp.ts'
+import alerts from './plugins/alerts.ts'
 import metrics from './plugins/metrics.ts'
 import swagger from './plugins/swagger.ts'
 import readiness from './plugins/readiness.ts'
@@ -33,6 +34,7 @@ import sessionsRoutes from './routes/sessions.ts'
 import adminTokenRoutes from './routes/admin-tokens.ts'
 import auditRoutes from './routes/audit.ts'
 import backupRoutes from './routes/backup.ts'
+import alertRoutes from './routes/alerts.ts'
 import adminUi from './plugins/admin-ui.ts'
 
 export interface AppOptions {
@@ -115,6 +117,8 @@ export async function buildApp(opts: AppOptions = {}) {
   await app.register(broker)
   await app.register(websocket)
   await app.register(tcp)
+  // alert rules judged on the broker's failure events, webhooks off the failure path
+  await app.register(alerts)
   await app.register(metrics)
   // readiness (GET /readyz) and online backups
   await app.register(readiness)
@@ -131,6 +135,7 @@ export async function buildApp(opts: AppOptions = {}) {
   await app.register(adminTokenRoutes)
   await app.register(auditRoutes)
   await app.register(backupRoutes)
+  await app.register(alertRoutes)
   await app.register(adminUi)
 
   return app

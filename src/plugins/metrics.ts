@@ -153,6 +153,34 @@ export default fp(
     const onStateWrite = (ms: number) => stateWrites.observe(ms / 1000)
     writeBehind?.on('flush', onStateWrite)
 
+    // Alerts: what fires now, by rule name, and the webhook deliveries (src/plugins/alerts.ts)
+    const alerts = app.alerts
+    new Gauge({
+      name: 'mqtt_alert_firing',
+      help: 'Whether an alert rule fires now (1) or not (0), by rule name',
+      labelNames: ['rule'] as const,
+      registers: [register],
+      collect() {
+        this.reset()
+        for (const r of alerts.list()) this.set({ rule: r.name }, r.firing ? 1 : 0)
+      },
+    })
+    new Counter({
+      name: 'mqtt_alert_webhook_deliveries_total',
+      help: 'Alert webhook deliveries by result: ok (2xx), failed (4xx, or still failing after the retries), dropped (the queue was full)',
+      labelNames: ['result'] as const,
+      registers: [register],
+      collect() {
+        const st = alerts.webhookStats()
+        this.reset()
+        this.inc({ result: 'ok' }, st.ok)
+        this.inc({ result: 'failed' }, st.failed)
+        this.inc({ result: 'dropped' }, st.dropped)
+      },
+    })
+    mirrored('mqtt_alert_webhook_retries_total', 'Alert webhook tries repeated after a network error, a timeout or a 5xx', () => alerts.webhookStats().retries)
+    gauge('mqtt_alert_webhook_queue', 'Alert webhook deliveries waiting (bounded; the oldest is dropped when full)', () => alerts.webhookStats().queued)
+
     const onFailure = (e: FailureEvent) => {
       failures.inc({ reason: e.reason })
       failuresByTransport.inc({ transport: e.transport, reason: e.reason })
@@ -180,5 +208,5 @@ export default fp(
       return reply.header('content-type', register.contentType).send(text)
     })
   },
-  { name: 'metrics', dependencies: ['broker', 'failures', 'tls', 'mqtt-state'] },
+  { name: 'metrics', dependencies: ['broker', 'failures', 'tls', 'mqtt-state', 'alerts'] },
 )

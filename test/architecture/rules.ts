@@ -14,7 +14,7 @@ export interface LayerRule {
 export type Rules = Readonly<Record<string, LayerRule>>
 
 const ALL_BUT_SERVER = [
-  'contracts', 'mqtt', 'db', 'settings', 'failures', 'access', 'state', 'audit', 'errors.ts', 'api.ts', 'config.ts', 'plugins', 'routes',
+  'contracts', 'mqtt', 'db', 'settings', 'failures', 'access', 'state', 'audit', 'alerts', 'errors.ts', 'api.ts', 'config.ts', 'plugins', 'routes',
 ] as const
 
 export const RULES: Rules = {
@@ -58,6 +58,11 @@ export const RULES: Rules = {
     packages: ['better-sqlite3', 'typebox'],
     why: 'a store (admin tokens and their roles, the audit trail): its schema and SQL, not the core, not another store, not HTTP',
   },
+  'alerts': {
+    layers: ['contracts', 'db'],
+    packages: ['better-sqlite3', 'typebox'],
+    why: 'a store (alert rules and history) and the pure evaluator: schema, SQL and counters, not the core, not another store, not HTTP',
+  },
   'errors.ts': {
     layers: ['contracts'],
     packages: ['@fastify/error', 'fastify', 'typebox'],
@@ -74,12 +79,12 @@ export const RULES: Rules = {
     why: 'boot configuration from the environment',
   },
   'plugins': {
-    layers: ['contracts', 'mqtt', 'db', 'settings', 'failures', 'access', 'state', 'audit', 'errors.ts', 'config.ts'],
+    layers: ['contracts', 'mqtt', 'db', 'settings', 'failures', 'access', 'state', 'audit', 'alerts', 'errors.ts', 'config.ts'],
     packages: 'any',
     why: 'plugins wire the layers below into Fastify',
   },
   'routes': {
-    layers: ['contracts', 'mqtt', 'settings', 'failures', 'access', 'state', 'audit', 'errors.ts', 'api.ts', 'config.ts'],
+    layers: ['contracts', 'mqtt', 'settings', 'failures', 'access', 'state', 'audit', 'alerts', 'errors.ts', 'api.ts', 'config.ts'],
     packages: 'any',
     ownLayer: false,
     why: 'routes use the decorators the plugins declare, never a plugin module, nor another route module',
