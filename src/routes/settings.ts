@@ -4,7 +4,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import Type from 'typebox'
-import { CROSS_FIELD_RULES, SETTING_KEYS, SettingsPatch, SettingsValues } from '../settings/schema.ts'
+import { CROSS_FIELD_RULES, MAX_PROFILES, SETTING_KEYS, SettingsPatch, SettingsValues, TimeoutProfile } from '../settings/schema.ts'
 import { COMMENT_MAX_LENGTH, HISTORY_DEFAULT_LIMIT, HISTORY_MAX_LIMIT, diffValues, type SettingsVersion } from '../settings/store.ts'
 import { adminApi, errorResponses } from '../api.ts'
 import { InvalidInputError } from '../contracts/errors.ts'
@@ -48,6 +48,22 @@ const RollbackBody = Type.Object(
   { version: Type.Integer({ minimum: 1, description: 'the version whose values become a new version' }), comment: Comment },
   { additionalProperties: false },
 )
+
+const ProfilesBody = Type.Object(
+  { profiles: Type.Array(TimeoutProfile, { maxItems: MAX_PROFILES, description: 'every profile, in the order they are tried' }), comment: Comment },
+  { additionalProperties: false },
+)
+
+const ProfilesAnswer = Type.Object({
+  version: Type.Integer({ minimum: 1 }),
+  profiles: Type.Array(TimeoutProfile),
+})
+
+/** How a change of the timeout profiles is made and refused, for OpenAPI. */
+const PROFILES_DOC =
+  'Timeout profiles are the `profiles` key of the settings values: an ordered list of `{ name, match, overrides }`, ' +
+  'first match wins, none = the global values. A bad profile gets 400 naming its field path, e.g. ' +
+  '`profiles.2.match.cidr.0` (not an address block), `profiles.1.name` (used twice), `profiles.0.overrides.connectTimeoutMs` (out of range).'
 
 const HistoryQuery = Type.Object({
   limit: Type.Optional(Type.Integer({ minimum: 1, maximum: HISTORY_MAX_LIMIT, default: HISTORY_DEFAULT_LIMIT })),
@@ -138,7 +154,7 @@ export default async function settingsRoutes(fastify: FastifyInstance) {
       summary: 'Change some settings',
       description:
         'Stores a new version with the given keys changed and puts it in force before answering. ' +
-        'With `If-Match`, a stale version gets 412 and nothing changes; without it the last writer wins.',
+        'With `If-Match`, a stale version gets 412 and nothing changes; without it the last writer wins. ' + PROFILES_DOC,
       headers: IfMatchHeaders,
       body: PatchBody,
       response: { 200: SettingsVersionSchema, ...errorResponses(400, 401, 412, 503) },
@@ -150,12 +166,37 @@ export default async function settingsRoutes(fastify: FastifyInstance) {
     schema: {
       tags: ['settings'],
       summary: 'Replace all settings',
-      description: 'Like PATCH, with every key.',
+      description: 'Like PATCH, with every key (`profiles` too: `[]` for none).',
       headers: IfMatchHeaders,
       body: PutBody,
       response: { 200: SettingsVersionSchema, ...errorResponses(400, 401, 412, 503) },
     },
   }, async (request, reply) => sendVersion(reply, audited(request, 'settings.replace', () => store.update(request.body.values, { ...writeOptions(request), replace: true }))))
+
+  app.get('/api/settings/profiles', {
+    config: { role: 'viewer' },
+    schema: {
+      tags: ['settings'],
+      summary: 'The timeout profiles in force',
+      description: 'The `profiles` of the version in force, with its `ETag`. ' + PROFILES_DOC,
+      response: { 200: ProfilesAnswer, ...errorResponses(401) },
+    },
+  }, async (_request, reply) => {
+    const v = sendVersion(reply, store.current())
+    return { version: v.version, profiles: v.values.profiles }
+  })
+
+  app.put('/api/settings/profiles', {
+    config: { role: 'operator' },
+    schema: {
+      tags: ['settings'],
+      summary: 'Replace the timeout profiles',
+      description: 'The same as `PATCH /api/settings` with `{ values: { profiles } }`: a new settings version, in force before the answer. ' + PROFILES_DOC,
+      headers: IfMatchHeaders,
+      body: ProfilesBody,
+      response: { 200: SettingsVersionSchema, ...errorResponses(400, 401, 412, 503) },
+    },
+  }, async (request, reply) => sendVersion(reply, audited(request, 'settings.update', () => store.update({ profiles: request.body.profiles }, writeOptions(request)))))
 
   app.get('/api/settings/history', {
     config: { role: 'viewer' },

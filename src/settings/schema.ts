@@ -2,10 +2,18 @@
 // The store, the REST routes, the OpenAPI document, the admin UI and the broker core all read it.
 import Type from 'typebox'
 import { Value } from 'typebox/value'
-import type { SettingsValues as SettingsValuesContract } from '../contracts/settings.ts'
+import {
+  PROFILE_KEYS,
+  type ProfileMatch as ProfileMatchContract,
+  type ProfileOverrides as ProfileOverridesContract,
+  type SettingsValues as SettingsValuesContract,
+  type TimeoutProfile as TimeoutProfileContract,
+} from '../contracts/settings.ts'
+import { TRANSPORTS } from '../contracts/connection.ts'
 import type { Assert, Same } from '../contracts/same.ts'
 
-export const SettingsValues = Type.Object(
+/** The global settings, each with its range: what a profile's overrides are checked against too. */
+const GlobalSettings = Type.Object(
   {
     connectTimeoutMs: Type.Integer({
       minimum: 100, maximum: 600000, default: 5000,
@@ -140,9 +148,71 @@ export const SettingsValues = Type.Object(
   },
   { additionalProperties: false },
 )
+
+/** At most this many timeout profiles. */
+export const MAX_PROFILES = 50
+
+const Patterns = (description: string, maxLength = 512) =>
+  Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength }), { minItems: 1, maxItems: 100, uniqueItems: true, description }))
+
+export const ProfileMatch = Type.Object(
+  {
+    transport: Type.Optional(Type.Array(Type.Enum(TRANSPORTS), { minItems: 1, uniqueItems: true, description: 'ws, wss, tcp or tls' })),
+    cidr: Patterns('remote address blocks, IPv4 or IPv6 ("10.0.0.0/8", "fd00::/8"; a bare address is one host)', 64),
+    origin: Patterns('the WebSocket Origin header, exact or glob (* any run, ? one character), case-insensitive; a connection without an Origin never matches'),
+    userAgent: Patterns('the User-Agent header, glob'),
+    subprotocol: Patterns('the WebSocket subprotocol the connection speaks (mqtt, mqttv3.1), glob', 128),
+    path: Patterns('the WebSocket request path with its query string, glob', 1024),
+    clientId: Patterns('client id, glob ("sensor-*" is a prefix); checked at CONNECT only', 256),
+    username: Patterns('the authenticated MQTT username, glob; checked at CONNECT only (anonymous clients never match)', 256),
+  },
+  {
+    additionalProperties: false,
+    description: 'Every condition given must hold; each lists alternatives, any one is enough. No condition = every connection.',
+  },
+)
+
+export const ProfileOverrides = Type.Partial(Type.Pick(GlobalSettings, PROFILE_KEYS), {
+  additionalProperties: false,
+  description: `Settings this profile sets for the connections it applies to, each within its own range: ${PROFILE_KEYS.join(', ')}.`,
+})
+// (copies of the global keys' schemas: without their `default`, which a response serializer would fill in, and scope)
+for (const key of PROFILE_KEYS) {
+  const prop = ProfileOverrides.properties[key] as unknown as Record<string, unknown>
+  delete prop.default
+  delete prop['x-scope']
+}
+
+export const TimeoutProfile = Type.Object(
+  {
+    name: Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]*$', description: 'unique; letters, digits, _ . -' }),
+    match: ProfileMatch,
+    overrides: ProfileOverrides,
+  },
+  { additionalProperties: false },
+)
+
+export const SettingsValues = Type.Object(
+  {
+    ...GlobalSettings.properties,
+    profiles: Type.Array(TimeoutProfile, {
+      maxItems: MAX_PROFILES,
+      default: [],
+      description:
+        'Timeout profiles: named overrides of the connect deadline, keepalive policy and per-client quotas for the connections they match. ' +
+        'First match in this order wins; none = the global values. A match on transport, address, Origin, User-Agent, subprotocol or path is decided when the socket opens ' +
+        '(it sets connectTimeoutMs); one with clientId or username conditions only at CONNECT (it sets the keepalive values and quotas). Names are unique.',
+      'x-scope': 'New connections, those waiting for CONNECT (deadline re-computed from their open time) and connected ones (keepalive re-armed); the other overrides at the next CONNECT, SUBSCRIBE, queued message or write.',
+    }),
+  },
+  { additionalProperties: false },
+)
 export type SettingsValues = Type.Static<typeof SettingsValues>
 /** The values the core runs on (src/contracts/settings.ts) are exactly these. */
 export type SchemaIsTheContract = Assert<Same<SettingsValues, SettingsValuesContract>>
+export type ProfileIsTheContract = Assert<Same<Type.Static<typeof TimeoutProfile>, TimeoutProfileContract>>
+export type MatchIsTheContract = Assert<Same<Type.Static<typeof ProfileMatch>, ProfileMatchContract>>
+export type OverridesAreTheContract = Assert<Same<Type.Static<typeof ProfileOverrides>, ProfileOverridesContract>>
 export type SettingKey = keyof SettingsValues
 
 export const SETTING_KEYS = Object.keys(SettingsValues.properties) as SettingKey[]

@@ -23,6 +23,7 @@ import {
   type FieldError,
 } from '../contracts/errors.ts'
 import type { Logger } from '../contracts/logger.ts'
+import { parseCidr } from '../contracts/cidr.ts'
 
 /** One stored version, as GET /api/settings shows it. Frozen. */
 export interface SettingsVersion {
@@ -100,10 +101,44 @@ export function checkCrossFieldRules(values: SettingsValues, touched: Iterable<s
   })
 }
 
-/** Keys whose value differs between a and b, in schema order. */
+/**
+ * What the timeout profiles break beyond their schema: a name used twice, a CIDR that is no address block, and the
+ * cross-field rules on each profile's effective values (the global values with its overrides), named at the profile.
+ */
+export function checkProfiles(values: SettingsValues): FieldError[] {
+  const problems: FieldError[] = []
+  const seen = new Map<string, number>()
+  values.profiles.forEach((p, i) => {
+    const at = `profiles.${i}`
+    const first = seen.get(p.name)
+    if (first !== undefined) {
+      problems.push({ field: `${at}.name`, rule: 'unique', message: `"${p.name}" is already the name of profile ${first}` })
+    } else {
+      seen.set(p.name, i)
+    }
+    p.match.cidr?.forEach((c, j) => {
+      if (parseCidr(c) === null) {
+        problems.push({ field: `${at}.match.cidr.${j}`, rule: 'an IPv4 or IPv6 address with an optional /prefix', message: `"${c}" is not an address block like 10.0.0.0/8 or fd00::/8` })
+      }
+    })
+    const effective = { ...values, ...p.overrides } as SettingsValues
+    for (const r of CROSS_FIELD_RULES) {
+      // a rule the global values already break is reported once, at the global key, unless this profile touches it
+      if (r.holds(effective) || (!r.holds(values) && !r.fields.some((f) => f in p.overrides))) continue
+      const field = r.fields.find((f) => f in p.overrides) ?? r.fields[0]
+      const shown = r.fields.map((f) => `${f} is ${JSON.stringify(effective[f])}`).join(', ')
+      problems.push({ field: `${at}.overrides.${field}`, rule: r.rule, message: `in profile "${p.name}": ${r.description} (${shown})` })
+    }
+  })
+  return problems
+}
+
+const same = (a: unknown, b: unknown) => a === b || JSON.stringify(a) === JSON.stringify(b)
+
+/** Keys whose value differs between a and b, in schema order (lists such as profiles compared by content). */
 export function diffValues(a: Readonly<SettingsValues> | null, b: Readonly<SettingsValues>): SettingsChange[] {
   if (a === null) return []
-  return SETTING_KEYS.filter((k) => a[k] !== b[k]).map((key) => ({ key, from: a[key], to: b[key] }))
+  return SETTING_KEYS.filter((k) => !same(a[k], b[k])).map((key) => ({ key, from: a[key], to: b[key] }))
 }
 
 interface Row {
@@ -169,6 +204,7 @@ export function createSettingsStore(db: Database, opts: { logger: Pick<Logger, '
       throw new SettingsCorruptError(row.version, (err as Error).message)
     }
     const problems = [...checkValues(values, { partial: false }), ...checkCrossFieldRules(values)]
+    if (problems.length === 0) problems.push(...checkProfiles(values))
     if (problems.length > 0) {
       throw new SettingsCorruptError(row.version, problems.map((p) => `${p.field}: ${p.rule}`).join('; '))
     }
@@ -186,7 +222,7 @@ export function createSettingsStore(db: Database, opts: { logger: Pick<Logger, '
       }
     }
     const next = (o.replace ? { ...values } : { ...newest.values, ...values }) as SettingsValues
-    const broken = checkCrossFieldRules(next, Object.keys(values))
+    const broken = [...checkCrossFieldRules(next, Object.keys(values)), ...checkProfiles(next)]
     if (broken.length > 0) throw new InvalidInputError(broken)
     const row: Row = {
       version: newest.version + 1,

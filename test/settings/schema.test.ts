@@ -32,6 +32,7 @@ const DESIGN: Array<[string, unknown, number | null, number | null]> = [
   ['slowConsumerTimeoutMs', 30000, 100, 600000],
   ['maxPendingConnects', 10000, 1, 1000000],
   ['sysIntervalSec', 10, 0, 86400],
+  ['profiles', [], null, null],
 ]
 
 test('the schema holds exactly DESIGN.md\'s settings, defaults and ranges, each documented with its scope', () => {

@@ -32,7 +32,9 @@ export async function startSettings() {
   $('#settings-fieldset').disabled = !can('operator')
   try {
     const { properties, rules } = await loadSchema()
-    view.schema = properties
+    // the timeout profiles have their own editor (initProfiles); the form holds the plain settings
+    const { profiles: _profiles, ...plain } = properties
+    view.schema = plain
     buildForm(rules)
     // sign-in loaded the version in force; renderValues waited for the form
     renderValues(app.settings, false)
