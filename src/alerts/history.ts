@@ -53,9 +53,8 @@ const iso = (ms: number) => new Date(ms).toISOString()
 
 /** The failure list query for a time range and reason: since rounded down, until up, to the second (the UI's precision). */
 export function failuresQuery(reason: FailureReason | null, since: number, until: number): FailuresQuery {
-  const q: FailuresQuery = { since: iso(Math.floor(since / 1000) * 1000), until: iso(Math.ceil(until / 1000) * 1000) }
-  if (reason !== null) q.reason = reason
-  return q
+  const range = { since: iso(Math.floor(since / 1000) * 1000), until: iso(Math.ceil(until / 1000) * 1000) }
+  return reason === null ? range : { reason, ...range }
 }
 
 const toEvent = (r: Row): AlertEvent => ({
