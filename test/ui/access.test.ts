@@ -73,7 +73,7 @@ test('users and ACL pages in headless Chromium', { skip: hasChromium() ? false :
     await page.click('#signin-form button[type=submit]')
     await page.waitForSelector('#app', { state: 'visible', ...WAIT })
     const tabs = await page.$$eval('.tabs [data-tab]', (links) => links.map((a) => (a as HTMLElement).dataset.tab))
-    assert.deepEqual(tabs, ['failures', 'settings', 'connections', 'users', 'acl', 'retained', 'sessions', 'audit', 'tokens'])
+    assert.deepEqual(tabs, ['failures', 'settings', 'connections', 'users', 'acl', 'retained', 'sessions', 'alerts', 'audit', 'tokens'])
   })
 
   await t.test('users: the password input is write-only by its attributes, and empty', async () => {

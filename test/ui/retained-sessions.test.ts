@@ -69,7 +69,7 @@ test('retained and sessions pages in headless Chromium', { skip: hasChromium() ?
     await page.click('#signin-form button[type=submit]')
     await page.waitForSelector('#app', { state: 'visible', ...WAIT })
     const tabs = await page.$$eval('.tabs [data-tab]', (links) => links.map((a) => (a as HTMLElement).dataset.tab))
-    assert.deepEqual(tabs.slice(-4, -2), ['retained', 'sessions'], 'before Audit and Tokens')
+    assert.deepEqual(tabs.slice(-5, -3), ['retained', 'sessions'], 'before Alerts, Audit and Tokens')
   })
 
   await t.test('retained: the list by topic with size, preview and expiry; a prefix filters it', async () => {

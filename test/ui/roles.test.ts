@@ -72,7 +72,7 @@ test('roles in the admin UI', { skip: hasChromium() ? false : 'chromium not inst
   await t.test('viewer: signed in as a viewer; no Audit or Tokens tab, and #tokens opens nothing', async () => {
     await signIn(page, server, viewerToken)
     assert.match(await page.textContent('#signed-in') ?? '', /signed in as wall-screen · viewer/)
-    assert.deepEqual(await visibleTabs(page), ['failures', 'settings', 'connections', 'users', 'acl', 'retained', 'sessions'])
+    assert.deepEqual(await visibleTabs(page), ['failures', 'settings', 'connections', 'users', 'acl', 'retained', 'sessions', 'alerts'])
     await page.evaluate(() => {
       location.hash = '#tokens'
     })
@@ -147,7 +147,7 @@ test('roles in the admin UI', { skip: hasChromium() ? false : 'chromium not inst
   await t.test('operator: edits settings and has the Audit tab, not Tokens', async () => {
     await signIn(page, server, operatorToken)
     assert.match(await page.textContent('#signed-in') ?? '', /on-call · operator/)
-    assert.deepEqual(await visibleTabs(page), ['failures', 'settings', 'connections', 'users', 'acl', 'retained', 'sessions', 'audit'])
+    assert.deepEqual(await visibleTabs(page), ['failures', 'settings', 'connections', 'users', 'acl', 'retained', 'sessions', 'alerts', 'audit'])
     await openTab(page, 'settings')
     await page.waitForSelector('#setting-connectTimeoutMs:enabled', WAIT)
     assert.equal(await page.isVisible('#settings-readonly'), false)

@@ -12,8 +12,9 @@ import { initRetained, startRetained, stopRetained } from './retained.js'
 import { initSessions, startSessions, stopSessions } from './sessions.js'
 import { initAudit, startAudit, stopAudit } from './audit.js'
 import { initTokens, startTokens, stopTokens } from './tokens.js'
+import { initAlerts, startAlerts, stopAlerts } from './alerts.js'
 
-const TABS = ['failures', 'settings', 'connections', 'users', 'acl', 'retained', 'sessions', 'audit', 'tokens']
+const TABS = ['failures', 'settings', 'connections', 'users', 'acl', 'retained', 'sessions', 'alerts', 'audit', 'tokens']
 /** Tabs a viewer does not get: the role each needs (the same as its API). */
 const TAB_ROLE = { audit: 'operator', tokens: 'admin' }
 const tabAllowed = (tab) => TAB_ROLE[tab] === undefined || can(TAB_ROLE[tab])
@@ -67,6 +68,7 @@ function startAll() {
   startAcl()
   startRetained()
   startSessions()
+  startAlerts()
   if (can('operator')) startAudit()
   if (can('admin')) startTokens()
   checkHealth()
@@ -82,6 +84,7 @@ function stopAll() {
   stopAcl()
   stopRetained()
   stopSessions()
+  stopAlerts()
   stopAudit()
   stopTokens()
   clearInterval(healthTimer)
@@ -195,6 +198,7 @@ document.addEventListener('DOMContentLoaded', () => {
   initAcl()
   initRetained()
   initSessions()
+  initAlerts()
   initAudit()
   initTokens()
   $('#signin-form').addEventListener('submit', (e) => {

@@ -1,0 +1,93 @@
+// The Alerts page in headless Chromium against the real app: the built-in rule listed and marked (no Delete), a rule
+// added through the form (a bad webhook URL refused at its field first), real raw clients making it fire, the banner
+// on every page while it fires, and the history's link opening the failure list filtered to the failures behind it.
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import type { Page } from 'playwright-core'
+import { hasChromium, RawClient, startServer, TEST_TOKEN, until, type TestServer } from '../helpers.ts'
+import { openUi, WAIT } from './browser.ts'
+
+async function openTab(page: Page, tab: string) {
+  await page.click(`a[data-tab="${tab}"]`)
+  await page.waitForSelector(`#view-${tab}`, { state: 'visible', ...WAIT })
+}
+
+/** `n` raw WebSocket clients that send PINGREQ before CONNECT: n protocol_error failures. */
+async function protocolErrors(s: TestServer, n: number): Promise<void> {
+  await Promise.all(Array.from({ length: n }, async () => {
+    const raw = await RawClient.open(s.wsUrl)
+    raw.sendBytes(Buffer.from([0xc0, 0x00]))
+    await raw.closed().catch(() => raw.close())
+  }))
+}
+
+test('alerts page, banner and history link in headless Chromium', { skip: hasChromium() ? false : 'chromium not installed: apt-get install -y chromium', timeout: 90_000 }, async (t) => {
+  const server = await startServer()
+  t.after(() => server.close())
+  server.app.alerts.tune({ evaluateEveryMs: 100 })
+  const { page, dialogs, pageErrors } = await openUi(t)
+
+  await t.test('signs in; the Alerts tab lists the built-in rule, which cannot be deleted', async () => {
+    await page.goto(`${server.url}/admin/`)
+    await page.waitForSelector('#signin-token', { state: 'visible', ...WAIT })
+    await page.fill('#signin-token', TEST_TOKEN)
+    await page.click('#signin-form button[type=submit]')
+    await page.waitForSelector('#app', { state: 'visible', ...WAIT })
+    assert.equal(await page.isVisible('#alert-banner'), false, 'no banner while nothing fires')
+    await openTab(page, 'alerts')
+    const row = page.locator('#alerts-body tr[data-name="partial-connect-timeouts"]')
+    await row.waitFor(WAIT)
+    const text = await row.textContent() ?? ''
+    assert.match(text, /built-in/)
+    assert.match(text, /connect timeout, after part of a CONNECT/)
+    assert.match(text, /≥ 20 in 60 s/)
+    assert.equal(await row.locator('button[data-act="delete"]').count(), 0)
+    assert.equal(await row.locator('button[data-act="edit"]').count(), 1)
+  })
+
+  await t.test('adds a rule: a bad webhook URL is refused at its field, then the rule is listed', async () => {
+    await page.fill('#alert-name', 'ui-protocol-errors')
+    await page.selectOption('#alert-reason', 'protocol_error')
+    await page.fill('#alert-count', '2')
+    await page.fill('#alert-windowSec', '2')
+    await page.fill('#alert-webhookUrl', 'ftp://example.com/hook')
+    await page.click('#alert-save')
+    await page.waitForSelector('.form-field[data-field="webhookUrl"].invalid', WAIT)
+    assert.match(await page.textContent('#alert-webhookUrl-error') ?? '', /http/)
+    await page.fill('#alert-webhookUrl', '')
+    await page.click('#alert-save')
+    await page.locator('#alerts-body tr[data-name="ui-protocol-errors"]').waitFor(WAIT)
+    assert.equal(server.app.alerts.list().find((r) => r.name === 'ui-protocol-errors')?.reason, 'protocol_error')
+  })
+
+  await t.test('the banner shows while the rule fires, on every page', async () => {
+    await protocolErrors(server, 3)
+    await page.waitForSelector('#alert-banner li[data-rule="ui-protocol-errors"]', WAIT)
+    assert.equal(await page.isVisible('#alert-banner'), true)
+    await openTab(page, 'settings')
+    assert.equal(await page.isVisible('#alert-banner'), true, 'still shown on another page')
+    await openTab(page, 'alerts')
+    await page.waitForSelector('#alerts-body tr[data-name="ui-protocol-errors"] .alert-state[data-state="firing"]', WAIT)
+  })
+
+  await t.test('the history links to the failure list filtered to the failures behind the event', async () => {
+    await until(() => server.app.failureLog.stats().written >= 3, 'the failures written')
+    await page.click('#alert-history-refresh')
+    const link = page.locator('#alert-history-body tr[data-state="firing"] a[data-failures-query]').first()
+    await link.waitFor(WAIT)
+    await link.click()
+    await page.waitForSelector('#view-failures', { state: 'visible', ...WAIT })
+    assert.equal(await page.inputValue('#filter-reason'), 'protocol_error')
+    assert.notEqual(await page.inputValue('#filter-since'), '')
+    assert.notEqual(await page.inputValue('#filter-until'), '')
+    await page.waitForFunction(() => document.querySelectorAll('#failures-body tr').length >= 3, undefined, WAIT)
+    const reasons = await page.$$eval('#failures-body tr', (rows) => rows.map((r) => r.textContent ?? ''))
+    assert.ok(reasons.every((r) => /protocol error/.test(r)), reasons.join('\n'))
+  })
+
+  await t.test('the banner goes when the rule resolves', async () => {
+    await page.waitForSelector('#alert-banner', { state: 'hidden', timeout: 15_000 })
+    assert.deepEqual(dialogs, [])
+    assert.deepEqual(pageErrors, [])
+  })
+})
