@@ -410,6 +410,9 @@ const EXPECTED: Record<string, RouteRole> = {
   'GET /api/retained': 'viewer', 'GET /api/retained/*': 'viewer', 'DELETE /api/retained/*': 'operator', 'DELETE /api/retained': 'operator',
   'GET /api/sessions': 'viewer', 'GET /api/sessions/*': 'viewer', 'DELETE /api/sessions/*': 'operator',
   'GET /api/whoami': 'viewer', 'GET /api/audit': 'operator',
+  'GET /api/alerts/rules': 'viewer', 'GET /api/alerts/rules/:id': 'viewer', 'GET /api/alerts/history': 'viewer',
+  'GET /api/alerts/active': 'viewer', 'POST /api/alerts/rules': 'operator', 'PATCH /api/alerts/rules/:id': 'operator',
+  'DELETE /api/alerts/rules/:id': 'operator',
   'GET /api/admin-tokens': 'admin', 'POST /api/admin-tokens': 'admin', 'DELETE /api/admin-tokens/:id': 'admin',
   'GET /healthz': 'public', 'GET /metrics': 'public',
 }
