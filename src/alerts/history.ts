@@ -30,6 +30,8 @@ export interface AlertHistoryQuery {
 
 export interface AlertHistory {
   record(r: AlertHistoryRecord): AlertEvent
+  /** the rules whose last event is a firing one (after a restart: they fired when the broker stopped) */
+  unresolved(): AlertHistoryRecord[]
   list(q?: AlertHistoryQuery): AlertHistoryPage
 }
 
@@ -81,7 +83,13 @@ export function createAlertHistory(db: Database): AlertHistory {
   const byId = db.prepare<[number], Row>(`SELECT ${COLUMNS} FROM alert_history WHERE id = ?`)
   const page = db.prepare<[Record<string, unknown>], Row>(`SELECT ${COLUMNS} FROM alert_history
     WHERE (@ruleId IS NULL OR rule_id = @ruleId) AND (@before IS NULL OR id < @before) ORDER BY id DESC LIMIT @limit`)
+  const lastFiring = db.prepare<[], Row>(`SELECT ${COLUMNS} FROM alert_history
+    WHERE id IN (SELECT max(id) FROM alert_history GROUP BY rule_id) AND state = 'firing' ORDER BY id`)
   return {
+    unresolved: () => lastFiring.all().map((r) => ({
+      ruleId: r.rule_id, ruleName: r.rule_name, state: r.state, at: r.at, count: r.count, baselineCount: r.baseline_count,
+      windowSec: r.window_sec, reason: r.reason, profile: r.profile, since: r.since, until: r.until, detail: r.detail,
+    })),
     record(r) {
       return toEvent(byId.get(Number(insert.run(r).lastInsertRowid))!)
     },

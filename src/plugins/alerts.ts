@@ -96,6 +96,20 @@ export default fp(
       }
     }
 
+    // A rule that fired when the broker stopped (or crashed) is resolved now: its counters are gone, and a webhook
+    // receiver would otherwise keep an incident open for good. It fires again if the failures go on.
+    const started = Date.now()
+    handle(history.unresolved().map((f): Transition => {
+      const stored = rules.get(f.ruleId)
+      const rule: RuleSpec = stored !== null ? spec(stored) : {
+        id: f.ruleId, name: f.ruleName, enabled: false, reason: f.reason, profile: f.profile, minBytesReceived: 0,
+        kind: 'threshold', count: 1, windowSec: f.windowSec, factor: 3, baselineSec: 3600,
+      }
+      return {
+        rule, state: 'resolved', at: started, count: f.count, baselineCount: null, since: f.since, until: started,
+        detail: 'resolved: the broker restarted (its counters start afresh; the rule fires again if the failures go on)',
+      }
+    }))
     const syncRules = () => handle(evaluator.setRules(rules.list().map(spec), Date.now()))
     syncRules()
     rules.on('change', syncRules)
@@ -113,18 +127,21 @@ export default fp(
     const onFailure = (e: FailureEvent) => evaluator.observe(e)
     app.broker.on('failure', onFailure)
 
-    const isFiring = (id: number) => firingEvent.has(id) || evaluator.firing().some((f) => f.rule.id === id)
-    const view = (r: StoredRule): AlertRule => ({ ...r, firing: isFiring(r.id) })
+    const firingIds = () => new Set(evaluator.firing().map((f) => f.rule.id))
+    const view = (r: StoredRule, firing = firingIds()): AlertRule => ({ ...r, firing: firing.has(r.id) })
 
     app.decorate('alerts', {
       rules,
       history,
-      list: () => rules.list().map(view),
+      list() {
+        const firing = firingIds()
+        return rules.list().map((r) => view(r, firing))
+      },
       get(id) {
         const r = rules.get(id)
         return r === null ? null : view(r)
       },
-      view,
+      view: (r) => view(r),
       active: () => evaluator.firing().map((f): ActiveAlert => {
         const r = rules.get(f.rule.id)
         return {
