@@ -26,6 +26,8 @@ export interface ConnectionMeta {
   userAgent: string | null
   origin: string | null
   subprotocol: string | null
+  /** WebSocket: the request path with its query string (timeout profiles match it); absent for TCP and TLS */
+  path?: string | null
   /** epoch ms when the socket was accepted (connectTimeoutMs runs from here) */
   openedAt: number
 }
@@ -73,4 +75,6 @@ export interface LiveConnection {
   subscriptions: number
   /** what the ACL refused this connection so far */
   aclDenied: { publish: number; subscribe: number; deliver: number }
+  /** the timeout profile it runs under, null = the global values */
+  profile: string | null
 }

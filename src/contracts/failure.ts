@@ -55,4 +55,6 @@ export interface FailureEvent {
   settingsVersion: number
   /** the largest stall of the broker's own event loop in the seconds before (0 = it kept up); null in older records */
   brokerLagMs: number | null
+  /** the timeout profile the connection ran under (before CONNECT: the one matched when it opened), null = none */
+  profile: string | null
 }

@@ -17,6 +17,8 @@ export interface FailureQuery {
   clientId?: string
   remoteAddress?: string
   transport?: TransportKind
+  /** the timeout profile; null = connections under the global values */
+  profile?: string | null
   /** epoch ms, inclusive */
   since?: number
   /** epoch ms, inclusive */
@@ -61,6 +63,7 @@ export function createQueries(
     if (q.clientId !== undefined) where.push('client_id >= @clientId AND client_id < @clientIdEnd')
     if (q.remoteAddress !== undefined) where.push('remote_address = @remoteAddress')
     if (q.transport !== undefined) where.push('transport = @transport')
+    if (q.profile !== undefined) where.push(q.profile === null ? 'profile IS NULL' : 'profile = @profile')
     if (q.since !== undefined) where.push('occurred_at >= @since')
     if (q.until !== undefined) where.push('occurred_at <= @until')
     if (q.before !== undefined) where.push('id < @before')
@@ -86,6 +89,7 @@ export function createQueries(
       }
       if (q.remoteAddress !== undefined) params.remoteAddress = q.remoteAddress
       if (q.transport !== undefined) params.transport = q.transport
+      if (q.profile !== undefined && q.profile !== null) params.profile = q.profile
       if (q.since !== undefined) params.since = q.since
       if (q.until !== undefined) params.until = q.until
       if (q.before !== undefined) params.before = q.before

@@ -22,14 +22,14 @@ export type Row = Omit<StoredRow, 'id'> & {
   state: 'pending' | 'written' | 'dropped'
 }
 
-/** Each stored field's column (migrations/002, 005, 009): the one list the INSERT and the SELECTs are built from. */
+/** Each stored field's column (migrations/002, 005, 009, 011): the one list the INSERT and the SELECTs are built from. */
 const COLUMN_OF = {
   occurredAt: 'occurred_at', transport: 'transport', reason: 'reason', phase: 'phase', clientId: 'client_id', username: 'username',
   protocolVersion: 'protocol_version', keepaliveSec: 'keepalive_sec', remoteAddress: 'remote_address',
   remotePort: 'remote_port', userAgent: 'user_agent', origin: 'origin', subprotocol: 'subprotocol',
   durationMs: 'duration_ms', bytesReceived: 'bytes_received', packetsReceived: 'packets_received',
   firstBytesHex: 'first_bytes_hex', detail: 'detail', hint: 'hint', settingsVersion: 'settings_version',
-  brokerLagMs: 'broker_lag_ms',
+  brokerLagMs: 'broker_lag_ms', profile: 'profile',
   foldedCount: 'folded_count', lastFoldedAt: 'last_folded_at',
 } as const satisfies Record<Exclude<keyof StoredRow, 'id'>, string>
 const FIELDS = Object.keys(COLUMN_OF) as (keyof typeof COLUMN_OF)[]
@@ -74,6 +74,7 @@ export const toRow = (e: FailureEvent, occurredAt: number): Row => ({
   hint: text(e.hint, MAX_TEXT_CHARS) ?? '',
   settingsVersion: int(e.settingsVersion) ?? 0,
   brokerLagMs: int(e.brokerLagMs),
+  profile: text(e.profile, 64),
   foldedCount: 0,
   lastFoldedAt: null,
   id: null,
@@ -104,6 +105,7 @@ export const toRecord = (r: StoredRow | Row, id: number): FailureRecord => ({
   hint: r.hint,
   settingsVersion: r.settingsVersion,
   brokerLagMs: r.brokerLagMs,
+  profile: r.profile,
   foldedCount: r.foldedCount,
   lastFoldedAt: r.lastFoldedAt === null ? null : iso(r.lastFoldedAt),
 })

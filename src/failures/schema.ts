@@ -33,6 +33,7 @@ export const FailureRecord = Type.Object({
   hint: Type.String({ description: 'what an operator can do' }),
   settingsVersion: Type.Integer(),
   brokerLagMs: Nullable(Type.Integer({ description: "the largest stall of the broker's own event loop in the seconds before, ms (0 = it kept up; null in records from before it was kept)" })),
+  profile: Nullable(Type.String({ description: 'the timeout profile the connection ran under (before CONNECT: the one matched when it opened); null = the global values, or a record from before profiles' })),
   foldedCount: Type.Integer({ description: 'similar failures from the same source folded into this record (0 = none)' }),
   lastFoldedAt: Nullable(Type.String({ format: 'date-time', description: 'when the last folded failure happened' })),
 })

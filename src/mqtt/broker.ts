@@ -22,6 +22,7 @@ import { SessionLifecycle } from './lifecycle.ts'
 import { StallClock } from './stall.ts'
 import { liveView } from './live.ts'
 import { Fanout } from './outgoing.ts'
+import { ProfileSet } from './profiles.ts'
 
 export interface BrokerOptions {
   settings: SettingsSnapshot
@@ -49,7 +50,10 @@ const NO_LIMIT = { maxMessages: Number.MAX_SAFE_INTEGER, maxBytes: Number.MAX_SA
 const WARN_REASONS: ReadonlySet<FailureReason> = new Set(['protocol_error', 'packet_too_large', 'connect_rejected', 'websocket_error', 'auth_failed', 'tls_error'])
 
 export class Broker extends EventEmitter<BrokerEvents> {
+  /** the global settings in force; a connection runs on its own `values` (these with its profile's overrides) */
   settings: SettingsSnapshot
+  /** the timeout profiles of `settings`, compiled (./profiles.ts) */
+  profiles: ProfileSet
   readonly logger: Logger | undefined
   readonly router: Router
   readonly retained: RetainedStore
@@ -70,6 +74,8 @@ export class Broker extends EventEmitter<BrokerEvents> {
   readonly #life: SessionLifecycle
   /** the broker's own `$SYS/` retained messages: current values for this process, never written to a store */
   readonly #sysRetained = new MemoryRetainedStore()
+  /** the profile of each session's last connection: an offline session's queue is bounded by its values */
+  readonly #sessionProfile = new WeakMap<Session, string | null>()
   /** connections with output waiting for the next flush */
   #dirty: Connection[] = []
   #flushScheduled = false
@@ -78,6 +84,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
   constructor(opts: BrokerOptions) {
     super()
     this.settings = opts.settings
+    this.profiles = new ProfileSet(opts.settings.values)
     this.logger = opts.logger
     this.router = opts.router ?? new MemoryRouter()
     this.retained = opts.retained ?? new MemoryRetainedStore()
@@ -104,18 +111,15 @@ export class Broker extends EventEmitter<BrokerEvents> {
 
   // ---- The outer contract ----
 
-  /** The one entry point for hot settings, with the scopes the README's settings table gives. */
+  /**
+   * The one entry point for hot settings, with the scopes the README's settings table gives. Every open connection
+   * resolves its timeout profile again and runs on its new values: a connection waiting for CONNECT gets its
+   * connectTimeoutMs re-computed from its open time (past = closed now), a connected one its keepalive re-armed.
+   */
   applySettings(next: SettingsSnapshot): void {
-    const prev = this.settings.values
     this.settings = next
-    const v = next.values
-    if (v.connectTimeoutMs !== prev.connectTimeoutMs) {
-      // connections still waiting for CONNECT: deadline re-computed from their open time (past = closed now)
-      for (const c of this.#open) c.setConnectTimeout(v.connectTimeoutMs)
-    }
-    if (v.keepaliveMultiplier !== prev.keepaliveMultiplier) {
-      for (const c of this.#clients.values()) c.setKeepaliveMultiplier(v.keepaliveMultiplier)
-    }
+    this.profiles = new ProfileSet(next.values)
+    for (const c of [...this.#open]) c.settingsChanged()
     this.#emitSafely('settingsApplied', next)
   }
 
@@ -142,6 +146,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
    */
   reportHandshakeFailure(meta: ConnectionMeta, reason: 'websocket_error' | 'tls_error', detail: string, hint: string): void {
     this.reportFailure(failureEvent(meta, this.settings.version, {
+      profile: this.profiles.beforeConnect(meta).profile,
       reason,
       phase: 'handshake',
       clientId: null,
@@ -218,6 +223,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
   /** Register a connection that has just been accepted (after a take-over, if any). */
   register(c: Connection): void {
     this.#awaiting.delete(c)
+    if (c.session !== null) this.#sessionProfile.set(c.session, c.profile)
     this.#clients.set(c.clientId!, c)
     this.stats.connectsTotal++
   }
@@ -290,7 +296,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
         const session = this.sessions.get(m.clientId)
         if (session !== undefined) {
           queueMessage(this, session, msg, msg.qos < m.qos ? msg.qos : m.qos, m.retainAsPublished && msg.retain,
-            m.subscriptionIds)
+            m.subscriptionIds, this.profiles.named(this.#sessionProfile.get(session) ?? null).values)
         }
       }
     }

@@ -6,6 +6,7 @@
 import mqttPacket, { type Packet } from 'mqtt-packet'
 import type { ConnectionInput, ConnectionMeta, Transport } from '../contracts/connection.ts'
 import type { FailureEvent, FailureReason } from '../contracts/failure.ts'
+import type { SettingsValues } from '../contracts/settings.ts'
 import type { Broker } from './broker.ts'
 import type { Will } from './message.ts'
 import type { Session } from './session.ts'
@@ -19,6 +20,7 @@ import { RC } from './codes.ts'
 import { MAX_CONNECT_BYTES, MAX_INFLIGHT } from './limits.ts'
 import { resumeDelivery, type RetainedDelivery } from './delivery.ts'
 import type { ConnectionAcl } from './access.ts'
+import type { Resolved } from './profiles.ts'
 
 const { generate } = mqttPacket
 
@@ -40,6 +42,15 @@ export class Connection implements ConnectionInput {
   readonly transport: Transport
   readonly meta: ConnectionMeta
   phase: Phase = 'awaiting_connect'
+  /** the timeout profile this connection runs under (./profiles.ts), null = the global values */
+  profile: string | null = null
+  /**
+   * The settings this connection runs on: the global values with its profile's overrides. Decided when the socket
+   * opens, again at CONNECT, and on every settings version (a connection may change profile).
+   */
+  values: Readonly<SettingsValues>
+  /** the CONNECT's identity was matched against the profiles (stage 2) */
+  #profiledAtConnect = false
 
   bytesReceived = 0
   packetsReceived = 0
@@ -94,9 +105,12 @@ export class Connection implements ConnectionInput {
     this.outbox = new Outbox(this)
     this.inbound = new Inbound(this)
     this.#deadline = new Deadline<Connection>(deadlineExpired, this)
+    const stage1 = broker.profiles.beforeConnect(meta)
+    this.profile = stage1.profile
+    this.values = stage1.values
     // connectTimeoutMs runs from the socket's open, not from this call
     this.#stallMark = broker.stall.totalMs
-    this.#deadline.arm(broker.settings.values.connectTimeoutMs, meta.openedAt)
+    this.#deadline.arm(this.values.connectTimeoutMs, meta.openedAt)
   }
 
   // ---- ConnectionInput: what the transport adapter calls ----
@@ -145,8 +159,8 @@ export class Connection implements ConnectionInput {
   messageTooLarge(limit: number): void {
     if (this.phase === 'closed') return
     this.fail('packet_too_large',
-      `the client sent a WebSocket message of more than ${limit} bytes; maxPacketSize is ${this.broker.settings.values.maxPacketSize}`,
-      hints.packetTooLarge(this.broker.settings.values), RC.packetTooLarge)
+      `the client sent a WebSocket message of more than ${limit} bytes; maxPacketSize is ${this.values.maxPacketSize}`,
+      hints.packetTooLarge(this.values), RC.packetTooLarge)
   }
 
   drained(): void {
@@ -161,7 +175,7 @@ export class Connection implements ConnectionInput {
     if (this.phase !== 'awaiting_connect') return
     this.fail('packet_too_large',
       `the client sent ${bytes} bytes without completing its CONNECT; a CONNECT may be at most ${MAX_CONNECT_BYTES} bytes`,
-      hints.packetTooLarge(this.broker.settings.values))
+      hints.packetTooLarge(this.values))
   }
 
   /** The outbox is writable again: what waited for room (queued QoS 1/2, retained messages) goes on. */
@@ -171,7 +185,7 @@ export class Connection implements ConnectionInput {
 
   /** Output stayed over maxOutputBytes for slowConsumerTimeoutMs: closed, with how much was pending. */
   slowConsumer(pendingBytes: number, overMs: number): void {
-    const s = this.broker.settings.values
+    const s = this.values
     this.fail('slow_consumer',
       `${pendingBytes} bytes waited for the client for ${overMs} ms without it reading (maxOutputBytes ${s.maxOutputBytes}, slowConsumerTimeoutMs ${s.slowConsumerTimeoutMs})`,
       hints.slowConsumer(s))
@@ -179,7 +193,7 @@ export class Connection implements ConnectionInput {
 
   /** maxPendingConnects: this connection waited longest for its CONNECT while too many were waiting. */
   evictWaiting(): void {
-    const s = this.broker.settings.values
+    const s = this.values
     this.fail('connect_timeout',
       `closed after ${Date.now() - this.meta.openedAt} ms with ${this.inbound.connectProgress()}: more than maxPendingConnects ` +
       `(${s.maxPendingConnects}) connections were waiting for their CONNECT and this one had waited longest`,
@@ -220,18 +234,23 @@ export class Connection implements ConnectionInput {
   }
 
   #connectTimedOut(): void {
-    const s = this.broker.settings.values
+    const s = this.values
     const ms = Date.now() - this.meta.openedAt
     this.fail('connect_timeout',
-      `the client sent ${this.inbound.connectProgress()} in ${ms} ms (connectTimeoutMs ${s.connectTimeoutMs}${this.#stallGiven()})`,
+      `the client sent ${this.inbound.connectProgress()} in ${ms} ms (connectTimeoutMs ${s.connectTimeoutMs}${this.#ofProfile()}${this.#stallGiven()})`,
       this.#withLag(this.bytesReceived === 0 ? hints.connectTimeoutSilent(s) : hints.connectTimeoutPartial(s)))
   }
 
   #keepaliveTimedOut(): void {
-    const s = this.broker.settings.values
+    const s = this.values
     this.fail('keepalive_timeout',
       `nothing received for ${Date.now() - this.lastPacketAt} ms (keepalive ${this.keepaliveSec} s x ` +
-      `keepaliveMultiplier ${s.keepaliveMultiplier}${this.#stallGiven()})`, this.#withLag(hints.keepaliveTimeout(s)), RC.keepAliveTimeout)
+      `keepaliveMultiplier ${s.keepaliveMultiplier}${this.#ofProfile()}${this.#stallGiven()})`, this.#withLag(hints.keepaliveTimeout(s)), RC.keepAliveTimeout)
+  }
+
+  /** The part of a timeout's detail that names the profile whose value it was. */
+  #ofProfile(): string {
+    return this.profile === null ? '' : ` of timeout profile "${this.profile}"`
   }
 
   /** The part of a timeout's detail that says how long the broker's own stalls added to the wait. */
@@ -244,6 +263,32 @@ export class Connection implements ConnectionInput {
   #withLag(hint: string): string {
     const lag = this.broker.stall.recentLagMs
     return lag >= STALL_WORTH_SAYING_MS ? `${hints.brokerStalled(lag)} ${hint}` : hint
+  }
+
+  /** At CONNECT, once the client is authenticated: the profile for its client id and username too (stage 2). */
+  profileAtConnect(): void {
+    this.#profiledAtConnect = true
+    this.#useProfile(this.broker.profiles.atConnect(this.meta, { clientId: this.clientId!, username: this.identity }))
+  }
+
+  /**
+   * A new settings version: the profile again (stage 1 or 2, as far as this connection has got), and its deadline
+   * with the new values: connectTimeoutMs from the open while waiting, keepalive x multiplier when connected.
+   */
+  settingsChanged(): void {
+    if (this.phase === 'closed') return
+    const before = this.values
+    const profiles = this.broker.profiles
+    this.#useProfile(this.#profiledAtConnect
+      ? profiles.atConnect(this.meta, { clientId: this.clientId!, username: this.identity })
+      : profiles.beforeConnect(this.meta))
+    if (this.values.connectTimeoutMs !== before.connectTimeoutMs) this.setConnectTimeout(this.values.connectTimeoutMs)
+    if (this.values.keepaliveMultiplier !== before.keepaliveMultiplier) this.setKeepaliveMultiplier(this.values.keepaliveMultiplier)
+  }
+
+  #useProfile(r: Resolved): void {
+    this.profile = r.profile
+    this.values = r.values
   }
 
   /** A new connectTimeoutMs reaches a connection still waiting for CONNECT, counted from its open. */
@@ -276,7 +321,7 @@ export class Connection implements ConnectionInput {
       // [MQTT-3.1.2-24] close when nothing arrives for keepalive x multiplier (the spec's 1.5 by default)
       this.#stallMark = this.broker.stall.totalMs
       this.#stallGivenMs = 0
-      this.#deadline.arm(Math.round(keepaliveSec * this.broker.settings.values.keepaliveMultiplier * 1000), now)
+      this.#deadline.arm(Math.round(keepaliveSec * this.values.keepaliveMultiplier * 1000), now)
     }
   }
 
@@ -398,6 +443,7 @@ export class Connection implements ConnectionInput {
       detail,
       hint,
       brokerLagMs: this.broker.stall.recentLagMs,
+      profile: this.profile,
     })
   }
 }

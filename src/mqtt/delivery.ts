@@ -9,6 +9,7 @@ import type { Message } from './message.ts'
 import type { Match } from './router.ts'
 import type { Outgoing, Queued, Session } from './session.ts'
 import type { Broker } from './broker.ts'
+import type { SettingsValues } from '../contracts/settings.ts'
 import { Fanout, encodeAck, encodePublish } from './outgoing.ts'
 import { mayReceive } from './access.ts'
 
@@ -49,7 +50,7 @@ export function deliver(c: Connection, fan: Fanout, m: Match, retained: boolean)
   // QoS 1/2: sent now if the window has room, nothing waits before it and the client reads; else queued
   const session = c.session!
   if (session.queue !== null || c.unsent > 0 || windowFull(c, session) || c.outbox.congested) {
-    queueMessage(c.broker, session, msg, qos, retain, m.subscriptionIds)
+    queueMessage(c.broker, session, msg, qos, retain, m.subscriptionIds, c.values)
   } else {
     sendInflight(c, session, session.nextSeq++, null, msg, qos as 1 | 2, retain, m.subscriptionIds, fan.now)
   }
@@ -99,8 +100,8 @@ export function resumeDelivery(c: Connection): void {
  */
 export function queueMessage(
   b: Broker, session: Session, message: Message, qos: QoS, retain: boolean, subscriptionIds: number[],
+  limits: Pick<SettingsValues, 'maxQueuedMessages' | 'maxQueuedBytes'>,
 ): void {
-  const limits = b.settings.values
   const queue = (session.queue ??= [])
   const size = message.payload.length
   if (queue.length >= limits.maxQueuedMessages || session.queuedBytes + size > limits.maxQueuedBytes) {
@@ -128,7 +129,7 @@ export function sendRetained(c: Connection, due: RetainedDelivery[]): void {
 function pumpRetained(c: Connection): void {
   const backlog = c.retainedBacklog
   if (backlog === null || c.phase !== 'connected') return
-  const budget = c.broker.settings.values.maxOutputBytes
+  const budget = c.values.maxOutputBytes
   const start = c.outbox.bytes
   let i = 0
   const now = Date.now()

@@ -166,12 +166,12 @@ export class Inbound {
 
   /** maxPacketSize; before CONNECT also MAX_CONNECT_BYTES, so a socket waiting for its CONNECT holds little. */
   #sizeLimit(): number {
-    const max = this.#c.broker.settings.values.maxPacketSize
+    const max = this.#c.values.maxPacketSize
     return this.#beforeConnect() && max > MAX_CONNECT_BYTES ? MAX_CONNECT_BYTES : max
   }
 
   #packetTooLarge(cmd: string, size: number): void {
-    const values = this.#c.broker.settings.values
+    const values = this.#c.values
     const limit = this.#beforeConnect() && values.maxPacketSize > MAX_CONNECT_BYTES
       ? `a CONNECT may be at most ${MAX_CONNECT_BYTES} bytes` : `maxPacketSize is ${values.maxPacketSize}`
     this.#c.fail('packet_too_large', `the client sent a ${cmd.toUpperCase()} of ${size} bytes; ${limit}`,

@@ -21,5 +21,6 @@ export function liveView(c: Connection): LiveConnection {
     packetsSent: c.packetsSent,
     subscriptions: c.session?.subscriptions.size ?? 0,
     aclDenied: c.acl === null ? { publish: 0, subscribe: 0, deliver: 0 } : { ...c.acl.denied },
+    profile: c.profile,
   }
 }

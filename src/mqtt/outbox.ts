@@ -83,14 +83,14 @@ export class Outbox {
   }
 
   #cap(): number {
-    return this.#connection.broker.settings.values.maxOutputBytes
+    return this.#connection.values.maxOutputBytes
   }
 
   #goOver(): void {
     const c = this.#connection
     this.#overSince = Date.now()
     c.transport.pause()
-    const ms = c.broker.settings.values.slowConsumerTimeoutMs
+    const ms = c.values.slowConsumerTimeoutMs
     this.#slowTimer = setTimeout(slowConsumerCheck, ms, this)
     this.#slowTimer.unref()
   }

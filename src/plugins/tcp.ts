@@ -130,7 +130,8 @@ export default fp(
         track(raw)
         const openedAt = Date.now()
         const socket = new tls.TLSSocket(raw, { isServer: true, secureContext: context })
-        const wait = broker.settings.values.connectTimeoutMs
+        // the timeout profile by what the socket says (transport, address) bounds the handshake, as it does the CONNECT
+        const wait = broker.profiles.beforeConnect(socketMeta(raw, 'tls', openedAt)).values.connectTimeoutMs
         const timer = setTimeout(() => {
           // a stalled handshake ends like a stalled CONNECT; a socket that sent nothing is not recorded
           if (raw.bytesRead > 0) {

@@ -30,6 +30,7 @@ const LiveConnectionSchema = Type.Object({
     subscribe: Type.Integer({ description: 'SUBSCRIBE filters refused' }),
     deliver: Type.Integer({ description: 'messages not sent: a subscription a later rule forbids' }),
   }, { description: 'what the ACL refused this connection so far' }),
+  profile: Nullable(Type.String({ description: 'the timeout profile it runs under (decided at CONNECT, again on each settings version); null = the global values' })),
 })
 
 export type SchemaIsTheContract = Assert<Same<Type.Static<typeof LiveConnectionSchema>, LiveConnection>>
@@ -37,6 +38,7 @@ export type SchemaIsTheContract = Assert<Same<Type.Static<typeof LiveConnectionS
 const ConnectionsQuery = Type.Object(
   {
     clientId: Type.Optional(Type.String({ minLength: 1, maxLength: 256, description: 'client id prefix' })),
+    profile: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: 'only clients under this timeout profile; `-` = under none (the global values)' })),
     limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 10000, default: 1000 })),
   },
   { additionalProperties: false },
@@ -57,9 +59,10 @@ export default async function connectionRoutes(app: FastifyInstance) {
       response: { 200: ConnectionsPage },
     },
   }, async (request) => {
-    const { clientId, limit = 1000 } = request.query
-    const all = app.broker.connections()
-    const matching = clientId === undefined ? all : all.filter((c) => c.clientId.startsWith(clientId))
+    const { clientId, profile, limit = 1000 } = request.query
+    const wanted = profile === '-' ? null : profile
+    const matching = app.broker.connections().filter((c) =>
+      (clientId === undefined || c.clientId.startsWith(clientId)) && (wanted === undefined || c.profile === wanted))
     return { items: matching.slice(0, limit), total: matching.length }
   })
 }

@@ -14,12 +14,19 @@ import { DAY_MS } from '../failures/time.ts'
 import { TooManyStreamsError } from '../errors.ts'
 import { InvalidInputError, NotFoundError } from '../contracts/errors.ts'
 
+/** `?profile=NAME`: records of connections under that timeout profile; `?profile=-`: under none (the global values). */
+const ProfileFilter = Type.Optional(Type.String({
+  minLength: 1, maxLength: 64, description: 'the timeout profile the connection ran under; `-` = none (the global values)',
+}))
+const profileOf = (filter: string | undefined): string | null | undefined => (filter === '-' ? null : filter)
+
 const ListQuery = Type.Object(
   {
     reason: Type.Optional(Type.Enum(FAILURE_REASONS, { description: 'only this reason' })),
     clientId: Type.Optional(Type.String({ minLength: 1, maxLength: 256, description: 'client id prefix' })),
     remoteAddress: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: 'exact remote address' })),
     transport: Type.Optional(Type.Enum(TRANSPORTS, { description: 'ws, wss, tcp or tls' })),
+    profile: ProfileFilter,
     since: Type.Optional(DateTime('occurred at or after')),
     until: Type.Optional(DateTime('occurred at or before')),
     before: Type.Optional(Type.Integer({ minimum: 1, description: 'cursor: `nextCursor` of the previous page' })),
@@ -59,6 +66,7 @@ const StreamQuery = Type.Object(
     clientId: Type.Optional(Type.String({ minLength: 1, maxLength: 256, description: 'client id prefix' })),
     remoteAddress: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
     transport: Type.Optional(Type.Enum(TRANSPORTS)),
+    profile: ProfileFilter,
   },
   { additionalProperties: false },
 )
@@ -106,6 +114,7 @@ export default async function failureRoutes(app: FastifyInstance, opts: FailureR
       clientId: q.clientId,
       remoteAddress: q.remoteAddress,
       transport: q.transport,
+      profile: profileOf(q.profile),
       since: parseTime('since', q.since),
       until: parseTime('until', q.until),
       before: q.before,
@@ -170,7 +179,8 @@ export default async function failureRoutes(app: FastifyInstance, opts: FailureR
       (q.reason === undefined || rec.reason === q.reason) &&
       (q.clientId === undefined || (rec.clientId ?? '').startsWith(q.clientId)) &&
       (q.remoteAddress === undefined || rec.remoteAddress === q.remoteAddress) &&
-      (q.transport === undefined || rec.transport === q.transport)
+      (q.transport === undefined || rec.transport === q.transport) &&
+      (q.profile === undefined || rec.profile === profileOf(q.profile))
     openStream(reply, lastId, matches)
   })
 

@@ -8,7 +8,7 @@ import Database from 'better-sqlite3'
 import type { FailureEvent } from '../../src/contracts/failure.ts'
 
 /** The migrations that make the failure tables. */
-const MIGRATIONS = ['002-failures.sql', '005-failures-transport.sql', '009-failures-broker-lag.sql']
+const MIGRATIONS = ['002-failures.sql', '005-failures-transport.sql', '009-failures-broker-lag.sql', '011-failures-profile.sql']
   .map((name) => readFileSync(join(import.meta.dirname, '../../migrations', name), 'utf8'))
 
 /** A fresh SQLite file (WAL) in a tmp dir with the failure tables' migrations applied. */
@@ -54,6 +54,7 @@ export function failureEvent(over: Partial<FailureEvent> = {}): FailureEvent {
     hint: 'a slow or lossy link; raise connectTimeoutMs',
     settingsVersion: 1,
     brokerLagMs: 0,
+    profile: null,
     ...over,
   }
 }

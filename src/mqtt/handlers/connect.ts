@@ -47,6 +47,8 @@ export function handleConnect(c: Connection, p: IConnectPacket): void {
 /** The CONNECT's remaining steps, once the client is known. */
 function afterAuthentication(c: Connection, p: IConnectPacket, assignedId: string, auth: AuthOutcome): void {
   if (!authenticated(c, auth)) return
+  // the client is known: its timeout profile by client id and username too decides the keepalive and quotas
+  c.profileAtConnect()
   if (!willAllowed(c, p)) return
   const keepalive = keepalivePolicy(c)
   if (keepalive === null) return
@@ -167,7 +169,7 @@ function willAllowed(c: Connection, p: IConnectPacket): boolean {
 
 /** maxKeepaliveSec, serverKeepaliveSec and allowZeroKeepalive: MQTT 5 is told, MQTT 3.x is refused. */
 function keepalivePolicy(c: Connection): KeepalivePolicy | null {
-  const cfg = c.broker.settings.values
+  const cfg = c.values
   const asked = c.requestedKeepaliveSec ?? 0
   if (c.protocolVersion === 5) {
     // [MQTT-3.2.2-21] the client uses the Server Keep Alive the CONNACK carries
@@ -239,7 +241,7 @@ function restoreSession(c: Connection, p: IConnectPacket): boolean {
 
 /** maxSessionExpirySec: no session outlives its connection longer (4294967295 = no limit). */
 export function cappedExpiry(c: Connection, askedSec: number): number {
-  const max = c.broker.settings.values.maxSessionExpirySec
+  const max = c.values.maxSessionExpirySec
   return max === NEVER_EXPIRES || askedSec <= max ? askedSec : max
 }
 
@@ -260,7 +262,7 @@ function connack(c: Connection, p: IConnectPacket, sessionPresent: boolean, keep
   }
   const properties: NonNullable<IConnackPacket['properties']> = {
     receiveMaximum: RECEIVE_MAXIMUM,
-    maximumPacketSize: c.broker.settings.values.maxPacketSize,
+    maximumPacketSize: c.values.maxPacketSize,
     topicAliasMaximum: TOPIC_ALIAS_MAXIMUM,
     retainAvailable: true,
     wildcardSubscriptionAvailable: true,

@@ -19,7 +19,7 @@ export function handleSubscribe(c: Connection, p: ISubscribePacket): void {
     return c.protocolError('SUBSCRIBE with an invalid Subscription Identifier') // v5 3.8.2.1.2
   }
   const session = c.session!
-  const limits = c.broker.settings.values
+  const limits = c.values
   const list = p.subscriptions
   // a filter repeated in one SUBSCRIBE is one subscription, taken where it first appears with the options of its
   // last entry (each replaces the one before it [MQTT-3.8.4-3])

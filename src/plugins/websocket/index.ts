@@ -77,8 +77,9 @@ export default fp(
     const report = (meta: ConnectionMeta, detail: string, hint: string) =>
       broker.reportHandshakeFailure(meta, 'websocket_error', detail, hint)
 
+    // before its headers are read a socket's timeout profile is unknown: the upgrade gets the largest connectTimeoutMs
     const guard = new UpgradeGuard(
-      () => broker.settings.values,
+      () => ({ connectTimeoutMs: broker.profiles.largestConnectTimeoutMs, maxConnections: broker.settings.values.maxConnections }),
       (socket, waitedMs, why) => {
         // A socket that never sent a byte is not reported: browsers open spare sockets they may never use.
         if (socket.bytesRead === 0) return
@@ -99,6 +100,7 @@ export default fp(
       userAgent: header(req.headers['user-agent']),
       origin: header(req.headers.origin),
       subprotocol,
+      path: req.url ?? null,
       openedAt: guard.openedAt(socket),
     })
 
@@ -111,7 +113,7 @@ export default fp(
 
     await app.register(websocket, {
       options: {
-        maxPayload: wsMessageLimit(broker.settings.values.maxPacketSize),
+        maxPayload: wsMessageLimit(broker.profiles.largestMaxPacketSize),
         maxFragments: MAX_WS_FRAGMENTS,
         perMessageDeflate: false,
         // The broker tracks its connections; a second set here would cost memory per idle client.
@@ -128,11 +130,12 @@ export default fp(
       },
     })
 
-    broker.on('settingsApplied', (next) => {
+    broker.on('settingsApplied', () => {
       // ws reads options.maxPayload for each connection it completes
-      app.websocketServer.options.maxPayload = wsMessageLimit(next.values.maxPacketSize)
+      // (a profile may allow larger packets than the global maxPacketSize; the core checks each connection's own)
+      app.websocketServer.options.maxPayload = wsMessageLimit(broker.profiles.largestMaxPacketSize)
       // deadlines are re-computed from each socket's accept time, so an unchanged timeout leaves them as they were
-      guard.reschedule(next.values.connectTimeoutMs)
+      guard.reschedule(broker.profiles.largestConnectTimeoutMs)
     })
 
     // Header errors ws finds itself (bad Sec-WebSocket-Key or -Version, not a websocket upgrade): reported, then 400.
