@@ -45,6 +45,16 @@ for (const mqttState of ['sqlite', 'memory'] as const) {
   })
 }
 
+test('/readyz is in the OpenAPI document, public, with its 200 and 503 answers', async (t) => {
+  const s = await startServer()
+  t.after(() => s.close())
+  const doc = (await s.app.inject({ url: '/docs/json' })).json()
+  const op = doc.paths['/readyz']?.get
+  assert.ok(op, 'documented')
+  assert.deepEqual(Object.keys(op.responses).sort(), ['200', '503'])
+  assert.equal(op.security, undefined, 'no token')
+})
+
 test('/readyz probes write nothing: a flood of them leaves the file and its WAL as they were', async (t) => {
   // the MQTT state's writer is the only other writer here, and stamps the file every second: memory mode, no writer
   const { s, dbPath } = await fileServer(t, { mqttState: 'memory' })

@@ -7,7 +7,7 @@ import swaggerUi from '@fastify/swagger-ui'
 
 export const DOCS_PREFIX = '/docs'
 
-const DOCUMENTED = /^\/(api\/|healthz$|metrics$)/
+const DOCUMENTED = /^\/(api\/|healthz$|readyz$|metrics$)/
 
 export default fp(
   async (app) => {
@@ -31,7 +31,7 @@ export default fp(
           { name: 'failures', description: 'the connection-failure log' },
           { name: 'connections', description: 'live clients' },
           { name: 'mqtt-users', description: 'the usernames and passwords MQTT clients log in with' },
-          { name: 'health', description: 'liveness and metrics' },
+          { name: 'health', description: 'liveness, readiness and metrics' },
         ],
       },
       transform: ({ schema, url }) => {
