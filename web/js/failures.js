@@ -79,7 +79,7 @@ function readFilters() {
   const form = $('#failure-filters')
   const data = new FormData(form)
   const f = {}
-  for (const key of ['reason', 'clientId', 'remoteAddress', 'transport']) {
+  for (const key of ['reason', 'clientId', 'remoteAddress', 'transport', 'profile']) {
     const v = String(data.get(key) ?? '').trim()
     if (v) f[key] = v
   }
@@ -98,6 +98,7 @@ function matchesFilters(r, f) {
   if (f.clientId && !(r.clientId ?? '').startsWith(f.clientId)) return false
   if (f.remoteAddress && r.remoteAddress !== f.remoteAddress) return false
   if (f.transport && r.transport !== f.transport) return false
+  if (f.profile && (r.profile ?? null) !== (f.profile === '-' ? null : f.profile)) return false
   const t = new Date(r.occurredAt).getTime()
   if (f.since && t < new Date(f.since).getTime()) return false
   if (f.until && t > new Date(f.until).getTime()) return false
@@ -241,7 +242,7 @@ function addRow(r, where, fresh = false) {
 // ---- the detail dialog ----
 
 const FIELD_ORDER = [
-  'id', 'occurredAt', 'transport', 'reason', 'phase', 'clientId', 'username', 'protocolVersion', 'keepaliveSec',
+  'id', 'occurredAt', 'transport', 'profile', 'reason', 'phase', 'clientId', 'username', 'protocolVersion', 'keepaliveSec',
   'remoteAddress', 'remotePort', 'userAgent', 'origin', 'subprotocol', 'durationMs', 'bytesReceived',
   'packetsReceived', 'firstBytesHex', 'detail', 'hint', 'brokerLagMs', 'settingsVersion', 'foldedCount',
 ]
@@ -267,13 +268,17 @@ async function openDetail(id) {
   }
 }
 
+/** A record's profile: its name, or what null means. */
+const profileText = (v) => (v === null || v === undefined ? 'none (the global values)' : v)
+
 function renderDetail(r) {
   fill($('#detail-title'), reasonBadge(r.reason), ` failure #${r.id}`)
   const fields = h('dl', { class: 'fields-list' })
   const keys = [...FIELD_ORDER.filter((k) => k in r), ...Object.keys(r).filter((k) => !FIELD_ORDER.includes(k))]
   for (const key of keys) {
     const value = r[key]
-    const text = FIELD_FORMAT[key] && value !== null && value !== undefined ? FIELD_FORMAT[key](value) : formatValue(value)
+    const text = key === 'profile' ? profileText(value)
+      : FIELD_FORMAT[key] && value !== null && value !== undefined ? FIELD_FORMAT[key](value) : formatValue(value)
     fields.append(h('dt', null, key), h('dd', { dataset: { field: key }, class: value === null ? 'muted' : null }, text))
   }
   const bytes = hexToBytes(r.firstBytesHex)

@@ -4,6 +4,7 @@ import { api, ApiError, query } from './api.js'
 import { h, $, $$, fill, formatTime, formatNumber, formatValue } from './dom.js'
 import { countSlowerThan } from './charts.js'
 import { app, can } from './state.js'
+import { initProfiles, startProfiles } from './profiles.js'
 
 const view = {
   schema: null, // { key: JSON schema of the property }
@@ -25,6 +26,7 @@ export function initSettings() {
   $('#settings-fields').addEventListener('change', markChanged)
   app.addEventListener('settings', () => renderValues(app.settings, false))
   app.addEventListener('latency', () => updateWhatIf())
+  initProfiles()
 }
 
 export async function startSettings() {
@@ -36,6 +38,7 @@ export async function startSettings() {
     const { profiles: _profiles, ...plain } = properties
     view.schema = plain
     buildForm(rules)
+    startProfiles(properties)
     // sign-in loaded the version in force; renderValues waited for the form
     renderValues(app.settings, false)
   } catch (err) {
