@@ -18,12 +18,13 @@ export default fp(
           title: 'MQTT-over-WebSocket broker: admin API',
           description:
             'Live timeout and keepalive settings (versioned, with history and rollback), the connection-failure log ' +
-            'and live connections. Every /api/* route needs `Authorization: Bearer <ADMIN_TOKEN>`.',
+            'and live connections. Every /api/* route needs `Authorization: Bearer <admin token>` of a role at least the one ' +
+            'the route names (viewer < operator < admin; see x-role on each operation).',
           version: '1',
         },
         components: {
           securitySchemes: {
-            bearerAuth: { type: 'http', scheme: 'bearer', description: 'ADMIN_TOKEN, or the token logged on first start' },
+            bearerAuth: { type: 'http', scheme: 'bearer', description: 'an admin token: ADMIN_TOKEN or the token logged on first start (role admin), or one made through /api/admin-tokens' },
           },
         },
         tags: [
