@@ -53,10 +53,17 @@ interface Row {
 
 const iso = (ms: number) => new Date(ms).toISOString()
 
-/** The failure list query for a time range and reason: since rounded down, until up, to the second (the UI's precision). */
-export function failuresQuery(reason: FailureReason | null, since: number, until: number): FailuresQuery {
-  const range = { since: iso(Math.floor(since / 1000) * 1000), until: iso(Math.ceil(until / 1000) * 1000) }
-  return reason === null ? range : { reason, ...range }
+/**
+ * The failure list query for a reason, a profile (either null = any) and a time range: since rounded down, until up,
+ * to the second (the UI's precision).
+ */
+export function failuresQuery(reason: FailureReason | null, profile: string | null, since: number, until: number): FailuresQuery {
+  return {
+    ...(reason !== null && { reason }),
+    ...(profile !== null && { profile }),
+    since: iso(Math.floor(since / 1000) * 1000),
+    until: iso(Math.ceil(until / 1000) * 1000),
+  }
 }
 
 const toEvent = (r: Row): AlertEvent => ({
@@ -71,7 +78,7 @@ const toEvent = (r: Row): AlertEvent => ({
   reason: r.reason,
   profile: r.profile,
   detail: r.detail,
-  failures: failuresQuery(r.reason, r.since, r.until),
+  failures: failuresQuery(r.reason, r.profile, r.since, r.until),
 })
 
 const COLUMNS = 'id, rule_id, rule_name, state, at, count, baseline_count, window_sec, reason, profile, since, until, detail'

@@ -115,9 +115,10 @@ export const AlertRuleList = Type.Object({ items: Type.Array(AlertRule, { descri
 /** The failure log query that lists the failures behind an event (GET /api/failures with these parameters). */
 export const FailuresQuery = Type.Object({
   reason: Type.Optional(Type.Enum(FAILURE_REASONS)),
+  profile: Type.Optional(Type.String({ description: "the rule's timeout profile, when it names one" })),
   since: Type.String({ format: 'date-time' }),
   until: Type.String({ format: 'date-time' }),
-}, { description: 'GET /api/failures with these parameters lists the failures behind the event (all of the reason in that time: the profile and byte conditions are not failure-list filters)' })
+}, { description: 'GET /api/failures with these parameters lists the failures behind the event (all of the reason and profile in that time: the byte condition is not a failure-list filter)' })
 export type FailuresQuery = Type.Static<typeof FailuresQuery>
 
 export const AlertEvent = Type.Object({

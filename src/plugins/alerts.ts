@@ -148,7 +148,7 @@ export default fp(
           ruleId: f.rule.id, ruleName: f.rule.name, builtIn: r?.builtIn ?? false, notifyUi: r?.notifyUi ?? true,
           since: new Date(f.since).toISOString(), count: f.count, windowSec: f.rule.windowSec, detail: f.detail,
           historyId: firingEvent.get(f.rule.id) ?? null,
-          failures: failuresQuery(f.rule.reason, f.windowStart, Date.now()),
+          failures: failuresQuery(f.rule.reason, f.rule.profile, f.windowStart, Date.now()),
         }
       }),
       webhookStats: () => ({ ...sender.stats, queued: sender.queued, inFlight: sender.inFlight }),

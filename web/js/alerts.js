@@ -118,11 +118,13 @@ function localInput(iso) {
   return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`
 }
 
-/** Opens the Failures tab with its filter form set to the query (reason, since, until) and applied. */
+/** Opens the Failures tab with its filter form set to the query (reason, profile, since, until) and applied. */
 function showFailures(q) {
   const f = $('#failure-filters')
   for (const el of $$('input, select', f)) el.value = ''
   $('#filter-reason').value = q.reason ?? ''
+  const profile = $('#filter-profile') // the failure list's profile filter, when the page has one
+  if (profile) profile.value = q.profile ?? ''
   $('#filter-since').value = q.since ? localInput(q.since) : ''
   $('#filter-until').value = q.until ? localInput(q.until) : ''
   location.hash = '#failures'
