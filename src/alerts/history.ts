@@ -6,6 +6,8 @@ import type { AlertEvent, AlertHistoryPage, AlertState, FailuresQuery } from './
 
 export const HISTORY_DEFAULT_LIMIT = 50
 export const HISTORY_MAX_LIMIT = 500
+/** Events kept; older ones are deleted (a rule flapping on a 1 s window makes at most about one a second). */
+export const HISTORY_MAX_ROWS = 10_000
 
 export interface AlertHistoryRecord {
   ruleId: number
@@ -83,7 +85,9 @@ const toEvent = (r: Row): AlertEvent => ({
 
 const COLUMNS = 'id, rule_id, rule_name, state, at, count, baseline_count, window_sec, reason, profile, since, until, detail'
 
-export function createAlertHistory(db: Database): AlertHistory {
+export function createAlertHistory(db: Database, opts: { maxRows?: number } = {}): AlertHistory {
+  const maxRows = opts.maxRows ?? HISTORY_MAX_ROWS
+  const prune = db.prepare<[number]>('DELETE FROM alert_history WHERE id <= ?')
   const insert = db.prepare(`INSERT INTO alert_history (rule_id, rule_name, state, at, count, baseline_count, window_sec, reason,
     profile, since, until, detail) VALUES (@ruleId, @ruleName, @state, @at, @count, @baselineCount, @windowSec, @reason, @profile,
     @since, @until, @detail)`)
@@ -98,7 +102,9 @@ export function createAlertHistory(db: Database): AlertHistory {
       windowSec: r.window_sec, reason: r.reason, profile: r.profile, since: r.since, until: r.until, detail: r.detail,
     })),
     record(r) {
-      return toEvent(byId.get(Number(insert.run(r).lastInsertRowid))!)
+      const id = Number(insert.run(r).lastInsertRowid)
+      if (id % 100 === 0) prune.run(id - maxRows)
+      return toEvent(byId.get(id)!)
     },
     list(q = {}) {
       const limit = Math.max(1, Math.min(HISTORY_MAX_LIMIT, Math.trunc(q.limit ?? HISTORY_DEFAULT_LIMIT)))

@@ -1,8 +1,12 @@
 // The alert evaluator with injected time: a threshold rule fires at N failures in its window and resolves once the
 // condition has been false for a whole window; a spike rule fires on a burst over K x its baseline rate and not on a
-// steady rate, nor on a burst below its minimum count; the partial-CONNECT condition and the profile match.
+// steady rate, nor on a burst below its minimum count; the partial-CONNECT condition and the profile match; the
+// history store's bound and paging.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
+import { readFileSync } from 'node:fs'
+import Database from 'better-sqlite3'
+import { createAlertHistory } from '../../src/alerts/history.ts'
 import { AlertEvaluator, matches, type ObservedFailure, type RuleSpec } from '../../src/alerts/evaluator.ts'
 
 const rule = (over: Partial<RuleSpec> = {}): RuleSpec => ({
@@ -106,4 +110,24 @@ test('a firing rule resolves when deleted, disabled or changed; a renamed one ke
   assert.equal(r.state, 'resolved')
   assert.match(r.detail, /disabled/)
   assert.equal(ev.firing().length, 0)
+})
+
+test('the alert history keeps its newest events only, and pages newest first', () => {
+  const db = new Database(':memory:')
+  db.exec(readFileSync(new URL('../../migrations/010-alerts.sql', import.meta.url), 'utf8'))
+  const history = createAlertHistory(db, { maxRows: 150 })
+  for (let i = 1; i <= 400; i++) {
+    history.record({
+      ruleId: 1, ruleName: 'r', state: i % 2 ? 'firing' : 'resolved', at: T0 + i, count: i, baselineCount: null, windowSec: 1,
+      reason: 'connect_timeout', profile: null, since: T0, until: T0 + i, detail: `event ${i}`,
+    })
+  }
+  const rows = (db.prepare('SELECT count(*) AS n FROM alert_history').get() as { n: number }).n
+  assert.ok(rows <= 250 && rows >= 150, `${rows} rows kept`)
+  const first = history.list({ limit: 10 })
+  assert.equal(first.items[0].count, 400)
+  assert.equal(first.nextCursor, first.items[9].id)
+  assert.equal(history.list({ limit: 10, before: first.nextCursor! }).items[0].count, 390)
+  assert.deepEqual(history.list({ ruleId: 2 }).items, [])
+  db.close()
 })
