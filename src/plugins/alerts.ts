@@ -53,6 +53,14 @@ export default fp(
     const firingEvent = new Map<number, number>()
     let evaluateEveryMs = 1000
 
+    // The rules as they were before the latest change: a rule deleted, disabled or changed while firing resolves
+    // to the webhook, signed with the secret, that its firing went to.
+    let known = new Map<number, { rule: StoredRule; secret: string | null }>()
+    const remember = () => {
+      known = new Map(rules.list().map((r) => [r.id, { rule: r, secret: rules.secretOf(r.id) }]))
+    }
+    remember()
+
     const handle = (transitions: Transition[]) => {
       for (const t of transitions) {
         try {
@@ -65,9 +73,9 @@ export default fp(
           const line = { rule: t.rule.name, ruleId: t.rule.id, state: t.state, count: t.count, historyId: event.id }
           if (t.state === 'firing') log.warn(line, `alert ${t.rule.name} firing: ${t.detail}`)
           else log.info(line, `alert ${t.rule.name} ${t.detail}`)
-          const stored = rules.get(t.rule.id)
+          const stored = known.get(t.rule.id)?.rule ?? rules.get(t.rule.id)
           const url = stored?.webhookUrl ?? null
-          if (url === null || stored === null) continue
+          if (url === null || stored == null) continue
           const { failures } = event
           const body = JSON.stringify({
             event: 'alert',
@@ -89,7 +97,8 @@ export default fp(
               ui: '/admin/#alerts',
             },
           })
-          sender.enqueue({ id: String(event.id), ruleName: stored.name, url, body, secret: rules.secretOf(stored.id) })
+          const secret = known.has(stored.id) ? known.get(stored.id)!.secret : rules.secretOf(stored.id)
+          sender.enqueue({ id: String(event.id), ruleName: stored.name, url, body, secret })
         } catch (err) {
           log.error({ err, rule: t.rule.name, state: t.state }, 'an alert event could not be recorded')
         }
@@ -110,7 +119,10 @@ export default fp(
         detail: 'resolved: the broker restarted (its counters start afresh; the rule fires again if the failures go on)',
       }
     }))
-    const syncRules = () => handle(evaluator.setRules(rules.list().map(spec), Date.now()))
+    const syncRules = () => {
+      handle(evaluator.setRules(rules.list().map(spec), Date.now()))
+      remember()
+    }
     syncRules()
     rules.on('change', syncRules)
 

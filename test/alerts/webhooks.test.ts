@@ -142,3 +142,21 @@ test('a receiver that never answers: the queue stays bounded, drops are counted,
   assert.ok((await metric(s, /^mqtt_alert_webhook_deliveries_total\{result="dropped"\}/)) >= 2 * RULES - 6)
   assert.equal(await metric(s, /^mqtt_alert_webhook_queue /), s.app.alerts.webhookStats().queued)
 })
+
+test('a firing rule that is deleted resolves to its webhook, signed with its secret', { timeout: 30_000 }, async (t) => {
+  const s = await startServer()
+  t.after(() => s.close())
+  s.app.alerts.tune({ evaluateEveryMs: 100 })
+  const hook = await receiver(t)
+  const created = await s.app.inject({
+    method: 'POST', url: '/api/alerts/rules', headers: s.auth,
+    payload: { name: 'short-lived', reason: 'protocol_error', count: 1, windowSec: 600, webhookUrl: hook.url, secret: SECRET },
+  })
+  assert.equal(created.statusCode, 201, created.body)
+  await protocolErrors(s, 1)
+  await hook.waitFor(1, (r) => r.json.state === 'firing')
+  assert.equal((await s.app.inject({ method: 'DELETE', url: `/api/alerts/rules/${created.json().id}`, headers: s.auth })).statusCode, 204)
+  const [resolved] = await hook.waitFor(1, (r) => r.json.state === 'resolved')
+  assert.match(resolved.json.detail as string, /deleted/)
+  assert.equal(resolved.headers['x-broker-signature'], expectedSignature(SECRET, resolved.body))
+})
