@@ -40,8 +40,8 @@ describe('timeout profiles', { concurrency: 4 }, () => {
     const kit = await brokerKit(t, { settings: { connectTimeoutMs: 5000, profiles } })
     const failures: FailureEvent[] = []
     kit.server.app.broker.on('failure', (e) => failures.push(e))
-    const lanFailure = waitForFailure(kit.server, (e) => e.reason === 'connect_timeout' && e.origin === null)
-    const browserFailure = waitForFailure(kit.server, (e) => e.reason === 'connect_timeout' && e.origin !== null)
+    const lanFailure = waitForFailure(kit.server, (e) => e.reason === 'connect_timeout' && e.origin === null, 15_000)
+    const browserFailure = waitForFailure(kit.server, (e) => e.reason === 'connect_timeout' && e.origin !== null, 15_000)
     const browser = await kit.raw(BROWSER)
     const lan = await kit.raw()
     // both send part of a CONNECT, then nothing
@@ -156,6 +156,28 @@ describe('timeout profiles', { concurrency: 4 }, () => {
     assert.equal(e.profile, 'strict')
     assert.ok(Date.now() - changedAt - stallGivenMs(e) < 1500 + LATE_MS, 'dropped within 1 s x 1.5 of its last packet')
     assert.ok(other.isOpen)
+  })
+
+  test('a username profile applies to the authenticated user only, and its quota holds', async (t) => {
+    const profiles: TimeoutProfile[] = [
+      { name: 'ops', match: { username: ['ops-*'] }, overrides: { maxSubscriptionsPerClient: 1 } },
+    ]
+    const kit = await brokerKit(t, { settings: { profiles } })
+    await kit.server.app.mqttUsers.create({ username: 'ops-1', password: 'ops-pw-123' })
+    const user = await kit.raw()
+    await user.connect({ clientId: 'ops-client', username: 'ops-1', password: Buffer.from('ops-pw-123') })
+    // an anonymous client that only claims a matching name (unknown user, allowAnonymous) is not under the profile
+    const claimer = await kit.raw()
+    await claimer.connect({ clientId: 'claimer', username: 'ops-2', password: Buffer.from('x') })
+    const profileOf = (id: string) => kit.server.app.broker.connections().find((c) => c.clientId === id)?.profile
+    assert.equal(profileOf('ops-client'), 'ops')
+    assert.equal(profileOf('claimer'), null)
+    const subscribe = async (raw: RawClient) => {
+      raw.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'a', qos: 0 }, { topic: 'b', qos: 0 }] } as Packet)
+      return ((await raw.nextPacket('suback')) as { granted: number[] }).granted
+    }
+    assert.deepEqual(await subscribe(user), [0, 0x80], 'maxSubscriptionsPerClient 1 of profile ops')
+    assert.deepEqual(await subscribe(claimer), [0, 0])
   })
 })
 
