@@ -70,6 +70,8 @@ test('timeout profiles in the admin UI', { skip: hasChromium() ? false : 'chromi
     assert.deepEqual(now.values.profiles[0], { name: 'browsers', match: { origin: ['https://*.example.com'] }, overrides: { connectTimeoutMs: 1500, keepaliveMultiplier: 2 } })
     assert.deepEqual(server.app.broker.settings.values.profiles, now.values.profiles)
     assert.equal(await page.locator('#profiles-list .invalid').count(), 0)
+    // the history shows the change by profile names, newest first
+    await page.waitForFunction((v) => document.querySelector(`#settings-history .history-item[data-version="${v}"] ins`)?.textContent === '[browsers, lan, local]', now.version, WAIT)
   })
 
   await t.test('remove a profile and save', async () => {

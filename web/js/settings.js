@@ -24,7 +24,12 @@ export function initSettings() {
   })
   $('#history-more').addEventListener('click', () => loadHistory(false))
   $('#settings-fields').addEventListener('change', markChanged)
-  app.addEventListener('settings', () => renderValues(app.settings, false))
+  app.addEventListener('settings', () => {
+    renderValues(app.settings, false)
+    // a version saved elsewhere on the page (the profiles editor) joins the history
+    const newest = Number($('#settings-history .history-item')?.dataset.version ?? 0)
+    if (newest > 0 && app.settings && app.settings.version > newest) loadHistory(true)
+  })
   app.addEventListener('latency', () => updateWhatIf())
   initProfiles()
 }
@@ -389,9 +394,16 @@ function historyItem(item) {
     item.comment ? h('p', { class: 'history-comment' }, item.comment) : null,
     changes.length > 0
       ? h('ul', { class: 'diff' }, changes.map((c) =>
-        h('li', null, h('code', null, c.key), ' ', h('del', null, formatValue(c.from)), ' → ', h('ins', null, formatValue(c.to)))))
+        h('li', null, h('code', null, c.key), ' ', diffValue('del', c.key, c.from), ' → ', diffValue('ins', c.key, c.to))))
       : h('p', { class: 'muted small' }, item.version === 1 ? 'initial values' : 'no change in values'),
   )
+}
+
+/** One side of a history diff; the timeout profiles by name (in order), every field in the tooltip. */
+function diffValue(tag, key, value) {
+  if (key !== 'profiles' || !Array.isArray(value)) return h(tag, null, formatValue(value))
+  const names = value.length === 0 ? 'no profiles' : value.map((p) => p.name).join(', ')
+  return h(tag, { title: JSON.stringify(value, null, 1) }, `[${names}]`)
 }
 
 async function rollback(version, button) {
