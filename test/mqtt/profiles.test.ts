@@ -179,6 +179,30 @@ describe('timeout profiles', { concurrency: 4 }, () => {
     assert.deepEqual(await subscribe(user), [0, 0x80], 'maxSubscriptionsPerClient 1 of profile ops')
     assert.deepEqual(await subscribe(claimer), [0, 0])
   })
+
+  test('an offline session\'s queue is bounded by the profile of its last connection', async (t) => {
+    const profiles: TimeoutProfile[] = [
+      { name: 'tiny-queue', match: { clientId: ['q-*'] }, overrides: { maxQueuedMessages: 2 } },
+    ]
+    const kit = await brokerKit(t, { settings: { profiles } })
+    for (const id of ['q-1', 'other-q']) {
+      const sub = await kit.raw()
+      await sub.connect({ clientId: id, clean: false })
+      sub.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'queued/#', qos: 1 }] } as Packet)
+      await sub.nextPacket('suback')
+      sub.send({ cmd: 'disconnect' })
+      await sub.closed()
+    }
+    const pub = await kit.raw()
+    await pub.connect({ clientId: 'publisher' })
+    for (let i = 1; i <= 5; i++) {
+      pub.send({ cmd: 'publish', topic: `queued/${i}`, payload: Buffer.from(String(i)), qos: 1, messageId: i, retain: false, dup: false } as Packet)
+      await pub.nextPacket('puback')
+    }
+    const queued = (id: string) => kit.server.app.broker.sessions.get(id)?.queue?.length ?? 0
+    assert.equal(queued('q-1'), 2, 'maxQueuedMessages 2 of profile tiny-queue')
+    assert.equal(queued('other-q'), 5, 'the global maxQueuedMessages')
+  })
 })
 
 // ---- the matcher -------------------------------------------------------------------------------------------------
