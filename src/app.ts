@@ -25,6 +25,7 @@ import rateLimits from './plugins/rate-limits.ts'
 import backup from './plugins/backup.ts'
 import healthRoutes from './routes/health.ts'
 import settingsRoutes from './routes/settings.ts'
+import suggestionRoutes from './routes/suggestions.ts'
 import failuresRoutes from './routes/failures.ts'
 import connectionsRoutes from './routes/connections.ts'
 import aclRoutes from './routes/acl.ts'
@@ -126,6 +127,7 @@ export async function buildApp(opts: AppOptions = {}) {
   // the admin surface
   await app.register(healthRoutes)
   await app.register(settingsRoutes)
+  await app.register(suggestionRoutes)
   await app.register(failuresRoutes)
   await app.register(connectionsRoutes)
   await app.register(aclRoutes)

@@ -95,6 +95,10 @@ export class Connection implements ConnectionInput {
   #stallMark = 0
   /** ms of the broker's own stalls given back to the current deadline */
   #stallGivenMs = 0
+  /** keepalive / 2 in ms (Infinity without keepalive): a silence longer than this is counted in ./gaps.ts */
+  #halfKeepaliveMs = Infinity
+  /** the longest late silence so far, / keepalive (0 = none over half) */
+  #maxGapRatio = 0
   /** the phase whose deadline expired and waits to be judged after pending reads, or null */
   #judging: Phase | null = null
 
@@ -123,6 +127,7 @@ export class Connection implements ConnectionInput {
       // [MQTT-3.1.2-24] any packet refreshes the keepalive; so does part of one still arriving (a client sending
       // a large packet over a slow link is not idle). One clock read per chunk, not per packet.
       const now = Date.now()
+      if (now - this.lastPacketAt > this.#halfKeepaliveMs) this.#lateGap(now - this.lastPacketAt)
       this.lastPacketAt = now
       this.#deadline.refresh(now)
     }
@@ -243,6 +248,7 @@ export class Connection implements ConnectionInput {
 
   #keepaliveTimedOut(): void {
     const s = this.values
+    this.broker.stats.keepaliveGaps.droppedAfter(this.#maxGapRatio, this.keepaliveSec, this.profile)
     this.fail('keepalive_timeout',
       `nothing received for ${Date.now() - this.lastPacketAt} ms (keepalive ${this.keepaliveSec} s x ` +
       `keepaliveMultiplier ${s.keepaliveMultiplier}${this.#ofProfile()}${this.#stallGiven()})`, this.#withLag(hints.keepaliveTimeout(s)), RC.keepAliveTimeout)
@@ -301,6 +307,13 @@ export class Connection implements ConnectionInput {
     return this.phase === 'connected' && this.keepaliveSec > 0 ? this.#deadline.ms : null
   }
 
+  /** A silence over half the keepalive ended: counted (off the hot path: one comparison in push()). */
+  #lateGap(ms: number): void {
+    const ratio = ms / (this.keepaliveSec * 1000)
+    if (ratio > this.#maxGapRatio) this.#maxGapRatio = ratio
+    this.broker.stats.keepaliveGaps.observe(ratio, this.keepaliveSec, this.profile)
+  }
+
   /** A new keepaliveMultiplier re-arms the live keepalive deadline, still counted from the last packet. */
   setKeepaliveMultiplier(multiplier: number): void {
     if (this.phase === 'connected' && this.keepaliveSec > 0) {
@@ -317,6 +330,7 @@ export class Connection implements ConnectionInput {
     this.connectedAt = now
     this.lastPacketAt = now
     this.keepaliveSec = keepaliveSec
+    this.#halfKeepaliveMs = keepaliveSec > 0 ? keepaliveSec * 500 : Infinity
     if (keepaliveSec > 0) {
       // [MQTT-3.1.2-24] close when nothing arrives for keepalive x multiplier (the spec's 1.5 by default)
       this.#stallMark = this.broker.stall.totalMs

@@ -4,6 +4,7 @@ import type { Router } from './router.ts'
 import type { RetainedStore } from './retained.ts'
 import type { SessionStore } from './session.ts'
 import { FAILURE_REASONS, type FailureReason } from '../contracts/failure.ts'
+import { KeepaliveGaps } from './gaps.ts'
 
 /**
  * The counters the connections bump, and the gauges read from the sets and stores they count, so that they cannot
@@ -25,6 +26,8 @@ export class Stats implements BrokerStats {
   aclDeniedSubscribe = 0
   aclDeniedDeliver = 0
   /** failures since start, by reason */
+  /** how late connected clients' packets come relative to their keepalive (./gaps.ts) */
+  readonly keepaliveGaps = new KeepaliveGaps()
   readonly failures = Object.fromEntries(FAILURE_REASONS.map((r) => [r, 0])) as Record<FailureReason, number>
   readonly #open: ReadonlySet<unknown>
   readonly #clients: ReadonlyMap<string, unknown>

@@ -2,6 +2,7 @@
 // transports and the stores is in src/contracts/.
 import type { SettingsSnapshot } from '../contracts/settings.ts'
 import type { FailureEvent, FailureReason } from '../contracts/failure.ts'
+import type { KeepaliveGaps } from './gaps.ts'
 
 export interface ConnectedEvent {
   clientId: string
@@ -46,6 +47,8 @@ export interface BrokerStats {
   aclDeniedDeliver: number
   /** failures since start, by reason */
   readonly failures: Record<FailureReason, number>
+  /** late gaps (silence / keepalive) of connected clients and of those dropped for keepalive_timeout, since start */
+  readonly keepaliveGaps: KeepaliveGaps
   /** sessions held, online and offline */
   readonly sessions: number
   /** QoS 1/2 messages waiting in sessions' queues */

@@ -400,7 +400,7 @@ test('migration 007: tokens stored before it (rows added by SQL) are kept, as ad
 const EXPECTED: Record<string, RouteRole> = {
   'GET /api/settings': 'viewer', 'GET /api/settings/history': 'viewer', 'GET /api/settings/defaults': 'viewer',
   'GET /api/settings/schema': 'viewer', 'PATCH /api/settings': 'operator', 'PUT /api/settings': 'operator',
-  'POST /api/settings/rollback': 'operator',
+  'POST /api/settings/rollback': 'operator', 'GET /api/settings/suggestions': 'viewer',
   'GET /api/failures': 'viewer', 'GET /api/failures/stats': 'viewer', 'GET /api/failures/stream': 'viewer', 'GET /api/failures/:id': 'viewer',
   'GET /api/connections': 'viewer',
   'GET /api/mqtt-users': 'viewer', 'GET /api/mqtt-users/:username': 'viewer', 'POST /api/mqtt-users': 'operator',
