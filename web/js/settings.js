@@ -1,5 +1,6 @@
 // The Settings view: a form generated from the settings schema (range, description, scope per field), the API's
-// validation messages next to the fields, a what-if line for connectTimeoutMs, and the history with rollback.
+// validation messages next to the fields, a what-if line for connectTimeoutMs, the suggestions from evidence beside
+// their fields (applied only by an operator's click), and the history with rollback.
 import { api, ApiError, query } from './api.js'
 import { h, $, $$, fill, formatTime, formatNumber, formatValue } from './dom.js'
 import { countSlowerThan } from './charts.js'
@@ -50,6 +51,7 @@ export async function startSettings() {
     message(`Could not load the settings: ${err.message}`, 'error')
   }
   loadHistory(true)
+  loadSuggestions()
 }
 
 // ---- schema ----
@@ -151,6 +153,7 @@ function buildForm(rules) {
         h('p', { class: 'scope' }, h('span', { class: 'scope-label' }, 'applies to '), d.scope || '—',
           d.default !== undefined ? h('span', { class: 'default' }, ` · default ${formatValue(d.default)}`) : null),
         key === 'connectTimeoutMs' ? h('p', { class: 'what-if', id: 'what-if', role: 'status' }) : null,
+        SUGGESTED.includes(key) ? h('div', { class: 'suggestions', id: `suggestions-${key}` }) : null,
         h('p', { class: 'field-error', id: `${id}-error`, role: 'alert' })),
     )
   }
@@ -336,6 +339,7 @@ async function save() {
     app.setSettings(saved)
     message(`Saved as version ${saved.version}: in force now (${Object.keys(patch).join(', ')}).`, 'ok')
     loadHistory(true)
+    loadSuggestions()
   } catch (err) {
     if (!(err instanceof ApiError)) {
       message(`Not saved: ${err.message}`, 'error')
@@ -357,6 +361,76 @@ async function save() {
     }
   } finally {
     markChanged()
+  }
+}
+
+// ---- suggestions ----
+
+/** The settings GET /api/settings/suggestions proposes values for. */
+const SUGGESTED = ['connectTimeoutMs', 'keepaliveMultiplier']
+
+/** Each suggestion (global, then per profile) as a card beside its field; an operator may apply one. */
+async function loadSuggestions() {
+  let body
+  try {
+    body = await api('/api/settings/suggestions')
+  } catch (err) {
+    if (!(err instanceof ApiError && err.status === 401)) {
+      for (const key of SUGGESTED) fill($(`#suggestions-${key}`), h('p', { class: 'muted small' }, `No suggestions: ${err.message}`))
+    }
+    return
+  }
+  for (const key of SUGGESTED) {
+    const box = $(`#suggestions-${key}`)
+    if (box) fill(box, (body[key] ?? []).map((s) => suggestionCard(key, s)))
+  }
+}
+
+function suggestionCard(key, s) {
+  const unit = unitOf(key)
+  const value = (v) => `${formatNumber(v)}${unit ? ` ${unit}` : ''}`
+  const scope = s.profile === null ? 'global' : `profile “${s.profile}”`
+  const e = s.evidence
+  const numbers = key === 'connectTimeoutMs'
+    ? `${e.window}: ${formatNumber(e.successfulConnects)} connects, p99 ${e.percentileMs === null ? '–' : value(e.percentileMs)}; ` +
+      `${formatNumber(e.nearMisses)} near misses${e.largestNearMissMs === null ? '' : `, largest ${value(e.largestNearMissMs)}`}; ` +
+      `${formatNumber(e.silentTimeouts)} silent timeouts`
+    : `${e.window}: ${formatNumber(e.lateGaps)} late gaps, p99 ${e.percentileRatio === null ? '–' : `${e.percentileRatio} × keepalive`}; ` +
+      `${formatNumber(e.dropped)} dropped for keepalive_timeout (${formatNumber(e.keepaliveTimeoutsInLog)} in the log, last 24 h)`
+  const applicable = s.suggested !== null && s.suggested !== s.current
+  const button = applicable && can('operator')
+    ? h('button', { type: 'button', class: 'small-button apply-suggestion', dataset: { key, profile: s.profile ?? '' } }, `Apply ${value(s.suggested)}`)
+    : null
+  button?.addEventListener('click', () => applySuggestion(key, s, button))
+  return h('div', { class: `suggestion${s.suggested === null ? ' thin' : ''}`, dataset: { key, profile: s.profile ?? '' } },
+    h('div', { class: 'suggestion-head' },
+      h('strong', null, s.suggested === null ? `${scope}: no suggestion` : `${scope}: suggested ${value(s.suggested)}`),
+      h('span', { class: 'muted' }, ` now ${value(s.current)}`), button),
+    h('p', { class: 'suggestion-summary' }, s.summary),
+    h('p', { class: 'muted small', title: e.rule }, numbers))
+}
+
+/** Writes a settings version with the suggested value and the comment that names the suggestion. */
+async function applySuggestion(key, s, button) {
+  if (!can('operator')) return
+  button.disabled = true
+  try {
+    let saved
+    if (s.profile === null) {
+      saved = await api('/api/settings', { method: 'PATCH', body: { values: { [key]: s.suggested }, comment: s.comment } })
+    } else {
+      const profiles = (app.settings?.values?.profiles ?? []).map((p) =>
+        p.name === s.profile ? { ...p, overrides: { ...p.overrides, [key]: s.suggested } } : p)
+      await api('/api/settings/profiles', { method: 'PUT', body: { profiles, comment: s.comment } })
+      saved = await api('/api/settings')
+    }
+    app.setSettings(saved)
+    message(`Applied: version ${saved.version} (${s.comment}).`, 'ok')
+    loadHistory(true)
+    loadSuggestions()
+  } catch (err) {
+    button.disabled = false
+    if (!(err instanceof ApiError && err.status === 401)) message(`Not applied: ${err.message}`, 'error')
   }
 }
 
