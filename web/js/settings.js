@@ -421,7 +421,9 @@ async function applySuggestion(key, s, button) {
     } else {
       const profiles = (app.settings?.values?.profiles ?? []).map((p) =>
         p.name === s.profile ? { ...p, overrides: { ...p.overrides, [key]: s.suggested } } : p)
-      await api('/api/settings/profiles', { method: 'PUT', body: { profiles, comment: s.comment } })
+      // the whole list is written: only over the version it was read from (412 when someone saved meanwhile)
+      const headers = app.settings ? { 'if-match': `"${app.settings.version}"` } : {}
+      await api('/api/settings/profiles', { method: 'PUT', body: { profiles, comment: s.comment }, headers })
       saved = await api('/api/settings')
     }
     app.setSettings(saved)
@@ -430,7 +432,11 @@ async function applySuggestion(key, s, button) {
     loadSuggestions()
   } catch (err) {
     button.disabled = false
-    if (!(err instanceof ApiError && err.status === 401)) message(`Not applied: ${err.message}`, 'error')
+    if (err instanceof ApiError && err.status === 412) {
+      await loadCurrent().catch(() => {})
+      loadSuggestions()
+      message(`Not applied: someone else saved version ${app.settings?.version ?? '?'} meanwhile; the suggestions are read again.`, 'error')
+    } else if (!(err instanceof ApiError && err.status === 401)) message(`Not applied: ${err.message}`, 'error')
   }
 }
 
