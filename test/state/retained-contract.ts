@@ -121,9 +121,12 @@ export function retainedStoreContract(name: string, impl: RetainedImpl): void {
     s.set(retained('gone/1', ''), NO_LIMIT)
     s.set(retained('gone/2', 'y'), NO_LIMIT)
     s.delete('gone/2')
-    s.set(retained('expired', 'z', { expiresAt: now + 50 }), NO_LIMIT)
+    // (already past its expiry when written: the store holds it until a lookup drops it, a new instance never loads it)
+    s.set(retained('expired', 'z', { expiresAt: now - 1 }), NO_LIMIT)
+    assert.ok(s.get('expired'))
     const next = await reopen(s)
-    assert.deepEqual(next.list('', null, 10).items.map((m) => m.topic), ['expired', 'keep/1', 'keep/2'])
+    assert.deepEqual(next.list('', null, 10).items.map((m) => m.topic), ['keep/1', 'keep/2'])
+    assert.equal(next.get('expired'), undefined, 'an expired message is not loaded')
     const one = next.get('keep/1')!
     assert.deepEqual([...one.payload], [0, 1, 2, 255])
     assert.equal(one.qos, 2)
@@ -133,10 +136,8 @@ export function retainedStoreContract(name: string, impl: RetainedImpl): void {
       correlationData: Buffer.from([9, 8, 7]), userProperties: { b64: 'not a buffer', k: ['a', 'b'] },
     })
     assert.equal(next.get('keep/2')?.payload.toString(), 'second')
-    assert.equal(next.bytes, 4 + 6 + 6 + 6 + 1 + 7)
-    await new Promise((r) => setTimeout(r, 60))
+    assert.equal(next.bytes, 4 + 6 + 6 + 6)
     const third = await reopen(next)
-    assert.equal(third.get('expired'), undefined, 'an expired message is not loaded')
     assert.deepEqual(await topics(third, 'keep/+'), ['keep/1', 'keep/2'])
   })
 }
