@@ -133,6 +133,14 @@ export function waitForEvent<T>(
 export const stallGivenMs = (e: FailureEvent): number =>
   Number(/; (\d+) ms the broker itself was stalled were not counted/.exec(e.detail)?.[1] ?? 0)
 
+/**
+ * The client's share of a keepalive timeout, as the broker measured it: the silence its record's detail names ("nothing
+ * received for N ms") less the broker's own stalls given back. Measured at the broker, so a slow CONNACK round trip
+ * on a loaded machine does not shift it.
+ */
+export const keepaliveSilenceMs = (e: FailureEvent): number =>
+  Number(/nothing received for (\d+) ms/.exec(e.detail)?.[1] ?? NaN) - stallGivenMs(e)
+
 export const waitForFailure = (server: TestServer, match: (e: FailureEvent) => boolean = () => true, timeoutMs = 6000) =>
   waitForBrokerEvent(server, 'failure', match, timeoutMs)
 

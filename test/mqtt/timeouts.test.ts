@@ -5,7 +5,7 @@ import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import type { Packet } from 'mqtt-packet'
 import type { FailureEvent } from '../../src/contracts/failure.ts'
-import { brokerKit, delay, RawClient, stallGivenMs, waitForBrokerEvent, waitForFailure } from '../helpers.ts'
+import { brokerKit, delay, RawClient, keepaliveSilenceMs, stallGivenMs, waitForBrokerEvent, waitForFailure } from '../helpers.ts'
 
 /** Leeway for timers on a shared 2-core machine: early never, late by at most this much. */
 const LATE_MS = 700
@@ -125,10 +125,9 @@ describe('timeouts', { concurrency: 4 }, () => {
     const raw = await kit.raw(UA)
     const failure = waitForFailure(kit.server, (e) => e.reason === 'keepalive_timeout', 15_000)
     await raw.connect({ clientId: 'ka1-silent', keepalive: 1 })
-    const since = Date.now()
     const e = await failure
     await raw.closed()
-    assertWithin(Date.now() - since - stallGivenMs(e), 1500, 'keepalive 1 x 1.5')
+    assertWithin(keepaliveSilenceMs(e), 1500, 'keepalive 1 x 1.5')
     assert.equal(e.phase, 'connected')
     assert.equal(e.clientId, 'ka1-silent')
     assert.equal(e.keepaliveSec, 1)
@@ -161,13 +160,12 @@ describe('timeouts', { concurrency: 4 }, () => {
     const raw = await kit.raw()
     const failure = waitForFailure(kit.server, (e) => e.reason === 'keepalive_timeout', 15_000)
     await raw.connect({ clientId: 'ka1-rearmed', keepalive: 1 })
-    const since = Date.now()
     // the live change, through the settings store the REST API uses (it applies synchronously)
     kit.server.app.settingsStore.update({ keepaliveMultiplier: 2 }, { actor: 'test', comment: 'slower links' })
     assert.equal(kit.server.app.broker.settings.values.keepaliveMultiplier, 2)
     assert.equal(kit.server.app.broker.connections().find((c) => c.clientId === 'ka1-rearmed')?.keepaliveTimeoutMs, 2000)
     const e = await failure
-    assertWithin(Date.now() - since - stallGivenMs(e), 2000, 'keepalive 1 x 2')
+    assertWithin(keepaliveSilenceMs(e), 2000, 'keepalive 1 x 2')
     assert.match(e.detail, /keepaliveMultiplier 2\b/)
     assert.equal(e.settingsVersion, kit.server.app.settingsStore.current().version)
   })
@@ -185,7 +183,7 @@ describe('timeouts', { concurrency: 4 }, () => {
     })
     const e = await failure
     await raw.closed()
-    assert.ok(Date.now() - changedAt - stallGivenMs(e) < 300, 'closed at once: 1 s x 1 had already passed')
+    assert.ok(Date.now() - changedAt - stallGivenMs(e) < 1000, 'closed at once (the old deadline was 3.7 s away): 1 s x 1 had already passed')
   })
 
   test('a lower connectTimeoutMs reaches a connection already waiting for its CONNECT', async (t) => {
@@ -212,7 +210,7 @@ describe('timeouts', { concurrency: 4 }, () => {
     kit.server.app.settingsStore.update({ connectTimeoutMs: 100 }, { actor: 'test' })
     const e = await failure
     await raw.closed()
-    assert.ok(Date.now() - changedAt - stallGivenMs(e) < 300, 'closed at once')
+    assert.ok(Date.now() - changedAt - stallGivenMs(e) < 1000, 'closed at once (the old deadline was 9.6 s away)')
     assert.ok(e.durationMs >= 400)
   })
 
