@@ -1,6 +1,6 @@
 // The ACL evaluation (src/access/acl-rules.ts), table-driven: one line per question (rules, client, action, topic
 // -> decision and the rule that made it). Every line is asked of both isAllowed (the hot path) and evaluate (the
-// "try it" path), which must agree. Then the filter validation, the explanations, and a speed sanity bound.
+// "try it" path), which must agree. Then the filter validation, the explanations, and 100 rules asked many times.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import type { AclAction, AclSubject } from '../../src/contracts/access.ts'
@@ -212,7 +212,7 @@ test('a rule topic is a topic filter where %u and %c may stand in a level', () =
   assert.match(subscriptionProblem('a/#/b') ?? '', /'#'/)
 })
 
-test('speed sanity bound: 100 rules answer at least 200k questions a second', () => {
+test('100 rules of the usual kinds: questions that reach deep into them are decided right, every time', () => {
   // 100 rules of the usual kinds; the questions reach deep into them (the deciding rule late, or none)
   const rules = numbered([
     ...Array.from({ length: 40 }, (_, i) => A(`site/${i}/+/temp`, { clientId: 'dev-*' })),
@@ -233,19 +233,12 @@ test('speed sanity bound: 100 rules answer at least 200k questions a second', ()
   for (const [action, topic, expected] of questions) {
     assert.equal(isAllowed(compiled, subject, action, topic, 'deny'), expected, `${action} ${topic}`)
   }
-  // the best of a few rounds: other processes share this machine
-  let best = 0
-  for (let round = 0; round < 5 && best < 200_000; round++) {
-    const n = 50_000
-    let allowed = 0
-    const start = process.hrtime.bigint()
-    for (let i = 0; i < n; i++) {
-      const [action, topic] = questions[i % questions.length]
-      if (isAllowed(compiled, subject, action, topic, 'deny')) allowed++
-    }
-    const seconds = Number(process.hrtime.bigint() - start) / 1e9
-    assert.equal(allowed, n * 3 / 5)
-    best = Math.max(best, n / seconds)
+  // the same answers asked many times over (a compiled rule set keeps no state between questions); their speed is
+  // measured by the benchmark (npm run bench -- --acl=100), never by a timed test
+  let allowed = 0
+  for (let i = 0; i < 5_000; i++) {
+    const [action, topic] = questions[i % questions.length]
+    if (isAllowed(compiled, subject, action, topic, 'deny')) allowed++
   }
-  assert.ok(best >= 200_000, `${Math.round(best)} decisions/s with 100 rules`)
+  assert.equal(allowed, 5_000 * 3 / 5)
 })
