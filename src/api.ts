@@ -7,7 +7,7 @@ import type { FastifyInstance, FastifySchemaCompiler } from 'fastify'
 import type { TSchema } from 'typebox'
 import { Compile } from 'typebox/compile'
 import { Value } from 'typebox/value'
-import { fieldErrorsFromSchema, InvalidInputError } from './contracts/errors.ts'
+import { fieldErrorsFromSchema, InvalidInputError, type FieldError } from './contracts/errors.ts'
 import { ErrorBody } from './errors.ts'
 import type { RouteRole } from './contracts/roles.ts'
 
@@ -29,6 +29,21 @@ export function typeBoxValidatorCompiler(bodyField: (path: string) => string = (
       const value = httpPart === 'body' ? input : Value.Convert(schema, input)
       if (check.Check(value)) return { value }
       return { error: new InvalidInputError(fieldErrorsFromSchema(check.Errors(value), httpPart === 'body' ? bodyField : (p) => p || String(httpPart))) }
+    }
+  }
+}
+
+/**
+ * For a body that a store checks by its own rules (more than a schema says: a topic filter, an http(s) URL): every
+ * bad field named at once, by the store's `problems`. Params and query are checked by TypeBox as usual.
+ */
+export function storeCheckedBody(problems: (input: unknown) => FieldError[]): FastifySchemaCompiler<TSchema> {
+  const typeBox = typeBoxValidatorCompiler()
+  return (route) => {
+    if (route.httpPart !== 'body') return typeBox(route)
+    return (input) => {
+      const fields = problems(input)
+      return fields.length === 0 ? { value: input } : { error: new InvalidInputError(fields) }
     }
   }
 }

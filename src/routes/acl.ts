@@ -2,29 +2,21 @@
 // as the broker would, naming the rule that decided. Thin handlers over app.acl (src/access/acl.ts). Bodies are
 // checked by TypeBox as sent (no coercion); every bad field is named in the 400. Reading and "try it" need a viewer
 // token, changing an operator's; each change is one audit entry with the rule before and after.
-import type { FastifyInstance, FastifySchemaCompiler } from 'fastify'
+import type { FastifyInstance } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
-import Type, { type TSchema } from 'typebox'
+import Type from 'typebox'
 import {
   AclCheckInput, AclCheckResult, AclRule, AclRuleInput, AclRuleList, AclRulePatch,
 } from '../access/acl-schema.ts'
 import { subscriptionProblem, topicNameProblem } from '../access/acl-filters.ts'
 import { ruleBodyProblems } from '../access/acl.ts'
-import { adminApi, errorResponses, typeBoxValidatorCompiler } from '../api.ts'
+import { adminApi, errorResponses, storeCheckedBody } from '../api.ts'
 import { InvalidInputError, NotFoundError } from '../contracts/errors.ts'
 
 const IdParams = Type.Object({ id: Type.Integer({ minimum: 1 }) })
 
-const typeBox = typeBoxValidatorCompiler()
-
 /** A rule body is checked by the store's own rules (schema, topic filter, anonymous with a username): all named at once. */
-const ruleBody = (kind: 'create' | 'update'): FastifySchemaCompiler<TSchema> => (route) => {
-  if (route.httpPart !== 'body') return typeBox(route)
-  return (input) => {
-    const fields = ruleBodyProblems(input, kind)
-    return fields.length === 0 ? { value: input } : { error: new InvalidInputError(fields) }
-  }
-}
+const ruleBody = (kind: 'create' | 'update') => storeCheckedBody((input) => ruleBodyProblems(input, kind))
 
 export default async function aclRoutes(fastify: FastifyInstance) {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>()

@@ -2,16 +2,16 @@
 // rules firing now (the UI's banner). Thin handlers over app.alerts (src/plugins/alerts.ts, src/alerts/). Reading
 // needs a viewer token, changing a rule an operator's; each change is one audit entry with the rule before and after,
 // never its webhook secret (write-only: a rule shows only `hasSecret`).
-import type { FastifyInstance, FastifySchemaCompiler } from 'fastify'
+import type { FastifyInstance } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
-import Type, { type TSchema } from 'typebox'
+import Type from 'typebox'
 import {
   ActiveAlerts, AlertHistoryPage, AlertRule, AlertRuleInput, AlertRuleList, AlertRulePatch,
 } from '../alerts/schema.ts'
 import { ruleBodyProblems } from '../alerts/rules.ts'
 import { HISTORY_DEFAULT_LIMIT, HISTORY_MAX_LIMIT } from '../alerts/history.ts'
-import { adminApi, errorResponses, typeBoxValidatorCompiler } from '../api.ts'
-import { InvalidInputError, NotFoundError } from '../contracts/errors.ts'
+import { adminApi, errorResponses, storeCheckedBody } from '../api.ts'
+import { NotFoundError } from '../contracts/errors.ts'
 
 const IdParams = Type.Object({ id: Type.Integer({ minimum: 1 }) })
 
@@ -24,16 +24,8 @@ const HistoryQuery = Type.Object(
   { additionalProperties: false },
 )
 
-const typeBox = typeBoxValidatorCompiler()
-
 /** A rule body is checked by the store's own rules (schema, an http(s) webhook URL): every bad field named at once. */
-const ruleBody = (kind: 'create' | 'update'): FastifySchemaCompiler<TSchema> => (route) => {
-  if (route.httpPart !== 'body') return typeBox(route)
-  return (input) => {
-    const fields = ruleBodyProblems(input, kind)
-    return fields.length === 0 ? { value: input } : { error: new InvalidInputError(fields) }
-  }
-}
+const ruleBody = (kind: 'create' | 'update') => storeCheckedBody((input) => ruleBodyProblems(input, kind))
 
 export default async function alertRoutes(fastify: FastifyInstance) {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>()
