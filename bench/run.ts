@@ -590,8 +590,10 @@ function pairTable(a: PeerName, b: PeerName, heads: [string, string, string], q:
     const r = ratio(v(bestRun(m.scenario, num1, transport)), v(bestRun(m.scenario, den1, transport)))
     const headline = !m.label.startsWith(' ')
     const met = r === undefined ? '?' : (m.better === 'higher' ? r >= 1 - tolerance : r <= 1 + tolerance) ? 'met' : 'NOT met'
+    // a verdict from a disturbed run says little: it says so
+    const noisy = runA?.noisy || runB?.noisy ? ' (noisy)' : ''
     lines.push([label, m.better, mark(runA) + fmt(v(runA)), mark(runB) + fmt(v(runB)), r === undefined ? '-' : `${r.toFixed(3)}x`,
-      headline ? `within ${pct}%: ${met}` : ''])
+      headline ? `within ${pct}%: ${met}${noisy}` : ''])
   }
   const all = [head, ...lines]
   const widths = head.map((_, i) => Math.max(...all.map((l) => l[i].length)))
