@@ -89,25 +89,8 @@ export const AlertRuleInput = Type.Object(
 )
 export type AlertRuleInput = Type.Static<typeof AlertRuleInput>
 
-export const AlertRulePatch = Type.Object(
-  {
-    name: Type.Optional(RuleFields.name),
-    enabled: Type.Optional(RuleFields.enabled),
-    reason: Type.Optional(RuleFields.reason),
-    profile: Type.Optional(RuleFields.profile),
-    minBytesReceived: Type.Optional(RuleFields.minBytesReceived),
-    kind: Type.Optional(RuleFields.kind),
-    count: Type.Optional(RuleFields.count),
-    windowSec: Type.Optional(RuleFields.windowSec),
-    factor: Type.Optional(RuleFields.factor),
-    baselineSec: Type.Optional(RuleFields.baselineSec),
-    notifyUi: Type.Optional(RuleFields.notifyUi),
-    webhookUrl: Type.Optional(RuleFields.webhookUrl),
-    secret: Type.Optional(Secret),
-    comment: Type.Optional(RuleFields.comment),
-  },
-  { additionalProperties: false, minProperties: 1 },
-)
+/** Any of the fields of a new rule, at least one. */
+export const AlertRulePatch = Type.Partial(AlertRuleInput, { additionalProperties: false, minProperties: 1 })
 export type AlertRulePatch = Type.Static<typeof AlertRulePatch>
 
 export const AlertRuleList = Type.Object({ items: Type.Array(AlertRule, { description: 'by id; the built-in rule first' }) })

@@ -42,12 +42,13 @@ interface MessageRow {
   from_client: string | null
 }
 
-/** What one client's notes say, until they are written. */
+/**
+ * What one client's notes say, until they are written. The session's own row is always written with them: a
+ * subscription or a message never lands without the row that makes it part of a session.
+ */
 interface Notes {
   /** the session object noted (a replaced one is not written) */
   session: Session
-  /** the session's own row */
-  row: boolean
   /** filters added, replaced or removed */
   filters: Set<string> | null
   /** seq -> the entry to write, or null to delete */
@@ -138,11 +139,7 @@ export class DurableSessionStore implements SessionStore, Writer {
 
   savedSession(session: Session): void {
     if (!kept(session) && !this.#stored.has(session.clientId)) return
-    const notes = this.#notesOf(session)
-    if (!notes.row) {
-      notes.row = true
-      this.#added()
-    }
+    this.#notesOf(session)
   }
 
   savedSubscription(session: Session, filter: string): void {
@@ -191,17 +188,15 @@ export class DurableSessionStore implements SessionStore, Writer {
     for (const [clientId, notes] of this.#notes) {
       const s = notes.session
       if (this.#sessions.get(clientId) !== s) continue // replaced since: its successor's notes are its own
-      if (notes.row) {
-        rows++
-        if (!kept(s)) {
-          sql.deleteSession.run(clientId)
-          sql.deleteSubs.run(clientId)
-          sql.deleteMessages.run(clientId)
-          continue
-        }
-        sql.upsertSession.run(clientId, s.expiryIntervalSec, s.disconnectedAt, willToJson(s.will),
-          s.incomingQos2 === null || s.incomingQos2.size === 0 ? null : JSON.stringify([...s.incomingQos2]), now)
+      rows++
+      if (!kept(s)) {
+        sql.deleteSession.run(clientId)
+        sql.deleteSubs.run(clientId)
+        sql.deleteMessages.run(clientId)
+        continue
       }
+      sql.upsertSession.run(clientId, s.expiryIntervalSec, s.disconnectedAt, willToJson(s.will),
+        s.incomingQos2 === null || s.incomingQos2.size === 0 ? null : JSON.stringify([...s.incomingQos2]), now)
       if (s.expiryIntervalSec === 0) continue
       if (notes.filters !== null) {
         for (const filter of notes.filters) {
@@ -238,13 +233,11 @@ export class DurableSessionStore implements SessionStore, Writer {
     for (const [clientId, notes] of this.#notes) {
       const s = notes.session
       if (this.#sessions.get(clientId) !== s) continue
-      if (notes.row) {
-        if (kept(s)) this.#stored.add(clientId)
-        else {
-          this.#stored.delete(clientId)
-          this.#writtenSeqs.delete(clientId)
-          continue
-        }
+      if (kept(s)) this.#stored.add(clientId)
+      else {
+        this.#stored.delete(clientId)
+        this.#writtenSeqs.delete(clientId)
+        continue
       }
       if (notes.entries !== null && s.expiryIntervalSec > 0) {
         let seqs = this.#writtenSeqs.get(clientId)
@@ -266,12 +259,9 @@ export class DurableSessionStore implements SessionStore, Writer {
     let notes = this.#notes.get(session.clientId)
     if (notes === undefined || notes.session !== session) {
       if (notes !== undefined) this.#pending -= noteCount(notes)
-      notes = { session, row: false, filters: null, entries: null }
+      notes = { session, filters: null, entries: null }
       this.#notes.set(session.clientId, notes)
-      // (a session with rows in the file always gets its row written with its first note: a subscription or a
-      // message never lands without the row that makes it part of a session)
-      notes.row = true
-      this.#added()
+      this.#added() // the row
     }
     return notes
   }
@@ -345,5 +335,5 @@ export class DurableSessionStore implements SessionStore, Writer {
 }
 
 function noteCount(n: Notes): number {
-  return (n.row ? 1 : 0) + (n.filters?.size ?? 0) + (n.entries?.size ?? 0)
+  return 1 + (n.filters?.size ?? 0) + (n.entries?.size ?? 0)
 }
