@@ -422,6 +422,17 @@ export function sharedBrokerKit(opts: Parameters<typeof startServer>[0] = {}): (
   }
 }
 
+/** An admin API call over HTTP with the server's token: the status and the parsed JSON body (null when empty). */
+export async function apiCall(server: TestServer, method: string, path: string, body?: unknown): Promise<{ status: number; json: any }> {
+  const res = await fetch(`${server.url}${path}`, {
+    method,
+    headers: { ...server.auth, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  })
+  const text = await res.text()
+  return { status: res.status, json: text ? JSON.parse(text) : null }
+}
+
 /** Resolves after ms. For pacing split frames, not for waiting on results (use events). */
 export const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
 

@@ -5,17 +5,9 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import type { IConnackPacket, IPubackPacket, IPublishPacket, IPubrecPacket, ISubackPacket } from 'mqtt-packet'
 import { Writable } from 'node:stream'
-import { connectMqtt, delay, RawClient, startServer, type TestServer, until } from '../helpers.ts'
+import { connectMqtt, delay, RawClient, startServer, type TestServer, until, apiCall } from '../helpers.ts'
 
-async function api(server: TestServer, method: string, path: string, body?: unknown): Promise<{ status: number; json: any }> {
-  const res = await fetch(`${server.url}${path}`, {
-    method,
-    headers: { ...server.auth, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  })
-  const text = await res.text()
-  return { status: res.status, json: text ? JSON.parse(text) : null }
-}
+const api = apiCall
 
 const rule = async (server: TestServer, r: Record<string, unknown>) => {
   const res = await api(server, 'POST', '/api/acl', r)

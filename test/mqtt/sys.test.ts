@@ -6,7 +6,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
 import type { ISubackPacket } from 'mqtt-packet'
-import { brokerKit, delay, MessageLog, RawClient, type TestServer, uniqueId, until, waitForFailure } from '../helpers.ts'
+import { brokerKit, delay, MessageLog, RawClient, type TestServer, uniqueId, until, waitForFailure, apiCall } from '../helpers.ts'
 import { Broker } from '../../src/mqtt/broker.ts'
 import { SysPublisher } from '../../src/mqtt/sys.ts'
 import { DEFAULT_SETTINGS } from '../../src/settings/schema.ts'
@@ -17,15 +17,7 @@ import type { Message } from '../../src/contracts/state.ts'
 const PKG = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { name: string; version: string }
 const SYS = '$SYS/broker/'
 
-async function api(server: TestServer, method: string, path: string, body?: unknown): Promise<{ status: number; json: any }> {
-  const res = await fetch(`${server.url}${path}`, {
-    method,
-    headers: { ...server.auth, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  })
-  const text = await res.text()
-  return { status: res.status, json: text ? JSON.parse(text) : null }
-}
+const api = apiCall
 
 const patchSettings = async (server: TestServer, values: Record<string, unknown>): Promise<number> => {
   const res = await api(server, 'PATCH', '/api/settings', { values })
