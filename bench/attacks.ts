@@ -10,6 +10,7 @@ import { startBroker, ROOT, BEFORE_DIR, type PeerName, type BrokerHandle } from 
 import { track, sleep, rssKiB } from './lib/proc.ts'
 import type { Result } from './gen/scenarios.ts'
 import type { AttackJob, ProbeJob, AttackPhase } from './gen/attacks.ts'
+import type { ReconnectStormJob } from './gen/storm.ts'
 
 export const ATTACKS = ['attack-retained', 'attack-retained-qos1', 'attack-flood', 'attack-sessions', 'attack-slowconnect'] as const
 export type AttackName = (typeof ATTACKS)[number]
@@ -52,23 +53,24 @@ function attackJob(a: AttackName, b: BrokerHandle, params: Record<string, Record
 const ATTACK_LIMIT_MS = 20_000 + 15_000
 
 // ---------------------------------------------------------------------------------------------------- processes
-interface GenProcess {
+export interface GenProcess {
   child: ChildProcess
   /** resolves with the time (epoch ms) the generator reported the phase */
-  phase(p: AttackPhase, timeoutMs: number): Promise<number>
+  phase(p: AttackPhase | 'settled', timeoutMs: number): Promise<number>
   result: Promise<Result>
   stop(): void
 }
 
-function genProcess(job: AttackJob | ProbeJob): GenProcess {
+/** A generator process (bench/gen/main.ts) running a phased job: it reports phases and ends early on stop(). */
+export function genProcess(job: AttackJob | ProbeJob | ReconnectStormJob): GenProcess {
   const child = track(fork(path.join(ROOT, 'bench/gen/main.ts'), [], {
     cwd: ROOT, execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   }))
-  const phases = new Map<AttackPhase, number>()
+  const phases = new Map<string, number>()
   const waiters: Array<() => void> = []
   let failure: Error | null = null
   const result = new Promise<Result>((resolve, reject) => {
-    child.on('message', (m: { phase?: AttackPhase, at?: number, ok?: boolean, result?: Result, error?: string }) => {
+    child.on('message', (m: { phase?: string, at?: number, ok?: boolean, result?: Result, error?: string }) => {
       if (m.phase) {
         phases.set(m.phase, m.at!)
         for (const w of waiters.splice(0)) w()
@@ -98,7 +100,8 @@ function genProcess(job: AttackJob | ProbeJob): GenProcess {
         check()
       })
     },
-    stop() { if (child.connected) child.send({ stop: true }) },
+    // (a child that has just exited: the send fails, passed to the callback instead of thrown as an 'error' event)
+    stop() { if (child.connected) child.send({ stop: true }, () => {}) },
   }
 }
 

@@ -14,6 +14,8 @@
 //                                                   ours with its durable state (ours) and in memory (ours:memory),
 //                                                   same rounds; qos1-persistent and retained run only when named
 //   npm run bench -- --scenarios=startup            ours' start-up on 100,000 retained + 50,000 sessions (bench/startup.ts)
+//   npm run bench -- --scenarios=storm --rounds=3   the reconnect storm: 10,000 WebSocket clients at once on ours, ours
+//                                                   without its stall clock, Mosquitto and Aedes (bench/storm.ts)
 //   (each flag has an env twin: BENCH_SCENARIOS, BENCH_PEERS, BENCH_ROUNDS, BENCH_MEASURE_MS, BENCH_WARMUP_MS,
 //    BENCH_PROFILE=1, BENCH_ACL, BENCH_ATTACK_PEERS, BENCH_TRANSPORT, BENCH_STATE)
 //
@@ -27,16 +29,17 @@ import path from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { startBroker, mosquittoPath, beforeMissing, ALL_PEERS, KNOWN_PEERS, ROOT, type PeerName, type BrokerHandle } from './peers/brokers.ts'
 import { track, killAll, sleep, machineBusyMs } from './lib/proc.ts'
-import { table, fmt, ratio, type Row } from './lib/report.ts'
+import { table, markdownTable, fmt, ratio, type Row } from './lib/report.ts'
 import { runAttacks, attackReport, ATTACKS, ATTACK_PEERS, type AttackName, type AttackRun } from './attacks.ts'
 import { runStartup, startupReport, type StartupRun } from './startup.ts'
+import { runReconnectStorm, stormReport, STORM_PEERS, type StormRun } from './storm.ts'
 import type { Job, Result, Timing } from './gen/scenarios.ts'
 import { TRANSPORTS, type Transport } from './lib/wsclient.ts'
 
-const SCENARIOS = ['fanin', 'fanout', 'qos1', 'qos1-persistent', 'retained', 'latency', 'connect', 'memory', 'storm'] as const
+const SCENARIOS = ['fanin', 'fanout', 'qos1', 'qos1-persistent', 'retained', 'latency', 'connect', 'memory', 'failstorm'] as const
 type ScenarioName = (typeof SCENARIOS)[number]
 /** The load scenarios that run when none is named (qos1-persistent and retained run only when named). */
-const DEFAULT_SCENARIOS: ScenarioName[] = ['fanin', 'fanout', 'qos1', 'latency', 'connect', 'memory', 'storm']
+const DEFAULT_SCENARIOS: ScenarioName[] = ['fanin', 'fanout', 'qos1', 'latency', 'connect', 'memory', 'failstorm']
 /** The scenarios `--acl=N` runs a second time on ours under N ACL rules. */
 const ACL_SCENARIOS: readonly ScenarioName[] = ['fanin', 'fanout', 'qos1', 'latency', 'connect']
 /** Scenarios where Mosquitto runs with `persistence true` (in its tmp folder): the ones about durable state. */
@@ -71,10 +74,10 @@ const timing: Timing = {
   warmupMs: Number(opt('warmup', 'BENCH_WARMUP_MS') ?? (quick ? 300 : 2000)),
   measureMs: Number(opt('measure', 'BENCH_MEASURE_MS') ?? (quick ? 1500 : 5000)),
 }
-// --scenarios: load scenarios, attacks ('attacks' = all of them) and startup; none named = the default load
-// scenarios, no attack, no startup
+// --scenarios: load scenarios, attacks ('attacks' = all of them), startup and storm; none named = the default load
+// scenarios, no attack, no startup, no storm
 const scenarioNames = list(opt('scenarios', 'BENCH_SCENARIOS')?.replace(/\battacks\b/, ATTACKS.join(',')),
-  [...SCENARIOS, ...ATTACKS, 'startup'], 'scenario')
+  [...SCENARIOS, ...ATTACKS, 'startup', 'storm'], 'scenario')
 const scenarios = opt('scenarios', 'BENCH_SCENARIOS')
   ? scenarioNames.filter((s): s is ScenarioName => (SCENARIOS as readonly string[]).includes(s))
   : [...DEFAULT_SCENARIOS]
@@ -83,6 +86,8 @@ const attacks = opt('scenarios', 'BENCH_SCENARIOS')
   : []
 /** --scenarios=startup: ours' start-up on a large durable state (bench/startup.ts), once */
 const startup = scenarioNames.includes('startup') && opt('scenarios', 'BENCH_SCENARIOS') !== undefined
+/** --scenarios=storm: the reconnect storm (bench/storm.ts), `rounds` times on ours, ours:wallclock and the peers */
+const reconnectStorm = scenarioNames.includes('storm') && opt('scenarios', 'BENCH_SCENARIOS') !== undefined
 const peersRaw = opt('peers', 'BENCH_PEERS')
 let peers = peersRaw ? list(peersRaw, KNOWN_PEERS, 'peer') : [...ALL_PEERS]
 /** --attack-peers (default: --peers when given, else before, ours, mosquitto, aedes) */
@@ -102,7 +107,7 @@ let transports: Transport[] = list(opt('transport', 'BENCH_TRANSPORT') ?? 'ws', 
 let states: StateKind[] = list(opt('state', 'BENCH_STATE') ?? 'sqlite', STATES, 'state')
 const STORM_TRANSPORTS: readonly Transport[] = ['ws']
 /** The transports a load scenario runs over. */
-const transportsFor = (s: ScenarioName): Transport[] => (s === 'storm' ? [...STORM_TRANSPORTS] : transports)
+const transportsFor = (s: ScenarioName): Transport[] => (s === 'failstorm' ? [...STORM_TRANSPORTS] : transports)
 let MEMORY_CLIENTS = Number(process.env.BENCH_MEMORY_CLIENTS ?? (quick ? 500 : 2000))
 const LATENCY_RATE = 2000
 const OUT_DIR = path.join(ROOT, 'bench-output')
@@ -135,7 +140,7 @@ function tablePeers(): PeerName[] {
 /** BENCH_PARAMS='{"fanout":{"window":500}}' overrides a scenario's parameters (for exploring; not for tables). */
 const PARAMS: Record<string, Record<string, number>> = JSON.parse(process.env.BENCH_PARAMS ?? '{}')
 
-function jobFor(s: Exclude<ScenarioName, 'storm'>, b: BrokerHandle, transport: Transport = 'ws'): Job {
+function jobFor(s: Exclude<ScenarioName, 'failstorm'>, b: BrokerHandle, transport: Transport = 'ws'): Job {
   return { ...baseJob(s, b, transport), ...PARAMS[s] } as Job
 }
 
@@ -145,7 +150,7 @@ function urlFor(b: BrokerHandle, transport: Transport): string {
   return b.tcpUrl
 }
 
-function baseJob(s: Exclude<ScenarioName, 'storm'>, b: BrokerHandle, transport: Transport): Job {
+function baseJob(s: Exclude<ScenarioName, 'failstorm'>, b: BrokerHandle, transport: Transport): Job {
   const t = { url: urlFor(b, transport), pid: b.pid }
   switch (s) {
     case 'fanin': return { ...t, scenario: 'fanin', timing, publishers: 20, payloadBytes: 64, window: 5000, batch: 10 }
@@ -347,7 +352,7 @@ async function waitForQuiet(): Promise<void> {
 /** The scenario as the progress lines name it: with its transport when TCP is in the run. */
 const scenarioTag = (s: ScenarioName, t: Transport) => (transports.includes('tcp') ? `${s}/${t}` : s)
 
-async function runOne(round: number, scenario: Exclude<ScenarioName, 'storm'>, peer: PeerName, transport: Transport): Promise<void> {
+async function runOne(round: number, scenario: Exclude<ScenarioName, 'failstorm'>, peer: PeerName, transport: Transport): Promise<void> {
   const tagged = scenarioTag(scenario, transport).padEnd(transports.includes('tcp') ? 19 : 15)
   for (let attempt = 0; attempt <= NOISY_RETRIES; attempt++) {
     await waitForQuiet()
@@ -384,7 +389,7 @@ async function runStorm(round: number): Promise<void> {
       const c0 = await failureCounts(b)
       // the storm starts first and outlasts the fan-in's set-up, warm-up and measurement
       const stormJob: Job = {
-        url: b.wsUrl, pid: b.pid, scenario: 'storm', durationMs: timing.warmupMs + timing.measureMs + 3000, concurrency: 200,
+        url: b.wsUrl, pid: b.pid, scenario: 'failstorm', durationMs: timing.warmupMs + timing.measureMs + 3000, concurrency: 200,
       }
       const stormRun = runGen(stormJob, genTimeout())
       await sleep(500)
@@ -425,18 +430,18 @@ async function runStorm(round: number): Promise<void> {
           windowEndUs: loaded.details.windowEndUs,
         },
       } satisfies Result
-    }, `storm-ours-r${round}`)
+    }, `failstorm-ours-r${round}`)
     const noisy = isNoisy(result)
-    runs.push({ round, scenario: 'storm', peer: 'ours', transport: 'ws', result, noisy })
+    runs.push({ round, scenario: 'failstorm', peer: 'ours', transport: 'ws', result, noisy })
     const d = result.details
-    console.log(`  storm    ours      ${d.failingConnectionsPerSec} failing conns/s made; ${d.failuresCountedPerSec} failures/s counted, ` +
+    console.log(`  failstorm ours      ${d.failingConnectionsPerSec} failing conns/s made; ${d.failuresCountedPerSec} failures/s counted, ` +
       `log: ${d.logWrittenPerSec} rows/s written, ${d.logFoldedPerSec}/s folded, ${d.logDroppedPerSec}/s dropped; ` +
       `fan-in ${d.baselineFanInMsgPerSec} -> ${d.stormFanInMsgPerSec} msg/s (drop ${d.throughputDropPct}%)` +
       `  [${((performance.now() - t0) / 1000).toFixed(1)} s]${noisy ? '  noisy' : ''}`)
   } catch (err) {
     const error = (err as Error).message
-    runs.push({ round, scenario: 'storm', peer: 'ours', transport: 'ws', error })
-    console.log(`  storm    ours      FAILED: ${error.split('\n').slice(0, 6).join('\n    ')}`)
+    runs.push({ round, scenario: 'failstorm', peer: 'ours', transport: 'ws', error })
+    console.log(`  failstorm ours      FAILED: ${error.split('\n').slice(0, 6).join('\n    ')}`)
   }
 }
 
@@ -486,13 +491,13 @@ const METRICS: MetricDef[] = [
     pick: (r) => num(r.details.perConnAfterGcKiB),
     target: { text: '<= 20 KiB', met: (v) => (v.ours === undefined ? null : v.ours <= 20) },
   },
-  { scenario: 'storm', label: 'failures/s absorbed by the log during QoS 0 load', better: 'higher', pick: (r) => num(r.details.failuresCountedPerSec) - num(r.details.logDroppedPerSec) },
-  { scenario: 'storm', label: '  of which written as rows (rows/s)', better: 'higher', pick: (r) => num(r.details.logWrittenPerSec) },
-  { scenario: 'storm', label: '  of which folded into flood summaries (/s)', better: 'higher', pick: (r) => num(r.details.logFoldedPerSec) },
-  { scenario: 'storm', label: '  dropped (/s)', better: 'lower', pick: (r) => num(r.details.logDroppedPerSec) },
-  { scenario: 'storm', label: 'QoS 0 fan-in before/after the storm (msg/s)', better: 'higher', pick: (r) => num(r.details.baselineFanInMsgPerSec) },
-  { scenario: 'storm', label: 'QoS 0 fan-in during the storm (msg/s)', better: 'higher', pick: (r) => num(r.details.stormFanInMsgPerSec) },
-  { scenario: 'storm', label: 'QoS 0 fan-in drop during the storm (%)', better: 'lower', pick: (r) => num(r.details.throughputDropPct) },
+  { scenario: 'failstorm', label: 'failures/s absorbed by the log during QoS 0 load', better: 'higher', pick: (r) => num(r.details.failuresCountedPerSec) - num(r.details.logDroppedPerSec) },
+  { scenario: 'failstorm', label: '  of which written as rows (rows/s)', better: 'higher', pick: (r) => num(r.details.logWrittenPerSec) },
+  { scenario: 'failstorm', label: '  of which folded into flood summaries (/s)', better: 'higher', pick: (r) => num(r.details.logFoldedPerSec) },
+  { scenario: 'failstorm', label: '  dropped (/s)', better: 'lower', pick: (r) => num(r.details.logDroppedPerSec) },
+  { scenario: 'failstorm', label: 'QoS 0 fan-in before/after the storm (msg/s)', better: 'higher', pick: (r) => num(r.details.baselineFanInMsgPerSec) },
+  { scenario: 'failstorm', label: 'QoS 0 fan-in during the storm (msg/s)', better: 'higher', pick: (r) => num(r.details.stormFanInMsgPerSec) },
+  { scenario: 'failstorm', label: 'QoS 0 fan-in drop during the storm (%)', better: 'lower', pick: (r) => num(r.details.throughputDropPct) },
 ]
 
 /** Which run of a scenario stands for a broker: its quiet runs before noisy ones, then the best by this figure. */
@@ -506,7 +511,7 @@ const HEADLINE: Record<ScenarioName, { pick: (r: Result) => number, better: 'hig
   latency: { pick: (r) => num(r.details.p99Ms), better: 'lower' },
   connect: { pick: (r) => r.value, better: 'higher' },
   memory: { pick: (r) => num(r.details.perConnAfterGcKiB), better: 'lower' },
-  storm: { pick: (r) => num(r.details.failuresCountedPerSec), better: 'higher' },
+  failstorm: { pick: (r) => num(r.details.failuresCountedPerSec), better: 'higher' },
 }
 
 function bestRun(scenario: ScenarioName, peer: PeerName, transport: Transport = 'ws'): Run | undefined {
@@ -569,7 +574,7 @@ function aclTable(): string {
  * within 15%). The storm runs on ours (sqlite) only.
  */
 function stateTable(): string {
-  return pairTable('ours', 'ours:memory', ['ours (sqlite)', 'ours:memory', 'durable/memory'], 'a/b', 0.15, (s) => s !== 'storm')
+  return pairTable('ours', 'ours:memory', ['ours (sqlite)', 'ours:memory', 'durable/memory'], 'a/b', 0.15, (s) => s !== 'failstorm')
 }
 
 /**
@@ -595,11 +600,7 @@ function pairTable(a: PeerName, b: PeerName, heads: [string, string, string], q:
     lines.push([label, m.better, mark(runA) + fmt(v(runA)), mark(runB) + fmt(v(runB)), r === undefined ? '-' : `${r.toFixed(3)}x`,
       headline ? `within ${pct}%: ${met}${noisy}` : ''])
   }
-  const all = [head, ...lines]
-  const widths = head.map((_, i) => Math.max(...all.map((l) => l[i].length)))
-  const row = (l: string[]) => '| ' + l.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join(' | ') + ' |'
-  const sep = '|' + widths.map((w, i) => (i === 0 ? '-'.repeat(w + 2) : '-'.repeat(w + 1) + ':')).join('|') + '|'
-  return [row(head), sep, ...lines.map(row)].join('\n')
+  return markdownTable(head, lines)
 }
 
 function mosquittoVersion(): string | null {
@@ -643,10 +644,11 @@ async function main() {
     if (states.length > 1) out.push(stateTable())
     if (earlier.attackRuns?.length) out.push(attackReport(earlier.attackRuns, earlier.config.attackPeers))
     if (earlier.startupRun) out.push(startupReport(earlier.startupRun))
+    if (earlier.stormRuns?.length) out.push(stormReport(earlier.stormRuns))
     console.log(out.filter(Boolean).join('\n\n') + `\n\nfrom ${from} (${earlier.startedAt}, ${earlier.seconds} s)`)
     return
   }
-  console.log(`bench: scenarios ${[...scenarios, ...attacks, ...(startup ? ['startup'] : [])].join(', ')}` +
+  console.log(`bench: scenarios ${[...scenarios, ...attacks, ...(startup ? ['startup'] : []), ...(reconnectStorm ? ['storm'] : [])].join(', ')}` +
     `${scenarios.length || attacks.length ? `; peers ${peers.join(', ')}` : '; ours only'}` +
     `${aclRules ? ` (+ ours+acl: ${aclRules} ACL rules)` : ''}` +
     `${scenarios.length && peers.includes('ours') && (states.length > 1 || states[0] !== 'sqlite') ? `; ours as ${states.map(oursFor).join(' and ')}` : ''}` +
@@ -658,7 +660,7 @@ async function main() {
   for (let round = 1; round <= (scenarios.length ? rounds : 0); round++) {
     console.log(`round ${round}/${rounds}`)
     for (const s of scenarios) {
-      if (s === 'storm') {
+      if (s === 'failstorm') {
         if (peers.includes('ours')) await runStorm(round)
         continue
       }
@@ -671,12 +673,16 @@ async function main() {
   const attackRuns: AttackRun[] = attacks.length ? await runAttacks(attacks, attackPeers, PARAMS, waitForQuiet) : []
   // the start-up scenario runs once (ours only): a build of the state and a few starts on it
   const startupRun: StartupRun | null = startup ? await runStartup(PARAMS.startup ?? {}, waitForQuiet) : null
+  // the reconnect storm: its own rounds over ours, ours:wallclock and the peers named
+  const stormPeers = STORM_PEERS.filter((p) => peers.includes(p) || (p === 'ours:wallclock' && peers.includes('ours')))
+  const stormRuns: StormRun[] = reconnectStorm ? await runReconnectStorm(stormPeers, rounds, PARAMS.storm ?? {}, waitForQuiet) : []
   const rows = summarise()
   const tbl = scenarios.length ? table(rows, tablePeers()) : ''
   const aclTbl = aclRules && scenarios.some((s) => ACL_SCENARIOS.includes(s)) ? aclTable() : ''
-  const stateTbl = states.length > 1 && peers.includes('ours') && scenarios.some((s) => s !== 'storm') ? stateTable() : ''
+  const stateTbl = states.length > 1 && peers.includes('ours') && scenarios.some((s) => s !== 'failstorm') ? stateTable() : ''
   const attackMd = attackRuns.length ? attackReport(attackRuns, attackPeers) : ''
   const startupMd = startupRun ? startupReport(startupRun) : ''
+  const stormMd = stormRuns.length ? stormReport(stormRuns) : ''
   const elapsed = (performance.now() - t0) / 1000
   const machine = {
     cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model ?? null, node: process.version,
@@ -734,6 +740,7 @@ async function main() {
     ...(stateTbl ? ['## Durable state: ours with MQTT_STATE=sqlite and =memory', stateTbl, stateNotes.join('\n')] : []),
     ...(attackMd ? [attackMd] : []),
     ...(startupMd ? [startupMd] : []),
+    ...(stormMd ? [stormMd] : []),
   ]
   console.log('\n' + sections.join('\n\n'))
   const failed = runs.filter((r) => r.error)
@@ -746,8 +753,8 @@ async function main() {
   }))
   fs.writeFileSync(path.join(OUT_DIR, 'results.json'), JSON.stringify({
     startedAt: started.toISOString(), seconds: Math.round(elapsed), machine,
-    config: { scenarios, peers, transports, states, rounds, timing, quick, memoryClients: MEMORY_CLIENTS, latencyRate: LATENCY_RATE, aclRules, attacks, attackPeers, startup },
-    summary, runs, attackRuns, startupRun,
+    config: { scenarios, peers, transports, states, rounds, timing, quick, memoryClients: MEMORY_CLIENTS, latencyRate: LATENCY_RATE, aclRules, attacks, attackPeers, startup, reconnectStorm },
+    summary, runs, attackRuns, startupRun, stormRuns,
   }, null, 2) + '\n')
   const machineLine = `${machine.cpus} cores (${machine.cpuModel}), Node ${machine.node}, aedes ${machine.aedes ?? '?'}, ` +
     `${machine.mosquitto ?? 'mosquitto not installed'}. Ran ${elapsed.toFixed(0)} s.`

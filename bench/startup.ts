@@ -15,6 +15,7 @@ import { performance } from 'node:perf_hooks'
 import Database from 'better-sqlite3'
 import { startBroker, ROOT, type BrokerHandle } from './peers/brokers.ts'
 import { track, sleep, rssKiB } from './lib/proc.ts'
+import { markdownTable } from './lib/report.ts'
 import { connectClient } from './lib/wsclient.ts'
 import { collectGarbage, type Job, type Result, type BuildStateJob } from './gen/scenarios.ts'
 
@@ -247,10 +248,6 @@ export function startupReport(run: StartupRun): string {
     row('RSS after a full GC (MiB)', (r) => mib(r.rssAfterGcKiB)),
     row('SIGTERM -> exit (ms)', (r) => n(r.stopMs)),
   ]
-  const all = [head, ...rows]
-  const widths = head.map((_, i) => Math.max(...all.map((l) => l[i].length)))
-  const line = (l: string[]) => '| ' + l.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join(' | ') + ' |'
-  const sep = '|' + widths.map((w, i) => (i === 0 ? '-'.repeat(w + 2) : '-'.repeat(w + 1) + ':')).join('|') + '|'
   const d = run.build?.details
   const notes = [
     `State built through the broker (MQTT over TCP, ${p.concurrency} loops): ${n(p.sessions)} persistent sessions (clean session 0;`,
@@ -262,6 +259,6 @@ export function startupReport(run: StartupRun): string {
     `loadMs is what the broker logs for reading the file into memory. RSS: VmRSS right after /healthz answered, and after a`,
     `full GC through the inspector.` + (run.restarts.at(-1)?.resumed ? ` s-0 resumed its session after the restart: ${run.restarts.at(-1)!.resumed}.` : ''),
   ]
-  return [`## Start-up on a large durable state (ours, MQTT_STATE=sqlite)`, [line(head), sep, ...rows.map(line)].join('\n'), notes.join('\n'),
+  return [`## Start-up on a large durable state (ours, MQTT_STATE=sqlite)`, markdownTable(head, rows), notes.join('\n'),
     ...(run.error ? [`FAILED: ${run.error.split('\n')[0]}`] : [])].join('\n\n')
 }

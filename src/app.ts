@@ -78,7 +78,8 @@ export async function buildApp(opts: AppOptions = {}) {
   const certificates = loadCertificates(config)
   // The upgrade request of a WebSocket client is bounded by the connect timeout (see plugins/websocket/upgrade-guard.ts),
   // never by Node's 60 s default. Later requests on a kept-alive socket fall to Node's headersTimeout, which the
-  // adapter sets from connectTimeoutMs; Node checks it every connectionsCheckingInterval (default 30 s).
+  // adapter sets from connectTimeoutMs (plus the most the guard gives back for the broker's own stalls); Node checks
+  // it every connectionsCheckingInterval (default 30 s, here 1 s).
   const http = { connectionsCheckingInterval: 1000 }
   const app = Fastify({
     logger: await loggerOptions(opts, config),

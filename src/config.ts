@@ -32,8 +32,20 @@ export const BootConfig = Type.Object({
   rateLimitApiPerMin: Type.Integer({ minimum: 0, maximum: 1_000_000, default: 1200 }),
   /** failed admin authentications (401) per minute from one address before its /api/* requests get 429; 0 = no limit */
   rateLimitAuthFailuresPerMin: Type.Integer({ minimum: 0, maximum: 1_000_000, default: 20 }),
+  /**
+   * on: a connect or keepalive deadline gives back the time the broker itself was stalled (a timeout measures the
+   * client, never the broker); off: deadlines run on the wall clock alone, as before (for comparisons)
+   */
+  stallCredit: Type.Union([Type.Literal('on'), Type.Literal('off')], { default: 'on' }),
 })
 export type BootConfig = Type.Static<typeof BootConfig>
+
+/**
+ * The listen backlog of every listener (HTTP/WebSocket, MQTT over TCP and TLS): connections the kernel completes
+ * before the broker accepts them. Node's default of 511 drops SYNs in a reconnect storm of thousands of clients, and
+ * each dropped SYN costs its client a retransmission 1 s, 3 s, 7 s later; the kernel caps it at net.core.somaxconn.
+ */
+export const LISTEN_BACKLOG = 4096
 
 /** The defaults, read from the schema's `default`s (so they are written once). */
 export const DEFAULT_CONFIG: Readonly<BootConfig> = Object.freeze(Value.Default(BootConfig, {}) as BootConfig)
@@ -48,6 +60,7 @@ const ENV_NAMES: Record<keyof BootConfig, string> = {
   mqttTcpPort: 'MQTT_TCP_PORT', mqttsPort: 'MQTTS_PORT', tlsCert: 'TLS_CERT', tlsKey: 'TLS_KEY', mqttState: 'MQTT_STATE',
   logFormat: 'LOG_FORMAT', shutdownDrainMs: 'SHUTDOWN_DRAIN_MS', backupDir: 'BACKUP_DIR',
   rateLimitApiPerMin: 'RATE_LIMIT_API_PER_MIN', rateLimitAuthFailuresPerMin: 'RATE_LIMIT_AUTH_FAILURES_PER_MIN',
+  stallCredit: 'STALL_CREDIT',
 }
 
 /** The variables read as whole numbers (text that is not one is kept, so the schema names the variable). */
@@ -73,6 +86,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): BootConfig {
   if (env.MQTT_STATE) raw.mqttState = env.MQTT_STATE
   if (env.LOG_FORMAT) raw.logFormat = env.LOG_FORMAT
   if (env.BACKUP_DIR) raw.backupDir = env.BACKUP_DIR
+  if (env.STALL_CREDIT) raw.stallCredit = env.STALL_CREDIT
   const errors = [...Value.Errors(BootConfig, raw)]
   if (errors.length > 0) {
     // one message per variable: the first, most specific one (a union adds "must be null", "anyOf" after it)

@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { buildApp, type App } from './app.ts'
-import { loadConfig, type BootConfig } from './config.ts'
+import { loadConfig, LISTEN_BACKLOG, type BootConfig } from './config.ts'
 
 /** After the drain, closing may take this long before the process gives up and exits 1. */
 const SHUTDOWN_GRACE_MS = 10_000
@@ -53,7 +53,7 @@ async function main(): Promise<void> {
   const config = loadConfig()
   const pretty = config.logFormat === 'pretty' || (config.logFormat === 'auto' && process.stdout.isTTY === true)
   const app = await buildApp({ config, prettyLogs: pretty })
-  await app.listen({ port: config.port, host: config.host })
+  await app.listen({ port: config.port, host: config.host, backlog: LISTEN_BACKLOG })
   const address = app.server.address()
   const port = typeof address === 'object' && address ? address.port : config.port
   const { mqtt, admin } = endpoints(app, config, port, config.host)

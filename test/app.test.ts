@@ -11,16 +11,19 @@ test('loadConfig: no environment gives the documented defaults; each variable is
     port: 8080, host: '0.0.0.0', dbPath: './data/broker.db', adminToken: null, mqttPath: '/mqtt', logLevel: 'info',
     mqttTcpPort: null, mqttsPort: null, tlsCert: null, tlsKey: null, mqttState: 'sqlite',
     logFormat: 'auto', shutdownDrainMs: 0, backupDir: null, rateLimitApiPerMin: 1200, rateLimitAuthFailuresPerMin: 20,
+    stallCredit: 'on',
   })
   assert.deepEqual(loadConfig({}), { ...DEFAULT_CONFIG })
   assert.deepEqual(
     loadConfig({
       PORT: '0', HOST: '127.0.0.1', DB_PATH: ':memory:', ADMIN_TOKEN: 'secret-token', MQTT_PATH: '/ws', LOG_LEVEL: 'warn', MQTT_TCP_PORT: '11883', MQTT_STATE: 'memory',
       LOG_FORMAT: 'json', SHUTDOWN_DRAIN_MS: '5000', BACKUP_DIR: '/var/backups/broker', RATE_LIMIT_API_PER_MIN: '0', RATE_LIMIT_AUTH_FAILURES_PER_MIN: '5',
+      STALL_CREDIT: 'off',
     }),
     {
       port: 0, host: '127.0.0.1', dbPath: ':memory:', adminToken: 'secret-token', mqttPath: '/ws', logLevel: 'warn', mqttTcpPort: 11883, mqttsPort: null, tlsCert: null, tlsKey: null, mqttState: 'memory',
       logFormat: 'json', shutdownDrainMs: 5000, backupDir: '/var/backups/broker', rateLimitApiPerMin: 0, rateLimitAuthFailuresPerMin: 5,
+      stallCredit: 'off',
     },
   )
 })
@@ -37,6 +40,7 @@ const badEnv: [string, NodeJS.ProcessEnv, RegExp][] = [
   ['an unknown log format', { LOG_FORMAT: 'xml' }, /^invalid environment: LOG_FORMAT: /],
   ['a drain delay that is not a number', { SHUTDOWN_DRAIN_MS: '5s' }, /^invalid environment: SHUTDOWN_DRAIN_MS: /],
   ['a negative API rate limit', { RATE_LIMIT_API_PER_MIN: '-1' }, /^invalid environment: RATE_LIMIT_API_PER_MIN: /],
+  ['a stall credit that is neither on nor off', { STALL_CREDIT: 'yes' }, /^invalid environment: STALL_CREDIT: /],
   ['an auth-failure limit that is not a number', { RATE_LIMIT_AUTH_FAILURES_PER_MIN: 'many' }, /^invalid environment: RATE_LIMIT_AUTH_FAILURES_PER_MIN: /],
 ]
 for (const [name, env, message] of badEnv) {

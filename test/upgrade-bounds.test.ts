@@ -4,8 +4,9 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import type net from 'node:net'
 import type { FailureEvent } from '../src/contracts/failure.ts'
+import { MAX_STALL_CREDIT_MS } from '../src/mqtt/stall.ts'
 import { startServer, waitForFailure, connectMqtt, delay } from './helpers.ts'
-import { tcpConnect, upgradeRequest, rawUpgrade, closedAfter, readResponseHead } from './raw-websocket.ts'
+import { tcpConnect, upgradeRequest, rawUpgrade, closedAfter } from './raw-websocket.ts'
 
 /** The first part of an upgrade request: the request line and one header, never the blank line that ends it. */
 const PARTIAL = 'GET /mqtt HTTP/1.1\r\nHost: 127.0.0.1\r\n'
@@ -75,7 +76,7 @@ test('a socket that sends nothing is closed at connectTimeoutMs without a failur
   assert.deepEqual(failures, [], 'a never-used socket (a browser preconnect) is not a failure')
 })
 
-test('a socket whose first request is complete is no longer watched; Node’s header timeout follows connectTimeoutMs', async (t) => {
+test('a socket whose first request is complete is no longer watched; Node’s header timeout follows connectTimeoutMs, past the guard’s bound', async (t) => {
   const server = await startServer({ settings: { connectTimeoutMs: 300 } })
   t.after(() => server.close())
   // One HTTP request, then the socket stays open, idle: the upgrade guard no longer watches it.
@@ -84,7 +85,8 @@ test('a socket whose first request is complete is no longer watched; Node’s he
   socket.write('GET /mqtt HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n')
   await new Promise((resolve) => socket.once('data', resolve))
   assert.equal(server.app.websocketAdapter.pendingUpgrades, 0)
-  assert.equal(server.app.server.headersTimeout, 300, 'Node’s header timeout follows connectTimeoutMs')
+  // (past the most the guard gives back for the broker's own stalls, so that Node's check never cuts first)
+  assert.equal(server.app.server.headersTimeout, 300 + MAX_STALL_CREDIT_MS, 'Node’s header timeout follows connectTimeoutMs')
 })
 
 test('floods: 800 stalled upgrades and 200 silent WebSockets never keep a normal client out', async (t) => {
@@ -172,18 +174,4 @@ test('a normal upgrade after a slow start is served if its request completes in 
   assert.match(head, /^HTTP\/1\.1 101/)
   assert.match(head, /Sec-WebSocket-Protocol: mqtt/i)
   socket.destroy()
-})
-
-test('a later request stalled on a kept-alive socket is closed soon after connectTimeoutMs too', async (t) => {
-  const server = await startServer({ settings: { connectTimeoutMs: 300 } })
-  t.after(() => server.close())
-  const socket = await tcpConnect(server.port)
-  t.after(() => socket.destroy())
-  socket.write('GET /mqtt HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n')
-  assert.match(await readResponseHead(socket), /^HTTP\/1\.1 426/)
-  const startedAt = Date.now()
-  socket.write(PARTIAL)
-  // Node checks its header timeout once a second here (connectionsCheckingInterval), not every 30 s.
-  const elapsed = await closedAfter(socket, startedAt, 5000)
-  assert.ok(elapsed >= 280, `closed after ${elapsed} ms`)
 })

@@ -28,7 +28,7 @@ export type Job =
   | Target & { scenario: 'latency', timing: Timing, publishers: number, payloadBytes: number, rate: number }
   | Target & { scenario: 'connect', timing: Timing, concurrency: number }
   | Target & { scenario: 'memory', clients: number, concurrency: number, settleMs: number, inspectorUrl?: string }
-  | Target & { scenario: 'storm', durationMs: number, concurrency: number }
+  | Target & { scenario: 'failstorm', durationMs: number, concurrency: number }
 
 /**
  * `retained`: `publishers` clients publish one retained message of `payloadBytes` to each of `topics` distinct topics
@@ -86,7 +86,7 @@ export function runJob(job: Job): Promise<Result> {
     case 'latency': return latency(job)
     case 'connect': return connectRate(job)
     case 'memory': return memory(job)
-    case 'storm': return storm(job)
+    case 'failstorm': return storm(job)
   }
 }
 
@@ -526,8 +526,8 @@ const STORM_MODES = ['publish-first', 'garbage', 'early-close'] as const
  * PUBLISH before CONNECT (protocol_error), sends bytes that are no MQTT packet (protocol_error), or closes before
  * sending anything (closed_before_connect), in turn.
  */
-async function storm(job: Extract<Job, { scenario: 'storm' }>): Promise<Result> {
-  if (transportOf(job.url) !== 'ws') throw new Error('storm: WebSocket only')
+async function storm(job: Extract<Job, { scenario: 'failstorm' }>): Promise<Result> {
+  if (transportOf(job.url) !== 'ws') throw new Error('failstorm: WebSocket only')
   const publishFirst = publishFrame(framing('ws'), 'storm/x', Buffer.from('boom'))
   const garbage = wsFrame(Buffer.from([0x00, 0xff, 0xff, 0xff, 0xff, 0x7f, 0xde, 0xad, 0xbe, 0xef]))
   const count = { attempts: 0, closedByServer: 0, earlyClose: 0, errors: 0 }

@@ -30,7 +30,16 @@ function fmtRatio(r: number | undefined): string {
   return r === undefined ? '-' : `${r.toFixed(2)}x`
 }
 
-/** A Markdown table (it reads well in a terminal too). */
+/** A Markdown table of text cells, the first column left-aligned and the rest right-aligned (it reads well in a terminal too). */
+export function markdownTable(head: string[], lines: string[][]): string {
+  const all = [head, ...lines]
+  const widths = head.map((_, i) => Math.max(...all.map((l) => l[i].length)))
+  const row = (l: string[]) => '| ' + l.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join(' | ') + ' |'
+  const sep = '|' + widths.map((w, i) => (i === 0 ? '-'.repeat(w + 2) : '-'.repeat(w + 1) + ':')).join('|') + '|'
+  return [row(head), sep, ...lines.map(row)].join('\n')
+}
+
+/** The results table: one row per metric, one column per broker (markdownTable). */
 export function table(rows: Row[], peers: PeerName[]): string {
   const others = peers.filter((p) => p !== 'ours')
   const head = ['scenario', 'better', ...peers, ...others.map((p) => `ours/${p}`), 'target']
@@ -41,9 +50,5 @@ export function table(rows: Row[], peers: PeerName[]): string {
     ...others.map((p) => fmtRatio(ratio(r.values.ours, r.values[p]))),
     r.target === null ? '' : `${r.target} ${r.met === null ? '?' : r.met ? 'met' : 'NOT met'}`,
   ])
-  const all = [head, ...lines]
-  const widths = head.map((_, i) => Math.max(...all.map((l) => l[i].length)))
-  const row = (l: string[]) => '| ' + l.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join(' | ') + ' |'
-  const sep = '|' + widths.map((w, i) => (i === 0 ? '-'.repeat(w + 2) : '-'.repeat(w + 1) + ':')).join('|') + '|'
-  return [row(head), sep, ...lines.map(row)].join('\n')
+  return markdownTable(head, lines)
 }

@@ -3,6 +3,8 @@
 //              messages and sessions written behind to it); for a TCP run (`tcp`) also with MQTT_TCP_PORT=0, the port
 //              read from its log line "MQTT over TCP on mqtt://HOST:PORT"
 //  ours:memory - the same with MQTT_STATE=memory (retained messages and sessions in memory only; --state=sqlite,memory)
+//  ours:wallclock - the same with STALL_CREDIT=off: connect and keepalive deadlines on the wall clock alone, the
+//              broker's own stalls counted against clients, as before the stall clock (the reconnect storm compares)
 //  ours+acl  - the same, with the ACL rules of bench/lib/acl.ts created through the API before the run (--acl=N)
 //  before    - the same server built from an older tree (BENCH_BEFORE_DIR, default /tmp/broker-before): the
 //              attack scenarios compare it with ours
@@ -18,7 +20,7 @@ import { fileURLToPath } from 'node:url'
 import { track, stopChild, freePort, waitFor, canConnect } from '../lib/proc.ts'
 import { installAcl } from '../lib/acl.ts'
 
-export type PeerName = 'ours' | 'ours:memory' | 'ours+acl' | 'before' | 'aedes' | 'mosquitto'
+export type PeerName = 'ours' | 'ours:memory' | 'ours:wallclock' | 'ours+acl' | 'before' | 'aedes' | 'mosquitto'
 /** What `--peers` defaults to for the load scenarios; `before` is asked for by name (the attacks include it). */
 export const ALL_PEERS: PeerName[] = ['ours', 'aedes', 'mosquitto']
 /** Every name `--peers` accepts (`ours+acl` is added by `--acl=N`, `ours:memory` by `--state=...,memory`, not named). */
@@ -99,6 +101,7 @@ export async function startBroker(name: PeerName, opts: StartOptions = {}): Prom
   switch (name) {
     case 'ours': return startOurs(opts, ROOT, 'ours')
     case 'ours:memory': return startOurs(opts, ROOT, 'ours:memory')
+    case 'ours:wallclock': return startOurs({ ...opts, oursEnv: { STALL_CREDIT: 'off', ...opts.oursEnv } }, ROOT, 'ours:wallclock')
     case 'before': {
       const missing = beforeMissing()
       if (missing) throw new Error(missing)
@@ -132,7 +135,7 @@ function tmpDir(prefix: string): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), `wsmqtt-bench-${prefix}-`))
 }
 
-async function startOurs(opts: StartOptions, root: string, name: 'ours' | 'ours:memory' | 'ours+acl' | 'before'): Promise<BrokerHandle> {
+async function startOurs(opts: StartOptions, root: string, name: 'ours' | 'ours:memory' | 'ours:wallclock' | 'ours+acl' | 'before'): Promise<BrokerHandle> {
   const port = await freePort()
   const dir = opts.dbPath === undefined ? tmpDir(name === 'before' ? 'before' : 'ours') : null
   const removeDir = () => { if (dir !== null) fs.rmSync(dir, { recursive: true, force: true }) }

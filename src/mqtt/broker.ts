@@ -35,6 +35,11 @@ export interface BrokerOptions {
   sessions?: SessionStore
   /** who may connect (default: everyone, the username as sent is the identity) */
   authenticator?: Authenticator
+  /**
+   * a deadline gives back the time the broker itself was stalled (./stall.ts) and is judged only after what waited
+   * to be read has been read (default: true); false: deadlines on the wall clock alone
+   */
+  stallCredit?: boolean
   /** what a client may publish and subscribe to (default: everything) */
   authorizer?: Authorizer
 }
@@ -63,6 +68,8 @@ export class Broker extends EventEmitter<BrokerEvents> {
   readonly stats: BrokerStats
   /** how long the broker itself was stalled (deadlines give that time back to clients; failure records show it) */
   readonly stall = new StallClock()
+  /** BrokerOptions.stallCredit */
+  readonly stallCredit: boolean
 
   /** every open connection, connected or not */
   readonly #open = new Set<Connection>()
@@ -91,6 +98,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     this.sessions = opts.sessions ?? new MemorySessionStore()
     this.authenticator = opts.authenticator ?? ACCEPT_ALL
     this.authorizer = opts.authorizer ?? ALLOW_ALL
+    this.stallCredit = opts.stallCredit ?? true
     this.stall.start()
     this.stats = new Stats(this.#open, this.#clients, this.router, this.retained, this.sessions)
     this.#life = new SessionLifecycle({

@@ -11,6 +11,7 @@ import type { Broker } from './broker.ts'
 import type { Will } from './message.ts'
 import type { Session } from './session.ts'
 import { Deadline } from './timer.ts'
+import { MAX_STALL_CREDIT_MS, MIN_STALL_CREDIT_MS, stallGivenText } from './stall.ts'
 import { Outbox } from './outbox.ts'
 import { Inbound } from './inbound.ts'
 import { failureEvent } from './failure-event.ts'
@@ -26,8 +27,6 @@ const { generate } = mqttPacket
 
 export type Phase = 'awaiting_connect' | 'connected' | 'closed'
 
-/** A stall shorter than this is not given back to a deadline (scheduling noise). */
-const MIN_STALL_CREDIT_MS = 50
 /** From this lag on, a timeout's hint says the broker was slow too. */
 const STALL_WORTH_SAYING_MS = 200
 
@@ -214,10 +213,14 @@ export class Connection implements ConnectionInput {
    */
   deadlineExpired(): void {
     if (this.phase === 'closed') return
+    if (!this.broker.stallCredit) {
+      this.#judging = this.phase
+      this.judge()
+      return
+    }
     const stall = this.broker.stall
-    const total = stall.totalMs
-    const stalled = total - Math.max(this.#stallMark, stall.totalAt(this.#deadline.start))
-    this.#stallMark = total
+    const stalled = Math.min(stall.stalledSince(this.#stallMark, this.#deadline.start), MAX_STALL_CREDIT_MS - this.#stallGivenMs)
+    this.#stallMark = stall.totalMs
     if (stalled >= MIN_STALL_CREDIT_MS) {
       this.#stallGivenMs += stalled
       this.#deadline.extend(stalled)
@@ -261,8 +264,7 @@ export class Connection implements ConnectionInput {
 
   /** The part of a timeout's detail that says how long the broker's own stalls added to the wait. */
   #stallGiven(): string {
-    const ms = Math.round(this.#stallGivenMs)
-    return ms > 0 ? `; ${ms} ms the broker itself was stalled were not counted` : ''
+    return stallGivenText(this.#stallGivenMs)
   }
 
   /** A timeout's hint, saying so when the broker itself was slow at the time. */

@@ -1,11 +1,23 @@
 // The broker's own slowness, measured: a light timer that should tick every TICK_MS notices when it ticks late (a
-// blocked event loop, a long GC pause, a reconnect storm), and adds the lateness up. A deadline that expires can
-// then ask how long the broker itself was stalled while it ran, and not count that time against the client: a
-// timeout measures the client, never the broker. The lag of the last seconds goes into every failure record
-// (`brokerLagMs`), so an operator sees when the broker, not the client, was the slow side.
+// blocked event loop, a long GC pause), and adds the lateness up; a tick interval in which the event loop was busy
+// nearly all the time (a reconnect storm: thousands of short tasks, none late by much, and sockets whose bytes wait
+// unread behind them) counts whole. A deadline that expires can then ask how long the broker itself was stalled
+// while it ran, and not count that time against the client (up to MAX_STALL_CREDIT_MS): a timeout measures the
+// client, never the broker. The lag of the last seconds goes into every failure record (`brokerLagMs`), so an
+// operator sees when the broker, not the client, was the slow side.
+import { performance } from 'node:perf_hooks'
 
 /** How often the clock ticks. */
 export const TICK_MS = 20
+/** A stall shorter than this is not given back to a deadline (scheduling noise). */
+export const MIN_STALL_CREDIT_MS = 50
+/**
+ * At most this much of the broker's stalls is given back to one deadline: a broker overloaded for longer still ends
+ * the waits of silent clients (a dead client never lives more than this past its deadline).
+ */
+export const MAX_STALL_CREDIT_MS = 30_000
+/** A tick interval in which the event loop was busy at least this share of the time counts whole as a stall. */
+const SATURATED = 0.9
 /**
  * Lateness under this is scheduling noise, not a stall, and only what goes over it counts: on a busy machine every
  * tick runs a little late, and those small delays must not add up to seconds given back to silent clients.
@@ -25,15 +37,33 @@ export class StallClock {
   #previousMax = 0
   #windowStart = this.#last
   #timer: NodeJS.Timeout | null = null
+  /** the event loop's utilization reading and the time of the last tick */
+  #elu = performance.eventLoopUtilization()
+  #lastTick = this.#last
   /** (epoch second, running sum at its start), oldest first, at most HISTORY_SEC */
   readonly #historyAt: number[] = []
   readonly #historyTotal: number[] = []
 
   start(): void {
     if (this.#timer !== null) return
-    this.#last = performance.now()
-    this.#timer = setInterval(() => this.sample(), TICK_MS)
+    this.#last = this.#lastTick = performance.now()
+    this.#elu = performance.eventLoopUtilization()
+    this.#timer = setInterval(tick, TICK_MS, this)
     this.#timer.unref()
+  }
+
+  /**
+   * A tick: the lateness since the last tick or sample (sample()), and, when the tick itself was on time, whether the
+   * event loop was saturated since the last tick: then the whole interval counts.
+   */
+  tick(now: number = performance.now()): void {
+    const elu = performance.eventLoopUtilization()
+    const busy = performance.eventLoopUtilization(elu, this.#elu).utilization
+    this.#elu = elu
+    const lag = now - this.#last - TICK_MS
+    if (lag <= TOLERANCE_MS && busy >= SATURATED) this.#total += now - this.#lastTick
+    this.#lastTick = now
+    this.sample(now)
   }
 
   stop(): void {
@@ -81,6 +111,14 @@ export class StallClock {
     return this.#historyTotal[0] ?? 0
   }
 
+  /**
+   * How long the broker was stalled since a deadline's `mark` (the total when it last asked), counting only what came
+   * after `startEpochMs` (when the deadline started).
+   */
+  stalledSince(mark: number, startEpochMs: number): number {
+    return this.totalMs - Math.max(mark, this.totalAt(startEpochMs))
+  }
+
   /** ms stalled since the clock started; the difference of two readings is the stall between them. */
   get totalMs(): number {
     this.sample()
@@ -93,3 +131,90 @@ export class StallClock {
     return Math.round(Math.max(this.#windowMax, this.#previousMax))
   }
 }
+
+/** What a timeout's detail adds when the broker's own stalls were given back to it ('' when none were). */
+export function stallGivenText(givenMs: number): string {
+  const ms = Math.round(givenMs)
+  return ms > 0 ? `; ${ms} ms the broker itself was stalled were not counted` : ''
+}
+
+/**
+ * A one-shot deadline of `ms` from `startedAt` (epoch ms) that measures the client, never the broker, as a
+ * connection's deadlines do: when due, the time the broker itself was stalled since the start is given back first;
+ * then `onExpire` runs only after what waited to be read has been read (socket reads run before setImmediate), so
+ * a caller whose wait ended meanwhile cancels it in time. Without a clock (STALL_CREDIT=off): on the wall clock.
+ * Used for the phases before a connection exists: the HTTP upgrade and the TLS handshake.
+ */
+export class StallAwareTimeout {
+  #timer: NodeJS.Timeout | null = null
+  #ms: number
+  #mark: number
+  #done = false
+  /** ms of the broker's own stalls given back so far */
+  givenMs = 0
+  readonly #clock: StallClock | null
+  readonly #startedAt: number
+  readonly #onExpire: (givenMs: number) => void
+
+  constructor(clock: StallClock | null, startedAt: number, ms: number, onExpire: (givenMs: number) => void) {
+    this.#clock = clock
+    this.#startedAt = startedAt
+    this.#ms = ms
+    this.#onExpire = onExpire
+    this.#mark = clock?.totalMs ?? 0
+    this.#schedule()
+  }
+
+  /** A new length, counted from the start (plus what was given back): a setting changed while waiting. */
+  setLength(ms: number): void {
+    if (this.#done) return
+    this.#ms = ms
+    this.#schedule()
+  }
+
+  cancel(): void {
+    this.#done = true
+    if (this.#timer !== null) clearTimeout(this.#timer)
+    this.#timer = null
+  }
+
+  #schedule(): void {
+    if (this.#timer !== null) clearTimeout(this.#timer)
+    const left = this.#startedAt + this.#ms + this.givenMs - Date.now()
+    this.#timer = setTimeout(due, Math.max(0, left), this)
+    this.#timer.unref()
+  }
+
+  /** @internal the timer's callback */
+  due(): void {
+    this.#timer = null
+    if (this.#done) return
+    const clock = this.#clock
+    if (clock === null) {
+      this.#expire()
+      return
+    }
+    const stalled = Math.min(clock.stalledSince(this.#mark, this.#startedAt), MAX_STALL_CREDIT_MS - this.givenMs)
+    this.#mark = clock.totalMs
+    if (stalled >= MIN_STALL_CREDIT_MS) {
+      this.givenMs += stalled
+      this.#schedule()
+      return
+    }
+    setImmediate(expireLater, this)
+  }
+
+  /** @internal after pending reads */
+  expireLater(): void {
+    if (!this.#done && this.#timer === null) this.#expire()
+  }
+
+  #expire(): void {
+    this.#done = true
+    this.#onExpire(this.givenMs)
+  }
+}
+
+function tick(c: StallClock): void { c.tick() }
+function due(t: StallAwareTimeout): void { t.due() }
+function expireLater(t: StallAwareTimeout): void { t.expireLater() }

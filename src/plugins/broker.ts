@@ -24,6 +24,8 @@ export default fp(
       // retained messages and sessions: in SQLite (written behind) or in memory, per MQTT_STATE
       retained: app.mqttState.retained,
       sessions: app.mqttState.sessions,
+      // STALL_CREDIT=off: deadlines on the wall clock alone (the broker's own stalls counted against clients)
+      stallCredit: app.config.stallCredit === 'on',
     })
     app.decorate('broker', broker)
     const restored = broker.restore()

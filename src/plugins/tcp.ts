@@ -8,6 +8,8 @@ import fp from 'fastify-plugin'
 import type { ConnectionInput, Transport, TransportKind } from '../contracts/connection.ts'
 import { closeWithGrace, socketMeta } from './peer.ts'
 import type { Broker } from '../mqtt/broker.ts'
+import { StallAwareTimeout, stallGivenText } from '../mqtt/stall.ts'
+import { LISTEN_BACKLOG } from '../config.ts'
 
 /** A TCP (or TLS) socket as the core sees it. */
 class SocketTransport implements Transport {
@@ -96,7 +98,7 @@ export default fp(
     }
     const listen = (server: Server, port: number) => new Promise<number>((resolve, reject) => {
       server.once('error', reject)
-      server.listen(port, host, () => {
+      server.listen({ port, host, backlog: LISTEN_BACKLOG }, () => {
         server.off('error', reject)
         const address = server.address()
         resolve(typeof address === 'object' && address ? address.port : port)
@@ -132,25 +134,26 @@ export default fp(
         const socket = new tls.TLSSocket(raw, { isServer: true, secureContext: context })
         // the timeout profile by what the socket says (transport, address) bounds the handshake, as it does the CONNECT
         const wait = broker.profiles.beforeConnect(socketMeta(raw, 'tls', openedAt)).values.connectTimeoutMs
-        const timer = setTimeout(() => {
+        // like a CONNECT's deadline, it measures the client, never the broker (the broker's own stalls are given back)
+        const timer = new StallAwareTimeout(broker.stallCredit ? broker.stall : null, openedAt, wait, (stallGivenMs) => {
           // a stalled handshake ends like a stalled CONNECT; a socket that sent nothing is not recorded
           if (raw.bytesRead > 0) {
             broker.reportHandshakeFailure(socketMeta(raw, 'tls', openedAt), 'tls_error',
-              `the TLS handshake was not complete after ${Date.now() - openedAt} ms (connectTimeoutMs ${wait}; ${raw.bytesRead} bytes had arrived)`,
+              `the TLS handshake was not complete after ${Date.now() - openedAt} ms (connectTimeoutMs ${wait}; ${raw.bytesRead} bytes had arrived` +
+              `${stallGivenText(stallGivenMs)})`,
               'a client stalled in its TLS handshake: a very slow link, a client that does not speak TLS on this port, or a slowloris attack; if real clients are this slow, raise connectTimeoutMs')
           }
           socket.destroy()
-        }, wait)
-        timer.unref()
+        })
         let secured = false
         socket.once('secure', () => {
           secured = true
-          clearTimeout(timer)
+          timer.cancel()
           serve(broker, socket, 'tls', openedAt, log)
         })
         socket.once('error', (err: Error & { code?: string }) => {
           if (secured) return // after the handshake, serve() reports it as the connection's end
-          clearTimeout(timer)
+          timer.cancel()
           broker.reportHandshakeFailure(socketMeta(raw, 'tls', openedAt), 'tls_error', `the TLS handshake failed: ${err.message}`,
             'check that the client trusts this server\'s certificate (its CA, the host name it connects to) and speaks TLS 1.2 or later on this port')
           socket.destroy()

@@ -2,11 +2,13 @@
 // a busy loop in this process, which also runs the server), the time it was stalled is not counted against the
 // client, bytes that waited unread are read before anyone is judged, and a failure that still happens says how slow
 // the broker was (brokerLagMs, and the hint).
+import type { Socket } from 'node:net'
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import type { Packet } from 'mqtt-packet'
 import type { FailureEvent } from '../../src/contracts/failure.ts'
 import { brokerKit, delay, RawClient, waitForFailure } from '../helpers.ts'
+import { tcpConnect, upgradeRequest, closedAfter, readResponseHead } from '../raw-websocket.ts'
 
 /** Block the event loop (broker and test alike) for `ms`. */
 function blockEventLoop(ms: number): void {
@@ -27,6 +29,17 @@ test('a whole CONNECT that waited unread while the broker was blocked past conne
   const connack = await raw.nextPacket('connack') as { returnCode: number }
   assert.equal(connack.returnCode, 0)
   assert.deepEqual(failures, [])
+})
+
+test('STALL_CREDIT=off: the same CONNECT, waiting unread through the same stall, is timed out on the wall clock', async (t) => {
+  const kit = await brokerKit(t, { settings: { connectTimeoutMs: 300 }, config: { stallCredit: 'off' } })
+  const failure = waitForFailure(kit.server, (e) => e.reason === 'connect_timeout', 5000)
+  const raw = await kit.raw()
+  raw.sendBytes(connectBytes('stalled-broker'))
+  blockEventLoop(800)
+  const e = await failure
+  assert.doesNotMatch(e.detail, /were not counted/)
+  assert.ok(e.brokerLagMs !== null && e.brokerLagMs >= 500, `brokerLagMs ${e.brokerLagMs}`)
 })
 
 test('the time the broker was stalled is given back to a connection still waiting for its CONNECT', async (t) => {
@@ -72,4 +85,58 @@ test('a silent client still times out after a stall, and its record shows the br
     if (lag === null) await delay(50)
   }
   assert.ok(lag! >= 500, `brokerLagMs ${lag} in the API`)
+})
+
+// The same holds before there is a connection: the HTTP upgrade is bounded by connectTimeoutMs from the TCP accept.
+
+/**
+ * Send `bytes`, then block the event loop, both from a setImmediate callback: the bytes wait unread in the kernel,
+ * and when the block ends the timers (the deadline) run before the poll phase reads them, the order in which a
+ * stalled broker meets an expired deadline.
+ */
+function sendThenBlock(socket: Socket, bytes: string, ms: number): Promise<void> {
+  return new Promise((resolve) => setImmediate(() => {
+    socket.write(bytes)
+    blockEventLoop(ms)
+    resolve()
+  }))
+}
+
+test('an upgrade request that waited unread while the broker was blocked past connectTimeoutMs is answered, not cut', async (t) => {
+  const kit = await brokerKit(t, { settings: { connectTimeoutMs: 300 } })
+  const failures: FailureEvent[] = []
+  kit.server.app.broker.on('failure', (e) => failures.push(e))
+  const socket = await tcpConnect(kit.server.port)
+  t.after(() => socket.destroy())
+  await delay(20) // accepted: its deadline runs
+  await sendThenBlock(socket, upgradeRequest(), 800)
+  const head = await readResponseHead(socket)
+  assert.match(head, /^HTTP\/1\.1 101 /)
+  assert.deepEqual(failures, [])
+})
+
+test('STALL_CREDIT=off: the same upgrade, waiting unread through the same stall, is cut on the wall clock', async (t) => {
+  const kit = await brokerKit(t, { settings: { connectTimeoutMs: 300 }, config: { stallCredit: 'off' } })
+  const socket = await tcpConnect(kit.server.port)
+  t.after(() => socket.destroy())
+  await delay(20)
+  const openedAt = Date.now()
+  await sendThenBlock(socket, upgradeRequest(), 800)
+  const elapsed = await closedAfter(socket, openedAt, 5000)
+  assert.ok(elapsed >= 700, `closed after ${elapsed} ms`)
+})
+
+test('an upgrade stalled by the client still ends after a broker stall, and its record says what was given back', async (t) => {
+  const kit = await brokerKit(t, { settings: { connectTimeoutMs: 300 } })
+  const failure = waitForFailure(kit.server, (e) => e.phase === 'handshake', 5000)
+  const socket = await tcpConnect(kit.server.port)
+  t.after(() => socket.destroy())
+  socket.write('GET /mqtt HTTP/1.1\r\nHost: 127.0.0.1\r\n')
+  await delay(50)
+  blockEventLoop(700)
+  const e = await failure
+  assert.equal(e.reason, 'websocket_error')
+  assert.match(e.detail, /; \d+ ms the broker itself was stalled were not counted\)/)
+  assert.ok(e.durationMs >= 300 + 500, `the stall was given back (waited ${e.durationMs} ms)`)
+  assert.ok(e.brokerLagMs !== null && e.brokerLagMs >= 500, `brokerLagMs ${e.brokerLagMs}`)
 })

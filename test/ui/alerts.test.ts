@@ -4,8 +4,8 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import type { Page } from 'playwright-core'
-import { hasChromium, RawClient, startServer, TEST_TOKEN, until, type TestServer } from '../helpers.ts'
-import { openUi, WAIT } from './browser.ts'
+import { connectMqtt, hasChromium, RawClient, startServer, TEST_TOKEN, until, type TestServer } from '../helpers.ts'
+import { openUi, screenshot, WAIT } from './browser.ts'
 
 async function openTab(page: Page, tab: string) {
   await page.click(`a[data-tab="${tab}"]`)
@@ -25,7 +25,9 @@ test('alerts page, banner and history link in headless Chromium', { skip: hasChr
   const server = await startServer()
   t.after(() => server.close())
   server.app.alerts.tune({ evaluateEveryMs: 100 })
-  const { page, dialogs, pageErrors } = await openUi(t)
+  const { page, dialogs, pageErrors, clients } = await openUi(t)
+  // a few connected clients: the connect-latency chart of the README's picture has something to show
+  for (let i = 0; i < 6; i++) clients.push(await connectMqtt(server.wsUrl, { clientId: `dashboard-${i}` }))
 
   await t.test('signs in; the Alerts tab lists the built-in rule, which cannot be deleted', async () => {
     await page.goto(`${server.url}/admin/`)
@@ -66,6 +68,11 @@ test('alerts page, banner and history link in headless Chromium', { skip: hasChr
     assert.equal(await page.isVisible('#alert-banner'), true)
     await openTab(page, 'settings')
     assert.equal(await page.isVisible('#alert-banner'), true, 'still shown on another page')
+    // the README's picture: the failure list and its charts under the banner
+    await openTab(page, 'failures')
+    await page.waitForSelector('#chart-failures svg', WAIT)
+    assert.equal(await page.isVisible('#alert-banner'), true)
+    assert.ok(await screenshot(page, 'dashboard', { docs: true }) > 10_000)
     await openTab(page, 'alerts')
     await page.waitForSelector('#alerts-body tr[data-name="ui-protocol-errors"] .alert-state[data-state="firing"]', WAIT)
   })

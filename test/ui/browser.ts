@@ -1,6 +1,7 @@
 // What every admin UI browser test shares: Debian's Chromium started headless the way this machine needs it (never
 // a downloaded browser), one page of a set size, and every dialog and page error collected so that a test can
 // assert that no injected script ran and nothing threw. Closed in the test's `t.after`.
+import { copyFileSync, existsSync, mkdirSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { chromium, type Browser, type Page } from 'playwright-core'
 import type { MqttClient } from 'mqtt'
@@ -41,4 +42,20 @@ export async function openUi(t: { after(fn: () => unknown): void }): Promise<UiS
   const pageErrors: string[] = []
   page.on('pageerror', (err) => pageErrors.push(err.message))
   return { browser, page, dialogs, pageErrors, clients }
+}
+
+/**
+ * A screenshot of the page in `test-output/<name>.png` (its size in bytes returned). With `docs`, it is also a
+ * picture of the README: copied to `docs/<name>.png` when that is missing or when UPDATE_DOCS_SCREENSHOT=1 (so that
+ * a test run leaves git clean).
+ */
+export async function screenshot(page: Page, name: string, opts: { docs?: boolean, fullPage?: boolean } = {}): Promise<number> {
+  mkdirSync(`${ROOT}test-output`, { recursive: true })
+  const file = `${ROOT}test-output/${name}.png`
+  const png = await page.screenshot({ path: file, fullPage: opts.fullPage ?? false })
+  if (opts.docs && (!existsSync(`${ROOT}docs/${name}.png`) || process.env.UPDATE_DOCS_SCREENSHOT === '1')) {
+    mkdirSync(`${ROOT}docs`, { recursive: true })
+    copyFileSync(file, `${ROOT}docs/${name}.png`)
+  }
+  return png.length
 }

@@ -13,6 +13,7 @@ import { UpgradeGuard } from './upgrade-guard.ts'
 import { socketMeta } from '../peer.ts'
 import { WebSocketTransport, clip, closeDetail } from './transport.ts'
 import { BEFORE_CONNECT_LIMIT } from '../../mqtt/limits.ts'
+import { stallGivenText } from '../../mqtt/stall.ts'
 
 /** The subprotocols we speak, preferred first. [MQTT-6.0.0-3] a client offers "mqtt"; MQTT 3.1 clients "mqttv3.1". */
 export const MQTT_SUBPROTOCOLS: readonly string[] = ['mqtt', 'mqttv3.1']
@@ -80,17 +81,20 @@ export default fp(
     // before its headers are read a socket's timeout profile is unknown: the upgrade gets the largest connectTimeoutMs
     const guard = new UpgradeGuard(
       () => ({ connectTimeoutMs: broker.profiles.largestConnectTimeoutMs, maxConnections: broker.settings.values.maxConnections }),
-      (socket, waitedMs, why) => {
+      (socket, waitedMs, why, stallGivenMs) => {
         // A socket that never sent a byte is not reported: browsers open spare sockets they may never use.
         if (socket.bytesRead === 0) return
         const meta = socketMeta(socket, transport, guard.openedAt(socket))
-        const what = `the upgrade request was not complete after ${waitedMs} ms (${socket.bytesRead} bytes of it had arrived)`
+        const what = `the upgrade request was not complete after ${waitedMs} ms (${socket.bytesRead} bytes of it had arrived` +
+          `${stallGivenText(stallGivenMs)})`
         report(
           meta,
           why === null ? what : `${what}; closed because ${why}`,
           'a client stalled while sending its HTTP upgrade headers: a very slow link, a broken proxy, or a slowloris attack; if real clients are this slow, raise connectTimeoutMs',
         )
       },
+      // STALL_CREDIT=off: the upgrade's deadline on the wall clock alone
+      broker.stallCredit ? broker.stall : null,
     )
 
     const metaOf = (req: IncomingMessage, socket: Socket, subprotocol: string | null): ConnectionMeta => ({

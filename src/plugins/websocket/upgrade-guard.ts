@@ -5,27 +5,35 @@ import type { IncomingMessage, Server } from 'node:http'
 import type { Socket } from 'node:net'
 import type { TLSSocket } from 'node:tls'
 import type { Duplex } from 'node:stream'
+import { MAX_STALL_CREDIT_MS, StallAwareTimeout, type StallClock } from '../../mqtt/stall.ts'
 
 /**
  * Bounds the time from TCP accept until a socket's first complete HTTP request (for the broker: its upgrade
  * request) by the hot `connectTimeoutMs`: read for each new socket, and re-applied to waiting ones when it changes.
- * Node's own `headersTimeout` (60 s, checked every 30 s) is far too long for a slowloris. Also remembers when each socket was accepted, so the connect timeout
- * of an upgraded connection runs from the TCP accept.
+ * Node's own `headersTimeout` (60 s, checked every 30 s) is far too long for a slowloris. Also remembers when each
+ * socket was accepted, so the connect timeout of an upgraded connection runs from the TCP accept.
+ *
+ * Like a connection's deadlines, this one measures the client, never the broker (StallAwareTimeout): in a reconnect
+ * storm the broker's own stalls are given back, and a request that waited unread is read before the socket is judged.
  */
 export class UpgradeGuard {
   /** Sockets with no complete request yet, oldest first. */
-  readonly #pending = new Map<Socket, { timer: NodeJS.Timeout; readonly onClose: () => void }>()
+  readonly #pending = new Map<Socket, { readonly timer: StallAwareTimeout; readonly onClose: () => void }>()
   readonly #openedAt = new WeakMap<Socket, number>()
   readonly #limits: () => { connectTimeoutMs: number; maxConnections: number }
-  readonly #onStalled: (socket: Socket, waitedMs: number, why: string | null) => void
+  readonly #onStalled: (socket: Socket, waitedMs: number, why: string | null, stallGivenMs: number) => void
+  /** the broker's stall clock (null: STALL_CREDIT=off, deadlines on the wall clock) */
+  readonly #stall: StallClock | null
   #closing = false
 
   constructor(
     limits: () => { connectTimeoutMs: number; maxConnections: number },
-    onStalled: (socket: Socket, waitedMs: number, why: string | null) => void,
+    onStalled: (socket: Socket, waitedMs: number, why: string | null, stallGivenMs: number) => void,
+    stall: StallClock | null = null,
   ) {
     this.#limits = limits
     this.#onStalled = onStalled
+    this.#stall = stall
   }
 
   get pendingCount(): number {
@@ -54,7 +62,7 @@ export class UpgradeGuard {
   settle(socket: Socket): boolean {
     const entry = this.#pending.get(socket)
     if (entry === undefined) return false
-    clearTimeout(entry.timer)
+    entry.timer.cancel()
     socket.removeListener('close', entry.onClose)
     this.#pending.delete(socket)
     return true
@@ -65,12 +73,7 @@ export class UpgradeGuard {
    * for CONNECT: each deadline is re-computed from the socket's accept time (already past: closed now).
    */
   reschedule(connectTimeoutMs: number): void {
-    const now = Date.now()
-    for (const [socket, entry] of this.#pending) {
-      clearTimeout(entry.timer)
-      entry.timer = setTimeout(() => this.#expire(socket, null), Math.max(0, this.openedAt(socket) + connectTimeoutMs - now))
-      entry.timer.unref()
-    }
+    for (const entry of this.#pending.values()) entry.timer.setLength(connectTimeoutMs)
   }
 
   /** Shutdown: close every socket still sending its request; no failures are reported for them. */
@@ -90,8 +93,9 @@ export class UpgradeGuard {
     const now = Date.now()
     this.#openedAt.set(socket, now)
     const { connectTimeoutMs, maxConnections } = this.#limits()
-    // Later requests on a kept-alive socket fall to Node's own header timeout: the same setting.
-    server.headersTimeout = connectTimeoutMs
+    // Later requests on a kept-alive socket fall to Node's own header timeout (checked every 30 s, and blind to the
+    // broker's stalls): set past this guard's own bound, so that it never cuts a first request the guard still waits for.
+    server.headersTimeout = connectTimeoutMs + MAX_STALL_CREDIT_MS
     // Bounded memory under a flood faster than the timeout: the oldest waiting socket makes room for the newest,
     // so a flood never keeps a real client out.
     if (this.#pending.size >= maxConnections) {
@@ -100,12 +104,11 @@ export class UpgradeGuard {
         this.#expire(oldest, 'more sockets than maxConnections were waiting for their upgrade request and it was the oldest')
       }
     }
-    this.#wait(socket, connectTimeoutMs)
+    this.#wait(socket, now, connectTimeoutMs)
   }
 
-  #wait(socket: Socket, ms: number): void {
-    const timer = setTimeout(() => this.#expire(socket, null), ms)
-    timer.unref()
+  #wait(socket: Socket, since: number, ms: number): void {
+    const timer = new StallAwareTimeout(this.#stall, since, ms, () => this.#expire(socket, null))
     const onClose = () => this.settle(socket)
     this.#pending.set(socket, { timer, onClose })
     socket.once('close', onClose)
@@ -118,12 +121,13 @@ export class UpgradeGuard {
     const openedAt = this.openedAt(accepted)
     this.#openedAt.set(socket, openedAt)
     if (!this.settle(accepted)) return
-    this.#wait(socket, Math.max(0, openedAt + this.#limits().connectTimeoutMs - Date.now()))
+    this.#wait(socket, openedAt, this.#limits().connectTimeoutMs)
   }
 
   #expire(socket: Socket, why: string | null): void {
+    const given = this.#pending.get(socket)?.timer.givenMs ?? 0
     if (!this.settle(socket)) return
-    this.#onStalled(socket, Date.now() - this.openedAt(socket), why)
+    this.#onStalled(socket, Date.now() - this.openedAt(socket), why, given)
     socket.destroy()
   }
 }
