@@ -1,13 +1,13 @@
 // The WebSocket adapter: the broker's only transport today. It bounds the HTTP upgrade (./upgrade-guard.ts),
 // negotiates the `mqtt` subprotocol at MQTT_PATH, and hands each WebSocket's binary messages to the broker core as
 // one byte stream through a WebSocketTransport (./transport.ts).
-import type { IncomingMessage } from 'node:http'
+import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import fp from 'fastify-plugin'
 import websocket from '@fastify/websocket'
 import type { WebSocket } from 'ws'
-import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify'
 import type { ConnectionInput, ConnectionMeta } from '../../contracts/connection.ts'
 import { UpgradeGuard } from './upgrade-guard.ts'
 import { socketMeta } from '../peer.ts'
@@ -64,6 +64,95 @@ declare module 'fastify' {
     /** The WebSocket adapter's view of sockets still sending their upgrade request (tests, metrics). */
     websocketAdapter: { readonly pendingUpgrades: number }
   }
+}
+
+// ---- one connection's listeners: shared functions, the connection found through its Binding ----
+
+const kBinding = Symbol('mqtt connection')
+type Bound = { [kBinding]?: Binding }
+
+/** What the listeners of one WebSocket connection need: the core's input, the WebSocket and its socket, where to log. */
+class Binding {
+  constructor(
+    readonly input: ConnectionInput,
+    readonly ws: WebSocket,
+    readonly socket: Socket,
+    readonly log: FastifyBaseLogger,
+    /** ws's maxPayload when this connection completed (a message over it is `messageTooLarge`) */
+    readonly limit: number,
+  ) {}
+
+  /** A fault of the core on one connection's bytes ends that connection, never the process. */
+  fault(err: unknown): void {
+    this.log.error({ err, remoteAddress: this.socket.remoteAddress }, 'the broker failed on a connection: closing it')
+    this.ws.terminate()
+  }
+}
+
+function bindingOf(emitter: WebSocket | Socket): Binding {
+  return (emitter as Bound)[kBinding]!
+}
+
+/**
+ * ws holds a partial WebSocket message until it is whole (up to maxPayload): before the CONNECT is complete the socket
+ * may deliver only what a CONNECT can need, counted as it arrives.
+ */
+function beforeConnect(this: Socket): void {
+  const b = bindingOf(this)
+  if (!b.input.awaitingConnect) {
+    this.off('data', beforeConnect)
+  } else if (this.bytesRead > BEFORE_CONNECT_LIMIT) {
+    this.off('data', beforeConnect)
+    try {
+      b.input.tooMuchBeforeConnect(this.bytesRead)
+    } catch (err) {
+      b.fault(err)
+    }
+  }
+}
+
+function onMessage(this: WebSocket, data: Buffer, isBinary: boolean): void {
+  const b = bindingOf(this)
+  try {
+    if (isBinary) b.input.push(data)
+    else b.input.textFrame()
+  } catch (err) {
+    b.fault(err)
+  }
+}
+
+/** Errors of an open WebSocket are the core's to report; ws closes the socket. */
+function onError(this: WebSocket, err: Error & { code?: string }): void {
+  const b = bindingOf(this)
+  try {
+    if (err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') b.input.messageTooLarge(b.limit)
+    else b.input.error(err)
+  } catch (e) {
+    b.fault(e)
+  }
+}
+
+function onClose(this: WebSocket, code: number, reason: Buffer): void {
+  const b = bindingOf(this)
+  try {
+    b.input.closed(closeDetail(code, reason))
+  } catch (err) {
+    b.log.error({ err }, 'the broker failed on a closed connection')
+  }
+}
+
+function onDrain(this: Socket): void {
+  const b = bindingOf(this)
+  try {
+    b.input.drained()
+  } catch (err) {
+    b.fault(err)
+  }
+}
+
+/** A socket's 'finish' listener (see the wsHandler). */
+function destroySocket(this: Socket): void {
+  this.destroy()
 }
 
 export default fp(
@@ -208,6 +297,11 @@ export default fp(
       wsHandler: (ws: WebSocket, request: FastifyRequest) => {
         const req = request.raw
         const socket = req.socket as Socket
+        // What an idle connection holds is what it costs: the HTTP objects of its upgrade go now. The response
+        // @fastify/websocket made for the upgrade stays on the socket (and holds the request) unless detached, and
+        // its 'error' listener holds Fastify's request, reply and child logger; ours below replaces it.
+        ;(socket as { _httpMessage?: ServerResponse | null })._httpMessage?.detachSocket(socket)
+        ws.removeAllListeners('error')
         let input: ConnectionInput
         try {
           input = broker.handleConnection(new WebSocketTransport(ws, socket), metaOf(req, socket, ws.protocol || null))
@@ -216,58 +310,21 @@ export default fp(
           ws.terminate()
           return
         }
-        // A fault of the core on one connection's bytes ends that connection, never the process.
-        const fault = (err: unknown) => {
-          log.error({ err, remoteAddress: socket.remoteAddress }, 'the broker failed on a connection: closing it')
-          ws.terminate()
-        }
-        // ws holds a partial WebSocket message until it is whole (up to maxPayload): before the CONNECT is complete
-        // the socket may deliver only what a CONNECT can need, counted as it arrives
-        const beforeConnect = () => {
-          if (!input.awaitingConnect) {
-            socket.off('data', beforeConnect)
-          } else if (socket.bytesRead > BEFORE_CONNECT_LIMIT) {
-            socket.off('data', beforeConnect)
-            try {
-              input.tooMuchBeforeConnect(socket.bytesRead)
-            } catch (err) {
-              fault(err)
-            }
-          }
-        }
-        socket.on('data', beforeConnect)
-        ws.on('message', (data: Buffer, isBinary: boolean) => {
-          try {
-            if (isBinary) input.push(data)
-            else input.textFrame()
-          } catch (err) {
-            fault(err)
-          }
-        })
         // the limit ws applies to this connection: the one in force when it completed
-        const limit = app.websocketServer.options.maxPayload as number
-        ws.on('error', (err: Error & { code?: string }) => {
-          try {
-            if (err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') input.messageTooLarge(limit)
-            else input.error(err)
-          } catch (e) {
-            fault(e)
-          }
-        })
-        ws.on('close', (code: number, reason: Buffer) => {
-          try {
-            input.closed(closeDetail(code, reason))
-          } catch (err) {
-            log.error({ err }, 'the broker failed on a closed connection')
-          }
-        })
-        socket.on('drain', () => {
-          try {
-            input.drained()
-          } catch (err) {
-            fault(err)
-          }
-        })
+        const binding = new Binding(input, ws, socket, log, app.websocketServer.options.maxPayload as number)
+        ;(ws as Bound)[kBinding] = binding
+        ;(socket as Bound)[kBinding] = binding
+        // the listeners are shared functions that find the connection through the binding: no closures per client
+        socket.on('data', beforeConnect)
+        ws.on('message', onMessage)
+        ws.on('error', onError)
+        ws.on('close', onClose)
+        socket.on('drain', onDrain)
+        // Once our side has ended (the closing handshake done, or a client's half-close answered), the socket goes:
+        // ws would otherwise end the socket a second time when the peer's FIN arrives, and Node builds an
+        // ERR_STREAM_ALREADY_FINISHED error (a stack trace) for it, several % of a connect's CPU in a
+        // connect/disconnect churn. The server closes the TCP connection first, as RFC 6455 (7.1.1) asks.
+        socket.on('finish', destroySocket)
       },
     })
   },
