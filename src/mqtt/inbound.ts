@@ -1,8 +1,9 @@
-// One connection's input: one mqtt-packet parser fed every chunk, each packet judged from its fixed header before
-// its body is buffered (first packet CONNECT, reserved type, size), parsed packets dispatched in order (or held,
-// in order, while the CONNECT waits for its password check), and the bytes a failure record keeps (the first bytes
-// of the stream, or the chunk being parsed), with their secrets masked.
-import mqttPacket, { type Packet } from 'mqtt-packet'
+// One connection's input: every chunk read into packets (./reader.ts: the common ones in place, the rest by
+// mqtt-packet's parser), each packet judged from its fixed header before its body is buffered (first packet CONNECT,
+// reserved type, size), packets dispatched in order (or held, in order, while the CONNECT waits for its password
+// check), and the bytes a failure record keeps (the first bytes of the stream, or the chunk being parsed), with their
+// secrets masked.
+import type { Packet } from 'mqtt-packet'
 import { FIRST_BYTES_MAX } from '../contracts/failure.ts'
 import type { Connection, Phase } from './connection.ts'
 import { dispatch } from './handlers/index.ts'
@@ -10,21 +11,11 @@ import { packetSize, peekConnectVersion, redactSecrets } from './wire.ts'
 import { connectProgress, hints } from './explain.ts'
 import { RC, V3 } from './codes.ts'
 import { MAX_CONNECT_BYTES, RECEIVE_MAXIMUM } from './limits.ts'
-
-const { parser: createParser } = mqttPacket
-
-/**
- * The parts of the mqtt-packet parser read beyond its typed API: the packet being assembled and the bytes it holds
- * unparsed (none: the next chunk starts on a packet boundary).
- */
-interface ParserInternals {
-  packet: { cmd: string | null; length: number }
-  _list: { length: number }
-}
+import { PacketReader } from './reader.ts'
 
 export class Inbound {
   readonly #c: Connection
-  readonly #parser: ReturnType<typeof createParser>
+  readonly #reader: PacketReader
   #firstBytes: Buffer | null = null
   #firstLength = 0
   /**
@@ -37,18 +28,17 @@ export class Inbound {
 
   constructor(connection: Connection) {
     this.#c = connection
-    this.#parser = createParser({ protocolVersion: 4 })
     // bound methods: lighter per connection than arrow-function fields
-    this.#parser.on('packet', this.#onPacket.bind(this))
-    this.#parser.on('error', this.#onParseError.bind(this))
+    this.#reader = new PacketReader(this.#onPacket.bind(this), this.#onParseError.bind(this))
   }
 
   /** Parse a chunk: any split, any number of packets. */
   feed(chunk: Buffer): void {
     const c = this.#c
     if (c.phase !== 'connected' && this.#firstLength < FIRST_BYTES_MAX) this.#keepFirstBytes(chunk)
-    this.#chunk = this.#internals()._list.length === 0 ? chunk : null
-    this.#parser.parse(chunk)
+    this.#chunk = this.#reader.atBoundary ? chunk : null
+    // once connected, what a client sends most is read in place
+    this.#reader.feed(chunk, c.phase === 'connected' && this.#held === null)
     this.#chunk = null
     if ((c.phase as Phase) !== 'closed') this.#checkPartialPacket() // a handler may have ended it
   }
@@ -106,8 +96,8 @@ export class Inbound {
 
   /** "17 of 41 bytes of its CONNECT": bytes received so far, and of how many once the fixed header is read. */
   connectProgress(): string {
-    const p = this.#internals().packet
-    return connectProgress(this.#c.bytesReceived, p.cmd === 'connect' && p.length >= 0 ? packetSize(p.length) : null)
+    const p = this.#reader.partial
+    return connectProgress(this.#c.bytesReceived, p !== null && p.cmd === 'connect' && p.length >= 0 ? packetSize(p.length) : null)
   }
 
   #onPacket(packet: Packet): void {
@@ -136,12 +126,8 @@ export class Inbound {
         `the client asked for MQTT protocol level ${version ?? 'unknown'}, which is not served`, hints.unsupportedVersion)
       return
     }
-    c.fail('protocol_error', `malformed ${this.#internals().packet.cmd?.toUpperCase() ?? 'packet'}: ${err.message}`,
+    c.fail('protocol_error', `malformed ${this.#reader.partial?.cmd.toUpperCase() ?? 'packet'}: ${err.message}`,
       hints.protocolError, RC.malformedPacket)
-  }
-
-  #internals(): ParserInternals {
-    return this.#parser as unknown as ParserInternals
   }
 
   /**
@@ -149,8 +135,8 @@ export class Inbound {
    * Refused early: over the size limit, the reserved type 0, anything but CONNECT first [MQTT-3.1.0-1].
    */
   #checkPartialPacket(): void {
-    const p = this.#internals().packet
-    if (p.cmd === null) return
+    const p = this.#reader.partial
+    if (p === null) return
     if (p.cmd === 'reserved') return this.#c.protocolError('the client sent a packet of the reserved type 0', RC.malformedPacket)
     if (this.#beforeConnect() && p.cmd !== 'connect') {
       return this.#c.protocolError(`the first packet was ${p.cmd.toUpperCase()}, not CONNECT`)
