@@ -25,9 +25,9 @@ export interface Router {
   remove(clientId: string, filter: string): boolean
   /**
    * Targets for `topic`: at most one per client, one member per shared group (round-robin, preferring a member for
-   * which `isOnline` says yes).
+   * which `isOnline` says yes). The array is the router's: read it, never change it.
    */
-  match(topic: string, isOnline?: (clientId: string) => boolean): Match[]
+  match(topic: string, isOnline?: (clientId: string) => boolean): readonly Match[]
   readonly size: number
 }
 
@@ -40,9 +40,27 @@ interface SharedGroup {
 
 type Entry = Subscription | SharedGroup
 
-/** In-memory router on one topic trie; shared groups are one trie entry each, served round-robin. */
+/**
+ * What the trie gave for one topic: its entries in match order, and, when they are plain subscriptions of distinct
+ * clients (no shared group to pick from, nothing to merge), the targets themselves, the same every time.
+ */
+interface Route {
+  entries: Entry[]
+  fixed: readonly Match[] | null
+}
+
+/** Topics whose routes are remembered (the oldest is forgotten past it). */
+const ROUTE_CACHE_MAX = 10_000
+const NO_MATCH: readonly Match[] = Object.freeze([])
+
+/**
+ * In-memory router on one topic trie; shared groups are one trie entry each, served round-robin. The route of each
+ * recently published topic is remembered (a publisher sends to the same few topics again and again), and forgotten
+ * whenever a subscription is added, replaced or removed.
+ */
 export class MemoryRouter implements Router {
   readonly #trie = new TopicTrie<Entry>()
+  readonly #routes = new Map<string, Route>()
   #size = 0
 
   get size(): number {
@@ -50,6 +68,7 @@ export class MemoryRouter implements Router {
   }
 
   add(sub: Subscription): boolean {
+    this.#routes.clear()
     const shared = parseSharedFilter(sub.filter)
     if (shared == null) {
       const isNew = this.#trie.set(sub.filter, sub.clientId, sub)
@@ -71,6 +90,7 @@ export class MemoryRouter implements Router {
   }
 
   remove(clientId: string, filter: string): boolean {
+    this.#routes.clear()
     const shared = parseSharedFilter(filter)
     if (shared == null) {
       const removed = this.#trie.delete(filter, clientId)
@@ -87,14 +107,16 @@ export class MemoryRouter implements Router {
     return true
   }
 
-  match(topic: string, isOnline?: (clientId: string) => boolean): Match[] {
+  match(topic: string, isOnline?: (clientId: string) => boolean): readonly Match[] {
+    const route = this.#routes.get(topic) ?? this.#remember(topic)
+    if (route.fixed !== null) return route.fixed
     const out: Match[] = []
     let byClient: Map<string, Match> | null = null
-    this.#trie.match(topic, (entry) => {
+    for (const entry of route.entries) {
       const m: Match = 'members' in entry ? pickMember(entry, isOnline) : entry
       if (out.length === 0) {
         out.push(m)
-        return
+        continue
       }
       // Overlapping subscriptions of one client: deliver once at the highest QoS [MQTT-3.3.5-1],
       // with every subscription identifier (v5 3.3.4).
@@ -106,7 +128,7 @@ export class MemoryRouter implements Router {
       if (prev === undefined) {
         byClient.set(m.clientId, m)
         out.push(m)
-        return
+        continue
       }
       // merged into a copy: the stored subscriptions stay as they are
       const merged: Match = {
@@ -118,8 +140,19 @@ export class MemoryRouter implements Router {
       }
       byClient.set(m.clientId, merged)
       out[out.indexOf(prev)] = merged
-    })
+    }
     return out
+  }
+
+  /** Walk the trie for `topic` and keep what it gave. */
+  #remember(topic: string): Route {
+    const entries: Entry[] = []
+    this.#trie.match(topic, (entry) => { entries.push(entry) })
+    const plain = entries.every((e) => !('members' in e)) && new Set(entries.map((e) => (e as Subscription).clientId)).size === entries.length
+    const route: Route = { entries, fixed: entries.length === 0 ? NO_MATCH : plain ? Object.freeze(entries as Subscription[]) : null }
+    if (this.#routes.size >= ROUTE_CACHE_MAX) this.#routes.delete(this.#routes.keys().next().value as string)
+    this.#routes.set(topic, route)
+    return route
   }
 }
 
