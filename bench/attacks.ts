@@ -11,6 +11,8 @@ import { track, sleep, rssKiB } from './lib/proc.ts'
 import type { Result } from './gen/scenarios.ts'
 import type { AttackJob, ProbeJob, AttackPhase } from './gen/attacks.ts'
 import type { ReconnectStormJob } from './gen/storm.ts'
+import type { IdleFleetJob } from './gen/idle.ts'
+import type { TopicAliasJob } from './gen/alias.ts'
 
 export const ATTACKS = ['attack-retained', 'attack-retained-qos1', 'attack-flood', 'attack-sessions', 'attack-slowconnect'] as const
 export type AttackName = (typeof ATTACKS)[number]
@@ -56,13 +58,13 @@ const ATTACK_LIMIT_MS = 20_000 + 15_000
 export interface GenProcess {
   child: ChildProcess
   /** resolves with the time (epoch ms) the generator reported the phase */
-  phase(p: AttackPhase | 'settled', timeoutMs: number): Promise<number>
+  phase(p: AttackPhase | 'settled' | 'connected', timeoutMs: number): Promise<number>
   result: Promise<Result>
   stop(): void
 }
 
-/** A generator process (bench/gen/main.ts) running a phased job: it reports phases and ends early on stop(). */
-export function genProcess(job: AttackJob | ProbeJob | ReconnectStormJob): GenProcess {
+/** A generator process (bench/gen/main.ts) for a job run beside the bench: phases it reports, stop() to end it early. */
+export function genProcess(job: AttackJob | ProbeJob | ReconnectStormJob | IdleFleetJob | TopicAliasJob): GenProcess {
   const child = track(fork(path.join(ROOT, 'bench/gen/main.ts'), [], {
     cwd: ROOT, execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   }))

@@ -504,17 +504,23 @@ async function memory(job: Extract<Job, { scenario: 'memory' }>): Promise<Result
 }
 
 /** Ask a node process for a full garbage collection through its inspector (Chrome DevTools Protocol). */
-export function collectGarbage(inspectorUrl: string): Promise<void> {
+export async function collectGarbage(inspectorUrl: string): Promise<void> {
+  await inspectorCall(inspectorUrl, 'HeapProfiler.collectGarbage')
+}
+
+/** One call of the Chrome DevTools protocol through a Node process's inspector; resolves with its result. */
+export function inspectorCall<T = unknown>(inspectorUrl: string, method: string): Promise<T> {
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(inspectorUrl, { perMessageDeflate: false })
-    const timer = setTimeout(() => { ws.terminate(); reject(new Error('inspector: no answer to collectGarbage')) }, 10_000)
+    const timer = setTimeout(() => { ws.terminate(); reject(new Error(`inspector: no answer to ${method}`)) }, 10_000)
     ws.once('error', (err) => { clearTimeout(timer); reject(err) })
-    ws.once('open', () => ws.send(JSON.stringify({ id: 1, method: 'HeapProfiler.collectGarbage' })))
+    ws.once('open', () => ws.send(JSON.stringify({ id: 1, method })))
     ws.on('message', (data) => {
-      if (JSON.parse(String(data)).id !== 1) return
+      const m = JSON.parse(String(data)) as { id?: number, result?: T }
+      if (m.id !== 1) return
       clearTimeout(timer)
       ws.close()
-      resolve()
+      resolve(m.result as T)
     })
   })
 }

@@ -118,6 +118,8 @@ export interface OpenOptions {
   timeoutMs?: number
   /** called for every parsed MQTT packet */
   onPacket?: (p: Packet) => void
+  /** the local address to connect from (WebSocket only; e.g. 127.0.0.2: each address has its own ephemeral ports) */
+  localAddress?: string
 }
 
 export type ConnectOptions = OpenOptions & { keepalive?: number, clean?: boolean }
@@ -237,7 +239,7 @@ export class BenchClient extends MqttClient {
       const ws = new WebSocket(url, 'mqtt', {
         perMessageDeflate: false,
         handshakeTimeout: opts.timeoutMs ?? 10_000,
-        createConnection: (o: net.NetConnectOpts) => (socket = net.connect(o)),
+        createConnection: (o: net.NetConnectOpts) => (socket = net.connect(opts.localAddress ? { ...o, localAddress: opts.localAddress } as net.NetConnectOpts : o)),
       } as ConstructorParameters<typeof WebSocket>[2])
       ws.binaryType = 'nodebuffer'
       const fail = (err: Error) => { ws.terminate(); reject(err) }
