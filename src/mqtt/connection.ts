@@ -111,8 +111,9 @@ export class Connection implements ConnectionInput {
     const stage1 = broker.profiles.beforeConnect(meta)
     this.profile = stage1.profile
     this.values = stage1.values
-    // connectTimeoutMs runs from the socket's open, not from this call
-    this.#stallMark = broker.stall.totalMs
+    // connectTimeoutMs runs from the socket's open, not from this call: so do the broker's stalls given back to it
+    // (those of the upgrade or TLS handshake included)
+    this.#stallMark = broker.stall.totalAt(meta.openedAt)
     this.#deadline.arm(this.values.connectTimeoutMs, meta.openedAt)
   }
 

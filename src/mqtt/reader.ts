@@ -48,9 +48,14 @@ export class PacketReader {
     return this.#parser !== null
   }
 
-  /** No part of a packet is held: the next chunk starts on a packet boundary. */
+  /**
+   * No part of a packet is held: the next chunk starts on a packet boundary. (mqtt-packet drops a fixed header from
+   * its list once read: an empty list with a command set is a packet whose body has not arrived.)
+   */
   get atBoundary(): boolean {
-    return this.#parser === null || this.#internals(this.#parser)._list.length === 0
+    if (this.#parser === null) return true
+    const p = this.#internals(this.#parser)
+    return p._list.length === 0 && p.packet.cmd === null
   }
 
   /** The packet whose fixed header is read but whose body has not all arrived (null: none). */

@@ -80,6 +80,8 @@ export class StallClock {
     if (lag > TOLERANCE_MS) {
       this.#total += lag - TOLERANCE_MS
       if (lag > this.#windowMax) this.#windowMax = lag
+      // counted: the next tick's saturation check starts from here, not from the tick before the stall
+      this.#lastTick = now
     }
     if (now - this.#last >= TICK_MS || lag > TOLERANCE_MS) this.#last = now
     if (now - this.#windowStart >= RECENT_MS) {
@@ -156,12 +158,17 @@ export class StallAwareTimeout {
   readonly #startedAt: number
   readonly #onExpire: (givenMs: number) => void
 
-  constructor(clock: StallClock | null, startedAt: number, ms: number, onExpire: (givenMs: number) => void) {
+  /**
+   * `carry`: the deadline this one continues (the same wait from the same start, on another object: a TLS socket
+   * taking over from the TCP socket it wraps), whose stalls already given back stay given.
+   */
+  constructor(clock: StallClock | null, startedAt: number, ms: number, onExpire: (givenMs: number) => void, carry?: StallAwareTimeout) {
     this.#clock = clock
     this.#startedAt = startedAt
     this.#ms = ms
     this.#onExpire = onExpire
-    this.#mark = clock?.totalMs ?? 0
+    this.#mark = carry !== undefined ? carry.#mark : (clock?.totalMs ?? 0)
+    this.givenMs = carry?.givenMs ?? 0
     this.#schedule()
   }
 

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict'
 import type { Packet } from 'mqtt-packet'
 import type { FailureEvent } from '../../src/contracts/failure.ts'
 import { brokerKit, delay, RawClient, waitForFailure } from '../helpers.ts'
-import { tcpConnect, upgradeRequest, closedAfter, readResponseHead } from '../raw-websocket.ts'
+import { tcpConnect, upgradeRequest, closedAfter, readResponseHead, clientFrame } from '../raw-websocket.ts'
 
 /** Block the event loop (broker and test alike) for `ms`. */
 function blockEventLoop(ms: number): void {
@@ -112,6 +112,10 @@ test('an upgrade request that waited unread while the broker was blocked past co
   await sendThenBlock(socket, upgradeRequest(), 800)
   const head = await readResponseHead(socket)
   assert.match(head, /^HTTP\/1\.1 101 /)
+  // past connectTimeoutMs from the accept by now, all of it the broker's: the CONNECT deadline gives it back too
+  const connack = new Promise<Buffer>((resolve) => socket.on('data', (d: Buffer) => { if (d.includes(Buffer.from([0x20, 0x02]))) resolve(d) }))
+  socket.write(clientFrame(0x2, connectBytes('after-a-stalled-upgrade')))
+  await connack
   assert.deepEqual(failures, [])
 })
 

@@ -25,6 +25,11 @@ function stream(version: 4 | 5): Packet[] {
     { cmd: 'pubcomp', messageId: 4 },
     { cmd: 'pingreq' },
     { cmd: 'subscribe', messageId: 9, subscriptions: [{ topic: 's/#', qos: 1 }] },
+    // bodies that begin with bytes of the in-place kinds (0x30 PUBLISH, 0x62 PUBREL, 0xC0 PINGREQ): a chunk that
+    // starts there is the rest of a packet, not a new one
+    { cmd: 'subscribe', messageId: 0x3008, subscriptions: [{ topic: 'a/b/cd', qos: 0 }] },
+    { cmd: 'unsubscribe', messageId: 0x6211, unsubscriptions: ['s/#'] },
+    { cmd: 'subscribe', messageId: 0xc000, subscriptions: [{ topic: 'q', qos: 2 }] },
     { cmd: 'publish', topic: 'after/subscribe', payload: Buffer.from('z'), qos: 1, messageId: 10, retain: false, dup: false },
   ] as Packet[]
   if (version === 5) {
@@ -116,6 +121,18 @@ test('an idle connection holds no parser: let go after a chunk read wholly in pl
   assert.equal(reader2.holdsParser, false)
   reader2.feed(withProps, true)
   assert.deepEqual(seen, ['connect:undefined', 'pingreq:undefined', 'publish:text/plain'])
+})
+
+test('a chunk that ends right after a fixed header: the next one is that packet\'s body, not a packet', () => {
+  const got: string[] = []
+  const reader = new PacketReader((p) => got.push(`${p.cmd}:${(p as { messageId?: number }).messageId ?? ''}`), (err) => { throw err })
+  reader.feed(generate(connect(4)), false)
+  const subscribe = generate({ cmd: 'subscribe', messageId: 0x3008, subscriptions: [{ topic: 'a/b/cd', qos: 0 }] } as Packet)
+  reader.feed(subscribe.subarray(0, 2), true) // 0x82 and the remaining length
+  assert.equal(reader.atBoundary, false)
+  reader.feed(subscribe.subarray(2), true) // 0x30 0x08 ...: would read as a PUBLISH
+  assert.deepEqual(got, ['connect:', `subscribe:${0x3008}`])
+  assert.equal(reader.atBoundary, true)
 })
 
 test('malformed bytes go to the parser and are reported as it reports them', () => {

@@ -301,7 +301,6 @@ export default fp(
         // @fastify/websocket made for the upgrade stays on the socket (and holds the request) unless detached, and
         // its 'error' listener holds Fastify's request, reply and child logger; ours below replaces it.
         ;(socket as { _httpMessage?: ServerResponse | null })._httpMessage?.detachSocket(socket)
-        ws.removeAllListeners('error')
         let input: ConnectionInput
         try {
           input = broker.handleConnection(new WebSocketTransport(ws, socket), metaOf(req, socket, ws.protocol || null))
@@ -310,6 +309,8 @@ export default fp(
           ws.terminate()
           return
         }
+        // ours replaces @fastify/websocket's 'error' listener (kept until here: ws never goes without one)
+        ws.removeAllListeners('error')
         // the limit ws applies to this connection: the one in force when it completed
         const binding = new Binding(input, ws, socket, log, app.websocketServer.options.maxPayload as number)
         ;(ws as Bound)[kBinding] = binding

@@ -107,8 +107,8 @@ export class UpgradeGuard {
     this.#wait(socket, now, connectTimeoutMs)
   }
 
-  #wait(socket: Socket, since: number, ms: number): void {
-    const timer = new StallAwareTimeout(this.#stall, since, ms, () => this.#expire(socket, null))
+  #wait(socket: Socket, since: number, ms: number, carry?: StallAwareTimeout): void {
+    const timer = new StallAwareTimeout(this.#stall, since, ms, () => this.#expire(socket, null), carry)
     const onClose = () => this.settle(socket)
     this.#pending.set(socket, { timer, onClose })
     socket.once('close', onClose)
@@ -120,8 +120,10 @@ export class UpgradeGuard {
     if (accepted === undefined) return
     const openedAt = this.openedAt(accepted)
     this.#openedAt.set(socket, openedAt)
+    // the same wait goes on for the TLS socket: the broker's stalls already given back stay given
+    const carry = this.#pending.get(accepted)?.timer
     if (!this.settle(accepted)) return
-    this.#wait(socket, openedAt, this.#limits().connectTimeoutMs)
+    this.#wait(socket, openedAt, this.#limits().connectTimeoutMs, carry)
   }
 
   #expire(socket: Socket, why: string | null): void {
