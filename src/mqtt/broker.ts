@@ -20,6 +20,7 @@ import { ownPayload, type Message, type Will } from './message.ts'
 import { isSysTopic } from './topics.ts'
 import { SessionLifecycle } from './lifecycle.ts'
 import { StallClock } from './stall.ts'
+import { LogFold } from './log-fold.ts'
 import { liveView } from './live.ts'
 import { Fanout } from './outgoing.ts'
 import { ProfileSet } from './profiles.ts'
@@ -70,6 +71,8 @@ export class Broker extends EventEmitter<BrokerEvents> {
   readonly stall = new StallClock()
   /** BrokerOptions.stallCredit */
   readonly stallCredit: boolean
+  /** failure lines folded in floods (./log-fold.ts); null without a logger */
+  readonly #logFold: LogFold | null
 
   /** every open connection, connected or not */
   readonly #open = new Set<Connection>()
@@ -99,6 +102,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     this.authenticator = opts.authenticator ?? ACCEPT_ALL
     this.authorizer = opts.authorizer ?? ALLOW_ALL
     this.stallCredit = opts.stallCredit ?? true
+    this.#logFold = opts.logger === undefined ? null : new LogFold(opts.logger)
     this.stall.start()
     this.stats = new Stats(this.#open, this.#clients, this.router, this.retained, this.sessions)
     this.#life = new SessionLifecycle({
@@ -191,6 +195,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
   async close(): Promise<void> {
     this.#closing = true
     this.stall.stop()
+    this.#logFold?.flush()
     this.#life.close()
     for (const c of [...this.#open]) c.shutdown()
     this.#flushAll()
@@ -354,9 +359,9 @@ export class Broker extends EventEmitter<BrokerEvents> {
   /** Emit (and log) a failure event. */
   reportFailure(e: FailureEvent): void {
     this.stats.failures[e.reason]++
-    if (this.logger !== undefined) {
+    if (this.#logFold !== null) {
       const level = WARN_REASONS.has(e.reason) ? 'warn' : 'info'
-      this.logger[level]({ ...e }, `${e.reason}: ${e.detail}`)
+      this.#logFold.log(level, e.reason, e.remoteAddress, { ...e }, `${e.reason}: ${e.detail}`)
     }
     this.#emitSafely('failure', e)
   }
