@@ -78,9 +78,14 @@ export function expiryFrom(intervalSec: number | undefined, now: number): number
   return intervalSec === undefined ? 0 : now + intervalSec * 1000
 }
 
-/** A payload that does not pin a large shared buffer (a slice of a big WebSocket frame) when kept for long. */
+/**
+ * A payload that does not pin a large shared buffer (a slice of a big WebSocket frame) when kept for long. The copy
+ * has a buffer of its own: a copy from Node's shared pool would pin a pool slab (8 KiB) shared with short-lived
+ * allocations.
+ */
 export function ownPayload(payload: Buffer): Buffer {
-  return payload.byteLength * 2 < payload.buffer.byteLength && payload.buffer.byteLength > 4096
-    ? Buffer.from(payload)
-    : payload
+  if (payload.byteLength * 2 >= payload.buffer.byteLength || payload.buffer.byteLength <= 4096) return payload
+  const own = Buffer.allocUnsafeSlow(payload.byteLength)
+  payload.copy(own)
+  return own
 }

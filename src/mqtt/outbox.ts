@@ -7,7 +7,15 @@ import type { Connection } from './connection.ts'
 
 export class Outbox {
   readonly #connection: Connection
+  /** what this turn queued, written at the broker's flush */
   #out: Buffer[] | null = null
+  /**
+   * what waits while the transport pushes back, copied into one buffer of its own: the packets themselves are often
+   * small slices of Node's shared 8 KiB pool (a 4-byte PUBACK), and kept as they are, each would pin its whole slab,
+   * so a client that never reads could make the broker hold 2,000 times what it counts
+   */
+  #held: Buffer | null = null
+  #heldLength = 0
   #bytes = 0
   /** the transport is over its high-water mark: nothing is written until it drains */
   #blocked = false
@@ -22,21 +30,25 @@ export class Outbox {
   /** Queue encoded bytes; the first of a turn asks the broker for a flush. */
   push(buf: Buffer): void {
     this.#bytes += buf.length
-    if (this.#out === null) {
+    if (this.#blocked) {
+      this.#hold(buf)
+      if (this.#overSince === 0 && this.#bytes > this.#cap()) this.#goOver()
+    } else if (this.#out === null) {
       this.#out = [buf]
-      if (!this.#blocked) this.#connection.broker.scheduleFlush(this.#connection)
+      this.#connection.broker.scheduleFlush(this.#connection)
     } else {
       this.#out.push(buf)
     }
-    if (this.#blocked && this.#overSince === 0 && this.#bytes > this.#cap()) this.#goOver()
   }
 
   /** Write what is queued, as one Buffer, unless the transport pushes back. */
   flush(): void {
-    const out = this.#out
-    if (out === null || this.#blocked) return
+    if (this.#blocked || (this.#out === null && this.#held === null)) return
+    const parts = this.#held === null ? this.#out! : [this.#held.subarray(0, this.#heldLength), ...(this.#out ?? [])]
     this.#out = null
-    const data = out.length === 1 ? out[0] : Buffer.concat(out, this.#bytes)
+    this.#held = null
+    this.#heldLength = 0
+    const data = parts.length === 1 ? parts[0] : Buffer.concat(parts, this.#bytes)
     this.#bytes = 0
     const c = this.#connection
     c.broker.stats.bytesSent += data.length
@@ -46,7 +58,7 @@ export class Outbox {
   /** The transport can take more: write what waited; under the cap again, read from the client again. */
   drained(): void {
     this.#blocked = false
-    if (this.#out !== null) this.flush()
+    this.flush()
     if (this.#overSince !== 0 && this.#bytes <= this.#cap()) {
       this.#overSince = 0
       this.#clearTimer()
@@ -84,6 +96,18 @@ export class Outbox {
 
   #cap(): number {
     return this.#connection.values.maxOutputBytes
+  }
+
+  /** Copy `buf` to the end of what is held (a buffer of its own, grown by doubling). */
+  #hold(buf: Buffer): void {
+    const need = this.#heldLength + buf.length
+    if (this.#held === null || need > this.#held.length) {
+      const grown = Buffer.allocUnsafeSlow(Math.max(need, 2 * (this.#held?.length ?? 0), 4096))
+      if (this.#held !== null) this.#held.copy(grown, 0, 0, this.#heldLength)
+      this.#held = grown
+    }
+    buf.copy(this.#held, this.#heldLength)
+    this.#heldLength = need
   }
 
   #goOver(): void {
