@@ -195,11 +195,12 @@ export class Broker extends EventEmitter<BrokerEvents> {
   async close(): Promise<void> {
     this.#closing = true
     this.stall.stop()
-    this.#logFold?.flush()
     this.#life.close()
     for (const c of [...this.#open]) c.shutdown()
     this.#flushAll()
     await this.sessions.flush()
+    // last: failures reported while closing are in the window's summary
+    this.#logFold?.flush()
   }
 
   /**

@@ -15,8 +15,10 @@ const MAX_KEYS = 1000
 interface Fold {
   level: 'info' | 'warn'
   reason: string
-  /** the address, or null for the fold of every address past MAX_KEYS */
+  /** the address (null: unknown) */
   address: string | null
+  /** the fold of every address past MAX_KEYS */
+  others: boolean
   /** lines seen in this window, written or not */
   seen: number
 }
@@ -42,7 +44,8 @@ export class LogFold {
         fold = this.#folds.get(key)
       }
       if (fold === undefined) {
-        fold = { level, reason, address: key.endsWith('*') ? null : address, seen: 0 }
+        const others = key.endsWith('\u0000*')
+        fold = { level, reason, address: others ? null : address, others, seen: 0 }
         this.#folds.set(key, fold)
       }
       if (this.#timer === null) {
@@ -64,7 +67,7 @@ export class LogFold {
     for (const f of folds.values()) {
       const more = f.seen - LINES_PER_WINDOW
       if (more <= 0) continue
-      const from = f.address === null ? 'other addresses' : f.address
+      const from = f.others ? 'other addresses' : f.address ?? 'an unknown address'
       this.#logger[f.level]({ reason: f.reason, remoteAddress: f.address, folded: more },
         `${f.reason}: ${more} more like this from ${from} in the last ${seconds} s, not logged one by one (every one is counted and kept in the failure log)`)
     }

@@ -5,17 +5,24 @@
 // its session; if it stays over for slowConsumerTimeoutMs it is closed as a slow_consumer.
 import type { Connection } from './connection.ts'
 
+/** The chunks small held packets are copied into: from this size, doubling, up to the other. */
+const CHUNK_MIN = 256
+const CHUNK_MAX = 65536
+
 export class Outbox {
   readonly #connection: Connection
   /** what this turn queued, written at the broker's flush */
   #out: Buffer[] | null = null
   /**
-   * what waits while the transport pushes back, copied into one buffer of its own: the packets themselves are often
-   * small slices of Node's shared 8 KiB pool (a 4-byte PUBACK), and kept as they are, each would pin its whole slab,
-   * so a client that never reads could make the broker hold 2,000 times what it counts
+   * what waits while the transport pushes back, in order. A packet that is a small slice of something larger (Node's
+   * shared 8 KiB pool: a 4-byte PUBACK) is copied into a chunk of our own, since kept as it is it would pin the whole
+   * slab and a client that never reads could make the broker hold 2,000 times what it counts; a packet that is a
+   * buffer of its own (a QoS 0 broadcast encoded once for every subscriber) is kept as it is, shared.
    */
-  #held: Buffer | null = null
-  #heldLength = 0
+  #held: Buffer[] | null = null
+  /** the chunk of our own being filled (the last part of what is held), and how much of it is used */
+  #chunk: Buffer | null = null
+  #chunkLength = 0
   #bytes = 0
   /** the transport is over its high-water mark: nothing is written until it drains */
   #blocked = false
@@ -41,13 +48,17 @@ export class Outbox {
     }
   }
 
-  /** Write what is queued, as one Buffer, unless the transport pushes back. */
+  /**
+   * Write what is queued, as one Buffer, unless the transport pushes back. (What is held came before what this turn
+   * queued: while blocked nothing is queued for the turn, as `transport.write` never pushes synchronously.)
+   */
   flush(): void {
-    if (this.#blocked || (this.#out === null && this.#held === null)) return
-    const parts = this.#held === null ? this.#out! : [this.#held.subarray(0, this.#heldLength), ...(this.#out ?? [])]
+    if (this.#blocked) return
+    this.#sealChunk()
+    if (this.#out === null && this.#held === null) return
+    const parts = this.#held === null ? this.#out! : this.#out === null ? this.#held : [...this.#held, ...this.#out]
     this.#out = null
     this.#held = null
-    this.#heldLength = 0
     const data = parts.length === 1 ? parts[0] : Buffer.concat(parts, this.#bytes)
     this.#bytes = 0
     const c = this.#connection
@@ -98,16 +109,35 @@ export class Outbox {
     return this.#connection.values.maxOutputBytes
   }
 
-  /** Copy `buf` to the end of what is held (a buffer of its own, grown by doubling). */
+  /** Add `buf` to what is held: kept as it is when it is a buffer of its own, else copied into our chunk. */
   #hold(buf: Buffer): void {
-    const need = this.#heldLength + buf.length
-    if (this.#held === null || need > this.#held.length) {
-      const grown = Buffer.allocUnsafeSlow(Math.max(need, 2 * (this.#held?.length ?? 0), 4096))
-      if (this.#held !== null) this.#held.copy(grown, 0, 0, this.#heldLength)
-      this.#held = grown
+    if (buf.length * 2 >= buf.buffer.byteLength) {
+      this.#sealChunk()
+      ;(this.#held ??= []).push(buf)
+      return
     }
-    buf.copy(this.#held, this.#heldLength)
-    this.#heldLength = need
+    if (this.#chunk === null || this.#chunkLength + buf.length > this.#chunk.length) {
+      // each new chunk twice the last (from 256 bytes to 64 KiB), and never smaller than the packet
+      const size = Math.max(buf.length, Math.min(CHUNK_MAX, this.#chunk === null ? CHUNK_MIN : 2 * this.#chunk.length))
+      this.#sealChunk()
+      this.#chunk = Buffer.allocUnsafeSlow(size)
+    }
+    buf.copy(this.#chunk, this.#chunkLength)
+    this.#chunkLength += buf.length
+  }
+
+  /** The chunk being filled becomes a part of what is held (copied to its exact size when more than half is unused). */
+  #sealChunk(): void {
+    const chunk = this.#chunk
+    if (chunk === null) return
+    let part = chunk.subarray(0, this.#chunkLength)
+    if (this.#chunkLength * 2 < chunk.length) {
+      part = Buffer.allocUnsafeSlow(this.#chunkLength)
+      chunk.copy(part, 0, 0, this.#chunkLength)
+    }
+    ;(this.#held ??= []).push(part)
+    this.#chunk = null
+    this.#chunkLength = 0
   }
 
   #goOver(): void {

@@ -34,6 +34,14 @@ test('per reason and address: the first lines as they come, the rest as one summ
   assert.equal(lines.at(-1)?.msg, 'next window')
 })
 
+test('an unknown address is named so, not as the fold of other addresses', () => {
+  const { logger, lines } = capture()
+  const fold = new LogFold(logger, 60_000)
+  for (let i = 0; i < LINES_PER_WINDOW + 2; i++) fold.log('info', 'connection_lost', null, {}, 'gone')
+  fold.flush()
+  assert.match(lines.at(-1)!.msg, /^connection_lost: 2 more like this from an unknown address/)
+})
+
 test('a flood through the broker: every failure counted and emitted, a handful of log lines', async () => {
   const { logger, lines } = capture()
   const broker = new Broker({ settings: { version: 1, values: { ...DEFAULT_SETTINGS } }, logger })
