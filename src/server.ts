@@ -53,26 +53,8 @@ async function main(): Promise<void> {
   const config = loadConfig()
   const pretty = config.logFormat === 'pretty' || (config.logFormat === 'auto' && process.stdout.isTTY === true)
   const app = await buildApp({ config, prettyLogs: pretty })
-  await app.listen({ port: config.port, host: config.host, backlog: LISTEN_BACKLOG })
-  const address = app.server.address()
-  const port = typeof address === 'object' && address ? address.port : config.port
-  const { mqtt, admin } = endpoints(app, config, port, config.host)
-  const allowAnonymous = app.settingsStore.current().values.allowAnonymous
-  // the banner's facts as fields of the one JSON line, for log collectors and scripts
-  app.log.info(
-    { port, mqtt: mqtt[0], mqttUrls: mqtt, admin, dbPath: config.dbPath, mqttState: app.mqttState.kind, allowAnonymous },
-    `listening on port ${port}`,
-  )
-
-  if (allowAnonymous) {
-    app.log.warn({ allowAnonymous: true },
-      'anonymous MQTT clients are allowed (allowAnonymous=true): to require credentials, create MQTT users ' +
-      '(POST /api/mqtt-users) and PATCH /api/settings {"values":{"allowAnonymous":false}}')
-  }
-  // the generated token was logged once by the auth plugin; a terminal also gets it in the banner, then it is dropped
-  if (pretty) process.stdout.write(banner(app, config, port, app.generatedAdminToken))
-  app.generatedAdminToken = null
-
+  // The signal handlers come first: a SIGTERM that arrives as soon as the server says it listens (a supervisor, a
+  // test reading the banner) must find them installed, or the process dies of the signal without closing.
   let closing = false
   const shutdown = (signal: string) => {
     if (closing) {
@@ -106,6 +88,26 @@ async function main(): Promise<void> {
   // SIGHUP re-reads TLS_CERT / TLS_KEY (a bad pair is logged and the old one stays); without TLS it keeps its default
   if (app.tlsCertificates.current() !== null) process.on('SIGHUP', () => app.tlsCertificates.reload('SIGHUP'))
   process.on('SIGINT', () => shutdown('SIGINT'))
+  await app.listen({ port: config.port, host: config.host, backlog: LISTEN_BACKLOG })
+  const address = app.server.address()
+  const port = typeof address === 'object' && address ? address.port : config.port
+  const { mqtt, admin } = endpoints(app, config, port, config.host)
+  const allowAnonymous = app.settingsStore.current().values.allowAnonymous
+  // the banner's facts as fields of the one JSON line, for log collectors and scripts
+  app.log.info(
+    { port, mqtt: mqtt[0], mqttUrls: mqtt, admin, dbPath: config.dbPath, mqttState: app.mqttState.kind, allowAnonymous },
+    `listening on port ${port}`,
+  )
+
+  if (allowAnonymous) {
+    app.log.warn({ allowAnonymous: true },
+      'anonymous MQTT clients are allowed (allowAnonymous=true): to require credentials, create MQTT users ' +
+      '(POST /api/mqtt-users) and PATCH /api/settings {"values":{"allowAnonymous":false}}')
+  }
+  // the generated token was logged once by the auth plugin; a terminal also gets it in the banner, then it is dropped
+  if (pretty) process.stdout.write(banner(app, config, port, app.generatedAdminToken))
+  app.generatedAdminToken = null
+
 }
 
 main().catch((err: unknown) => {
