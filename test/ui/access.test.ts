@@ -9,7 +9,7 @@ import { mkdirSync } from 'node:fs'
 import type { Page } from 'playwright-core'
 import { startServer, connectMqtt, waitForFailure, hasChromium, TEST_TOKEN, type TestServer } from '../helpers.ts'
 import { failureEvent } from '../failures/fixtures.ts'
-import { openUi, ROOT, WAIT } from './browser.ts'
+import { openUi, ROOT, signIn, WAIT } from './browser.ts'
 
 const XSS = '<img src=x onerror=alert(1)>'
 const PASSWORD = 'Correct-Horse-7431'
@@ -67,11 +67,7 @@ test('users and ACL pages in headless Chromium', { skip: hasChromium() ? false :
   }
 
   await t.test('signs in; Users and ACL come after Connections in the nav', async () => {
-    await page.goto(`${server.url}/admin/`)
-    await page.waitForSelector('#signin-token', { state: 'visible', ...WAIT })
-    await page.fill('#signin-token', TEST_TOKEN)
-    await page.click('#signin-form button[type=submit]')
-    await page.waitForSelector('#app', { state: 'visible', ...WAIT })
+    await signIn(page, server.url, TEST_TOKEN)
     const tabs = await page.$$eval('.tabs [data-tab]', (links) => links.map((a) => (a as HTMLElement).dataset.tab))
     assert.deepEqual(tabs, ['failures', 'settings', 'connections', 'users', 'acl', 'retained', 'sessions', 'alerts', 'audit', 'tokens'])
   })

@@ -3,14 +3,8 @@
 // on every page while it fires, and the history's link opening the failure list filtered to the failures behind it.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import type { Page } from 'playwright-core'
 import { connectMqtt, hasChromium, RawClient, startServer, TEST_TOKEN, until, type TestServer } from '../helpers.ts'
-import { openUi, screenshot, WAIT } from './browser.ts'
-
-async function openTab(page: Page, tab: string) {
-  await page.click(`a[data-tab="${tab}"]`)
-  await page.waitForSelector(`#view-${tab}`, { state: 'visible', ...WAIT })
-}
+import { openUi, openTab, screenshot, signIn, WAIT } from './browser.ts'
 
 /** `n` raw WebSocket clients that send PINGREQ before CONNECT: n protocol_error failures. */
 async function protocolErrors(s: TestServer, n: number): Promise<void> {
@@ -30,11 +24,7 @@ test('alerts page, banner and history link in headless Chromium', { skip: hasChr
   for (let i = 0; i < 6; i++) clients.push(await connectMqtt(server.wsUrl, { clientId: `dashboard-${i}` }))
 
   await t.test('signs in; the Alerts tab lists the built-in rule, which cannot be deleted', async () => {
-    await page.goto(`${server.url}/admin/`)
-    await page.waitForSelector('#signin-token', { state: 'visible', ...WAIT })
-    await page.fill('#signin-token', TEST_TOKEN)
-    await page.click('#signin-form button[type=submit]')
-    await page.waitForSelector('#app', { state: 'visible', ...WAIT })
+    await signIn(page, server.url, TEST_TOKEN)
     assert.equal(await page.isVisible('#alert-banner'), false, 'no banner while nothing fires')
     await openTab(page, 'alerts')
     const row = page.locator('#alerts-body tr[data-name="partial-connect-timeouts"]')

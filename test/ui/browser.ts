@@ -59,3 +59,18 @@ export async function screenshot(page: Page, name: string, opts: { docs?: boolea
   }
   return png.length
 }
+
+/** Sign in with `token` on the admin UI at `url` (its `/admin/` page, at `hash`), and wait for the app. */
+export async function signIn(page: Page, url: string, token: string, hash = ''): Promise<void> {
+  await page.goto(`${url}/admin/${hash}`)
+  await page.waitForSelector('#signin-token', { state: 'visible', ...WAIT })
+  await page.fill('#signin-token', token)
+  await page.click('#signin-form button[type=submit]')
+  await page.waitForSelector('#app', { state: 'visible', ...WAIT })
+}
+
+/** Click a tab of the admin UI and wait for its view. */
+export async function openTab(page: Page, tab: string): Promise<void> {
+  await page.click(`a[data-tab="${tab}"]`)
+  await page.waitForSelector(`#view-${tab}`, { state: 'visible', ...WAIT })
+}

@@ -5,7 +5,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { startServer, RawClient, hasChromium, waitForFailure, type TestServer } from '../helpers.ts'
-import { openUi, WAIT } from './browser.ts'
+import { openUi, signIn, WAIT } from './browser.ts'
 
 const XSS = '<img src=x onerror=alert(1)>'
 
@@ -21,10 +21,7 @@ test('timeout profiles in the admin UI', { skip: hasChromium() ? false : 'chromi
   const { page, dialogs, pageErrors } = await openUi(t)
   const store = server.app.settingsStore
 
-  await page.goto(`${server.url}/admin/`)
-  await page.fill('#signin-token', server.token)
-  await page.click('#signin-form button[type=submit]')
-  await page.waitForSelector('#app', { state: 'visible', ...WAIT })
+  await signIn(page, server.url, server.token)
 
   await t.test('the profiles in force, in order, client text as text', async () => {
     await page.click('a[data-tab="settings"]')

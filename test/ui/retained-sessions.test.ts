@@ -8,7 +8,7 @@ import assert from 'node:assert/strict'
 import type { Page } from 'playwright-core'
 import type { IDisconnectPacket } from 'mqtt-packet'
 import { startServer, connectMqtt, hasChromium, until, TEST_TOKEN, type TestServer } from '../helpers.ts'
-import { openUi, WAIT } from './browser.ts'
+import { openUi, signIn, WAIT } from './browser.ts'
 
 const XSS = '<img src=x onerror=alert(1)>'
 
@@ -63,11 +63,7 @@ test('retained and sessions pages in headless Chromium', { skip: hasChromium() ?
   const liveDisconnect = new Promise<IDisconnectPacket>((resolve) => live.once('disconnect', resolve))
 
   await t.test('signs in; Retained and Sessions are in the nav', async () => {
-    await page.goto(`${server.url}/admin/`)
-    await page.waitForSelector('#signin-token', { state: 'visible', ...WAIT })
-    await page.fill('#signin-token', TEST_TOKEN)
-    await page.click('#signin-form button[type=submit]')
-    await page.waitForSelector('#app', { state: 'visible', ...WAIT })
+    await signIn(page, server.url, TEST_TOKEN)
     const tabs = await page.$$eval('.tabs [data-tab]', (links) => links.map((a) => (a as HTMLElement).dataset.tab))
     assert.deepEqual(tabs.slice(-5, -3), ['retained', 'sessions'], 'before Alerts, Audit and Tokens')
   })

@@ -7,7 +7,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import type { Page } from 'playwright-core'
 import { startServer, connectMqtt, hasChromium, until, TEST_TOKEN, type TestServer } from '../helpers.ts'
-import { openUi, WAIT } from './browser.ts'
+import { openUi, openTab, signIn, WAIT } from './browser.ts'
 
 const XSS = '<img src=x onerror=alert(1)>'
 
@@ -17,14 +17,6 @@ async function makeToken(server: TestServer, name: string, role: string): Promis
   return res.json().token
 }
 
-async function signIn(page: Page, server: TestServer, token: string) {
-  await page.goto(`${server.url}/admin/#failures`)
-  await page.waitForSelector('#signin-token', { state: 'visible', ...WAIT })
-  await page.fill('#signin-token', token)
-  await page.click('#signin-form button[type=submit]')
-  await page.waitForSelector('#app', { state: 'visible', ...WAIT })
-}
-
 async function signOut(page: Page) {
   await page.click('#signout')
   await page.waitForSelector('#signin', { state: 'visible', ...WAIT })
@@ -32,11 +24,6 @@ async function signOut(page: Page) {
 
 const visibleTabs = (page: Page) =>
   page.$$eval('.tabs [data-tab]', (links) => links.filter((a) => (a as HTMLElement).offsetParent !== null).map((a) => (a as HTMLElement).dataset.tab))
-
-async function openTab(page: Page, tab: string) {
-  await page.click(`a[data-tab="${tab}"]`)
-  await page.waitForSelector(`#view-${tab}`, { state: 'visible', ...WAIT })
-}
 
 /** The texts of the visible buttons in a view. */
 const visibleButtons = (page: Page, tab: string) =>
@@ -70,7 +57,7 @@ test('roles in the admin UI', { skip: hasChromium() ? false : 'chromium not inst
   const forbidden = () => answers.filter((a) => a.startsWith('403 '))
 
   await t.test('viewer: signed in as a viewer; no Audit or Tokens tab, and #tokens opens nothing', async () => {
-    await signIn(page, server, viewerToken)
+    await signIn(page, server.url, viewerToken, '#failures')
     assert.match(await page.textContent('#signed-in') ?? '', /signed in as wall-screen · viewer/)
     assert.deepEqual(await visibleTabs(page), ['failures', 'settings', 'connections', 'users', 'acl', 'retained', 'sessions', 'alerts'])
     await page.evaluate(() => {
@@ -145,7 +132,7 @@ test('roles in the admin UI', { skip: hasChromium() ? false : 'chromium not inst
   })
 
   await t.test('operator: edits settings and has the Audit tab, not Tokens', async () => {
-    await signIn(page, server, operatorToken)
+    await signIn(page, server.url, operatorToken, '#failures')
     assert.match(await page.textContent('#signed-in') ?? '', /on-call · operator/)
     assert.deepEqual(await visibleTabs(page), ['failures', 'settings', 'connections', 'users', 'acl', 'retained', 'sessions', 'alerts', 'audit'])
     await openTab(page, 'settings')
@@ -175,7 +162,7 @@ test('roles in the admin UI', { skip: hasChromium() ? false : 'chromium not inst
 
   let botSecret = ''
   await t.test('admin: the Tokens page lists the tokens; a new one\'s secret is shown once and then gone', async () => {
-    await signIn(page, server, TEST_TOKEN)
+    await signIn(page, server.url, TEST_TOKEN, '#failures')
     assert.deepEqual((await visibleTabs(page)).slice(-2), ['audit', 'tokens'])
     await openTab(page, 'tokens')
     await page.waitForSelector('#tokens-body tr[data-name="on-call"]', WAIT)

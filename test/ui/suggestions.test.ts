@@ -6,16 +6,11 @@ import assert from 'node:assert/strict'
 import type { Page } from 'playwright-core'
 import { startServer, hasChromium, TEST_TOKEN, type TestServer } from '../helpers.ts'
 import { failureEvent } from '../failures/fixtures.ts'
-import { openUi, WAIT } from './browser.ts'
+import { openUi, openTab, signIn as signInAt, WAIT } from './browser.ts'
 
 async function signIn(page: Page, server: TestServer, token: string) {
-  await page.goto(`${server.url}/admin/#failures`)
-  await page.waitForSelector('#signin-token', { state: 'visible', ...WAIT })
-  await page.fill('#signin-token', token)
-  await page.click('#signin-form button[type=submit]')
-  await page.waitForSelector('#app', { state: 'visible', ...WAIT })
-  await page.click('a[data-tab="settings"]')
-  await page.waitForSelector('#view-settings', { state: 'visible', ...WAIT })
+  await signInAt(page, server.url, token, '#failures')
+  await openTab(page, 'settings')
 }
 
 const CARD = '#suggestions-connectTimeoutMs .suggestion[data-profile=""]'
