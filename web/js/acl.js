@@ -1,7 +1,7 @@
 // The ACL view: the topic rules in the order they are checked (GET/POST /api/acl, GET/PATCH/DELETE /api/acl/:id),
 // adding one (appended or at a position), editing, moving up/down, deleting, the default policy (the setting
 // aclDefault), and "try it" (POST /api/acl/check), which names the rule that decided and says why.
-import { api, ApiError } from './api.js'
+import { api, ApiError, signedOut } from './api.js'
 import { h, $, $$, fill } from './dom.js'
 import { say, clearFieldErrors, showFieldErrors, markField, notSavedText, confirmed, disarm } from './forms.js'
 import { app, can } from './state.js'
@@ -90,7 +90,7 @@ async function load() {
     view.loaded = true
     render()
   } catch (err) {
-    if (view.loading === token && !(err instanceof ApiError && err.status === 401)) {
+    if (view.loading === token && !signedOut(err)) {
       say($('#acl-message'), `Could not load the ACL rules: ${err.message}`, 'error')
     }
   }
@@ -200,7 +200,7 @@ async function remove(rule, button) {
 }
 
 function failed(err, rule, what) {
-  if (err instanceof ApiError && err.status === 401) return
+  if (signedOut(err)) return
   if (err instanceof ApiError && err.status === 404) {
     say($('#acl-message'), `${what}: rule #${rule.id} no longer exists (deleted meanwhile). The list is reloaded.`, 'error')
   } else if (err instanceof ApiError && err.status === 400) {
@@ -355,7 +355,7 @@ async function check() {
     if (err instanceof ApiError && err.status === 400) {
       const { marked, loose } = showFieldErrors(f, err.body)
       if (marked === 0 || loose.length > 0) say($('#try-message'), loose.join('; ') || err.message, 'error')
-    } else if (!(err instanceof ApiError && err.status === 401)) {
+    } else if (!signedOut(err)) {
       say($('#try-message'), `Could not check: ${err.message}`, 'error')
     }
   } finally {

@@ -2,7 +2,7 @@
 // built-in one first and marked, adding/editing one (the webhook secret is write-only), enabling and disabling, the
 // history of what fired (GET /api/alerts/history) with a link to the failure list filtered to the failures behind
 // each event; and the banner on every page while a rule fires (GET /api/alerts/active, polled).
-import { api, ApiError, query } from './api.js'
+import { api, ApiError, query, signedOut } from './api.js'
 import { h, $, $$, fill, formatTime, formatNumber } from './dom.js'
 import { say, clearFieldErrors, showFieldErrors, notSavedText, confirmed, disarm } from './forms.js'
 import { REASONS, reasonInfo } from './reasons.js'
@@ -142,7 +142,7 @@ async function load() {
     view.rules = items
     render()
   } catch (err) {
-    if (view.loading === token && !(err instanceof ApiError && err.status === 401)) {
+    if (view.loading === token && !signedOut(err)) {
       say($('#alerts-message'), `Could not load the alert rules: ${err.message}`, 'error')
     }
   }
@@ -202,7 +202,7 @@ async function patch(rule, body, what) {
     await api(`/api/alerts/rules/${rule.id}`, { method: 'PATCH', body })
     say($('#alerts-message'), `Rule ${rule.name} ${what}.`)
   } catch (err) {
-    if (!(err instanceof ApiError && err.status === 401)) say($('#alerts-message'), `Not changed: ${err.message}`, 'error')
+    if (!signedOut(err)) say($('#alerts-message'), `Not changed: ${err.message}`, 'error')
   }
   load()
 }
@@ -216,7 +216,7 @@ async function remove(rule, button) {
     if (view.editing === rule.id) createMode()
   } catch (err) {
     button.disabled = false
-    if (!(err instanceof ApiError && err.status === 401)) say($('#alerts-message'), `Not deleted: ${err.message}`, 'error')
+    if (!signedOut(err)) say($('#alerts-message'), `Not deleted: ${err.message}`, 'error')
   }
   load()
 }
@@ -371,6 +371,6 @@ async function loadHistory(reset) {
     $('#alert-history-more').hidden = page.nextCursor === null
     $('#alert-history-empty').hidden = $('#alert-history-body').children.length > 0
   } catch (err) {
-    if (!(err instanceof ApiError && err.status === 401)) say($('#alerts-message'), `Could not load the history: ${err.message}`, 'error')
+    if (!signedOut(err)) say($('#alerts-message'), `Could not load the history: ${err.message}`, 'error')
   }
 }

@@ -24,6 +24,14 @@ export class ApiError extends Error {
   }
 }
 
+/**
+ * A failed call whose answer the sign-in already took care of (401: the sign-in is shown again): nothing more to say
+ * about it where it was made.
+ */
+export function signedOut(err) {
+  return err instanceof ApiError && err.status === 401
+}
+
 /** The server refused the token (401): forget it and tell the UI, which shows the sign-in. */
 function tokenRefused(detail) {
   session.token = null

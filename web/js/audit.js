@@ -2,7 +2,7 @@
 // who, what, target and time, paged with "Load more". Each change shows what it changed, before and after; a settings
 // change links to its version in the Settings history. Token names, usernames, topics and client ids come from people
 // and clients: they are only ever text nodes.
-import { api, ApiError, query } from './api.js'
+import { api, query, signedOut } from './api.js'
 import { h, $, fill, formatTime, formatValue } from './dom.js'
 import { say } from './forms.js'
 import { app } from './state.js'
@@ -73,7 +73,7 @@ async function load(reset) {
     render()
     say($('#audit-message'), '')
   } catch (err) {
-    if (view.loading === token && !(err instanceof ApiError && err.status === 401)) {
+    if (view.loading === token && !signedOut(err)) {
       say($('#audit-message'), `Could not load the audit trail: ${err.message}`, 'error')
     }
   } finally {

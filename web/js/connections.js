@@ -1,5 +1,5 @@
 // The Connections view: live clients with the keepalive in force, refreshed every few seconds.
-import { api, ApiError } from './api.js'
+import { api, signedOut } from './api.js'
 import { h, $, fill, formatAddress, formatAgo, formatNumber, formatProtocol, formatDuration, formatTime } from './dom.js'
 import { app } from './state.js'
 
@@ -27,7 +27,7 @@ export async function refresh() {
     render()
     fill($('#connections-error'))
   } catch (err) {
-    if (!(err instanceof ApiError && err.status === 401)) fill($('#connections-error'), `Could not load connections: ${err.message}`)
+    if (!signedOut(err)) fill($('#connections-error'), `Could not load connections: ${err.message}`)
   }
 }
 

@@ -1,6 +1,6 @@
 // Entry point: sign-in (the token's name and role from GET /api/whoami), tabs (those the role may use), the header's
 // status, and starting/stopping the views.
-import { api, ApiError, session, UNAUTHORIZED_EVENT } from './api.js'
+import { api, session, UNAUTHORIZED_EVENT, signedOut } from './api.js'
 import { h, $, $$, fill, formatNumber } from './dom.js'
 import { app, can } from './state.js'
 import { initFailures, startFailures, stopFailures } from './failures.js'
@@ -46,7 +46,7 @@ async function signIn(token) {
     fill($('#signed-in'), 'signed in as ', h('code', null, who.name), ` · ${who.role}`)
     app.setSettings(await api('/api/settings'))
   } catch (err) {
-    if (err instanceof ApiError && err.status === 401) return // the UNAUTHORIZED_EVENT handler shows the message
+    if (signedOut(err)) return // the UNAUTHORIZED_EVENT handler shows the message
     fill($('#signin-message'), `Could not reach the server: ${err.message}`)
     return
   } finally {

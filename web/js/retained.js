@@ -1,7 +1,7 @@
 // The Retained view: retained messages by topic prefix (GET /api/retained, paged), one shown whole with its payload
 // as text or as a hex dump (GET /api/retained/*), one deleted (DELETE /api/retained/*) or every one under a prefix
 // (DELETE /api/retained?prefix=). Topics and payloads come from MQTT clients: they are only ever text nodes.
-import { api, ApiError, query } from './api.js'
+import { api, ApiError, query, signedOut } from './api.js'
 import { h, $, fill, formatBytes, formatNumber, formatTime } from './dom.js'
 import { say, confirmed, disarm } from './forms.js'
 import { hexDump } from './hexdump.js'
@@ -87,7 +87,7 @@ async function load(reset) {
     view.stored = page.stored
     render()
   } catch (err) {
-    if (view.loading === token && !(err instanceof ApiError && err.status === 401)) {
+    if (view.loading === token && !signedOut(err)) {
       say($('#retained-message'), `Could not load the retained messages: ${err.message}`, 'error')
     }
   } finally {
@@ -142,7 +142,7 @@ async function remove(topic, button) {
     say($('#retained-message'), `Deleted the retained message of ${quote(topic)}: new subscribers no longer get it.`)
   } catch (err) {
     button.disabled = false
-    if (err instanceof ApiError && err.status === 401) return
+    if (signedOut(err)) return
     if (!(err instanceof ApiError && err.status === 404)) {
       say($('#retained-message'), `Not deleted: ${err.message}`, 'error')
       return
@@ -171,7 +171,7 @@ async function deletePrefix(button) {
     view.prefix = prefix
     load(true)
   } catch (err) {
-    if (!(err instanceof ApiError && err.status === 401)) say($('#retained-message'), `Not deleted: ${err.message}`, 'error')
+    if (!signedOut(err)) say($('#retained-message'), `Not deleted: ${err.message}`, 'error')
   } finally {
     button.disabled = $('#retained-prefix').value === ''
   }
@@ -191,7 +191,7 @@ async function openDetail(topic) {
     view.mode = m.payloadPreview === null ? 'hex' : 'text'
     if (dialog.open) renderDetail(m)
   } catch (err) {
-    if (err instanceof ApiError && err.status === 401) return
+    if (signedOut(err)) return
     const text = err instanceof ApiError && err.status === 404
       ? `${quote(topic)} has no retained message any more.`
       : `Could not load ${quote(topic)}: ${err.message}`

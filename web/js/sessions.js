@@ -1,7 +1,7 @@
 // The Sessions view: the MQTT sessions the broker holds, online and offline (GET /api/sessions, filtered by state
 // and client id prefix, paged), one opened with its subscriptions and connection (GET /api/sessions/*), one ended
 // (DELETE /api/sessions/*: its client is disconnected, what it held dropped). Client ids are client-controlled text.
-import { api, ApiError, query } from './api.js'
+import { api, ApiError, query, signedOut } from './api.js'
 import { h, $, fill, formatAddress, formatAgo, formatBytes, formatDuration, formatNumber, formatProtocol, formatTime } from './dom.js'
 import { say, confirmed } from './forms.js'
 import { app, can } from './state.js'
@@ -68,7 +68,7 @@ async function load(reset) {
     view.total = page.total
     render()
   } catch (err) {
-    if (view.loading === token && !(err instanceof ApiError && err.status === 401)) {
+    if (view.loading === token && !signedOut(err)) {
       say($('#sessions-message'), `Could not load the sessions: ${err.message}`, 'error')
     }
   } finally {
@@ -127,7 +127,7 @@ async function remove(clientId, button) {
     say($('#sessions-message'), `Ended the session of ${quote(clientId)}: its next CONNECT starts a new one.`)
   } catch (err) {
     button.disabled = false
-    if (err instanceof ApiError && err.status === 401) return
+    if (signedOut(err)) return
     if (!(err instanceof ApiError && err.status === 404)) {
       say($('#sessions-message'), `Not deleted: ${err.message}`, 'error')
       return
@@ -148,7 +148,7 @@ async function openDetail(clientId) {
     const s = await api(sessionPath(clientId))
     if (dialog.open) renderDetail(s)
   } catch (err) {
-    if (err instanceof ApiError && err.status === 401) return
+    if (signedOut(err)) return
     const text = err instanceof ApiError && err.status === 404
       ? `${quote(clientId)} has no session any more.`
       : `Could not load the session of ${quote(clientId)}: ${err.message}`

@@ -1,7 +1,7 @@
 // The Settings view: a form generated from the settings schema (range, description, scope per field), the API's
 // validation messages next to the fields, a what-if line for connectTimeoutMs, the suggestions from evidence beside
 // their fields (applied only by an operator's click), and the history with rollback.
-import { api, ApiError, query } from './api.js'
+import { api, ApiError, query, signedOut } from './api.js'
 import { h, $, $$, fill, formatTime, formatNumber, formatValue } from './dom.js'
 import { countSlowerThan } from './charts.js'
 import { app, can } from './state.js'
@@ -375,7 +375,7 @@ async function loadSuggestions() {
   try {
     body = await api('/api/settings/suggestions')
   } catch (err) {
-    if (!(err instanceof ApiError && err.status === 401)) {
+    if (!signedOut(err)) {
       for (const key of SUGGESTED) fill($(`#suggestions-${key}`), h('p', { class: 'muted small' }, `No suggestions: ${err.message}`))
     }
     return
@@ -436,7 +436,7 @@ async function applySuggestion(key, s, button) {
       await loadCurrent().catch(() => {})
       loadSuggestions()
       message(`Not applied: someone else saved version ${app.settings?.version ?? '?'} meanwhile; the suggestions are read again.`, 'error')
-    } else if (!(err instanceof ApiError && err.status === 401)) message(`Not applied: ${err.message}`, 'error')
+    } else if (!signedOut(err)) message(`Not applied: ${err.message}`, 'error')
   }
 }
 
@@ -453,7 +453,7 @@ async function loadHistory(reset) {
     view.historyCursor = nextCursor
     $('#history-more').hidden = nextCursor === null
   } catch (err) {
-    if (!(err instanceof ApiError && err.status === 401)) fill($('#settings-history'), h('li', { class: 'form-error' }, `Could not load the history: ${err.message}`))
+    if (!signedOut(err)) fill($('#settings-history'), h('li', { class: 'form-error' }, `Could not load the history: ${err.message}`))
   }
 }
 
@@ -513,6 +513,6 @@ async function rollback(version, button) {
     button.disabled = false
     fill(button, `Roll back to v${version}`)
     button.classList.remove('armed')
-    if (!(err instanceof ApiError && err.status === 401)) message(`Rollback failed: ${err.message}`, 'error')
+    if (!signedOut(err)) message(`Rollback failed: ${err.message}`, 'error')
   }
 }

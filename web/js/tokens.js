@@ -1,7 +1,7 @@
 // The Tokens view (admins only): the admin tokens in force (GET /api/admin-tokens) with their role and last use,
 // making one (POST: its secret is shown once, in a box that is emptied when dismissed, at the next token and at
 // sign-out) and revoking one (DELETE, after a second click). The boot token cannot be revoked.
-import { api, ApiError } from './api.js'
+import { api, ApiError, signedOut } from './api.js'
 import { h, $, fill, formatAgo, formatTime } from './dom.js'
 import { say, clearFieldErrors, showFieldErrors, notSavedText, confirmed, disarm } from './forms.js'
 import { app } from './state.js'
@@ -47,7 +47,7 @@ async function load() {
     view.items = items
     render()
   } catch (err) {
-    if (view.loading === token && !(err instanceof ApiError && err.status === 401)) {
+    if (view.loading === token && !signedOut(err)) {
       say($('#tokens-message'), `Could not load the tokens: ${err.message}`, 'error')
     }
   }
@@ -91,7 +91,7 @@ async function revoke(t, button) {
     say($('#tokens-message'), `Revoked “${t.name}”: it is refused from its next request on.`)
   } catch (err) {
     button.disabled = false
-    if (err instanceof ApiError && err.status === 401) return
+    if (signedOut(err)) return
     say($('#tokens-message'), err instanceof ApiError && err.status === 404
       ? `“${t.name}” is no longer in force (revoked meanwhile). The list is reloaded.`
       : `Not revoked: ${err.message}`, 'error')

@@ -1,7 +1,7 @@
 // The Users view: the MQTT users clients log in as (GET/POST /api/mqtt-users, GET/PATCH/DELETE
 // /api/mqtt-users/:username). A password is write-only here: the input is never filled by this code, is emptied after
 // every save and when the form is left, and no answer of the API holds one.
-import { api, ApiError, query } from './api.js'
+import { api, ApiError, query, signedOut } from './api.js'
 import { h, $, fill, formatTime } from './dom.js'
 import { say, clearFieldErrors, showFieldErrors, notSavedText, confirmed, disarm } from './forms.js'
 import { app, can } from './state.js'
@@ -88,7 +88,7 @@ async function load(reset) {
     render()
     if (reset) say($('#users-message'), '')
   } catch (err) {
-    if (view.loading === token && !(err instanceof ApiError && err.status === 401)) {
+    if (view.loading === token && !signedOut(err)) {
       say($('#users-message'), `Could not load the MQTT users: ${err.message}`, 'error')
     }
   } finally {
@@ -176,7 +176,7 @@ async function remove(user, button) {
 
 /** A failed row action: a 404 means someone else deleted it (the list is reloaded). */
 function failed(err, username, what) {
-  if (err instanceof ApiError && err.status === 401) return
+  if (signedOut(err)) return
   if (err instanceof ApiError && err.status === 404) {
     say($('#users-message'), `${what}: ${quote(username)} no longer exists (deleted meanwhile). The list is reloaded.`, 'error')
     if (view.editing === username) createMode()
