@@ -53,6 +53,9 @@ const ALLOW_ALL: Authorizer = { version: 0, allowsEverything: true, allowed: () 
 /** The broker's own `$SYS/` values are few and always kept. */
 const NO_LIMIT = { maxMessages: Number.MAX_SAFE_INTEGER, maxBytes: Number.MAX_SAFE_INTEGER }
 
+/** The profiles' names and match conditions, in order: what decides which profile a connection is under. */
+const matchesOf = (v: SettingsSnapshot['values']): string => JSON.stringify(v.profiles.map((p) => [p.name, p.match]))
+
 const WARN_REASONS: ReadonlySet<FailureReason> = new Set(['protocol_error', 'packet_too_large', 'connect_rejected', 'websocket_error', 'auth_failed', 'tls_error'])
 
 export class Broker extends EventEmitter<BrokerEvents> {
@@ -129,9 +132,12 @@ export class Broker extends EventEmitter<BrokerEvents> {
    * connectTimeoutMs re-computed from its open time (past = closed now), a connected one its keepalive re-armed.
    */
   applySettings(next: SettingsSnapshot): void {
+    // the same profiles matching the same way (only values changed): each connection keeps its profile by name,
+    // without matching every connection's address and headers again
+    const rematch = matchesOf(this.settings.values) !== matchesOf(next.values)
     this.settings = next
     this.profiles = new ProfileSet(next.values)
-    for (const c of [...this.#open]) c.settingsChanged()
+    for (const c of [...this.#open]) c.settingsChanged(rematch)
     this.#emitSafely('settingsApplied', next)
   }
 

@@ -281,16 +281,19 @@ export class Connection implements ConnectionInput {
   }
 
   /**
-   * A new settings version: the profile again (stage 1 or 2, as far as this connection has got), and its deadline
-   * with the new values: connectTimeoutMs from the open while waiting, keepalive x multiplier when connected.
+   * A new settings version: the profile again (stage 1 or 2, as far as this connection has got; when the profiles
+   * match as before, `rematch` is false and the profile is kept by name with its new values), and its deadline with
+   * the new values: connectTimeoutMs from the open while waiting, keepalive x multiplier when connected.
    */
-  settingsChanged(): void {
+  settingsChanged(rematch: boolean): void {
     if (this.phase === 'closed') return
     const before = this.values
     const profiles = this.broker.profiles
-    this.#useProfile(this.#profiledAtConnect
-      ? profiles.atConnect(this.meta, { clientId: this.clientId!, username: this.identity })
-      : profiles.beforeConnect(this.meta))
+    this.#useProfile(!rematch
+      ? profiles.named(this.profile)
+      : this.#profiledAtConnect
+        ? profiles.atConnect(this.meta, { clientId: this.clientId!, username: this.identity })
+        : profiles.beforeConnect(this.meta))
     if (this.values.connectTimeoutMs !== before.connectTimeoutMs) this.setConnectTimeout(this.values.connectTimeoutMs)
     if (this.values.keepaliveMultiplier !== before.keepaliveMultiplier) this.setKeepaliveMultiplier(this.values.keepaliveMultiplier)
   }

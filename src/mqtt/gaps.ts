@@ -18,24 +18,18 @@ export interface GapCounts {
   maxKeepaliveSec: number
 }
 
-const emptyCounts = (): GapCounts => ({ counts: new Array<number>(GAP_RATIO_BUCKETS.length + 1).fill(0), maxKeepaliveSec: 0 })
+/** An empty histogram. */
+export const emptyCounts = (): GapCounts => ({ counts: new Array<number>(GAP_RATIO_BUCKETS.length + 1).fill(0), maxKeepaliveSec: 0 })
 
-/** What the broker's stats expose: since start, never reset. */
-export interface KeepaliveGapStats {
+/** What the broker's stats expose (since start, never reset). */
+export class KeepaliveGaps {
   /** late gaps of connected clients (gap > keepalive / 2), broker-wide */
-  readonly all: GapCounts
-  /** the same per timeout profile (key '' = no profile) */
-  readonly byProfile: ReadonlyMap<string, GapCounts>
-  /** per client dropped for keepalive_timeout: the bucket of its longest earlier late gap (0 = none over half) */
-  readonly dropped: GapCounts
-  /** the same per profile */
-  readonly droppedByProfile: ReadonlyMap<string, GapCounts>
-}
-
-export class KeepaliveGaps implements KeepaliveGapStats {
   readonly all = emptyCounts()
+  /** the same per timeout profile (key '' = no profile) */
   readonly byProfile = new Map<string, GapCounts>()
+  /** per client dropped for keepalive_timeout: the bucket of its longest earlier late gap (0 = none over half) */
   readonly dropped = emptyCounts()
+  /** the same per profile */
   readonly droppedByProfile = new Map<string, GapCounts>()
 
   /** One late gap (`ratio` = silence / keepalive). */

@@ -48,10 +48,6 @@ export class ProfileSet {
     this.largestMaxPacketSize = Math.max(values.maxPacketSize, ...this.#profiles.map((p) => p.values.maxPacketSize))
   }
 
-  get size(): number {
-    return this.#profiles.length
-  }
-
   /** Stage 1, when the socket opens: only what the transport knows. */
   beforeConnect(meta: ConnectionMeta): Resolved {
     for (const p of this.#profiles) if (p.beforeConnect && holds(p, meta, null)) return p

@@ -25,9 +25,9 @@ export class Stats implements BrokerStats {
   aclDeniedPublish = 0
   aclDeniedSubscribe = 0
   aclDeniedDeliver = 0
-  /** failures since start, by reason */
   /** how late connected clients' packets come relative to their keepalive (./gaps.ts) */
   readonly keepaliveGaps = new KeepaliveGaps()
+  /** failures since start, by reason */
   readonly failures = Object.fromEntries(FAILURE_REASONS.map((r) => [r, 0])) as Record<FailureReason, number>
   readonly #open: ReadonlySet<unknown>
   readonly #clients: ReadonlyMap<string, unknown>

@@ -9,8 +9,9 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import Type from 'typebox'
 import { SettingsValues } from '../settings/schema.ts'
 import { adminApi } from '../api.ts'
-import { GAP_RATIO_BUCKETS, type GapCounts } from '../mqtt/gaps.ts'
+import { GAP_RATIO_BUCKETS, emptyCounts, type GapCounts } from '../mqtt/gaps.ts'
 import type { FailureRecord } from '../failures/schema.ts'
+import { iso } from '../failures/time.ts'
 import type { SettingsValues as Values } from '../contracts/settings.ts'
 
 /** The window of the failure log and latency evidence. */
@@ -96,7 +97,6 @@ const Suggestions = Type.Object({
   keepaliveMultiplier: Type.Array(KeepaliveSuggestion, { description: 'the global values first, then each timeout profile' }),
 })
 
-const iso = (t: number) => new Date(t).toISOString()
 const scopeName = (profile: string | null) => (profile === null ? '' : `profile "${profile}" `)
 const fmtRatio = (x: number) => String(Math.round(x * 100) / 100)
 
@@ -121,6 +121,8 @@ function suggestConnectTimeout(e: ConnectEvidenceIn) {
   const suggested = thin ? null : clamp(roundUpMs(Math.max(fromLatency, fromNear)), range('connectTimeoutMs'))
   const served = suggested === null ? 0 : near.filter((r) => r.durationMs * 1.2 <= suggested).length
   const scope = scopeName(e.profile)
+  // (one read of the latency history, for the summary and the evidence)
+  const slower = suggested === null ? 0 : e.slowerThan(suggested)
   const why = [
     e.successes >= MIN_CONNECTS && e.p99Ms !== null ? `p99 ${e.p99Ms} ms x 1.5 of ${e.successes} connects` : null,
     largest !== null ? `${near.length} near misses, largest ${largest} ms x 1.2` : null,
@@ -130,7 +132,7 @@ function suggestConnectTimeout(e: ConnectEvidenceIn) {
     : `${scope}connectTimeoutMs ${suggested} (now ${e.current}): from ${why}. ` +
       `It would have served ${served} of the ${near.length} near misses of the last 24 h; ` +
       `a silent socket would be held ${suggested} ms (${silent} silent timeouts in the window); ` +
-      `${e.slowerThan(suggested)} successful connects took longer.`
+      `${slower} successful connects took longer.`
   return {
     profile: e.profile,
     current: e.current,
@@ -152,7 +154,7 @@ function suggestConnectTimeout(e: ConnectEvidenceIn) {
       nearMissesServed: served,
       silentTimeouts: silent,
       silentHeldMs: suggested ?? e.current,
-      connectsSlowerThanSuggested: suggested === null ? 0 : e.slowerThan(suggested),
+      connectsSlowerThanSuggested: slower,
     },
   }
 }
@@ -173,8 +175,8 @@ interface KeepaliveEvidenceIn {
 }
 
 function suggestKeepaliveMultiplier(e: KeepaliveEvidenceIn) {
-  const counts = e.gaps?.counts ?? new Array<number>(GAP_RATIO_BUCKETS.length + 1).fill(0)
-  const droppedCounts = e.dropped?.counts ?? new Array<number>(GAP_RATIO_BUCKETS.length + 1).fill(0)
+  const counts = (e.gaps ?? emptyCounts()).counts
+  const droppedCounts = (e.dropped ?? emptyCounts()).counts
   const total = sum(counts)
   const dropped = sum(droppedCounts)
   let p99: number | null = null
@@ -268,9 +270,12 @@ export default async function suggestionRoutes(app: FastifyInstance) {
     const timeouts = records('connect_timeout', since, until)
     const keepaliveTimeouts = records('keepalive_timeout', since, until)
     const gaps = app.broker.stats.keepaliveGaps
-    const live = app.broker.connections()
-    const liveMax = (profile: string | null | undefined) => Math.max(0, ...live
-      .filter((c) => profile === undefined || c.profile === profile).map((c) => c.keepaliveSec))
+    // the largest keepalive of the live clients, of all (key undefined) and per profile, in one pass
+    const liveMaxKeepalive = new Map<string | null | undefined, number>([[undefined, 0]])
+    for (const c of app.broker.connections()) {
+      liveMaxKeepalive.set(undefined, Math.max(liveMaxKeepalive.get(undefined)!, c.keepaliveSec))
+      liveMaxKeepalive.set(c.profile, Math.max(liveMaxKeepalive.get(c.profile) ?? 0, c.keepaliveSec))
+    }
 
     const scopes: (string | null)[] = [null, ...values.profiles.map((p) => p.name)]
     const ofProfile = (profile: string | null) => values.profiles.find((p) => p.name === profile)?.overrides
@@ -293,7 +298,7 @@ export default async function suggestionRoutes(app: FastifyInstance) {
         gaps: profile === null ? gaps.all : gaps.byProfile.get(profile),
         dropped: profile === null ? gaps.dropped : gaps.droppedByProfile.get(profile),
         keepaliveTimeoutsInLog: profile === null ? keepaliveTimeouts.length : keepaliveTimeouts.filter((t) => t.profile === profile).length,
-        liveMaxKeepaliveSec: liveMax(profile === null ? undefined : profile),
+        liveMaxKeepaliveSec: liveMaxKeepalive.get(profile === null ? undefined : profile) ?? 0,
       })),
     }
   })

@@ -61,14 +61,6 @@ test('a signed webhook: firing (retried after a 500), then resolved; history, me
     assert.ok(!firing[1].body.includes(SECRET))
   })
 
-  await t.test('firing now: /api/alerts/active, the rule, and the metric', async () => {
-    const active = (await s.app.inject({ method: 'GET', url: '/api/alerts/active', headers: s.auth })).json().items
-    if (active.length > 0) { // it may have resolved already on a slow machine
-      assert.equal(active[0].ruleName, 'protocol-errors')
-      assert.equal(active[0].failures.reason, 'protocol_error')
-    }
-  })
-
   const [resolved] = await hook.waitFor(1, (r) => r.json.state === 'resolved', 10_000)
   await t.test('resolved after the window passed, signed too', async () => {
     assert.equal(resolved.headers['x-broker-signature'], expectedSignature(SECRET, resolved.body))
