@@ -101,7 +101,8 @@ test('roles in the admin UI', { skip: hasChromium() ? false : 'chromium not inst
     await page.waitForSelector('#try-result[data-allowed="true"]', WAIT)
 
     await openTab(page, 'retained')
-    await page.waitForSelector('#retained-body tr', WAIT)
+    // (a row's View button shown, not only its row: the view may still be coming into sight)
+    await page.locator('#retained-body button[data-act="view"]').first().waitFor({ state: 'visible', ...WAIT })
     assert.equal(await page.isVisible('#retained-delete-prefix'), false)
     assert.deepEqual(await visibleButtons(page, 'retained').then((b) => b.filter((x) => CHANGING.test(x))), [])
     assert.ok((await visibleButtons(page, 'retained')).includes('View'))
