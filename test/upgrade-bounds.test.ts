@@ -34,7 +34,9 @@ test('an upgrade request stalled halfway is closed at connectTimeoutMs and repor
   assert.ok(elapsed < 3000, `closed after ${elapsed} ms (Node's own limit would be 60 s)`)
   const e = await failure
   assert.equal(e.reason, 'websocket_error')
-  assert.match(e.detail, new RegExp(`the upgrade request was not complete after \\d+ ms \\(${PARTIAL.length} bytes of it had arrived\\)`))
+  // (on a loaded machine the broker may have been stalled meanwhile: the detail then says how long was not counted)
+  assert.match(e.detail, new RegExp(`the upgrade request was not complete after \\d+ ms \\(${PARTIAL.length} bytes of it had arrived` +
+    `(; \\d+ ms the broker itself was stalled were not counted)?\\)$`))
   assert.match(e.hint, /connectTimeoutMs/)
   assert.equal(e.remoteAddress, '127.0.0.1')
   assert.equal(server.app.websocketAdapter.pendingUpgrades, 0)
