@@ -37,6 +37,17 @@ export const BootConfig = Type.Object({
    * client, never the broker); off: deadlines run on the wall clock alone, as before (for comparisons)
    */
   stallCredit: Type.Union([Type.Literal('on'), Type.Literal('off')], { default: 'on' }),
+  /** cluster mode (with databaseUrl, both or neither): NATS with JetStream carries messages and the shared MQTT state */
+  natsUrl: Type.Union([Type.String({ pattern: '^(nats|tls)://' }), Type.Null()], { default: null }),
+  /** cluster mode (with natsUrl): PostgreSQL holds the control plane (settings, failure log, MQTT users, ACL) */
+  databaseUrl: Type.Union([Type.String({ pattern: '^postgres(ql)?://' }), Type.Null()], { default: null }),
+  /** this node's name in the cluster (null: hostname:port, see nodeIdOf) */
+  nodeId: Type.Union([Type.String({ pattern: '^[A-Za-z0-9_.:-]{1,64}$' }), Type.Null()], { default: null }),
+  /**
+   * the cluster's name: the prefix of its NATS subjects, JetStream buckets and streams, so that clusters (and test
+   * runs) can share one NATS
+   */
+  clusterName: Type.String({ pattern: '^[A-Za-z0-9_-]{1,32}$', default: 'mqtt' }),
 })
 export type BootConfig = Type.Static<typeof BootConfig>
 
@@ -60,7 +71,8 @@ const ENV_NAMES: Record<keyof BootConfig, string> = {
   mqttTcpPort: 'MQTT_TCP_PORT', mqttsPort: 'MQTTS_PORT', tlsCert: 'TLS_CERT', tlsKey: 'TLS_KEY', mqttState: 'MQTT_STATE',
   logFormat: 'LOG_FORMAT', shutdownDrainMs: 'SHUTDOWN_DRAIN_MS', backupDir: 'BACKUP_DIR',
   rateLimitApiPerMin: 'RATE_LIMIT_API_PER_MIN', rateLimitAuthFailuresPerMin: 'RATE_LIMIT_AUTH_FAILURES_PER_MIN',
-  stallCredit: 'STALL_CREDIT',
+  stallCredit: 'STALL_CREDIT', natsUrl: 'NATS_URL', databaseUrl: 'DATABASE_URL', nodeId: 'NODE_ID',
+  clusterName: 'CLUSTER_NAME',
 }
 
 /** The variables read as whole numbers (text that is not one is kept, so the schema names the variable). */
@@ -87,6 +99,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): BootConfig {
   if (env.LOG_FORMAT) raw.logFormat = env.LOG_FORMAT
   if (env.BACKUP_DIR) raw.backupDir = env.BACKUP_DIR
   if (env.STALL_CREDIT) raw.stallCredit = env.STALL_CREDIT
+  if (env.NATS_URL) raw.natsUrl = env.NATS_URL
+  if (env.DATABASE_URL) raw.databaseUrl = env.DATABASE_URL
+  if (env.NODE_ID) raw.nodeId = env.NODE_ID
+  if (env.CLUSTER_NAME) raw.clusterName = env.CLUSTER_NAME
   const errors = [...Value.Errors(BootConfig, raw)]
   if (errors.length > 0) {
     // one message per variable: the first, most specific one (a union adds "must be null", "anyOf" after it)
@@ -104,7 +120,21 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): BootConfig {
   if (raw.mqttsPort != null && raw.tlsCert == null) {
     throw new ConfigError('invalid environment: MQTTS_PORT: needs TLS_CERT and TLS_KEY (the certificate MQTTS serves)')
   }
+  if ((raw.natsUrl === null) !== (raw.databaseUrl === null)) {
+    throw new ConfigError(raw.natsUrl === null
+      ? 'invalid environment: NATS_URL: must be set when DATABASE_URL is (cluster mode needs both, or neither)'
+      : 'invalid environment: DATABASE_URL: must be set when NATS_URL is (cluster mode needs both, or neither)')
+  }
   return raw as BootConfig
+}
+
+/** Cluster mode: NATS_URL and DATABASE_URL are both set. */
+export const isClustered = (config: Pick<BootConfig, 'natsUrl' | 'databaseUrl'>): boolean =>
+  config.natsUrl !== null && config.databaseUrl !== null
+
+/** This node's id: NODE_ID, or the host's name and the HTTP port. */
+export function nodeIdOf(config: Pick<BootConfig, 'nodeId' | 'port'>, hostname: string, port = config.port): string {
+  return config.nodeId ?? `${hostname}:${port}`.replace(/[^A-Za-z0-9_.:-]/g, '_').slice(0, 64)
 }
 
 /** TLS_CERT and TLS_KEY come together or not at all: what is wrong, naming the missing variable, or null. */

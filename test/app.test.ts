@@ -11,19 +11,21 @@ test('loadConfig: no environment gives the documented defaults; each variable is
     port: 8080, host: '0.0.0.0', dbPath: './data/broker.db', adminToken: null, mqttPath: '/mqtt', logLevel: 'info',
     mqttTcpPort: null, mqttsPort: null, tlsCert: null, tlsKey: null, mqttState: 'sqlite',
     logFormat: 'auto', shutdownDrainMs: 0, backupDir: null, rateLimitApiPerMin: 1200, rateLimitAuthFailuresPerMin: 20,
-    stallCredit: 'on',
+    stallCredit: 'on', natsUrl: null, databaseUrl: null, nodeId: null, clusterName: 'mqtt',
   })
   assert.deepEqual(loadConfig({}), { ...DEFAULT_CONFIG })
   assert.deepEqual(
     loadConfig({
       PORT: '0', HOST: '127.0.0.1', DB_PATH: ':memory:', ADMIN_TOKEN: 'secret-token', MQTT_PATH: '/ws', LOG_LEVEL: 'warn', MQTT_TCP_PORT: '11883', MQTT_STATE: 'memory',
       LOG_FORMAT: 'json', SHUTDOWN_DRAIN_MS: '5000', BACKUP_DIR: '/var/backups/broker', RATE_LIMIT_API_PER_MIN: '0', RATE_LIMIT_AUTH_FAILURES_PER_MIN: '5',
-      STALL_CREDIT: 'off',
+      STALL_CREDIT: 'off', NATS_URL: 'nats://127.0.0.1:4222', DATABASE_URL: 'postgres://127.0.0.1/test', NODE_ID: 'node-a',
+      CLUSTER_NAME: 'east',
     }),
     {
       port: 0, host: '127.0.0.1', dbPath: ':memory:', adminToken: 'secret-token', mqttPath: '/ws', logLevel: 'warn', mqttTcpPort: 11883, mqttsPort: null, tlsCert: null, tlsKey: null, mqttState: 'memory',
       logFormat: 'json', shutdownDrainMs: 5000, backupDir: '/var/backups/broker', rateLimitApiPerMin: 0, rateLimitAuthFailuresPerMin: 5,
-      stallCredit: 'off',
+      stallCredit: 'off', natsUrl: 'nats://127.0.0.1:4222', databaseUrl: 'postgres://127.0.0.1/test', nodeId: 'node-a',
+      clusterName: 'east',
     },
   )
 })
@@ -38,6 +40,11 @@ const badEnv: [string, NodeJS.ProcessEnv, RegExp][] = [
   ['a TCP port that is not a number', { MQTT_TCP_PORT: 'mqtt' }, /^invalid environment: MQTT_TCP_PORT: /],
   ['an MQTTS port out of range', { MQTTS_PORT: '99999' }, /^invalid environment: MQTTS_PORT: /],
   ['an unknown log format', { LOG_FORMAT: 'xml' }, /^invalid environment: LOG_FORMAT: /],
+  ['NATS_URL without DATABASE_URL', { NATS_URL: 'nats://127.0.0.1:4222' }, /^invalid environment: DATABASE_URL: must be set when NATS_URL is/],
+  ['DATABASE_URL without NATS_URL', { DATABASE_URL: 'postgres://127.0.0.1/test' }, /^invalid environment: NATS_URL: must be set when DATABASE_URL is/],
+  ['a NATS URL of another scheme', { NATS_URL: 'http://127.0.0.1:4222', DATABASE_URL: 'postgres://127.0.0.1/test' }, /^invalid environment: NATS_URL: /],
+  ['a database URL that is no PostgreSQL one', { NATS_URL: 'nats://127.0.0.1:4222', DATABASE_URL: 'mysql://127.0.0.1/test' }, /^invalid environment: DATABASE_URL: /],
+  ['a node id with a space', { NODE_ID: 'node a' }, /^invalid environment: NODE_ID: /],
   ['a drain delay that is not a number', { SHUTDOWN_DRAIN_MS: '5s' }, /^invalid environment: SHUTDOWN_DRAIN_MS: /],
   ['a negative API rate limit', { RATE_LIMIT_API_PER_MIN: '-1' }, /^invalid environment: RATE_LIMIT_API_PER_MIN: /],
   ['a stall credit that is neither on nor off', { STALL_CREDIT: 'yes' }, /^invalid environment: STALL_CREDIT: /],

@@ -164,6 +164,11 @@ export interface SessionStore {
   droppedEntry(session: Session, entry: SessionEntry): void
   /** Everything noted so far is written (durable stores); resolves at once for the in-memory one. */
   flush(): Promise<void>
+  /**
+   * Clustered stores: another process holds this session now. Its changes noted so far are written, then it is
+   * dropped from this process's memory, not from the store.
+   */
+  forget?(clientId: string): Promise<void>
 }
 
 export interface RetainedLimits {

@@ -14,7 +14,7 @@ export interface LayerRule {
 export type Rules = Readonly<Record<string, LayerRule>>
 
 const ALL_BUT_SERVER = [
-  'contracts', 'mqtt', 'db', 'settings', 'failures', 'access', 'state', 'audit', 'alerts', 'errors.ts', 'api.ts', 'config.ts', 'plugins', 'routes',
+  'contracts', 'mqtt', 'db', 'settings', 'failures', 'access', 'state', 'audit', 'alerts', 'cluster', 'control', 'errors.ts', 'api.ts', 'config.ts', 'plugins', 'routes',
 ] as const
 
 export const RULES: Rules = {
@@ -63,6 +63,16 @@ export const RULES: Rules = {
     packages: ['better-sqlite3', 'typebox'],
     why: 'a store (alert rules and history) and the pure evaluator: schema, SQL and counters, not the core, not another store, not HTTP',
   },
+  'cluster': {
+    layers: ['contracts', 'state'],
+    packages: ['@nats-io/transport-node', '@nats-io/jetstream', '@nats-io/kv', '@nats-io/nats-core'],
+    why: 'the data plane of cluster mode on NATS (message bus, JetStream stores, client-id ownership, nodes): behind the contracts the core defines, never the core',
+  },
+  'control': {
+    layers: ['contracts', 'db', 'settings', 'failures', 'access'],
+    packages: ['pg', 'better-sqlite3', 'typebox'],
+    why: 'the control plane of cluster mode in PostgreSQL: it replicates the stores it serves (settings, failure log, MQTT users, ACL), never the core, never HTTP',
+  },
   'errors.ts': {
     layers: ['contracts'],
     packages: ['@fastify/error', 'fastify', 'typebox'],
@@ -79,12 +89,12 @@ export const RULES: Rules = {
     why: 'boot configuration from the environment',
   },
   'plugins': {
-    layers: ['contracts', 'mqtt', 'db', 'settings', 'failures', 'access', 'state', 'audit', 'alerts', 'errors.ts', 'config.ts'],
+    layers: ['contracts', 'mqtt', 'db', 'settings', 'failures', 'access', 'state', 'audit', 'alerts', 'cluster', 'control', 'errors.ts', 'config.ts'],
     packages: 'any',
     why: 'plugins wire the layers below into Fastify',
   },
   'routes': {
-    layers: ['contracts', 'mqtt', 'settings', 'failures', 'access', 'state', 'audit', 'alerts', 'errors.ts', 'api.ts', 'config.ts'],
+    layers: ['contracts', 'mqtt', 'settings', 'failures', 'access', 'state', 'audit', 'alerts', 'cluster', 'control', 'errors.ts', 'api.ts', 'config.ts'],
     packages: 'any',
     ownLayer: false,
     why: 'routes use the decorators the plugins declare, never a plugin module, nor another route module',
