@@ -13,6 +13,7 @@ import access from './plugins/access.ts'
 import auth from './plugins/auth.ts'
 import audit from './plugins/audit.ts'
 import failures from './plugins/failures.ts'
+import cluster from './plugins/cluster.ts'
 import mqttState from './plugins/state.ts'
 import broker from './plugins/broker.ts'
 import websocket from './plugins/websocket/index.ts'
@@ -114,7 +115,8 @@ export async function buildApp(opts: AppOptions = {}) {
   await app.register(failures)
   // OpenAPI collects every route registered after it
   await app.register(swagger)
-  // the broker and its transports
+  // the broker and its transports; in cluster mode (NATS_URL) the other nodes are reached through NATS
+  await app.register(cluster)
   await app.register(mqttState)
   await app.register(broker)
   await app.register(websocket)

@@ -8,12 +8,14 @@ import type { FailureEvent, FailureReason } from '../contracts/failure.ts'
 import type { ConnectionInput, ConnectionMeta, LiveConnection, Transport, TransportKind } from '../contracts/connection.ts'
 import type { Logger } from '../contracts/logger.ts'
 import type { Authenticator, Authorizer } from '../contracts/access.ts'
+import type { ClusterLink, ClusterPeer } from '../contracts/cluster.ts'
 import type { BrokerEvents, BrokerStats } from './types.ts'
 import { Stats } from './stats.ts'
 import { Connection } from './connection.ts'
 import { deliver, queueMessage } from './delivery.ts'
 import { failureEvent } from './failure-event.ts'
-import { MemoryRouter, type Router, type Subscription } from './router.ts'
+import { MemoryRouter, type Match, type Router, type Subscription } from './router.ts'
+import { InterestRouter } from './interest.ts'
 import { MemoryRetainedStore, type RetainedStore } from './retained.ts'
 import { MemorySessionStore, type Session, type SessionStore } from './session.ts'
 import { ownPayload, type Message, type Will } from './message.ts'
@@ -43,6 +45,11 @@ export interface BrokerOptions {
   stallCredit?: boolean
   /** what a client may publish and subscribe to (default: everything) */
   authorizer?: Authorizer
+  /**
+   * cluster mode: the other nodes. Messages routed here go to them too, the filters held here are announced, and a
+   * shared subscription is served by one node of the cluster per message.
+   */
+  cluster?: ClusterLink
 }
 
 /** Without an authenticator: every client is accepted, and is who it says it is. */
@@ -58,7 +65,7 @@ const matchesOf = (v: SettingsSnapshot['values']): string => JSON.stringify(v.pr
 
 const WARN_REASONS: ReadonlySet<FailureReason> = new Set(['protocol_error', 'packet_too_large', 'connect_rejected', 'websocket_error', 'auth_failed', 'tls_error'])
 
-export class Broker extends EventEmitter<BrokerEvents> {
+export class Broker extends EventEmitter<BrokerEvents> implements ClusterPeer {
   /** the global settings in force; a connection runs on its own `values` (these with its profile's overrides) */
   settings: SettingsSnapshot
   /** the timeout profiles of `settings`, compiled (./profiles.ts) */
@@ -74,6 +81,8 @@ export class Broker extends EventEmitter<BrokerEvents> {
   readonly stall = new StallClock()
   /** BrokerOptions.stallCredit */
   readonly stallCredit: boolean
+  /** BrokerOptions.cluster (null on one node) */
+  readonly cluster: ClusterLink | null
   /** failure lines folded in floods (./log-fold.ts); null without a logger */
   readonly #logFold: LogFold | null
 
@@ -99,7 +108,10 @@ export class Broker extends EventEmitter<BrokerEvents> {
     this.settings = opts.settings
     this.profiles = new ProfileSet(opts.settings.values)
     this.logger = opts.logger
-    this.router = opts.router ?? new MemoryRouter()
+    this.cluster = opts.cluster ?? null
+    this.router = this.cluster === null
+      ? opts.router ?? new MemoryRouter()
+      : new InterestRouter(opts.router ?? new MemoryRouter({ sharedByCluster: true }), this.cluster)
     this.retained = opts.retained ?? new MemoryRetainedStore()
     this.sessions = opts.sessions ?? new MemorySessionStore()
     this.authenticator = opts.authenticator ?? ACCEPT_ALL
@@ -289,7 +301,40 @@ export class Broker extends EventEmitter<BrokerEvents> {
     }
     this.stats.messagesPublished++
     this.#route(msg, now)
+    this.cluster?.publish(msg)
     return true
+  }
+
+  // ---- Cluster mode (ClusterPeer): what the other nodes hand this one ----
+
+  /** A message published on another node: to the subscribers here (its retained state is shared, not stored again). */
+  routeRemote(msg: Message): void {
+    this.#route(msg, Date.now())
+  }
+
+  /** A message the cluster gave this node for a shared subscription: to one of its members here. */
+  routeShared(sharedFilter: string, msg: Message): void {
+    const m = this.router.pickShared?.(sharedFilter, this.#isOnline)
+    if (m == null) return
+    this.#deliverTo(m, msg, new Fanout(msg, Date.now()))
+  }
+
+  /**
+   * Another node took the session of `clientId`: its connection here is taken over (v5: DISCONNECT 0x8E; a Will with
+   * no delay goes out as on one node), then the session leaves this node: its routes, its pending Will delay and
+   * expiry, and its working state once its last changes are written to the shared store.
+   */
+  async releaseSession(clientId: string, byNode: string): Promise<void> {
+    this.#clients.get(clientId)?.takenOverRemotely(byNode)
+    await this.#life.release(clientId)
+  }
+
+  /**
+   * Take up sessions whose node died (the shared store held them): as after a restart, their subscriptions route
+   * here, their expiry counts from `endedAt`, and their Wills are published.
+   */
+  adoptSessions(sessions: Session[], endedAt: number): { sessions: number; wills: number } {
+    return this.#life.restoreSessions(sessions, endedAt)
   }
 
   /**
@@ -305,19 +350,20 @@ export class Broker extends EventEmitter<BrokerEvents> {
     const matches = this.router.match(msg.topic, this.#isOnline)
     if (matches.length === 0) return
     const fan = new Fanout(msg, now)
-    for (let i = 0; i < matches.length; i++) {
-      const m = matches[i]
-      if (m.noLocal && m.clientId === msg.from) continue // [MQTT-3.8.3-3] No Local
-      const connection = this.#clients.get(m.clientId)
-      if (connection !== undefined) {
-        deliver(connection, fan, m, false)
-      } else if (msg.qos > 0 && m.qos > 0) {
-        // an offline persistent session queues QoS 1/2 (bounded) [MQTT-3.1.2-5]
-        const session = this.sessions.get(m.clientId)
-        if (session !== undefined) {
-          queueMessage(this, session, msg, msg.qos < m.qos ? msg.qos : m.qos, m.retainAsPublished && msg.retain,
-            m.subscriptionIds, this.profiles.named(this.#sessionProfile.get(session) ?? null).values)
-        }
+    for (let i = 0; i < matches.length; i++) this.#deliverTo(matches[i], msg, fan)
+  }
+
+  #deliverTo(m: Match, msg: Message, fan: Fanout): void {
+    if (m.noLocal && m.clientId === msg.from) return // [MQTT-3.8.3-3] No Local
+    const connection = this.#clients.get(m.clientId)
+    if (connection !== undefined) {
+      deliver(connection, fan, m, false)
+    } else if (msg.qos > 0 && m.qos > 0) {
+      // an offline persistent session queues QoS 1/2 (bounded) [MQTT-3.1.2-5]
+      const session = this.sessions.get(m.clientId)
+      if (session !== undefined) {
+        queueMessage(this, session, msg, msg.qos < m.qos ? msg.qos : m.qos, m.retainAsPublished && msg.retain,
+          m.subscriptionIds, this.profiles.named(this.#sessionProfile.get(session) ?? null).values)
       }
     }
   }

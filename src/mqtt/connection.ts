@@ -403,6 +403,12 @@ export class Connection implements ConnectionInput {
       hints.takenOver, RC.sessionTakenOver)
   }
 
+  /** Cluster mode: the same client id connected on another node, which took the session: v5 gets DISCONNECT 0x8E. */
+  takenOverRemotely(byNode: string): void {
+    this.fail('taken_over', `client id "${this.clientId}" connected again on node ${byNode}, which took its session; this older connection was closed`,
+      hints.takenOver, RC.sessionTakenOver)
+  }
+
   /** A normal DISCONNECT: not a failure. `publishWill` for v5 reason 0x04 (and any non-zero reason). */
   disconnect(publishWill: boolean): void {
     if (this.phase === 'closed') return

@@ -44,8 +44,12 @@ export class SessionLifecycle {
    * ended without DISCONNECT (a crash ends every connection so) is published when its delay is over [MQTT-3.1.2-8].
    */
   restore(now: number): { sessions: number; wills: number } {
-    const { sessions, router } = this.#host
-    const restored = [...sessions.all()]
+    return this.restoreSessions([...this.#host.sessions.all()], now)
+  }
+
+  /** restore() for the given sessions, held by the store (a dead node's, in cluster mode); `now`: when they ended. */
+  restoreSessions(restored: Session[], now: number): { sessions: number; wills: number } {
+    const { router } = this.#host
     for (const session of restored) {
       session.disconnectedAt ??= now
       for (const sub of session.subscriptions.values()) router.add(sub)
@@ -79,6 +83,9 @@ export class SessionLifecycle {
       session = undefined
     }
     const present = session !== undefined
+    // a clustered store may just have fetched it from another node: its subscriptions route here now (adding one
+    // already routed replaces it)
+    if (session !== undefined && sessions.forget !== undefined) for (const sub of session.subscriptions.values()) this.#host.router.add(sub)
     if (session === undefined) {
       session = newSession(clientId, expiryIntervalSec)
       sessions.set(session)
@@ -117,6 +124,19 @@ export class SessionLifecycle {
     if (session === undefined) return false
     this.end(session)
     return true
+  }
+
+  /**
+   * Cluster mode: another node holds the session now. Its Will delay and expiry stop here, its routes leave, and the
+   * store writes its last changes and drops it from memory (not from the store).
+   */
+  async release(clientId: string): Promise<void> {
+    const { sessions, router } = this.#host
+    this.#wills.cancel(clientId)
+    this.#expiries.delete(clientId)
+    const session = sessions.get(clientId)
+    if (session !== undefined) for (const filter of session.subscriptions.keys()) router.remove(clientId, filter)
+    await sessions.forget?.(clientId)
   }
 
   /** When an offline session ends unless its client comes back (epoch ms); null when online or never. */

@@ -28,6 +28,11 @@ export interface Router {
    * which `isOnline` says yes). The array is the router's: read it, never change it.
    */
   match(topic: string, isOnline?: (clientId: string) => boolean): readonly Match[]
+  /**
+   * Cluster mode: one member of the shared subscription `$share/group/filter` on this node (the cluster picked this
+   * node for the message), or null when it has none here.
+   */
+  pickShared?(sharedFilter: string, isOnline?: (clientId: string) => boolean): Match | null
   readonly size: number
 }
 
@@ -61,7 +66,13 @@ const NO_MATCH: readonly Match[] = Object.freeze([])
 export class MemoryRouter implements Router {
   readonly #trie = new TopicTrie<Entry>()
   readonly #routes = new Map<string, Route>()
+  /** cluster mode: match() leaves shared groups out (the cluster picks one node per message, then pickShared()) */
+  readonly #sharedByCluster: boolean
   #size = 0
+
+  constructor(opts: { sharedByCluster?: boolean } = {}) {
+    this.#sharedByCluster = opts.sharedByCluster ?? false
+  }
 
   get size(): number {
     return this.#size
@@ -144,10 +155,17 @@ export class MemoryRouter implements Router {
     return out
   }
 
+  pickShared(sharedFilter: string, isOnline?: (clientId: string) => boolean): Match | null {
+    const shared = parseSharedFilter(sharedFilter)
+    if (shared == null) return null
+    const group = this.#trie.get(shared.filter, '$share/' + shared.group) as SharedGroup | undefined
+    return group === undefined ? null : pickMember(group, isOnline)
+  }
+
   /** Walk the trie for `topic` and keep what it gave. */
   #remember(topic: string): Route {
     const entries: Entry[] = []
-    this.#trie.match(topic, (entry) => { entries.push(entry) })
+    this.#trie.match(topic, (entry) => { if (!this.#sharedByCluster || !('members' in entry)) entries.push(entry) })
     const plain = entries.every((e) => !('members' in e)) && new Set(entries.map((e) => (e as Subscription).clientId)).size === entries.length
     const route: Route = { entries, fixed: entries.length === 0 ? NO_MATCH : plain ? Object.freeze(entries as Subscription[]) : null }
     if (this.#routes.size >= ROUTE_CACHE_MAX) this.#routes.delete(this.#routes.keys().next().value as string)

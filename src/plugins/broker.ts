@@ -26,7 +26,13 @@ export default fp(
       sessions: app.mqttState.sessions,
       // STALL_CREDIT=off: deadlines on the wall clock alone (the broker's own stalls counted against clients)
       stallCredit: app.config.stallCredit === 'on',
+      // cluster mode: messages to and from the other nodes, shared subscriptions across them
+      ...(app.cluster !== null && { cluster: app.cluster.bus }),
     })
+    if (app.cluster !== null) {
+      app.cluster.bus.attach(broker)
+      app.cluster.ownership.attach(broker)
+    }
     app.decorate('broker', broker)
     const restored = broker.restore()
     if (restored.sessions > 0) {
@@ -51,5 +57,5 @@ export default fp(
       await broker.close()
     })
   },
-  { name: 'broker', dependencies: ['settings', 'failures', 'access', 'acl', 'mqtt-state'] },
+  { name: 'broker', dependencies: ['settings', 'failures', 'access', 'acl', 'cluster', 'mqtt-state'] },
 )

@@ -1,0 +1,132 @@
+// The message bus between nodes on core NATS (the ClusterLink of src/contracts/cluster.ts). A node publishes each
+// message it routed once, on the subject of its topic (./subjects.ts); it subscribes to the subjects of the filters its
+// own clients hold (one NATS subscription per distinct filter, made on the first local subscriber and dropped with the
+// last), so NATS carries a message only to the nodes that want it. Local subscribers were already served by the
+// publishing node: the `main` connection has no echo. A shared subscription is a NATS queue group on the `shared`
+// connection (echo on), so exactly one node of the cluster, perhaps the publisher's, gets each message for it.
+// Ordering per publisher is kept: one connection, one sequence; a message matching two filters of a node arrives twice
+// on that connection, one after the other, and the second copy is dropped by its sequence.
+import { randomBytes } from 'node:crypto'
+import type { NatsConnection, Subscription } from '@nats-io/transport-node'
+import type { ClusterLink, ClusterPeer } from '../contracts/cluster.ts'
+import type { Message } from '../contracts/state.ts'
+import type { Logger } from '../contracts/logger.ts'
+import { decodeEnvelope, encodeEnvelope } from './envelope.ts'
+import { queueOf, subjectsOf, type Subjects } from './subjects.ts'
+import type { NatsLinks } from './connect.ts'
+
+export interface BusStats {
+  /** messages handed to NATS for the other nodes */
+  sent: number
+  /** messages from other nodes routed here */
+  received: number
+  /** second copies of a message dropped (it matched two filters of this node) */
+  duplicates: number
+  /** frames that were no envelope of this build */
+  unreadable: number
+  /** NATS subscriptions held for local filters */
+  subscriptions: number
+}
+
+const SHARE = /^\$share\/([^/]+)\/(.*)$/
+
+export class NatsBus implements ClusterLink {
+  readonly nodeId: string
+  readonly stats: BusStats = { sent: 0, received: 0, duplicates: 0, unreadable: 0, subscriptions: 0 }
+  readonly #main: NatsConnection
+  readonly #shared: NatsConnection
+  readonly #subjects: Subjects
+  readonly #logger: Logger | undefined
+  /** this boot of this node: a restarted node starts a new sequence */
+  readonly #origin: string
+  #seq = 0
+  /** the last sequence routed per origin */
+  readonly #lastSeq = new Map<string, number>()
+  readonly #subs = new Map<string, Subscription[]>()
+  #peer: ClusterPeer | null = null
+  /** messages that arrived before the broker was attached are dropped (it has no subscriber yet) */
+
+  constructor(links: NatsLinks, opts: { nodeId: string; clusterName: string; logger?: Logger }) {
+    this.nodeId = opts.nodeId
+    this.#main = links.main
+    this.#shared = links.shared
+    this.#subjects = subjectsOf(opts.clusterName)
+    this.#logger = opts.logger
+    this.#origin = `${opts.nodeId}#${randomBytes(4).toString('hex')}`
+  }
+
+  /** The broker that serves what arrives; topics too long for a subject arrive on the overflow subject. */
+  attach(peer: ClusterPeer): void {
+    this.#peer = peer
+    this.#main.subscribe(this.#subjects.overflow, { callback: (err, msg) => { if (err === null) this.#remote(msg.data) } })
+  }
+
+  publish(msg: Message): void {
+    this.#seq = (this.#seq + 1) >>> 0
+    try {
+      this.#main.publish(this.#subjects.topic(msg.topic), encodeEnvelope(this.#origin, this.#seq, msg))
+      this.stats.sent++
+    } catch (err) {
+      // closed or draining (shutdown): the local subscribers were served; nothing else to do
+      this.#logger?.debug({ err }, 'a message could not be handed to NATS')
+    }
+  }
+
+  interest(filter: string, present: boolean): void {
+    if (!present) {
+      const subs = this.#subs.get(filter)
+      if (subs === undefined) return
+      this.#subs.delete(filter)
+      for (const s of subs) s.unsubscribe()
+      this.stats.subscriptions -= subs.length
+      return
+    }
+    if (this.#subs.has(filter)) return
+    const share = SHARE.exec(filter)
+    const subs = share === null
+      ? this.#subjects.filter(filter).map((subject) =>
+        this.#main.subscribe(subject, { callback: (err, msg) => { if (err === null) this.#remote(msg.data) } }))
+      : this.#subjects.filter(share[2]).map((subject) =>
+        this.#shared.subscribe(subject, { queue: queueOf(share[1]), callback: (err, msg) => { if (err === null) this.#sharedIn(filter, msg.data) } }))
+    this.#subs.set(filter, subs)
+    this.stats.subscriptions += subs.length
+  }
+
+  /** Resolves once NATS has every subscription made so far (tests; a node's start). */
+  async flush(): Promise<void> {
+    await Promise.all([this.#main.flush(), this.#shared.flush()])
+  }
+
+  #remote(data: Uint8Array): void {
+    const e = decodeEnvelope(data)
+    if (e === null) {
+      this.stats.unreadable++
+      return
+    }
+    if (this.#lastSeq.get(e.origin) === e.seq) {
+      this.stats.duplicates++
+      return
+    }
+    this.#lastSeq.set(e.origin, e.seq)
+    this.stats.received++
+    try {
+      this.#peer?.routeRemote(e.message)
+    } catch (err) {
+      this.#logger?.error({ err, topic: e.message.topic }, 'routing a message from another node failed')
+    }
+  }
+
+  #sharedIn(filter: string, data: Uint8Array): void {
+    const e = decodeEnvelope(data)
+    if (e === null) {
+      this.stats.unreadable++
+      return
+    }
+    this.stats.received++
+    try {
+      this.#peer?.routeShared(filter, e.message)
+    } catch (err) {
+      this.#logger?.error({ err, topic: e.message.topic }, 'routing a shared message failed')
+    }
+  }
+}

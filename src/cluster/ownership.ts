@@ -1,0 +1,163 @@
+// Client-id ownership across the cluster: the same client id connecting on two nodes at once ends with exactly one
+// connection. The owner of each client id is one key of a JetStream KV bucket, changed only by compare-and-set
+// (`update(key, value, revision)`); never a broadcast race. A node that takes a client id from a living node asks it,
+// over NATS request/reply, to release the session (its connection is taken over, v5 DISCONNECT 0x8E, and its last
+// changes are written) before reading the session from the shared store. A second index key per (node, client id)
+// lets a survivor find the sessions of a dead node.
+import type { NatsConnection } from '@nats-io/transport-node'
+import type { KV } from '@nats-io/kv'
+import type { ClusterPeer } from '../contracts/cluster.ts'
+import type { Logger } from '../contracts/logger.ts'
+
+/** base64url without padding: any string as one KV key token */
+export const keyToken = (s: string): string => Buffer.from(s, 'utf8').toString('base64url') || '_'
+const fromToken = (t: string): string => (t === '_' ? '' : Buffer.from(t, 'base64url').toString('utf8'))
+
+/** How long a node waits for the old owner to release a session before it goes on without it. */
+export const RELEASE_TIMEOUT_MS = 3000
+const CLAIM_ATTEMPTS = 8
+
+/** Thrown into a CONNECT whose client id another node took while it was being served. */
+export class TakenElsewhereError extends Error {
+  readonly code = 'ERR_CLIENT_ID_TAKEN_ELSEWHERE'
+}
+
+export interface OwnershipOptions {
+  nodeId: string
+  clusterName: string
+  /** is this node alive (its heartbeat recent)? a dead owner is not asked to release */
+  isAlive(nodeId: string): boolean
+  logger?: Logger
+}
+
+export class Ownership {
+  readonly #nc: NatsConnection
+  readonly #kv: KV
+  readonly #o: OwnershipOptions
+  /** the revision of the owner key this node wrote, per client id it holds */
+  readonly #held = new Map<string, number>()
+  /** client ids taken by another node while this node was still claiming them */
+  readonly #lost = new Set<string>()
+  #peer: ClusterPeer | null = null
+  /** how many claims found a living owner on another node */
+  takeovers = 0
+
+  constructor(nc: NatsConnection, kv: KV, opts: OwnershipOptions) {
+    this.#nc = nc
+    this.#kv = kv
+    this.#o = opts
+  }
+
+  static releaseSubject(clusterName: string, nodeId: string): string {
+    return `${clusterName}.node.${keyToken(nodeId)}.release`
+  }
+
+  /** Start answering release requests of other nodes. */
+  attach(peer: ClusterPeer): void {
+    this.#peer = peer
+    this.#nc.subscribe(Ownership.releaseSubject(this.#o.clusterName, this.#o.nodeId), {
+      callback: (err, msg) => {
+        if (err !== null) return
+        let req: { clientId: string; by: string }
+        try {
+          req = JSON.parse(new TextDecoder().decode(msg.data)) as { clientId: string; by: string }
+        } catch {
+          return
+        }
+        this.#release(req.clientId, req.by).then(
+          () => msg.respond(new TextEncoder().encode('{"ok":true}')),
+          (e: unknown) => {
+            this.#o.logger?.error({ err: e, clientId: req.clientId }, 'releasing a session to another node failed')
+            msg.respond(new TextEncoder().encode('{"ok":false}'))
+          },
+        )
+      },
+    })
+  }
+
+  /**
+   * Make this node the owner of `clientId` (compare-and-set); when another living node held it, wait until it has
+   * released the session. Resolves when the shared store holds the session's last state.
+   */
+  async claim(clientId: string): Promise<void> {
+    const key = `c.${keyToken(clientId)}`
+    const me = JSON.stringify({ node: this.#o.nodeId })
+    this.#lost.delete(clientId)
+    for (let attempt = 0; attempt < CLAIM_ATTEMPTS; attempt++) {
+      const entry = await this.#kv.get(key)
+      const prev = entry !== null && entry.operation === 'PUT' ? (entry.json<{ node: string }>()).node : null
+      let revision: number
+      try {
+        revision = entry === null || entry.operation !== 'PUT'
+          ? await this.#kv.create(key, me)
+          : await this.#kv.update(key, me, entry.revision)
+      } catch {
+        continue // another node wrote the key between the read and the write: read again
+      }
+      this.#held.set(clientId, revision)
+      await this.#kv.put(`n.${keyToken(this.#o.nodeId)}.${keyToken(clientId)}`, '')
+      if (prev !== null && prev !== this.#o.nodeId) {
+        if (this.#o.isAlive(prev)) {
+          this.takeovers++
+          await this.#askRelease(prev, clientId)
+        }
+        await this.#kv.delete(`n.${keyToken(prev)}.${keyToken(clientId)}`).catch(() => {})
+      }
+      return
+    }
+    throw new Error(`client id "${clientId}" is being claimed by other nodes at the same moment; try again`)
+  }
+
+  /** After the session was read: throws when another node took the client id meanwhile (its claim came later). */
+  check(clientId: string): void {
+    if (this.#lost.delete(clientId)) {
+      throw new TakenElsewhereError(`client id "${clientId}" connected on another node meanwhile, which took its session`)
+    }
+  }
+
+  /** The session of `clientId` ended here: the owner key goes, if it is still this node's. */
+  async drop(clientId: string): Promise<void> {
+    const revision = this.#held.get(clientId)
+    this.#held.delete(clientId)
+    if (revision === undefined) return
+    await this.#kv.delete(`c.${keyToken(clientId)}`, { previousSeq: revision }).catch(() => {})
+    await this.#kv.delete(`n.${keyToken(this.#o.nodeId)}.${keyToken(clientId)}`).catch(() => {})
+  }
+
+  /** The client ids the index says `nodeId` held (a dead node's, for a survivor to take up). */
+  async heldBy(nodeId: string): Promise<string[]> {
+    const prefix = `n.${keyToken(nodeId)}.`
+    const out: string[] = []
+    const keys = await this.#kv.keys(`${prefix}>`)
+    for await (const k of keys) out.push(fromToken(k.slice(prefix.length)))
+    return out
+  }
+
+  /** The owner of a client id, as the bucket says now. */
+  async ownerOf(clientId: string): Promise<string | null> {
+    const entry = await this.#kv.get(`c.${keyToken(clientId)}`)
+    return entry !== null && entry.operation === 'PUT' ? entry.json<{ node: string }>().node : null
+  }
+
+  get held(): number {
+    return this.#held.size
+  }
+
+  async #askRelease(node: string, clientId: string): Promise<void> {
+    const body = new TextEncoder().encode(JSON.stringify({ clientId, by: this.#o.nodeId }))
+    try {
+      await this.#nc.request(Ownership.releaseSubject(this.#o.clusterName, node), body, { timeout: RELEASE_TIMEOUT_MS })
+    } catch (err) {
+      // dead or stuck: its last changes written behind are in the store; what it wrote after is lost with it
+      this.#o.logger?.warn({ err, clientId, node }, `node ${node} did not release the session of "${clientId}" in ${RELEASE_TIMEOUT_MS} ms; going on without it`)
+    }
+  }
+
+  async #release(clientId: string, by: string): Promise<void> {
+    if (by === this.#o.nodeId) return
+    this.#held.delete(clientId)
+    this.#lost.add(clientId)
+    await this.#kv.delete(`n.${keyToken(this.#o.nodeId)}.${keyToken(clientId)}`).catch(() => {})
+    await this.#peer?.releaseSession(clientId, by)
+  }
+}

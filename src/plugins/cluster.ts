@@ -1,0 +1,93 @@
+// Decorates `cluster`: cluster mode's data plane on NATS (null on one node). Connects to NATS_URL (one line naming it
+// if it cannot), opens the buckets of client-id ownership and of the nodes, and makes the message bus. The broker
+// plugin hands the bus to the core (BrokerOptions.cluster) and attaches the core to it; the state plugin keeps
+// retained messages and sessions in JetStream and claims a client id before reading its session.
+import { hostname } from 'node:os'
+import { randomBytes } from 'node:crypto'
+import type { AddressInfo } from 'node:net'
+import fp from 'fastify-plugin'
+import { Kvm, type KV } from '@nats-io/kv'
+import { nodeIdOf } from '../config.ts'
+import { connectNats, redactUrl, type NatsLinks } from '../cluster/connect.ts'
+import { NatsBus } from '../cluster/bus.ts'
+import { Ownership } from '../cluster/ownership.ts'
+import { Nodes, type NodeHeartbeat } from '../cluster/nodes.ts'
+
+export interface ClusterRuntime {
+  nodeId: string
+  /** this start of this node */
+  boot: string
+  links: NatsLinks
+  bus: NatsBus
+  ownership: Ownership
+  nodes: Nodes
+  /** a survivor takes up a dead node's sessions (set by the state plugin, which holds the session store) */
+  takeUp: ((dead: NodeHeartbeat) => Promise<void>) | null
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    cluster: ClusterRuntime | null
+  }
+}
+
+export default fp(
+  async (app) => {
+    const url = app.config.natsUrl
+    if (url === null) {
+      app.decorate('cluster', null)
+      return
+    }
+    const log = app.log.child({ component: 'cluster' })
+    const nodeId = nodeIdOf(app.config, hostname())
+    const clusterName = app.config.clusterName
+    const links = await connectNats(url, `mqtt-broker ${clusterName} ${nodeId}`)
+    const kvm = new Kvm(links.main)
+    let owners: KV
+    let nodesKv: KV
+    try {
+      owners = await kvm.create(`${clusterName}_owners`, { history: 1 })
+      // a marker of a dead node taken up is kept an hour; heartbeats are written every second
+      nodesKv = await kvm.create(`${clusterName}_nodes`, { history: 1, ttl: 3_600_000 })
+    } catch (err) {
+      await links.main.close()
+      await links.shared.close()
+      throw new Error(`NATS_URL: ${redactUrl(url)} has no JetStream for the cluster's buckets (${(err as Error).message})`)
+    }
+    const boot = randomBytes(6).toString('hex')
+    const upSince = new Date().toISOString()
+    const runtime: ClusterRuntime = {
+      nodeId, boot, links,
+      bus: new NatsBus(links, { nodeId, clusterName, logger: log }),
+      // (isAlive is read through the runtime: the nodes list is made just below)
+      ownership: new Ownership(links.main, owners, { nodeId, clusterName, logger: log, isAlive: (id) => runtime.nodes.isAlive(id) }),
+      nodes: new Nodes(nodesKv, {
+        nodeId, boot, logger: log,
+        describe: () => {
+          const a = app.server.address() as AddressInfo | null
+          return {
+            address: a === null ? '' : `${a.address}:${a.port}`,
+            upSince,
+            connections: app.broker.clientCount,
+            settingsVersion: app.settingsStore.current().version,
+          }
+        },
+        takeUp: (dead) => runtime.takeUp?.(dead) ?? Promise.resolve(),
+      }),
+      takeUp: null,
+    }
+    app.decorate('cluster', runtime)
+    log.info({ nodeId, clusterName, nats: redactUrl(url) }, `cluster node ${nodeId} of "${clusterName}" on NATS ${redactUrl(url)}`)
+
+    // the first heartbeat once every plugin is up (the broker exists); the listener's address follows at the next
+    app.addHook('onReady', async () => {
+      await runtime.nodes.start()
+    })
+    // after the broker has closed and the stores have written (onClose runs in reverse order of registration)
+    app.addHook('onClose', async () => {
+      await runtime.nodes.stop()
+      await Promise.allSettled([links.main.drain(), links.shared.drain()])
+    })
+  },
+  { name: 'cluster', dependencies: ['settings'] },
+)
