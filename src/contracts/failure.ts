@@ -57,4 +57,9 @@ export interface FailureEvent {
   brokerLagMs: number | null
   /** the timeout profile the connection ran under (before CONNECT: the one matched when it opened), null = none */
   profile: string | null
+  /**
+   * the node it happened on (NODE_ID in cluster mode, hostname:port otherwise); the core leaves it out and the
+   * failure log fills in its own node
+   */
+  node?: string
 }

@@ -19,6 +19,8 @@ export interface FailureQuery {
   transport?: TransportKind
   /** the timeout profile; null = connections under the global values */
   profile?: string | null
+  /** the node it happened on */
+  node?: string
   /** epoch ms, inclusive */
   since?: number
   /** epoch ms, inclusive */
@@ -64,6 +66,7 @@ export function createQueries(
     if (q.remoteAddress !== undefined) where.push('remote_address = @remoteAddress')
     if (q.transport !== undefined) where.push('transport = @transport')
     if (q.profile !== undefined) where.push(q.profile === null ? 'profile IS NULL' : 'profile = @profile')
+    if (q.node !== undefined) where.push('node = @node')
     if (q.since !== undefined) where.push('occurred_at >= @since')
     if (q.until !== undefined) where.push('occurred_at <= @until')
     if (q.before !== undefined) where.push('id < @before')
@@ -90,6 +93,7 @@ export function createQueries(
       if (q.remoteAddress !== undefined) params.remoteAddress = q.remoteAddress
       if (q.transport !== undefined) params.transport = q.transport
       if (q.profile !== undefined && q.profile !== null) params.profile = q.profile
+      if (q.node !== undefined) params.node = q.node
       if (q.since !== undefined) params.since = q.since
       if (q.until !== undefined) params.until = q.until
       if (q.before !== undefined) params.before = q.before

@@ -22,14 +22,14 @@ export type Row = Omit<StoredRow, 'id'> & {
   state: 'pending' | 'written' | 'dropped'
 }
 
-/** Each stored field's column (migrations/002, 005, 009, 011): the one list the INSERT and the SELECTs are built from. */
+/** Each stored field's column (migrations/002, 005, 009, 011, 012): the one list the INSERT and the SELECTs are built from. */
 const COLUMN_OF = {
   occurredAt: 'occurred_at', transport: 'transport', reason: 'reason', phase: 'phase', clientId: 'client_id', username: 'username',
   protocolVersion: 'protocol_version', keepaliveSec: 'keepalive_sec', remoteAddress: 'remote_address',
   remotePort: 'remote_port', userAgent: 'user_agent', origin: 'origin', subprotocol: 'subprotocol',
   durationMs: 'duration_ms', bytesReceived: 'bytes_received', packetsReceived: 'packets_received',
   firstBytesHex: 'first_bytes_hex', detail: 'detail', hint: 'hint', settingsVersion: 'settings_version',
-  brokerLagMs: 'broker_lag_ms', profile: 'profile',
+  brokerLagMs: 'broker_lag_ms', profile: 'profile', node: 'node',
   foldedCount: 'folded_count', lastFoldedAt: 'last_folded_at',
 } as const satisfies Record<Exclude<keyof StoredRow, 'id'>, string>
 const FIELDS = Object.keys(COLUMN_OF) as (keyof typeof COLUMN_OF)[]
@@ -41,6 +41,10 @@ export const COLUMNS = ['id', ...FIELDS.map((f) => (COLUMN_OF[f] === f ? f : `${
 export const INSERT_ROW = `INSERT INTO failures (${FIELDS.map((f) => COLUMN_OF[f]).join(', ')})
     VALUES (${FIELDS.map((f) => `@${f}`).join(', ')})`
 
+/** Inserts a record of another node, by its id in PostgreSQL; skipped when one with that id is held already. */
+export const INSERT_FOREIGN_ROW = `INSERT OR IGNORE INTO failures (${FIELDS.map((f) => COLUMN_OF[f]).join(', ')}, pg_id)
+    VALUES (${FIELDS.map((f) => `@${f}`).join(', ')}, @pgId)`
+
 // Client-controlled and free text is cut to a bound before it is held in memory or stored.
 const MAX_ID_CHARS = 256
 const MAX_TEXT_CHARS = 2000
@@ -51,8 +55,11 @@ const int = (v: unknown): number | null => (typeof v === 'number' && Number.isFi
 /** A finite number, or 0. */
 export const num = (v: unknown): number => (typeof v === 'number' && Number.isFinite(v) ? v : 0)
 
-/** The row to buffer for an event: every field checked and cut to its bound. */
-export const toRow = (e: FailureEvent, occurredAt: number): Row => ({
+/** The bound of a node's id (NODE_ID allows 64 characters). */
+export const MAX_NODE_CHARS = 64
+
+/** The row to buffer for an event: every field checked and cut to its bound; `node` when the event names none. */
+export const toRow = (e: FailureEvent, occurredAt: number, node: string): Row => ({
   occurredAt,
   transport: (TRANSPORTS as readonly string[]).includes(e.transport) ? e.transport : 'ws',
   reason: e.reason,
@@ -75,6 +82,7 @@ export const toRow = (e: FailureEvent, occurredAt: number): Row => ({
   settingsVersion: int(e.settingsVersion) ?? 0,
   brokerLagMs: int(e.brokerLagMs),
   profile: text(e.profile, 64),
+  node: text(e.node, MAX_NODE_CHARS) ?? node,
   foldedCount: 0,
   lastFoldedAt: null,
   id: null,
@@ -106,6 +114,7 @@ export const toRecord = (r: StoredRow | Row, id: number): FailureRecord => ({
   settingsVersion: r.settingsVersion,
   brokerLagMs: r.brokerLagMs,
   profile: r.profile,
+  node: r.node,
   foldedCount: r.foldedCount,
   lastFoldedAt: r.lastFoldedAt === null ? null : iso(r.lastFoldedAt),
 })

@@ -34,15 +34,19 @@ export const FailureRecord = Type.Object({
   settingsVersion: Type.Integer(),
   brokerLagMs: Nullable(Type.Integer({ description: "the largest stall of the broker's own event loop in the seconds before, ms (0 = it kept up; null in records from before it was kept)" })),
   profile: Nullable(Type.String({ description: 'the timeout profile the connection ran under (before CONNECT: the one matched when it opened); null = the global values, or a record from before profiles' })),
+  node: Type.String({ description: 'the node it happened on (NODE_ID in cluster mode; hostname:port on one node)' }),
   foldedCount: Type.Integer({ description: 'similar failures from the same source folded into this record (0 = none)' }),
   lastFoldedAt: Nullable(Type.String({ format: 'date-time', description: 'when the last folded failure happened' })),
 })
 export type FailureRecord = Type.Static<typeof FailureRecord>
 
-/** A record is the core's event (occurredAt as an ISO string) with the id, foldedCount and lastFoldedAt the log assigns. */
+/**
+ * A record is the core's event (occurredAt as an ISO string) with the id, foldedCount and lastFoldedAt the log
+ * assigns, and always a node (the core leaves it out; the log fills in its own).
+ */
 export type RecordIsTheEvent = Assert<Same<
   Omit<FailureRecord, 'id' | 'occurredAt' | 'foldedCount' | 'lastFoldedAt'>,
-  Omit<FailureEvent, 'occurredAt'>
+  Required<Omit<FailureEvent, 'occurredAt'>>
 >>
 
 // ---- what the failure log answers (src/failures/store.ts), and the API returns as is ----------------------------

@@ -1,5 +1,6 @@
 // The failure log: composes the buffered writer, flood folding, pruning and the queries the REST routes make into
 // the one store the app decorates, with its options and interface.
+import { hostname } from 'node:os'
 import type Database from 'better-sqlite3'
 import type { FailureCounts, FailureLogStats, FailurePage, FailureRecord, LatencyHistogram, LatencyWhatIf } from './schema.ts'
 import type { FailureEvent } from '../contracts/failure.ts'
@@ -11,18 +12,20 @@ import { createPruner, type FailureLogLimits } from './prune.ts'
 import { createQueries, type FailureQuery } from './queries.ts'
 import { num, type Row } from './rows.ts'
 import { rateLimitedWarn } from './warn.ts'
-import { createWriter, newCounters, type FailureLogEvents } from './writer.ts'
+import { createWriter, newCounters, type FailureLogEvents, type ForeignRecord } from './writer.ts'
 
 export { LATENCY_BUCKETS_MS, latencyBucketIndex } from './latency.ts'
 export type { FailureLogLimits } from './prune.ts'
 export type { FailureQuery } from './queries.ts'
-export type { FailureLogEvents, FoldedUpdate } from './writer.ts'
+export type { FailureLogEvents, FoldedUpdate, ForeignRecord } from './writer.ts'
 
 export interface FailureLogOptions {
   /** Read on every pruning pass, so a settings change applies from the next tick. */
   limits: () => FailureLogLimits
   /** The limits used when limits() throws. */
   defaultLimits: FailureLogLimits
+  /** this node's id (NODE_ID, or hostname:port): on every record it writes, and on older records without one (default: the host's name) */
+  node?: string
   logger?: Logger
   /** ms between flushes (default 250) */
   flushIntervalMs?: number
@@ -52,6 +55,13 @@ export interface FailureLog {
   record(e: FailureEvent): void
   /** One successful client's time from socket open to complete CONNECT. */
   recordConnectLatency(ms: number): void
+  /** this node's id, on every record it writes */
+  readonly node: string
+  /**
+   * Cluster mode: records of other nodes (pulled from PostgreSQL), written at once and emitted as 'record' like this
+   * node's own; one already held (same pgId) is skipped. Returns how many were new.
+   */
+  adopt(records: readonly ForeignRecord[]): number
   /** Writes everything buffered now, then runs one pruning pass (tests, shutdown). */
   flush(): void
   /** Stops the timer and flushes; later records are dropped and counted. */
@@ -82,6 +92,9 @@ export interface FailureLog {
  */
 export function createFailureLog(db: Database.Database, opts: FailureLogOptions): FailureLog {
   const now = opts.now ?? Date.now
+  const node = opts.node ?? hostname()
+  // records from before the node was kept were written here
+  db.prepare('UPDATE failures SET node = ? WHERE node IS NULL').run(node)
   const warn = rateLimitedWarn(opts.logger, now)
   const counters = newCounters()
   /** the per-minute counters not yet written */
@@ -103,6 +116,7 @@ export function createFailureLog(db: Database.Database, opts: FailureLogOptions)
   })
   const queries = createQueries(db, { latency, counts })
   const writer = createWriter(db, {
+    node,
     flushIntervalMs: opts.flushIntervalMs ?? 250,
     maxBatch: opts.maxBatch ?? 1000,
     maxSliceMs: opts.maxSliceMs ?? 15,
@@ -153,6 +167,8 @@ export function createFailureLog(db: Database.Database, opts: FailureLogOptions)
   return {
     record,
     recordConnectLatency,
+    node,
+    adopt: writer.adopt,
     flush: writer.flush,
     close: writer.close,
     stats: () => ({ ...counters, pending: writer.pending, rows: pruner.rows }),

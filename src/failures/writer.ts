@@ -9,7 +9,7 @@ import type { Logger } from '../contracts/logger.ts'
 import type { MinuteCounts } from './counts.ts'
 import type { LatencyMinute, PendingLatency } from './latency.ts'
 import type { Pruner } from './prune.ts'
-import { INSERT_ROW, toRecord, toRow, type Row } from './rows.ts'
+import { INSERT_FOREIGN_ROW, INSERT_ROW, toRecord, toRow, type Row, type StoredRow } from './rows.ts'
 import { iso } from './time.ts'
 import type { Warn } from './warn.ts'
 
@@ -18,6 +18,9 @@ export interface FoldedUpdate {
   foldedCount: number
   lastFoldedAt: string
 }
+
+/** A record written on another node of the cluster, by its id in PostgreSQL (src/control/failures.ts). */
+export type ForeignRecord = Omit<StoredRow, 'id'> & { pgId: number }
 
 export interface FailureLogEvents {
   /** a row was written (emitted after its transaction committed) */
@@ -35,6 +38,8 @@ export const newCounters = (): LogCounters => ({
 })
 
 export interface WriterOptions {
+  /** this node's id, on every record whose event names none */
+  node: string
   flushIntervalMs: number
   maxBatch: number
   maxSliceMs: number
@@ -61,6 +66,11 @@ export interface Writer {
   enqueue(e: FailureEvent, occurredAt: number): Row | null
   /** One more failure folded into `row` (buffered or written). */
   fold(row: Row, at: number): void
+  /**
+   * Writes records of other nodes in one transaction (one already held, by its pgId, is skipped), counts them per
+   * minute and reason, and emits each as a 'record'. Returns how many were new.
+   */
+  adopt(records: readonly ForeignRecord[]): number
   flush(): void
   close(): void
 }
@@ -71,6 +81,7 @@ export function createWriter(db: Database.Database, opts: WriterOptions): Writer
   const addFolded = db.prepare(
     'UPDATE failures SET folded_count = folded_count + @delta, last_folded_at = @last WHERE id = @id',
   )
+  const insertForeign = db.prepare<[ForeignRecord]>(INSERT_FOREIGN_ROW)
   const upsertLatency = db.prepare(`INSERT INTO connect_latency (minute, bucket, count, sum_ms, max_ms)
     VALUES (@minute, @bucket, @count, @sumMs, @maxMs)
     ON CONFLICT (minute, bucket) DO UPDATE SET count = count + excluded.count, sum_ms = sum_ms + excluded.sum_ms,
@@ -169,6 +180,17 @@ export function createWriter(db: Database.Database, opts: WriterOptions): Writer
     return buffer.length
   }
 
+  const adoptTx = db.transaction((records: readonly ForeignRecord[]): Row[] => {
+    const added: Row[] = []
+    for (const r of records) {
+      const result = insertForeign.run(r)
+      if (result.changes === 0) continue
+      added.push({ ...r, id: Number(result.lastInsertRowid), state: 'written' })
+    }
+    pruner.added(added.length)
+    return added
+  })
+
   /** A listener that throws is logged; the log goes on. */
   const safely = (emit: () => void) => {
     try {
@@ -222,7 +244,7 @@ export function createWriter(db: Database.Database, opts: WriterOptions): Writer
         warn('failure log buffer full: records dropped', { maxPending })
         return null
       }
-      const row = toRow(e, occurredAt)
+      const row = toRow(e, occurredAt, opts.node)
       buffer.push(row)
       if (buffer.length >= maxBatch) scheduleDrain()
       return row
@@ -232,6 +254,21 @@ export function createWriter(db: Database.Database, opts: WriterOptions): Writer
       row.lastFoldedAt = at
       counters.folded++
       if (row.state === 'written') foldUpdates.set(row, (foldUpdates.get(row) ?? 0) + 1)
+    },
+    adopt(records) {
+      if (closed || records.length === 0) return 0
+      const added = adoptTx(records)
+      for (const row of added) {
+        // counted as they happened there: the failures a summary stands for, and one record
+        const c = opts.counts.at(row.occurredAt, row.reason)
+        c.failures += 1 + row.foldedCount
+        c.records++
+      }
+      counters.written += added.length
+      if (events.listenerCount('record') > 0) {
+        for (const row of added) safely(() => events.emit('record', toRecord(row, row.id as number)))
+      }
+      return added.length
     },
     flush,
     close() {

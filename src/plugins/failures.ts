@@ -1,9 +1,11 @@
 // Decorates `failureLog`: the failure log store on the app's database, pruned by the current settings,
 // flushed and stopped when the app closes. A database error never reaches the broker: the store logs it and
 // counts the records it lost.
+import { hostname } from 'node:os'
 import fp from 'fastify-plugin'
 import { createFailureLog, type FailureLog, type FailureLogOptions } from '../failures/store.ts'
 import { DEFAULT_SETTINGS } from '../settings/schema.ts'
+import { nodeIdOf } from '../config.ts'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -12,7 +14,7 @@ declare module 'fastify' {
 }
 
 /** Tuning for tests and benchmarks; the defaults suit production. */
-export type FailuresPluginOptions = Omit<FailureLogOptions, 'limits' | 'defaultLimits' | 'logger'>
+export type FailuresPluginOptions = Omit<FailureLogOptions, 'limits' | 'defaultLimits' | 'logger' | 'node'>
 
 export default fp<FailuresPluginOptions>(
   async (app, opts) => {
@@ -24,6 +26,8 @@ export default fp<FailuresPluginOptions>(
       },
       defaultLimits: { maxRows: DEFAULT_SETTINGS.failureLogMaxRows, maxAgeDays: DEFAULT_SETTINGS.failureLogMaxAgeDays },
       logger: app.log.child({ component: 'failure-log' }),
+      // every record names the node it happened on (NODE_ID, or hostname:port)
+      node: nodeIdOf(app.config, hostname()),
     })
     app.decorate('failureLog', failureLog)
     // Runs before the database plugin's onClose (reverse order of registration): the last records are written.

@@ -20,6 +20,8 @@ const ProfileFilter = Type.Optional(Type.String({
 }))
 const profileOf = (filter: string | undefined): string | null | undefined => (filter === '-' ? null : filter)
 
+const NodeFilter = Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: 'the node it happened on (cluster mode)' }))
+
 const ListQuery = Type.Object(
   {
     reason: Type.Optional(Type.Enum(FAILURE_REASONS, { description: 'only this reason' })),
@@ -27,6 +29,7 @@ const ListQuery = Type.Object(
     remoteAddress: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: 'exact remote address' })),
     transport: Type.Optional(Type.Enum(TRANSPORTS, { description: 'ws, wss, tcp or tls' })),
     profile: ProfileFilter,
+    node: NodeFilter,
     since: Type.Optional(DateTime('occurred at or after')),
     until: Type.Optional(DateTime('occurred at or before')),
     before: Type.Optional(Type.Integer({ minimum: 1, description: 'cursor: `nextCursor` of the previous page' })),
@@ -67,6 +70,7 @@ const StreamQuery = Type.Object(
     remoteAddress: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
     transport: Type.Optional(Type.Enum(TRANSPORTS)),
     profile: ProfileFilter,
+    node: NodeFilter,
   },
   { additionalProperties: false },
 )
@@ -115,6 +119,7 @@ export default async function failureRoutes(app: FastifyInstance, opts: FailureR
       remoteAddress: q.remoteAddress,
       transport: q.transport,
       profile: profileOf(q.profile),
+      node: q.node,
       since: parseTime('since', q.since),
       until: parseTime('until', q.until),
       before: q.before,
@@ -180,7 +185,8 @@ export default async function failureRoutes(app: FastifyInstance, opts: FailureR
       (q.clientId === undefined || (rec.clientId ?? '').startsWith(q.clientId)) &&
       (q.remoteAddress === undefined || rec.remoteAddress === q.remoteAddress) &&
       (q.transport === undefined || rec.transport === q.transport) &&
-      (q.profile === undefined || rec.profile === profileOf(q.profile))
+      (q.profile === undefined || rec.profile === profileOf(q.profile)) &&
+      (q.node === undefined || rec.node === q.node)
     openStream(reply, lastId, matches)
   })
 

@@ -8,7 +8,7 @@ import Database from 'better-sqlite3'
 import type { FailureEvent } from '../../src/contracts/failure.ts'
 
 /** The migrations that make the failure tables. */
-const MIGRATIONS = ['002-failures.sql', '005-failures-transport.sql', '009-failures-broker-lag.sql', '011-failures-profile.sql']
+const MIGRATIONS = ['002-failures.sql', '005-failures-transport.sql', '009-failures-broker-lag.sql', '011-failures-profile.sql', '012-failures-node.sql']
   .map((name) => readFileSync(join(import.meta.dirname, '../../migrations', name), 'utf8'))
 
 /** A fresh SQLite file (WAL) in a tmp dir with the failure tables' migrations applied. */

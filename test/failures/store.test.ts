@@ -1,4 +1,5 @@
 // The failure log store on a real SQLite file: batching, queries, pruning, folding, floods, latency histogram.
+import { hostname } from 'node:os'
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import Database from 'better-sqlite3'
@@ -97,8 +98,10 @@ test('every field round-trips; client text is stored as given and cut to a bound
   assert.equal(r.occurredAt, new Date(occurredAt).toISOString())
   assert.equal(r.userAgent?.length, 512)
   const { occurredAt: _o, userAgent: _u, ...rest } = e
-  const { id: _i, occurredAt: _ro, userAgent: _ru, foldedCount, lastFoldedAt, ...stored } = r
+  const { id: _i, occurredAt: _ro, userAgent: _ru, foldedCount, lastFoldedAt, node, ...stored } = r
   assert.deepEqual(stored, rest)
+  // the event names no node: the log's own (by default the host's name)
+  assert.equal(node, hostname())
   assert.equal(foldedCount, 0)
   assert.equal(lastFoldedAt, null)
 })

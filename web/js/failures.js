@@ -79,7 +79,7 @@ function readFilters() {
   const form = $('#failure-filters')
   const data = new FormData(form)
   const f = {}
-  for (const key of ['reason', 'clientId', 'remoteAddress', 'transport', 'profile']) {
+  for (const key of ['reason', 'clientId', 'remoteAddress', 'transport', 'profile', 'node']) {
     const v = String(data.get(key) ?? '').trim()
     if (v) f[key] = v
   }
@@ -99,6 +99,7 @@ function matchesFilters(r, f) {
   if (f.remoteAddress && r.remoteAddress !== f.remoteAddress) return false
   if (f.transport && r.transport !== f.transport) return false
   if (f.profile && (r.profile ?? null) !== (f.profile === '-' ? null : f.profile)) return false
+  if (f.node && r.node !== f.node) return false
   const t = new Date(r.occurredAt).getTime()
   if (f.since && t < new Date(f.since).getTime()) return false
   if (f.until && t > new Date(f.until).getTime()) return false
@@ -233,6 +234,8 @@ function addRow(r, where, fresh = false) {
     h('td', { class: 'num nowrap' }, formatDuration(r.durationMs)),
     h('td', { class: 'num' }, formatNumber(r.bytesReceived)),
     h('td', { class: 'detail-cell', title: r.detail }, r.detail),
+    // the node it happened on (cluster mode: every node shows every node's failures), as text
+    h('td', { class: 'nowrap muted node-cell' }, r.node ?? '—'),
   )
   const body = $('#failures-body')
   if (where === 'start') body.prepend(row)
@@ -242,7 +245,7 @@ function addRow(r, where, fresh = false) {
 // ---- the detail dialog ----
 
 const FIELD_ORDER = [
-  'id', 'occurredAt', 'transport', 'profile', 'reason', 'phase', 'clientId', 'username', 'protocolVersion', 'keepaliveSec',
+  'id', 'occurredAt', 'node', 'transport', 'profile', 'reason', 'phase', 'clientId', 'username', 'protocolVersion', 'keepaliveSec',
   'remoteAddress', 'remotePort', 'userAgent', 'origin', 'subprotocol', 'durationMs', 'bytesReceived',
   'packetsReceived', 'firstBytesHex', 'detail', 'hint', 'brokerLagMs', 'settingsVersion', 'foldedCount',
 ]
