@@ -29,6 +29,7 @@ import settingsRoutes from './routes/settings.ts'
 import suggestionRoutes from './routes/suggestions.ts'
 import failuresRoutes from './routes/failures.ts'
 import connectionsRoutes from './routes/connections.ts'
+import nodeRoutes from './routes/nodes.ts'
 import aclRoutes from './routes/acl.ts'
 import mqttUsersRoutes from './routes/mqtt-users.ts'
 import retainedRoutes from './routes/retained.ts'
@@ -133,6 +134,7 @@ export async function buildApp(opts: AppOptions = {}) {
   await app.register(suggestionRoutes)
   await app.register(failuresRoutes)
   await app.register(connectionsRoutes)
+  await app.register(nodeRoutes)
   await app.register(aclRoutes)
   await app.register(mqttUsersRoutes)
   await app.register(retainedRoutes)
