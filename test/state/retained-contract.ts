@@ -10,7 +10,7 @@ export interface RetainedImpl {
   open(): Promise<RetainedStore> | RetainedStore
   /** for durable stores: write what is pending, then a new instance on the same storage */
   reopen?: (store: RetainedStore) => Promise<RetainedStore>
-  close(): void
+  close(): void | Promise<void>
 }
 
 const NO_LIMIT: RetainedLimits = { maxMessages: 1_000_000, maxBytes: 1 << 30 }

@@ -10,7 +10,12 @@ export interface SessionImpl {
   open(): Promise<SessionStore> | SessionStore
   /** durable stores: flush, then a new instance on the same storage; `crashedAt` dates sessions held at the time */
   reopen?: (store: SessionStore, crashedAt: number) => Promise<SessionStore>
-  close(): void
+  /**
+   * durable stores: how a reopened store takes up a session kept in its storage (default: get, as a store that loads
+   * every session at start holds it already; a clustered store reads it from its bucket)
+   */
+  take?: (store: SessionStore, clientId: string) => Promise<Session | undefined>
+  close(): void | Promise<void>
 }
 
 const sub = (clientId: string, filter: string, extra: Partial<Subscription> = {}): Subscription => ({
@@ -80,6 +85,7 @@ export function sessionStoreContract(name: string, impl: SessionImpl): void {
 
   if (impl.reopen === undefined) return
   const reopen = impl.reopen
+  const take = impl.take ?? ((store: SessionStore, clientId: string) => Promise.resolve(store.get(clientId)))
 
   withStore('durable: subscriptions with their v5 options, queue in order, in-flight both ways, Will, expiry', async (store) => {
     const s = open(store, 'dev/1', 3600)
@@ -102,7 +108,7 @@ export function sessionStoreContract(name: string, impl: SessionImpl): void {
     store.savedSession(s)
 
     const next = await reopen(store, 1_800_000_000_000)
-    const r = next.get('dev/1')!
+    const r = (await take(next, 'dev/1'))!
     assert.equal(r.expiryIntervalSec, 3600)
     assert.equal(r.disconnectedAt, 1_700_000_000_000)
     assert.deepEqual([...r.subscriptions.keys()].sort(), ['$share/g/jobs/+', 'cfg/#'])
@@ -124,8 +130,9 @@ export function sessionStoreContract(name: string, impl: SessionImpl): void {
     const s = open(store, 'online', NEVER_EXPIRES)
     assert.equal(s.disconnectedAt, null)
     const next = await reopen(store, 1_234_567)
-    assert.equal(next.get('online')?.disconnectedAt, 1_234_567)
-    assert.equal(next.get('online')?.expiryIntervalSec, NEVER_EXPIRES)
+    const online = await take(next, 'online')
+    assert.equal(online?.disconnectedAt, 1_234_567)
+    assert.equal(online?.expiryIntervalSec, NEVER_EXPIRES)
   })
 
   withStore('durable: a session that ends with its connection is kept only for its Will', async (store) => {
@@ -136,15 +143,16 @@ export function sessionStoreContract(name: string, impl: SessionImpl): void {
     store.savedSession(withWill)
     subscribe(store, withWill, sub('will', 'b'))
     let next = await reopen(store, Date.now())
-    assert.equal(next.get('clean'), undefined)
-    assert.equal(next.get('will')?.will?.topic, 'w')
-    assert.equal(next.get('will')?.subscriptions.size, 0)
+    assert.equal(await take(next, 'clean'), undefined)
+    const w = (await take(next, 'will'))!
+    assert.equal(w.will?.topic, 'w')
+    assert.equal(w.subscriptions.size, 0)
     // the connection ended normally: the Will is discarded and the session with it
-    const w = next.get('will')!
     w.will = null
     next.savedSession(w)
     next.delete('will')
     next = await reopen(next, Date.now())
+    assert.equal(await take(next, 'will'), undefined)
     assert.equal(next.size, 0)
   })
 
@@ -153,11 +161,12 @@ export function sessionStoreContract(name: string, impl: SessionImpl): void {
     subscribe(store, old, sub('same', 'old/#'))
     enqueue(store, old, 'old/1', 'x')
     let next = await reopen(store, Date.now())
+    assert.ok(await take(next, 'same'))
     next.delete('same')
     const fresh = open(next, 'same', 60)
     subscribe(next, fresh, sub('same', 'new/#'))
     next = await reopen(next, Date.now())
-    const r = next.get('same')!
+    const r = (await take(next, 'same'))!
     assert.deepEqual([...r.subscriptions.keys()], ['new/#'])
     assert.equal(r.queue, null)
   })
@@ -166,14 +175,14 @@ export function sessionStoreContract(name: string, impl: SessionImpl): void {
     const s = open(store, 'q', 60)
     for (let i = 1; i <= 4; i++) enqueue(store, s, 't', `m${i}`)
     let next = await reopen(store, Date.now())
-    const r = next.get('q')!
+    const r = (await take(next, 'q'))!
     assert.deepEqual(r.queue!.map((q) => q.message.payload.toString()), ['m1', 'm2', 'm3', 'm4'])
     send(next, r, 1)
     send(next, r, 2)
     ack(next, r, 1)
     enqueue(next, r, 't', 'm5')
     next = await reopen(next, Date.now())
-    const r2 = next.get('q')!
+    const r2 = (await take(next, 'q'))!
     assert.deepEqual([...r2.inflight!.values()].map((o) => o.message.payload.toString()), ['m2'])
     assert.deepEqual(r2.queue!.map((q) => q.message.payload.toString()), ['m3', 'm4', 'm5'])
   })

@@ -1,0 +1,95 @@
+// The JetStream KV buckets of one cluster, created or opened by name: `${clusterName}_retained` (the retained
+// message of every topic) and `${clusterName}_sessions` (MQTT sessions written behind by the node that holds each),
+// file storage, history 1 (only the newest value of a key is kept). Keys are in ./keys.ts; a value is a JSON head and
+// the raw payload after it (packValue), so that a payload is never base64-encoded.
+// Deleting a key: the retained bucket writes a delete marker (the other nodes' watches must see the clear); the
+// sessions bucket purges the key's messages from the stream (no marker), as nobody watches it and its entry keys
+// are used once each.
+import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream'
+import { Kvm, type KV } from '@nats-io/kv'
+import type { NatsConnection } from '@nats-io/transport-node'
+
+export interface BucketNames {
+  retained: string
+  sessions: string
+}
+
+export const bucketNames = (clusterName: string): BucketNames => ({
+  retained: `${clusterName}_retained`,
+  sessions: `${clusterName}_sessions`,
+})
+
+export interface BucketOptions {
+  /** JetStream replicas of each bucket (1, 3 or 5; default 1) */
+  replicas?: number
+}
+
+/** The opened buckets of one cluster and the JetStream handles their stores write through. */
+export interface ClusterBuckets {
+  readonly clusterName: string
+  readonly names: BucketNames
+  readonly retained: KV
+  readonly sessions: KV
+  readonly js: JetStreamClient
+  readonly jsm: JetStreamManager
+}
+
+/** Create the buckets of a cluster, or open them when they exist. */
+export async function openBuckets(nc: NatsConnection, clusterName: string, opts: BucketOptions = {}): Promise<ClusterBuckets> {
+  const names = bucketNames(clusterName)
+  const kvm = new Kvm(nc)
+  const common = { history: 1, storage: 'file' as const, replicas: opts.replicas ?? 1 }
+  const [retained, sessions] = await Promise.all([
+    kvm.create(names.retained, { ...common, description: `MQTT retained messages of cluster ${clusterName}` }),
+    // reads at CONNECT must see the last write of the node that held the session: from the stream leader
+    kvm.create(names.sessions, { ...common, allow_direct: false, description: `MQTT sessions of cluster ${clusterName}` }),
+  ])
+  return { clusterName, names, retained, sessions, js: jetstream(nc), jsm: await jetstreamManager(nc) }
+}
+
+/** Delete the buckets of a cluster and everything in them (tests; taking a cluster down for good). */
+export async function destroyBuckets(nc: NatsConnection, clusterName: string): Promise<void> {
+  const jsm = await jetstreamManager(nc)
+  const names = bucketNames(clusterName)
+  for (const name of [names.retained, names.sessions]) {
+    try {
+      await jsm.streams.delete(streamOf(name))
+    } catch (err) {
+      if (!/not found/i.test(String(err))) throw err
+    }
+  }
+}
+
+/** The stream that holds a bucket. */
+export const streamOf = (bucket: string): string => `KV_${bucket}`
+
+/** The subject a key of a bucket is written on (a wildcard key gives a filter). */
+export const subjectOf = (bucket: string, key: string): string => `$KV.${bucket}.${key}`
+
+/** Remove every message of a key (or of a wildcard of keys) from a bucket's stream, leaving no delete marker. */
+export async function purgeKey(b: ClusterBuckets, bucket: string, key: string): Promise<number> {
+  const r = await b.jsm.streams.purge(streamOf(bucket), { filter: subjectOf(bucket, key) })
+  return r.purged
+}
+
+/** A value: 4 bytes of head length, the head as JSON, then the payload as is. */
+export function packValue(head: object, payload: Uint8Array = EMPTY): Uint8Array {
+  const json = Buffer.from(JSON.stringify(head), 'utf8')
+  const out = Buffer.allocUnsafe(4 + json.length + payload.length)
+  out.writeUInt32BE(json.length, 0)
+  json.copy(out, 4)
+  out.set(payload, 4 + json.length)
+  return out
+}
+
+export function unpackValue<T>(value: Uint8Array): { head: T; payload: Buffer } {
+  const buf = Buffer.from(value.buffer, value.byteOffset, value.byteLength)
+  if (buf.length < 4) throw new Error('not a packed value: shorter than its head length')
+  const n = buf.readUInt32BE(0)
+  if (4 + n > buf.length) throw new Error('not a packed value: the head runs past the end')
+  const head = JSON.parse(buf.subarray(4, 4 + n).toString('utf8')) as T
+  // a copy: the payload outlives the message buffer it came in
+  return { head, payload: Buffer.from(buf.subarray(4 + n)) }
+}
+
+const EMPTY = new Uint8Array(0)

@@ -1,0 +1,602 @@
+// MQTT sessions of a cluster in the `${cluster}_sessions` KV bucket. A session is held in memory by the node its
+// client is connected to (the working Session objects the core mutates) and written behind into the bucket from the
+// core's notes: coalesced per key, in batches every FLUSH_INTERVAL_MS, never blocking the caller; a failed batch is
+// logged and tried again. Keys (./keys.ts): one record per session (s.<id>: expiry, disconnectedAt, Will, QoS 2 ids,
+// counters, subscriptions) and one per queued or in-flight entry (e.<id>.<seq>), so a long queue is not rewritten on
+// every message; an entry queued and acknowledged within one batch is never written.
+// Written, as by the SQLite store: a session that outlives its connection (expiry over 0) with its subscriptions and
+// entries, and a session with a Will (its record only), so that another node can publish the Will of a dead one.
+// A node loads no session at start: get(), all() and size cover the sessions held here; resume() takes a session from
+// the bucket (after the ownership hook), adopt() takes up a dead node's session, peek() only reads one.
+import type { KvEntry } from '@nats-io/kv'
+import type { Logger } from '../contracts/logger.ts'
+import { isOutgoing, newSession, type Message, type Outgoing, type QoS, type Queued, type Session, type SessionEntry,
+  type SessionStore } from '../contracts/state.ts'
+import { propertiesFromJson, propertiesToJson, willFromJson, willToJson } from '../state/codec.ts'
+import { packValue, purgeKey, unpackValue, type ClusterBuckets } from './buckets.ts'
+import { entriesFilter, entryKey, sessionKey } from './keys.ts'
+
+/** How long a change waits before it is written. */
+export const FLUSH_INTERVAL_MS = 20
+/** More pending notes than this are written at once, not after the interval. */
+export const MAX_PENDING = 20_000
+
+export interface JetStreamSessionOptions {
+  /** this node: written into each session record (the node that held it last) */
+  nodeId?: string
+  /**
+   * The ownership claim, awaited by resume() before it reads a session this node does not hold: it makes sure no
+   * other node still holds it (that node forgets it, writing its last changes). Default: resolves at once.
+   */
+  beforeResume?: (clientId: string) => Promise<void>
+  logger?: Logger
+  flushIntervalMs?: number
+  /** after a failed batch, the next try (ms) */
+  retryMs?: number
+  /** forget() gives up (and keeps the session) when its changes could not be written within this (ms) */
+  forgetTimeoutMs?: number
+  /** KV requests in flight at once within a batch */
+  maxInFlight?: number
+}
+
+export interface SessionWriteStats {
+  /** batches that wrote something */
+  batches: number
+  /** values written (session records and entries) */
+  puts: number
+  /** keys purged (entries done, sessions over) */
+  purges: number
+  /** failed batches (tried again) */
+  errors: number
+  /** how long the last batch took, ms */
+  lastMs: number
+}
+
+/** The value of s.<id>. */
+export interface SessionRecord {
+  clientId: string
+  /** the node that wrote it */
+  node: string | null
+  writtenAt: number
+  expirySec: number
+  disconnectedAt: number | null
+  /** src/state/codec.ts willToJson */
+  will: string | null
+  qos2: number[]
+  nextPacketId: number
+  nextSeq: number
+  subscriptions: Array<{ filter: string; qos: QoS; noLocal: boolean; retainAsPublished: boolean; retainHandling: number;
+    subscriptionIds: number[] }>
+}
+
+/** The head of the value of e.<id>.<seq>; the message payload follows it. */
+interface EntryHead {
+  seq: number
+  /** null: queued; otherwise in flight under this packet id */
+  packetId: number | null
+  stage: 'publish' | 'pubrel' | null
+  dup: boolean
+  qos: QoS
+  retain: boolean
+  subscriptionIds: number[]
+  topic: string
+  messageQos: QoS
+  messageRetain: boolean
+  properties: string | null
+  expiresAt: number
+  from: string | null
+}
+
+/** What one client's notes say until they are written; its record is always written with them. */
+interface Notes {
+  session: Session
+  /** seq -> the entry to write, or null to remove */
+  entries: Map<number, SessionEntry | null> | null
+}
+
+interface Batch {
+  wipes: Set<string>
+  notes: Map<string, Notes>
+}
+
+/** Does the session need a record at all? */
+const kept = (s: Session): boolean => s.expiryIntervalSec > 0 || s.will !== null
+
+const delay = (ms: number) => new Promise<void>((r) => setTimeout(r, ms))
+
+export class JetStreamSessionStore implements SessionStore {
+  readonly stats: SessionWriteStats = { batches: 0, puts: 0, purges: 0, errors: 0, lastMs: 0 }
+  readonly #b: ClusterBuckets
+  readonly #bucket: string
+  readonly #nodeId: string | null
+  readonly #beforeResume: (clientId: string) => Promise<void>
+  readonly #logger: Logger | undefined
+  readonly #interval: number
+  readonly #retryMs: number
+  readonly #forgetTimeoutMs: number
+  readonly #maxInFlight: number
+  readonly #sessions = new Map<string, Session>()
+  /** client ids whose keys may be in the bucket */
+  readonly #stored = new Set<string>()
+  /** seqs of each client's entries that may be in the bucket */
+  readonly #writtenSeqs = new Map<string, Set<number>>()
+  /** reads from the bucket under way, by client id */
+  readonly #reading = new Map<string, Promise<Session | undefined>>()
+  /** clients whose keys are removed before anything else is written */
+  #wipes = new Set<string>()
+  #notes = new Map<string, Notes>()
+  #pending = 0
+  /** the batch being written */
+  #batch: Batch | null = null
+  /** batches run one after another */
+  #chain: Promise<unknown> = Promise.resolve()
+  #queued: Promise<boolean> | null = null
+  #timer: NodeJS.Timeout | null = null
+  #closed = false
+  #lastErrorLog = 0
+
+  constructor(buckets: ClusterBuckets, opts: JetStreamSessionOptions = {}) {
+    this.#b = buckets
+    this.#bucket = buckets.names.sessions
+    this.#nodeId = opts.nodeId ?? null
+    this.#beforeResume = opts.beforeResume ?? (() => Promise.resolve())
+    this.#logger = opts.logger
+    this.#interval = opts.flushIntervalMs ?? FLUSH_INTERVAL_MS
+    this.#retryMs = opts.retryMs ?? 1000
+    this.#forgetTimeoutMs = opts.forgetTimeoutMs ?? 10_000
+    this.#maxInFlight = opts.maxInFlight ?? 256
+  }
+
+  get size(): number {
+    return this.#sessions.size
+  }
+
+  /** Notes waiting to be written (not counting a batch in flight). */
+  get pending(): number {
+    return this.#pending + this.#wipes.size
+  }
+
+  get(clientId: string): Session | undefined {
+    return this.#sessions.get(clientId)
+  }
+
+  /** The session held here, or else (after beforeResume) the one in the bucket, now held here. */
+  resume(clientId: string): Session | undefined | Promise<Session | undefined> {
+    const held = this.#sessions.get(clientId)
+    if (held !== undefined) return held
+    return this.#take(clientId, async () => {
+      await this.#beforeResume(clientId)
+      return Date.now()
+    })
+  }
+
+  /**
+   * Take up a session found in the bucket (a dead node's), without the ownership hook: read and hold it. A session
+   * whose connection was open when it was last written is dated from `crashedAt` (its expiry and Will delay count from
+   * then). The session held here already, if there is one.
+   */
+  adopt(clientId: string, crashedAt = Date.now()): Promise<Session | undefined> {
+    const held = this.#sessions.get(clientId)
+    if (held !== undefined) return Promise.resolve(held)
+    return this.#take(clientId, () => Promise.resolve(crashedAt))
+  }
+
+  /** Read a session from the bucket, as stored (disconnectedAt null: a connection held it), without holding it. */
+  async peek(clientId: string): Promise<Session | undefined> {
+    await this.#settle(clientId)
+    return (await this.#read(clientId))?.session
+  }
+
+  set(session: Session): void {
+    this.#sessions.set(session.clientId, session)
+  }
+
+  /** The session is over: dropped here, and its keys removed from the bucket (whether it was held here or not). */
+  delete(clientId: string): void {
+    this.#sessions.delete(clientId)
+    this.#dropNotes(clientId)
+    this.#wipes.add(clientId)
+    this.#touched()
+  }
+
+  all(): IterableIterator<Session> {
+    return this.#sessions.values()
+  }
+
+  savedSession(session: Session): void {
+    if (!kept(session) && !this.#stored.has(session.clientId)) return
+    this.#notesOf(session)
+  }
+
+  savedSubscription(session: Session, _filter: string): void {
+    if (session.expiryIntervalSec === 0) return
+    this.#notesOf(session) // (subscriptions are part of the record)
+  }
+
+  savedEntry(session: Session, entry: SessionEntry): void {
+    if (session.expiryIntervalSec === 0) return
+    const entries = (this.#notesOf(session).entries ??= new Map())
+    if (!entries.has(entry.seq)) this.#added()
+    entries.set(entry.seq, entry)
+  }
+
+  droppedEntry(session: Session, entry: SessionEntry): void {
+    if (session.expiryIntervalSec === 0) return
+    const notes = this.#notes.get(session.clientId)
+    const entries = notes?.session === session ? notes.entries : null
+    if (!this.#mayBeStored(session.clientId, entry.seq)) {
+      // noted and done within one batch: never written at all
+      if (entries?.delete(entry.seq)) this.#pending--
+      return
+    }
+    const map = entries ?? (this.#notesOf(session).entries ??= new Map())
+    if (!map.has(entry.seq)) this.#added()
+    map.set(entry.seq, null)
+  }
+
+  /** Resolves once everything noted so far is written, or the write failed (it is tried again). */
+  async flush(): Promise<void> {
+    await this.#kick()
+  }
+
+  /**
+   * Another node holds this session now: its changes noted so far are written, then it is dropped from this node's
+   * memory (its keys stay). Rejects, keeping the session, when they could not be written within forgetTimeoutMs.
+   */
+  async forget(clientId: string): Promise<void> {
+    const deadline = Date.now() + this.#forgetTimeoutMs
+    while (this.#pendingFor(clientId)) {
+      if (this.#closed || Date.now() > deadline) {
+        throw new Error(`the session of client "${clientId}" could not be written to JetStream: it is still held here`)
+      }
+      if (!(await this.#kick())) await delay(Math.min(this.#retryMs, Math.max(0, deadline - Date.now())))
+    }
+    this.#sessions.delete(clientId)
+    this.#stored.delete(clientId)
+    this.#writtenSeqs.delete(clientId)
+  }
+
+  /** Write what is pending (trying for at most `timeoutMs`) and stop. */
+  async close(timeoutMs = 5000): Promise<void> {
+    if (this.#closed) return
+    const deadline = Date.now() + timeoutMs
+    while (this.pending > 0 && Date.now() < deadline) {
+      if (!(await this.#kick())) await delay(Math.min(this.#retryMs, Math.max(0, deadline - Date.now())))
+    }
+    this.#closed = true
+    if (this.#timer !== null) clearTimeout(this.#timer)
+    this.#timer = null
+  }
+
+  // ---- reading --------------------------------------------------------------------------------------------------------
+
+  /** Read a session from the bucket and hold it (one read at a time per client). */
+  #take(clientId: string, before: () => Promise<number>): Promise<Session | undefined> {
+    const reading = this.#reading.get(clientId)
+    if (reading !== undefined) return reading
+    const p = (async () => {
+      const datedFrom = await before()
+      await this.#settle(clientId)
+      const held = this.#sessions.get(clientId)
+      if (held !== undefined) return held // set here meanwhile
+      const found = await this.#read(clientId)
+      if (found === undefined) return undefined
+      const again = this.#sessions.get(clientId)
+      if (again !== undefined) return again
+      const { session, seqs, expired } = found
+      session.disconnectedAt ??= datedFrom
+      this.#sessions.set(clientId, session)
+      this.#stored.add(clientId)
+      this.#writtenSeqs.set(clientId, seqs)
+      // queued messages that expired in the bucket leave it with the next batch
+      for (const seq of expired) this.droppedEntry(session, { seq } as Queued)
+      return session
+    })()
+    this.#reading.set(clientId, p)
+    const done = () => this.#reading.delete(clientId)
+    p.then(done, done)
+    return p
+  }
+
+  /** This node's own pending writes of a client land before the bucket is read. */
+  async #settle(clientId: string): Promise<void> {
+    const deadline = Date.now() + this.#forgetTimeoutMs
+    while (this.#pendingFor(clientId) && Date.now() < deadline && !this.#closed) {
+      if (!(await this.#kick())) await delay(Math.min(this.#retryMs, Math.max(0, deadline - Date.now())))
+    }
+  }
+
+  async #read(clientId: string): Promise<{ session: Session; seqs: Set<number>; expired: number[] } | undefined> {
+    const kv = this.#b.sessions
+    const rec = await kv.get(sessionKey(clientId))
+    if (rec === null || rec.operation !== 'PUT') return undefined
+    const r = unpackValue<SessionRecord>(rec.value).head
+    const s = newSession(clientId, r.expirySec)
+    s.disconnectedAt = r.disconnectedAt
+    s.will = willFromJson(r.will)
+    if (r.qos2.length > 0) s.incomingQos2 = new Set(r.qos2)
+    s.nextPacketId = r.nextPacketId
+    s.nextSeq = r.nextSeq
+    for (const x of r.subscriptions) s.subscriptions.set(x.filter, { clientId, ...x })
+    const found: KvEntry[] = []
+    const it = await kv.history({ key: entriesFilter(clientId) })
+    for await (const e of it) if (e.operation === 'PUT') found.push(e)
+    const seqs = new Set<number>()
+    const expired: number[] = []
+    const now = Date.now()
+    const entries = found.map((e) => unpackValue<EntryHead>(e.value)).sort((a, b) => a.head.seq - b.head.seq)
+    for (const { head: h, payload } of entries) {
+      seqs.add(h.seq)
+      if (h.seq >= s.nextSeq) s.nextSeq = h.seq + 1
+      const message: Message = {
+        topic: h.topic, payload, qos: h.messageQos, retain: h.messageRetain, properties: propertiesFromJson(h.properties),
+        expiresAt: h.expiresAt, from: h.from,
+      }
+      if (h.packetId === null) {
+        if (message.expiresAt !== 0 && message.expiresAt <= now) {
+          expired.push(h.seq)
+          continue
+        }
+        ;(s.queue ??= []).push({ seq: h.seq, message, qos: h.qos, retain: h.retain, subscriptionIds: h.subscriptionIds })
+        s.queuedBytes += payload.length
+      } else {
+        const o: Outgoing = {
+          seq: h.seq, packetId: h.packetId, message, qos: h.qos as 1 | 2, retain: h.retain, dup: h.dup,
+          subscriptionIds: h.subscriptionIds, stage: h.stage === 'pubrel' ? 'pubrel' : 'publish', unsent: false,
+        }
+        ;(s.inflight ??= new Map()).set(o.packetId, o)
+        if (o.packetId >= s.nextPacketId) s.nextPacketId = o.packetId === 65535 ? 1 : o.packetId + 1
+      }
+    }
+    return { session: s, seqs, expired }
+  }
+
+  // ---- noting ---------------------------------------------------------------------------------------------------------
+
+  #notesOf(session: Session): Notes {
+    let notes = this.#notes.get(session.clientId)
+    if (notes === undefined || notes.session !== session) {
+      if (notes !== undefined) this.#pending -= noteCount(notes)
+      notes = { session, entries: null }
+      this.#notes.set(session.clientId, notes)
+      this.#added() // the record
+    }
+    return notes
+  }
+
+  #dropNotes(clientId: string): void {
+    const notes = this.#notes.get(clientId)
+    if (notes === undefined) return
+    this.#pending -= noteCount(notes)
+    this.#notes.delete(clientId)
+  }
+
+  #added(): void {
+    this.#pending++
+    this.#touched()
+  }
+
+  #touched(): void {
+    if (this.#closed) return
+    if (this.#pending > MAX_PENDING && this.#queued === null) {
+      void this.#kick()
+      return
+    }
+    if (this.#timer === null) {
+      this.#timer = setTimeout(() => {
+        this.#timer = null
+        void this.#kick()
+      }, this.#interval)
+      this.#timer.unref()
+    }
+  }
+
+  /** Is this entry in the bucket, or on its way there? */
+  #mayBeStored(clientId: string, seq: number): boolean {
+    if (this.#writtenSeqs.get(clientId)?.has(seq) === true) return true
+    const e = this.#batch?.notes.get(clientId)?.entries?.get(seq)
+    return e !== undefined && e !== null
+  }
+
+  #pendingFor(clientId: string): boolean {
+    return this.#notes.has(clientId) || this.#wipes.has(clientId) ||
+      (this.#batch !== null && (this.#batch.notes.has(clientId) || this.#batch.wipes.has(clientId)))
+  }
+
+  // ---- writing --------------------------------------------------------------------------------------------------------
+
+  /** Run one batch after the one under way (one queued at most): whether it was written. */
+  #kick(): Promise<boolean> {
+    if (this.#queued !== null) return this.#queued
+    const run = this.#chain.then(() => {
+      this.#queued = null
+      return this.#runBatch()
+    })
+    this.#queued = run
+    this.#chain = run.catch(() => false)
+    return run
+  }
+
+  async #runBatch(): Promise<boolean> {
+    if (this.#timer !== null) clearTimeout(this.#timer)
+    this.#timer = null
+    if (this.#wipes.size === 0 && this.#notes.size === 0) return true
+    const batch: Batch = { wipes: this.#wipes, notes: this.#notes }
+    this.#wipes = new Set()
+    this.#notes = new Map()
+    this.#pending = 0
+    this.#batch = batch
+    const started = performance.now()
+    try {
+      await this.#write(batch)
+    } catch (err) {
+      this.#batch = null
+      this.#failed(batch, err)
+      return false
+    }
+    this.#batch = null
+    this.stats.batches++
+    this.stats.lastMs = performance.now() - started
+    return true
+  }
+
+  /** Removals first (a session deleted and begun again in one batch), then the values. */
+  async #write(batch: Batch): Promise<void> {
+    const removals: Array<() => Promise<void>> = []
+    const purge = (key: string) => async () => {
+      await purgeKey(this.#b, this.#bucket, key)
+      this.stats.purges++
+    }
+    const wiped: string[] = []
+    const wipe = (clientId: string) => {
+      removals.push(purge(sessionKey(clientId)), purge(entriesFilter(clientId)))
+      wiped.push(clientId)
+    }
+    for (const clientId of batch.wipes) wipe(clientId)
+    const writes: Array<() => Promise<void>> = []
+    const now = Date.now()
+    for (const [clientId, notes] of batch.notes) {
+      const s = notes.session
+      if (this.#sessions.get(clientId) !== s) continue // replaced or dropped since
+      if (!kept(s)) {
+        if (!batch.wipes.has(clientId)) wipe(clientId)
+        continue
+      }
+      // a session this node has not written nor read: nothing stale stays under its entry keys
+      if (!this.#stored.has(clientId) && !batch.wipes.has(clientId)) removals.push(purge(entriesFilter(clientId)))
+      const record = packValue(recordOf(s, this.#nodeId, now))
+      writes.push(async () => {
+        await this.#b.sessions.put(sessionKey(clientId), record)
+        this.stats.puts++
+      })
+      if (notes.entries === null || s.expiryIntervalSec === 0) continue
+      for (const [seq, e] of notes.entries) {
+        if (e === null) {
+          writes.push(async () => {
+            await purgeKey(this.#b, this.#bucket, entryKey(clientId, seq))
+            this.stats.purges++
+            this.#writtenSeqs.get(clientId)?.delete(seq)
+          })
+        } else {
+          const value = packEntry(e)
+          writes.push(async () => {
+            await this.#b.sessions.put(entryKey(clientId, seq), value)
+            this.stats.puts++
+          })
+        }
+      }
+    }
+    await runAll(removals, this.#maxInFlight)
+    for (const clientId of wiped) {
+      this.#stored.delete(clientId)
+      this.#writtenSeqs.delete(clientId)
+    }
+    // what follows may land: the keys count as stored from here
+    for (const [clientId, notes] of batch.notes) {
+      const s = notes.session
+      if (this.#sessions.get(clientId) !== s || !kept(s)) continue
+      this.#stored.add(clientId)
+      if (notes.entries === null || s.expiryIntervalSec === 0) continue
+      let seqs = this.#writtenSeqs.get(clientId)
+      for (const [seq, e] of notes.entries) {
+        if (e === null) continue
+        if (seqs === undefined) this.#writtenSeqs.set(clientId, (seqs = new Set()))
+        seqs.add(seq)
+      }
+    }
+    await runAll(writes, this.#maxInFlight)
+  }
+
+  /** A batch failed (parts of it may have landed): its notes are merged under the newer ones and tried again. */
+  #failed(batch: Batch, err: unknown): void {
+    this.stats.errors++
+    for (const clientId of batch.wipes) {
+      if (!this.#wipes.has(clientId)) {
+        this.#wipes.add(clientId)
+      }
+    }
+    for (const [clientId, old] of batch.notes) {
+      if (this.#sessions.get(clientId) !== old.session) continue
+      const current = this.#notes.get(clientId)
+      if (current === undefined) {
+        this.#notes.set(clientId, old)
+        this.#pending += noteCount(old)
+        continue
+      }
+      if (current.session !== old.session || old.entries === null) continue
+      const entries = (current.entries ??= new Map())
+      for (const [seq, e] of old.entries) {
+        if (entries.has(seq)) continue
+        entries.set(seq, e)
+        this.#pending++
+      }
+    }
+    const now = Date.now()
+    if (now - this.#lastErrorLog > 1000) {
+      this.#lastErrorLog = now
+      this.#logger?.error({ err, pending: this.pending }, 'writing MQTT sessions to JetStream failed: kept in memory, retrying')
+    }
+    if (!this.#closed) {
+      if (this.#timer !== null) clearTimeout(this.#timer)
+      this.#timer = setTimeout(() => {
+        this.#timer = null
+        void this.#kick()
+      }, this.#retryMs)
+      this.#timer.unref()
+    }
+  }
+}
+
+function recordOf(s: Session, node: string | null, now: number): SessionRecord {
+  const withSubs = s.expiryIntervalSec > 0
+  return {
+    clientId: s.clientId,
+    node,
+    writtenAt: now,
+    expirySec: s.expiryIntervalSec,
+    disconnectedAt: s.disconnectedAt,
+    will: willToJson(s.will),
+    qos2: s.incomingQos2 === null ? [] : [...s.incomingQos2],
+    nextPacketId: s.nextPacketId,
+    nextSeq: s.nextSeq,
+    subscriptions: withSubs
+      ? [...s.subscriptions.values()].map((x) => ({
+        filter: x.filter, qos: x.qos, noLocal: x.noLocal, retainAsPublished: x.retainAsPublished,
+        retainHandling: x.retainHandling, subscriptionIds: x.subscriptionIds,
+      }))
+      : [],
+  }
+}
+
+function packEntry(e: SessionEntry): Uint8Array {
+  const m = e.message
+  const out = isOutgoing(e) ? e : null
+  const head: EntryHead = {
+    seq: e.seq, packetId: out?.packetId ?? null, stage: out?.stage ?? null, dup: out?.dup ?? false, qos: e.qos,
+    retain: e.retain, subscriptionIds: e.subscriptionIds, topic: m.topic, messageQos: m.qos, messageRetain: m.retain,
+    properties: propertiesToJson(m.properties), expiresAt: m.expiresAt, from: m.from,
+  }
+  return packValue(head, m.payload)
+}
+
+function noteCount(n: Notes): number {
+  return 1 + (n.entries?.size ?? 0)
+}
+
+/** Run the tasks, `limit` at a time; rejects with the first error once all have settled. */
+async function runAll(tasks: Array<() => Promise<void>>, limit: number): Promise<void> {
+  let next = 0
+  let failure: { err: unknown } | null = null
+  const worker = async () => {
+    while (next < tasks.length) {
+      const task = tasks[next++]
+      try {
+        await task()
+      } catch (err) {
+        failure ??= { err }
+      }
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(limit, tasks.length) }, worker))
+  if (failure !== null) throw (failure as { err: unknown }).err
+}
