@@ -23,20 +23,36 @@ import { AclRuleInput, AclRulePatch, type AclPermission, type AclRule, type AclR
 export interface AclChange {
   /** the version after the change */
   version: number
-  what: 'created' | 'updated' | 'deleted' | 'default'
+  /** `replicated`: the rules were copied from the cluster's (cluster mode) */
+  what: 'created' | 'updated' | 'deleted' | 'default' | 'replicated'
   /** the rule created, updated or deleted; null for a change of the default policy */
   ruleId: number | null
 }
 
-export interface AclStore extends Authorizer {
+/**
+ * Who changes the ACL rules: the store itself on one node, the control plane in cluster mode (PostgreSQL first,
+ * then this node's replica). The routes take either.
+ */
+export interface AclWriter {
+  /** appended after the last rule, or inserted at `position` (1 .. count + 1), the rules from there moving down */
+  create(input: AclRuleInput): AclRule | Promise<AclRule>
+  /** any field; a new `position` (1 .. count) moves the rule, the ones between shifting */
+  update(id: number, patch: AclRulePatch): AclRule | Promise<AclRule>
+  delete(id: number): void | Promise<void>
+}
+
+export interface AclStore extends Authorizer, AclWriter {
   /** every rule, in position order (the order they are checked in) */
   list(): AclRule[]
   get(id: number): AclRule | null
-  /** appended after the last rule, or inserted at `position` (1 .. count + 1), the rules from there moving down */
   create(input: AclRuleInput): AclRule
-  /** any field; a new `position` (1 .. count) moves the rule, the ones between shifting */
   update(id: number, patch: AclRulePatch): AclRule
   delete(id: number): void
+  /**
+   * The replica's side of cluster mode: the rules become `rules` (ids and positions as given) in one transaction,
+   * then, when they differ, a new version in force and a 'replicated' change. Returns whether they differed.
+   */
+  replicate(rules: readonly AclRule[]): boolean
   /** the aclDefault in force */
   defaultPermission(): AclPermission
   /** the decision with the deciding rule and why (the "try it" endpoint) */
@@ -132,7 +148,32 @@ const defined = <T extends object>(patch: T): Partial<T> =>
     ? Object.fromEntries(Object.entries(patch).filter(([, v]) => v !== undefined)) as Partial<T>
     : {}
 
-/** A comment as stored: trimmed, empty = null. */
+/** A new rule checked against `count` stored rules: its fields and its position, or InvalidInputError. */
+export function planCreate(input: AclRuleInput, count: number): { rule: Omit<AclRule, 'id'> } {
+  const next = { username: null, clientId: null, anonymous: false, ...defined(input) } as AclRuleInput
+  const broken = problems(input, 'create', next, count + 1)
+  if (broken.length > 0) throw new InvalidInputError(broken)
+  const now = new Date().toISOString()
+  return {
+    rule: {
+      position: input.position ?? count + 1, username: next.username ?? null, clientId: next.clientId ?? null,
+      anonymous: next.anonymous === true, topic: next.topic, action: next.action, permission: next.permission,
+      comment: trimmedOrNull(input.comment), createdAt: now, updatedAt: now,
+    },
+  }
+}
+
+/** A rule changed by `patch`, checked against `count` stored rules, or InvalidInputError. */
+export function planUpdate(before: AclRule, patch: AclRulePatch, count: number): AclRule {
+  const next: AclRule = { ...before, ...defined(patch), updatedAt: new Date().toISOString() }
+  const broken = problems(patch, 'update', next, count)
+  if (broken.length > 0) throw new InvalidInputError(broken)
+  next.comment = patch.comment === undefined ? before.comment : trimmedOrNull(patch.comment)
+  return next
+}
+
+export const aclRuleNotFound = (id: number) => new NotFoundError(`there is no ACL rule ${id}`)
+
 export function createAclStore(db: Database, opts: AclStoreOptions): AclStore {
   const log = opts.logger
   const selectAll = db.prepare<[], Row>(`SELECT ${COLUMNS} FROM acl_rules ORDER BY position`)
@@ -197,7 +238,7 @@ export function createAclStore(db: Database, opts: AclStoreOptions): AclStore {
 
   const mustGet = (id: number): Row => {
     const row = Number.isSafeInteger(id) ? selectOne.get(id) : undefined
-    if (row === undefined) throw new NotFoundError(`there is no ACL rule ${id}`)
+    if (row === undefined) throw aclRuleNotFound(id)
     return row
   }
 
@@ -206,24 +247,35 @@ export function createAclStore(db: Database, opts: AclStoreOptions): AclStore {
 
   const createTx = db.transaction((input: AclRuleInput): AclRule => {
     const n = count.get()!.n
-    const next = { username: null, clientId: null, anonymous: false, ...defined(input) } as AclRuleInput
-    const broken = problems(input, 'create', next, n + 1)
-    if (broken.length > 0) throw new InvalidInputError(broken)
-    const position = input.position ?? n + 1
-    shift(position, n, 1)
-    const now = new Date().toISOString()
-    const result = insert.run(position, next.username ?? null, next.clientId ?? null, next.anonymous ? 1 : 0, next.topic, next.action,
-      next.permission, trimmedOrNull(input.comment), now, now)
+    const { rule: r } = planCreate(input, n)
+    shift(r.position, n, 1)
+    const result = insert.run(r.position, r.username, r.clientId, r.anonymous ? 1 : 0, r.topic, r.action,
+      r.permission, r.comment, r.createdAt, r.updatedAt)
     return toRule(selectOne.get(Number(result.lastInsertRowid))!)
+  })
+
+  const insertWithId = db.prepare<[number, number, string | null, string | null, number, string, string, string, string | null, string, string]>(
+    `INSERT INTO acl_rules (id, position, username, client_id, anonymous, topic, action, permission, comment, created_at, updated_at)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+  )
+  const deleteAll = db.prepare('DELETE FROM acl_rules')
+  const replicateTx = db.transaction((next: readonly AclRule[]) => {
+    deleteAll.run()
+    for (const r of next) {
+      insertWithId.run(r.id, r.position, r.username, r.clientId, r.anonymous ? 1 : 0, r.topic, r.action, r.permission,
+        r.comment, r.createdAt, r.updatedAt)
+    }
+  })
+  const sameRules = (a: readonly AclRule[], b: readonly AclRule[]) =>
+    a.length === b.length && a.every((r, i) => JSON.stringify(r) === JSON.stringify(toRule(fromRule(b[i]))))
+  const fromRule = (r: AclRule): Row => ({
+    id: r.id, position: r.position, username: r.username, client_id: r.clientId, anonymous: r.anonymous ? 1 : 0,
+    topic: r.topic, action: r.action, permission: r.permission, comment: r.comment, created_at: r.createdAt, updated_at: r.updatedAt,
   })
 
   const updateTx = db.transaction((id: number, patch: AclRulePatch): AclRule => {
     const before = toRule(mustGet(id))
-    const n = count.get()!.n
-    const next: AclRule = { ...before, ...defined(patch), updatedAt: new Date().toISOString() }
-    const broken = problems(patch, 'update', next, n)
-    if (broken.length > 0) throw new InvalidInputError(broken)
-    next.comment = patch.comment === undefined ? before.comment : trimmedOrNull(patch.comment)
+    const next = planUpdate(before, patch, count.get()!.n)
     const from = before.position
     const to = next.position
     if (to < from) shift(to, from - 1, 1, { id, target: to })
@@ -254,6 +306,16 @@ export function createAclStore(db: Database, opts: AclStoreOptions): AclStore {
     },
     delete(id) {
       changed('deleted', deleteTx.immediate(id))
+    },
+    replicate(next) {
+      const sorted = [...next].sort((a, b) => a.position - b.position)
+      if (sameRules(rules, sorted)) return false
+      replicateTx.immediate(sorted)
+      reload()
+      version++
+      log.info({ aclVersion: version, aclRules: rules.length }, `ACL rules copied from the cluster: ${rules.length} rules; ACL version ${version}`)
+      emit('replicated', null)
+      return true
     },
     // read per PUBLISH and per delivery: plain state, nothing computed or looked up
     get version() {

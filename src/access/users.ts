@@ -52,15 +52,65 @@ export interface WriteOptions {
   actor?: string
 }
 
-export interface MqttUserStore {
-  list(query?: { limit?: number; after?: string }): MqttUserPage
-  get(username: string): MqttUser | null
+/**
+ * Who changes the MQTT users: the store itself on one node, the control plane in cluster mode (PostgreSQL first,
+ * then this node's replica). The routes take either.
+ */
+export interface MqttUserWriter {
   create(user: NewMqttUser, opts?: WriteOptions): Promise<MqttUser>
   update(username: string, patch: MqttUserPatch, opts?: WriteOptions): Promise<MqttUser>
+  delete(username: string, opts?: WriteOptions): void | Promise<void>
+}
+
+/** A user as stored, with its password record (for the replica of cluster mode: hashes travel as stored). */
+export interface StoredMqttUser extends MqttUser {
+  passwordHash: string
+}
+
+/** A checked create: the user to store and the scrypt record of its password. */
+export interface PreparedUser {
+  user: MqttUser
+  passwordHash: string
+}
+
+/** A checked patch: the keys it gives, and the scrypt record of a new password (null: the password stays). */
+export interface PreparedPatch {
+  given: string[]
+  passwordHash: string | null
+}
+
+export interface MqttUserStore extends MqttUserWriter {
+  list(query?: { limit?: number; after?: string }): MqttUserPage
+  get(username: string): MqttUser | null
   delete(username: string, opts?: WriteOptions): void
   /** for the authenticator only: a user's login record, or null when there is no such user */
   loginRecord(username: string): LoginRecord | null
+  /** Checks a new user (InvalidInputError) and hashes its password, storing nothing (the control plane stores it). */
+  prepareCreate(user: NewMqttUser): Promise<PreparedUser>
+  /** Checks a patch (InvalidInputError) and hashes a new password, storing nothing. */
+  preparePatch(patch: MqttUserPatch): Promise<PreparedPatch>
+  /**
+   * The replica's side of cluster mode: makes the table equal to `users` (rows that differ written, missing ones
+   * deleted) in one transaction. The authenticator reads the table at each CONNECT. Returns the rows changed.
+   */
+  replicate(users: readonly StoredMqttUser[]): number
+  /** Every user with its password record, by username (to seed a new cluster with this node's users). */
+  stored(): StoredMqttUser[]
 }
+
+/** `user` with `patch` applied (the note trimmed, empty = null), updated now. */
+export function patchedUser(user: MqttUser, patch: MqttUserPatch, now = new Date()): MqttUser {
+  return {
+    ...user,
+    enabled: patch.enabled ?? user.enabled,
+    note: patch.note === undefined ? user.note : trimmedOrNull(patch.note),
+    updatedAt: now.toISOString(),
+  }
+}
+
+/** The answer to a username that is taken (409, naming the field). */
+export const mqttUserConflict = (username: string) => new ConflictError(`there is already an MQTT user ${JSON.stringify(username)}`,
+  [field('username', 'unique', 'is already taken')])
 
 export const USERNAME_MAX_CHARS = 256
 export const PASSWORD_MAX_BYTES = 1024
@@ -162,8 +212,50 @@ export function createUserStore(
     return row ? toUser(row) : null
   }
 
-  const conflict = (username: string) => new ConflictError(`there is already an MQTT user ${JSON.stringify(username)}`,
-    [field('username', 'unique', 'is already taken')])
+  const conflict = mqttUserConflict
+  const selectStored = db.prepare<[], Row & { password_hash: string }>(
+    `SELECT ${PUBLIC_COLUMNS}, password_hash FROM mqtt_users ORDER BY username`,
+  )
+  const upsert = db.prepare<[string, string, number, string | null, string, string]>(
+    `INSERT INTO mqtt_users (username, password_hash, enabled, note, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)
+     ON CONFLICT (username) DO UPDATE SET password_hash = excluded.password_hash, enabled = excluded.enabled,
+       note = excluded.note, created_at = excluded.created_at, updated_at = excluded.updated_at`,
+  )
+  const toStored = (r: Row & { password_hash: string }): StoredMqttUser => ({ ...toUser(r), passwordHash: r.password_hash })
+  const sameStored = (a: StoredMqttUser, b: StoredMqttUser) => a.passwordHash === b.passwordHash && a.enabled === b.enabled &&
+    a.note === b.note && a.createdAt === b.createdAt && a.updatedAt === b.updatedAt
+  const replicateTx = db.transaction((users: readonly StoredMqttUser[]): number => {
+    const local = new Map(selectStored.all().map((r) => [r.username, toStored(r)]))
+    let changed = 0
+    for (const u of users) {
+      const mine = local.get(u.username)
+      local.delete(u.username)
+      if (mine !== undefined && sameStored(mine, u)) continue
+      upsert.run(u.username, u.passwordHash, u.enabled ? 1 : 0, u.note, u.createdAt, u.updatedAt)
+      changed++
+    }
+    for (const username of local.keys()) changed += remove.run(username).changes
+    return changed
+  })
+
+  async function prepareCreate(user: NewMqttUser): Promise<PreparedUser> {
+    throwIfAny([
+      ...usernameErrors(user.username), ...passwordErrors(user.password), ...enabledErrors(user.enabled), ...noteErrors(user.note),
+    ])
+    const passwordHash = await hashPassword(Buffer.from(user.password, 'utf8'), params)
+    const now = new Date().toISOString()
+    return { user: { username: user.username, enabled: user.enabled ?? true, note: trimmedOrNull(user.note), createdAt: now, updatedAt: now }, passwordHash }
+  }
+
+  async function preparePatch(patch: MqttUserPatch): Promise<PreparedPatch> {
+    const given = Object.keys(patch).filter((k) => (patch as Record<string, unknown>)[k] !== undefined)
+    throwIfAny([
+      ...(given.length === 0 ? [field('(body)', 'minProperties 1', 'give at least one of password, enabled, note')] : []),
+      ...(patch.password === undefined ? [] : passwordErrors(patch.password)), ...enabledErrors(patch.enabled), ...noteErrors(patch.note),
+    ])
+    const passwordHash = patch.password === undefined ? null : await hashPassword(Buffer.from(patch.password, 'utf8'), params)
+    return { given, passwordHash }
+  }
 
   const insertUser = db.transaction((user: MqttUser, hash: string) => {
     if (selectOne.get(user.username) !== undefined) throw conflict(user.username)
@@ -174,12 +266,7 @@ export function createUserStore(
   const patchUser = db.transaction((username: string, patch: MqttUserPatch, hash: string | null): MqttUser => {
     const row = selectOne.get(username)
     if (row === undefined) throw mqttUserNotFound(username)
-    const next: MqttUser = {
-      ...toUser(row),
-      enabled: patch.enabled ?? row.enabled === 1,
-      note: patch.note === undefined ? row.note : trimmedOrNull(patch.note),
-      updatedAt: new Date().toISOString(),
-    }
+    const next = patchedUser(toUser(row), patch)
     updateRow.run(hash, next.enabled ? 1 : 0, next.note, next.updatedAt, username)
     return next
   })
@@ -201,9 +288,7 @@ export function createUserStore(
       ])
       // refuse a taken name before spending a hash on it; the transaction checks again at commit
       if (get(user.username) !== null) throw conflict(user.username)
-      const hash = await hashPassword(Buffer.from(user.password, 'utf8'), params)
-      const now = new Date().toISOString()
-      const created: MqttUser = { username: user.username, enabled: user.enabled ?? true, note: trimmedOrNull(user.note), createdAt: now, updatedAt: now }
+      const { user: created, passwordHash: hash } = await prepareCreate(user)
       insertUser.immediate(created, hash)
       log(o.actor, created.username, 'created', { enabled: created.enabled })
       return created
@@ -216,7 +301,7 @@ export function createUserStore(
         ...(patch.password === undefined ? [] : passwordErrors(patch.password)), ...enabledErrors(patch.enabled), ...noteErrors(patch.note),
       ])
       if (get(username) === null) throw mqttUserNotFound(username)
-      const hash = patch.password === undefined ? null : await hashPassword(Buffer.from(patch.password, 'utf8'), params)
+      const { passwordHash: hash } = await preparePatch(patch)
       const updated = patchUser.immediate(username, patch, hash)
       log(o.actor, username, `updated: ${given.join(', ')}`, { changed: given })
       return updated
@@ -226,6 +311,11 @@ export function createUserStore(
       if (remove.run(username).changes === 0) throw mqttUserNotFound(username)
       log(o.actor, username, 'deleted')
     },
+
+    prepareCreate,
+    preparePatch,
+    replicate: (users) => replicateTx.immediate(users),
+    stored: () => selectStored.all().map(toStored),
 
     loginRecord(username) {
       const row = selectLogin.get(username)

@@ -62,11 +62,39 @@ export interface UpdateOptions {
   replace?: boolean
 }
 
-export interface SettingsStore {
+/**
+ * Who changes the settings: the store itself on one node (synchronous), the control plane in cluster mode (a
+ * Promise: the new version is stored in PostgreSQL first, then adopted here). The routes take either.
+ */
+export interface SettingsWriter {
+  update(values: Partial<SettingsValues>, opts: UpdateOptions): SettingsVersion | Promise<SettingsVersion>
+  rollback(version: number, opts: Omit<UpdateOptions, 'replace'>): SettingsVersion | Promise<SettingsVersion>
+}
+
+/** A version as stored, in the columns of settings_versions (here and in PostgreSQL). */
+export interface StoredSettingsVersion {
+  version: number
+  valuesJson: string
+  createdAt: string
+  actor: string
+  comment: string | null
+}
+
+export interface SettingsStore extends SettingsWriter {
   current(): SettingsVersion
   get(version: number): SettingsVersion | null
   update(values: Partial<SettingsValues>, opts: UpdateOptions): SettingsVersion
   rollback(version: number, opts: Omit<UpdateOptions, 'replace'>): SettingsVersion
+  /**
+   * The replica's side of cluster mode: takes versions made elsewhere (PostgreSQL), in one transaction, each under
+   * its own number (a local row of that number is replaced); the newest of them becomes the newest here, rows
+   * above it go. With `all`, `versions` is the whole history and rows it lacks go too. The newest is validated as
+   * at start-up (SettingsCorruptError: nothing changes). When the version in force changes it is logged and the
+   * 'change' listeners run, as for update(). Returns the version in force.
+   */
+  adopt(versions: readonly StoredSettingsVersion[], opts?: { all?: boolean }): SettingsVersion
+  /** Every stored version, oldest first (to seed a new cluster's history with this node's). */
+  stored(): StoredSettingsVersion[]
   history(query?: { limit?: number; before?: number }): SettingsHistoryPage
   defaults(): SettingsValues
   /** Called synchronously after each commit, before update() returns. A listener that throws is logged, nothing else. */
@@ -132,6 +160,51 @@ export function checkProfiles(values: SettingsValues): FieldError[] {
   })
   return problems
 }
+
+/**
+ * The checks of a change that need no stored version: the values (every key with `replace`, else some) and the
+ * comment. Returns the comment as stored (trimmed, empty = null); throws InvalidInputError naming every bad field.
+ */
+export function checkChange(values: Partial<SettingsValues>, o: Pick<UpdateOptions, 'comment' | 'replace'>): string | null {
+  const problems = checkValues(values, { partial: !o.replace })
+  const comment = typeof o.comment === 'string' && o.comment.trim() !== '' ? o.comment.trim() : null
+  if (o.comment !== undefined && o.comment !== null && typeof o.comment !== 'string') {
+    problems.push({ field: 'comment', rule: 'null or type string', message: 'must be a string or null' })
+  } else if (comment !== null && comment.length > COMMENT_MAX_LENGTH) {
+    problems.push({ field: 'comment', rule: `maxLength ${COMMENT_MAX_LENGTH}`, message: `must be at most ${COMMENT_MAX_LENGTH} characters` })
+  }
+  if (problems.length > 0) throw new InvalidInputError(problems)
+  return comment
+}
+
+/**
+ * The version a checked change makes on top of `newest`: If-Match (StaleVersionError), the merge (PATCH) or the
+ * replacement (PUT), the rules between keys and the profiles (InvalidInputError). Pure: the caller stores it.
+ */
+export function nextVersion(
+  newest: SettingsVersion, values: Partial<SettingsValues>, o: UpdateOptions, comment: string | null, now = new Date(),
+): SettingsVersion {
+  if (o.ifMatch !== undefined) {
+    const allowed = typeof o.ifMatch === 'number' ? [o.ifMatch] : o.ifMatch
+    if (!allowed.includes(newest.version)) {
+      throw new StaleVersionError(allowed.map((v) => `"${v}"`).join(', '), newest.version,
+        [{ field: 'If-Match', rule: `the current version ("${newest.version}")`, message: `version ${newest.version} is in force` }])
+    }
+  }
+  const next = (o.replace ? { ...values } : { ...newest.values, ...values }) as SettingsValues
+  const broken = [...checkCrossFieldRules(next, Object.keys(values)), ...checkProfiles(next)]
+  if (broken.length > 0) throw new InvalidInputError(broken)
+  return toVersion({ version: newest.version + 1, values_json: serialize(next), created_at: now.toISOString(), actor: o.actor, comment }, next)
+}
+
+/** A version in the columns it is stored in. */
+export const storedVersion = (v: SettingsVersion): StoredSettingsVersion => ({
+  version: v.version, valuesJson: serialize(v.values), createdAt: v.updatedAt, actor: v.updatedBy, comment: v.comment,
+})
+
+/** A stored version as the store answers it (keys this build does not know dropped, new ones at their defaults). */
+export const fromStored = (s: StoredSettingsVersion): SettingsVersion =>
+  toVersion({ version: s.version, values_json: s.valuesJson, created_at: s.createdAt, actor: s.actor, comment: s.comment })
 
 const same = (a: unknown, b: unknown) => a === b || JSON.stringify(a) === JSON.stringify(b)
 
@@ -212,39 +285,56 @@ export function createSettingsStore(db: Database, opts: { logger: Pick<Logger, '
   }
 
   const write = db.transaction((values: Partial<SettingsValues>, o: UpdateOptions, comment: string | null): SettingsVersion => {
-    const newestRow = selectNewest.get() as Row
-    const newest = toVersion(newestRow)
-    if (o.ifMatch !== undefined) {
-      const allowed = typeof o.ifMatch === 'number' ? [o.ifMatch] : o.ifMatch
-      if (!allowed.includes(newest.version)) {
-        throw new StaleVersionError(allowed.map((v) => `"${v}"`).join(', '), newest.version,
-          [{ field: 'If-Match', rule: `the current version ("${newest.version}")`, message: `version ${newest.version} is in force` }])
-      }
-    }
-    const next = (o.replace ? { ...values } : { ...newest.values, ...values }) as SettingsValues
-    const broken = [...checkCrossFieldRules(next, Object.keys(values)), ...checkProfiles(next)]
-    if (broken.length > 0) throw new InvalidInputError(broken)
-    const row: Row = {
-      version: newest.version + 1,
-      values_json: serialize(next),
-      created_at: new Date().toISOString(),
-      actor: o.actor,
-      comment,
-    }
-    insert.run(row.version, row.values_json, row.created_at, row.actor, row.comment)
-    return toVersion(row, next)
+    const next = nextVersion(toVersion(selectNewest.get() as Row), values, o, comment)
+    const s = storedVersion(next)
+    insert.run(s.version, s.valuesJson, s.createdAt, s.actor, s.comment)
+    return next
   })
 
-  function update(values: Partial<SettingsValues>, o: UpdateOptions): SettingsVersion {
-    const problems = checkValues(values, { partial: !o.replace })
-    const comment = typeof o.comment === 'string' && o.comment.trim() !== '' ? o.comment.trim() : null
-    if (o.comment !== undefined && o.comment !== null && typeof o.comment !== 'string') {
-      problems.push({ field: 'comment', rule: 'null or type string', message: 'must be a string or null' })
-    } else if (comment !== null && comment.length > COMMENT_MAX_LENGTH) {
-      problems.push({ field: 'comment', rule: `maxLength ${COMMENT_MAX_LENGTH}`, message: `must be at most ${COMMENT_MAX_LENGTH} characters` })
-    }
-    if (problems.length > 0) throw new InvalidInputError(problems)
+  const selectAll = db.prepare<[], Row>('SELECT version, values_json, created_at, actor, comment FROM settings_versions ORDER BY version')
+  const upsert = db.prepare<[number, string, string, string, string | null]>(
+    `INSERT INTO settings_versions (version, values_json, created_at, actor, comment) VALUES (?, ?, ?, ?, ?)
+     ON CONFLICT (version) DO UPDATE SET values_json = excluded.values_json, created_at = excluded.created_at,
+       actor = excluded.actor, comment = excluded.comment
+     WHERE values_json IS NOT excluded.values_json OR created_at IS NOT excluded.created_at
+       OR actor IS NOT excluded.actor OR comment IS NOT excluded.comment`,
+  )
+  const deleteAbove = db.prepare<[number]>('DELETE FROM settings_versions WHERE version > ?')
+  const deleteOne = db.prepare<[number]>('DELETE FROM settings_versions WHERE version = ?')
 
+  const adoptTx = db.transaction((versions: readonly StoredSettingsVersion[], all: boolean): SettingsVersion => {
+    const given = new Set<number>()
+    let newest = 0
+    for (const v of versions) {
+      upsert.run(v.version, v.valuesJson, v.createdAt, v.actor, v.comment)
+      given.add(v.version)
+      newest = Math.max(newest, v.version)
+    }
+    deleteAbove.run(newest)
+    if (all) for (const row of selectAll.all()) if (!given.has(row.version)) deleteOne.run(row.version)
+    // the newest must be one this build can run on, or nothing of it is kept
+    return loadNewest()
+  })
+
+  /** After a commit that changed the newest version: in force, logged, announced. */
+  function announce(before: SettingsVersion, next: SettingsVersion, how: string): void {
+    inForce = next
+    const changed = diffValues(before.values, next.values).map((c) => c.key)
+    log.info(
+      { settingsVersion: next.version, actor: next.updatedBy, changed, comment: next.comment },
+      `settings version ${next.version} by ${next.updatedBy}${how}: ${changed.length > 0 ? changed.join(', ') : 'no value changed'}`,
+    )
+    for (const listener of listeners) {
+      try {
+        listener(next)
+      } catch (err) {
+        log.error({ err, settingsVersion: next.version }, 'a settings change listener failed')
+      }
+    }
+  }
+
+  function update(values: Partial<SettingsValues>, o: UpdateOptions): SettingsVersion {
+    const comment = checkChange(values, o)
     const before = inForce
     let next: SettingsVersion
     try {
@@ -255,20 +345,18 @@ export function createSettingsStore(db: Database, opts: { logger: Pick<Logger, '
       log.error({ err, version: before.version }, 'settings change not stored: the database could not be written')
       throw new StoreUnavailableError(sqliteCode(err), before.version, err)
     }
-    inForce = next
-    const changed = diffValues(before.values, next.values).map((c) => c.key)
-    log.info(
-      { settingsVersion: next.version, actor: next.updatedBy, changed, comment: next.comment },
-      `settings version ${next.version} by ${next.updatedBy}: ${changed.length > 0 ? changed.join(', ') : 'no value changed'}`,
-    )
-    for (const listener of listeners) {
-      try {
-        listener(next)
-      } catch (err) {
-        log.error({ err, settingsVersion: next.version }, 'a settings change listener failed')
-      }
-    }
+    announce(before, next, '')
     return next
+  }
+
+  function adopt(versions: readonly StoredSettingsVersion[], o: { all?: boolean } = {}): SettingsVersion {
+    if (versions.length === 0) return inForce
+    const before = inForce
+    const next = adoptTx.immediate(versions, o.all === true)
+    const unchanged = next.version === before.version && next.updatedAt === before.updatedAt &&
+      next.updatedBy === before.updatedBy && serialize(next.values) === serialize(before.values)
+    if (!unchanged) announce(before, next, ' (from the cluster)')
+    return inForce
   }
 
   function get(version: number): SettingsVersion | null {
@@ -280,6 +368,10 @@ export function createSettingsStore(db: Database, opts: { logger: Pick<Logger, '
     current: () => inForce,
     get,
     update,
+    adopt,
+    stored: () => selectAll.all().map((r) => ({
+      version: r.version, valuesJson: r.values_json, createdAt: r.created_at, actor: r.actor, comment: r.comment,
+    })),
     rollback(version, o) {
       const target = Number.isSafeInteger(version) ? get(version) : null
       if (target === null) {
