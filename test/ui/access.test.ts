@@ -69,7 +69,7 @@ test('users and ACL pages in headless Chromium', { skip: hasChromium() ? false :
   await t.test('signs in; Users and ACL come after Connections in the nav', async () => {
     await signIn(page, server.url, TEST_TOKEN)
     const tabs = await page.$$eval('.tabs [data-tab]', (links) => links.map((a) => (a as HTMLElement).dataset.tab))
-    assert.deepEqual(tabs, ['failures', 'settings', 'connections', 'users', 'acl', 'retained', 'sessions', 'alerts', 'audit', 'tokens'])
+    assert.deepEqual(tabs, ['failures', 'settings', 'connections', 'nodes', 'users', 'acl', 'retained', 'sessions', 'alerts', 'audit', 'tokens'])
   })
 
   await t.test('users: the password input is write-only by its attributes, and empty', async () => {

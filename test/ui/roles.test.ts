@@ -59,7 +59,7 @@ test('roles in the admin UI', { skip: hasChromium() ? false : 'chromium not inst
   await t.test('viewer: signed in as a viewer; no Audit or Tokens tab, and #tokens opens nothing', async () => {
     await signIn(page, server.url, viewerToken, '#failures')
     assert.match(await page.textContent('#signed-in') ?? '', /signed in as wall-screen · viewer/)
-    assert.deepEqual(await visibleTabs(page), ['failures', 'settings', 'connections', 'users', 'acl', 'retained', 'sessions', 'alerts'])
+    assert.deepEqual(await visibleTabs(page), ['failures', 'settings', 'connections', 'nodes', 'users', 'acl', 'retained', 'sessions', 'alerts'])
     await page.evaluate(() => {
       location.hash = '#tokens'
     })
@@ -135,7 +135,7 @@ test('roles in the admin UI', { skip: hasChromium() ? false : 'chromium not inst
   await t.test('operator: edits settings and has the Audit tab, not Tokens', async () => {
     await signIn(page, server.url, operatorToken, '#failures')
     assert.match(await page.textContent('#signed-in') ?? '', /on-call · operator/)
-    assert.deepEqual(await visibleTabs(page), ['failures', 'settings', 'connections', 'users', 'acl', 'retained', 'sessions', 'alerts', 'audit'])
+    assert.deepEqual(await visibleTabs(page), ['failures', 'settings', 'connections', 'nodes', 'users', 'acl', 'retained', 'sessions', 'alerts', 'audit'])
     await openTab(page, 'settings')
     await page.waitForSelector('#setting-connectTimeoutMs:enabled', WAIT)
     assert.equal(await page.isVisible('#settings-readonly'), false)

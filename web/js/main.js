@@ -6,6 +6,7 @@ import { app, can } from './state.js'
 import { initFailures, startFailures, stopFailures } from './failures.js'
 import { initSettings, startSettings } from './settings.js'
 import { initConnections, startConnections, stopConnections } from './connections.js'
+import { initNodes, stopNodes } from './nodes.js'
 import { initUsers, startUsers, stopUsers } from './users.js'
 import { initAcl, startAcl, stopAcl } from './acl.js'
 import { initRetained, startRetained, stopRetained } from './retained.js'
@@ -14,7 +15,7 @@ import { initAudit, startAudit, stopAudit } from './audit.js'
 import { initTokens, startTokens, stopTokens } from './tokens.js'
 import { initAlerts, startAlerts, stopAlerts } from './alerts.js'
 
-const TABS = ['failures', 'settings', 'connections', 'users', 'acl', 'retained', 'sessions', 'alerts', 'audit', 'tokens']
+const TABS = ['failures', 'settings', 'connections', 'nodes', 'users', 'acl', 'retained', 'sessions', 'alerts', 'audit', 'tokens']
 /** Tabs a viewer does not get: the role each needs (the same as its API). */
 const TAB_ROLE = { audit: 'operator', tokens: 'admin' }
 const tabAllowed = (tab) => TAB_ROLE[tab] === undefined || can(TAB_ROLE[tab])
@@ -80,6 +81,7 @@ function stopAll() {
   running = false
   stopFailures()
   stopConnections()
+  stopNodes()
   stopUsers()
   stopAcl()
   stopRetained()
@@ -194,6 +196,7 @@ document.addEventListener('DOMContentLoaded', () => {
   initFailures()
   initSettings()
   initConnections()
+  initNodes()
   initUsers()
   initAcl()
   initRetained()
