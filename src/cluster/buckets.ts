@@ -4,10 +4,12 @@
 // the raw payload after it (packValue), so that a payload is never base64-encoded.
 // Deleting a key: the retained bucket writes a delete marker (the other nodes' watches must see the clear); the
 // sessions bucket purges the key's messages from the stream (no marker), as nobody watches it and its entry keys
-// are used once each.
+// are used once each. The values of both buckets are encoded and decoded here.
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream'
 import { Kvm, type KV } from '@nats-io/kv'
 import type { NatsConnection } from '@nats-io/transport-node'
+import { isOutgoing, newSession, type Message, type QoS, type Session, type SessionEntry } from '../contracts/state.ts'
+import { propertiesFromJson, propertiesToJson, willFromJson, willToJson } from '../state/codec.ts'
 
 export interface BucketNames {
   retained: string
@@ -93,3 +95,125 @@ export function unpackValue<T>(value: Uint8Array): { head: T; payload: Buffer } 
 }
 
 const EMPTY = new Uint8Array(0)
+
+// ---- the values -------------------------------------------------------------------------------------------------------
+
+/** The head of a retained value (t.<topic>); the payload follows it. */
+interface RetainedHead {
+  topic: string
+  qos: QoS
+  properties: string | null
+  expiresAt: number
+  from: string | null
+  /** the node that set it */
+  node: string | null
+}
+
+export function encodeRetained(m: Message, node: string | null): Uint8Array {
+  const head: RetainedHead = {
+    topic: m.topic, qos: m.qos, properties: propertiesToJson(m.properties), expiresAt: m.expiresAt, from: m.from, node,
+  }
+  return packValue(head, m.payload)
+}
+
+export function decodeRetained(value: Uint8Array): Message {
+  const { head, payload } = unpackValue<RetainedHead>(value)
+  return {
+    topic: head.topic, payload, qos: head.qos, retain: true, properties: propertiesFromJson(head.properties),
+    expiresAt: head.expiresAt, from: head.from,
+  }
+}
+
+/** The value of a session record (s.<id>), all head. */
+export interface SessionRecord {
+  clientId: string
+  /** the node that wrote it */
+  node: string | null
+  writtenAt: number
+  expirySec: number
+  disconnectedAt: number | null
+  /** src/state/codec.ts willToJson */
+  will: string | null
+  qos2: number[]
+  nextPacketId: number
+  nextSeq: number
+  subscriptions: Array<{ filter: string; qos: QoS; noLocal: boolean; retainAsPublished: boolean; retainHandling: number;
+    subscriptionIds: number[] }>
+}
+
+/** A session's record; its subscriptions only when it outlives its connection (else only its Will is kept). */
+export function encodeSessionRecord(s: Session, node: string | null, now: number): Uint8Array {
+  const record: SessionRecord = {
+    clientId: s.clientId,
+    node,
+    writtenAt: now,
+    expirySec: s.expiryIntervalSec,
+    disconnectedAt: s.disconnectedAt,
+    will: willToJson(s.will),
+    qos2: s.incomingQos2 === null ? [] : [...s.incomingQos2],
+    nextPacketId: s.nextPacketId,
+    nextSeq: s.nextSeq,
+    subscriptions: s.expiryIntervalSec === 0 ? [] : [...s.subscriptions.values()].map((x) => ({
+      filter: x.filter, qos: x.qos, noLocal: x.noLocal, retainAsPublished: x.retainAsPublished,
+      retainHandling: x.retainHandling, subscriptionIds: x.subscriptionIds,
+    })),
+  }
+  return packValue(record)
+}
+
+export const decodeSessionRecord = (value: Uint8Array): SessionRecord => unpackValue<SessionRecord>(value).head
+
+/** The session of a record, without its entries. */
+export function sessionOfRecord(r: SessionRecord): Session {
+  const s = newSession(r.clientId, r.expirySec)
+  s.disconnectedAt = r.disconnectedAt
+  s.will = willFromJson(r.will)
+  if (r.qos2.length > 0) s.incomingQos2 = new Set(r.qos2)
+  s.nextPacketId = r.nextPacketId
+  s.nextSeq = r.nextSeq
+  for (const x of r.subscriptions) s.subscriptions.set(x.filter, { clientId: r.clientId, ...x })
+  return s
+}
+
+/** The head of an entry value (e.<id>.<seq>); the message payload follows it. */
+interface EntryHead {
+  seq: number
+  /** null: queued; otherwise in flight under this packet id */
+  packetId: number | null
+  stage: 'publish' | 'pubrel' | null
+  dup: boolean
+  qos: QoS
+  retain: boolean
+  subscriptionIds: number[]
+  topic: string
+  messageQos: QoS
+  messageRetain: boolean
+  properties: string | null
+  expiresAt: number
+  from: string | null
+}
+
+export function encodeEntry(e: SessionEntry): Uint8Array {
+  const m = e.message
+  const out = isOutgoing(e) ? e : null
+  const head: EntryHead = {
+    seq: e.seq, packetId: out?.packetId ?? null, stage: out?.stage ?? null, dup: out?.dup ?? false, qos: e.qos,
+    retain: e.retain, subscriptionIds: e.subscriptionIds, topic: m.topic, messageQos: m.qos, messageRetain: m.retain,
+    properties: propertiesToJson(m.properties), expiresAt: m.expiresAt, from: m.from,
+  }
+  return packValue(head, m.payload)
+}
+
+/** A queued entry (no packet id) or an in-flight one. */
+export function decodeEntry(value: Uint8Array): SessionEntry {
+  const { head: h, payload } = unpackValue<EntryHead>(value)
+  const message: Message = {
+    topic: h.topic, payload, qos: h.messageQos, retain: h.messageRetain, properties: propertiesFromJson(h.properties),
+    expiresAt: h.expiresAt, from: h.from,
+  }
+  if (h.packetId === null) return { seq: h.seq, message, qos: h.qos, retain: h.retain, subscriptionIds: h.subscriptionIds }
+  return {
+    seq: h.seq, packetId: h.packetId, message, qos: h.qos as 1 | 2, retain: h.retain, dup: h.dup,
+    subscriptionIds: h.subscriptionIds, stage: h.stage === 'pubrel' ? 'pubrel' : 'publish', unsent: false,
+  }
+}

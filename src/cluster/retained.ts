@@ -15,9 +15,8 @@
 import { headers } from '@nats-io/transport-node'
 import type { KvEntry } from '@nats-io/kv'
 import type { Logger } from '../contracts/logger.ts'
-import type { Message, QoS, RetainedLimits, RetainedPage, RetainedStore } from '../contracts/state.ts'
-import { propertiesFromJson, propertiesToJson } from '../state/codec.ts'
-import { packValue, subjectOf, unpackValue, type ClusterBuckets } from './buckets.ts'
+import type { Message, RetainedLimits, RetainedPage, RetainedStore } from '../contracts/state.ts'
+import { decodeRetained, encodeRetained, subjectOf, type ClusterBuckets } from './buckets.ts'
 import { retainedKey, topicOfRetainedKey } from './keys.ts'
 
 export interface JetStreamRetainedOptions {
@@ -39,15 +38,6 @@ export interface RetainedWriteStats {
   errors: number
   /** changes of other nodes applied to the local copy */
   applied: number
-}
-
-interface RetainedHead {
-  topic: string
-  qos: QoS
-  properties: string | null
-  expiresAt: number
-  from: string | null
-  node: string | null
 }
 
 /** What to write for a key: the message, or null to clear it. */
@@ -191,6 +181,7 @@ export class JetStreamRetainedStore implements RetainedStore {
             }
           } else this.#onChange(e)
         }
+        if (!this.#closed) this.#logger?.warn({}, 'the watch of the retained messages bucket ended: other nodes\' changes no longer arrive')
       } catch (err) {
         if (!this.#closed) this.#logger?.error({ err }, 'the watch of the retained messages bucket failed: other nodes\' changes no longer arrive')
       } finally {
@@ -251,12 +242,9 @@ export class JetStreamRetainedStore implements RetainedStore {
 
   #decode(e: KvEntry): Message | null {
     try {
-      const { head, payload } = unpackValue<RetainedHead>(e.value)
-      if (topicOfRetainedKey(e.key) === undefined) this.#hashed.set(e.key, head.topic)
-      return {
-        topic: head.topic, payload, qos: head.qos, retain: true, properties: propertiesFromJson(head.properties),
-        expiresAt: head.expiresAt, from: head.from,
-      }
+      const m = decodeRetained(e.value)
+      if (topicOfRetainedKey(e.key) === undefined) this.#hashed.set(e.key, m.topic)
+      return m
     } catch (err) {
       this.#logger?.warn({ err, key: e.key }, 'a retained message in the bucket could not be read: skipped')
       return null
@@ -324,11 +312,7 @@ export class JetStreamRetainedStore implements RetainedStore {
       this.stats.deletes++
       return ack.seq
     }
-    const head: RetainedHead = {
-      topic: m.topic, qos: m.qos, properties: propertiesToJson(m.properties), expiresAt: m.expiresAt, from: m.from,
-      node: this.#nodeId,
-    }
-    const rev = await this.#b.retained.put(key, packValue(head, m.payload))
+    const rev = await this.#b.retained.put(key, encodeRetained(m, this.#nodeId))
     this.stats.puts++
     return rev
   }

@@ -8,12 +8,13 @@
 // entries, and a session with a Will (its record only), so that another node can publish the Will of a dead one.
 // A node loads no session at start: get(), all() and size cover the sessions held here; resume() takes a session from
 // the bucket (after the ownership hook), adopt() takes up a dead node's session, peek() only reads one.
+// (Longer than most files: the notes, the batches that write them and the merge of a failed batch share the state of
+// what may be in the bucket, and reading a session must settle this node's own pending writes first.)
 import type { KvEntry } from '@nats-io/kv'
 import type { Logger } from '../contracts/logger.ts'
-import { isOutgoing, newSession, type Message, type Outgoing, type QoS, type Queued, type Session, type SessionEntry,
-  type SessionStore } from '../contracts/state.ts'
-import { propertiesFromJson, propertiesToJson, willFromJson, willToJson } from '../state/codec.ts'
-import { packValue, purgeKey, unpackValue, type ClusterBuckets } from './buckets.ts'
+import { isOutgoing, type Queued, type Session, type SessionEntry, type SessionStore } from '../contracts/state.ts'
+import { decodeEntry, decodeSessionRecord, encodeEntry, encodeSessionRecord, purgeKey, sessionOfRecord,
+  type ClusterBuckets } from './buckets.ts'
 import { entriesFilter, entryKey, sessionKey } from './keys.ts'
 
 /** How long a change waits before it is written. */
@@ -50,41 +51,6 @@ export interface SessionWriteStats {
   errors: number
   /** how long the last batch took, ms */
   lastMs: number
-}
-
-/** The value of s.<id>. */
-export interface SessionRecord {
-  clientId: string
-  /** the node that wrote it */
-  node: string | null
-  writtenAt: number
-  expirySec: number
-  disconnectedAt: number | null
-  /** src/state/codec.ts willToJson */
-  will: string | null
-  qos2: number[]
-  nextPacketId: number
-  nextSeq: number
-  subscriptions: Array<{ filter: string; qos: QoS; noLocal: boolean; retainAsPublished: boolean; retainHandling: number;
-    subscriptionIds: number[] }>
-}
-
-/** The head of the value of e.<id>.<seq>; the message payload follows it. */
-interface EntryHead {
-  seq: number
-  /** null: queued; otherwise in flight under this packet id */
-  packetId: number | null
-  stage: 'publish' | 'pubrel' | null
-  dup: boolean
-  qos: QoS
-  retain: boolean
-  subscriptionIds: number[]
-  topic: string
-  messageQos: QoS
-  messageRetain: boolean
-  properties: string | null
-  expiresAt: number
-  from: string | null
 }
 
 /** What one client's notes say until they are written; its record is always written with them. */
@@ -310,42 +276,24 @@ export class JetStreamSessionStore implements SessionStore {
     const kv = this.#b.sessions
     const rec = await kv.get(sessionKey(clientId))
     if (rec === null || rec.operation !== 'PUT') return undefined
-    const r = unpackValue<SessionRecord>(rec.value).head
-    const s = newSession(clientId, r.expirySec)
-    s.disconnectedAt = r.disconnectedAt
-    s.will = willFromJson(r.will)
-    if (r.qos2.length > 0) s.incomingQos2 = new Set(r.qos2)
-    s.nextPacketId = r.nextPacketId
-    s.nextSeq = r.nextSeq
-    for (const x of r.subscriptions) s.subscriptions.set(x.filter, { clientId, ...x })
+    const s = sessionOfRecord(decodeSessionRecord(rec.value))
     const found: KvEntry[] = []
     const it = await kv.history({ key: entriesFilter(clientId) })
     for await (const e of it) if (e.operation === 'PUT') found.push(e)
     const seqs = new Set<number>()
     const expired: number[] = []
     const now = Date.now()
-    const entries = found.map((e) => unpackValue<EntryHead>(e.value)).sort((a, b) => a.head.seq - b.head.seq)
-    for (const { head: h, payload } of entries) {
-      seqs.add(h.seq)
-      if (h.seq >= s.nextSeq) s.nextSeq = h.seq + 1
-      const message: Message = {
-        topic: h.topic, payload, qos: h.messageQos, retain: h.messageRetain, properties: propertiesFromJson(h.properties),
-        expiresAt: h.expiresAt, from: h.from,
-      }
-      if (h.packetId === null) {
-        if (message.expiresAt !== 0 && message.expiresAt <= now) {
-          expired.push(h.seq)
-          continue
-        }
-        ;(s.queue ??= []).push({ seq: h.seq, message, qos: h.qos, retain: h.retain, subscriptionIds: h.subscriptionIds })
-        s.queuedBytes += payload.length
+    for (const e of found.map((x) => decodeEntry(x.value)).sort((a, b) => a.seq - b.seq)) {
+      seqs.add(e.seq)
+      if (e.seq >= s.nextSeq) s.nextSeq = e.seq + 1
+      if (isOutgoing(e)) {
+        ;(s.inflight ??= new Map()).set(e.packetId, e)
+        if (e.packetId >= s.nextPacketId) s.nextPacketId = e.packetId === 65535 ? 1 : e.packetId + 1
+      } else if (e.message.expiresAt !== 0 && e.message.expiresAt <= now) {
+        expired.push(e.seq)
       } else {
-        const o: Outgoing = {
-          seq: h.seq, packetId: h.packetId, message, qos: h.qos as 1 | 2, retain: h.retain, dup: h.dup,
-          subscriptionIds: h.subscriptionIds, stage: h.stage === 'pubrel' ? 'pubrel' : 'publish', unsent: false,
-        }
-        ;(s.inflight ??= new Map()).set(o.packetId, o)
-        if (o.packetId >= s.nextPacketId) s.nextPacketId = o.packetId === 65535 ? 1 : o.packetId + 1
+        ;(s.queue ??= []).push(e)
+        s.queuedBytes += e.message.payload.length
       }
     }
     return { session: s, seqs, expired }
@@ -464,7 +412,7 @@ export class JetStreamSessionStore implements SessionStore {
       }
       // a session this node has not written nor read: nothing stale stays under its entry keys
       if (!this.#stored.has(clientId) && !batch.wipes.has(clientId)) removals.push(purge(entriesFilter(clientId)))
-      const record = packValue(recordOf(s, this.#nodeId, now))
+      const record = encodeSessionRecord(s, this.#nodeId, now)
       writes.push(async () => {
         await this.#b.sessions.put(sessionKey(clientId), record)
         this.stats.puts++
@@ -478,7 +426,7 @@ export class JetStreamSessionStore implements SessionStore {
             this.#writtenSeqs.get(clientId)?.delete(seq)
           })
         } else {
-          const value = packEntry(e)
+          const value = encodeEntry(e)
           writes.push(async () => {
             await this.#b.sessions.put(entryKey(clientId, seq), value)
             this.stats.puts++
@@ -545,38 +493,6 @@ export class JetStreamSessionStore implements SessionStore {
       this.#timer.unref()
     }
   }
-}
-
-function recordOf(s: Session, node: string | null, now: number): SessionRecord {
-  const withSubs = s.expiryIntervalSec > 0
-  return {
-    clientId: s.clientId,
-    node,
-    writtenAt: now,
-    expirySec: s.expiryIntervalSec,
-    disconnectedAt: s.disconnectedAt,
-    will: willToJson(s.will),
-    qos2: s.incomingQos2 === null ? [] : [...s.incomingQos2],
-    nextPacketId: s.nextPacketId,
-    nextSeq: s.nextSeq,
-    subscriptions: withSubs
-      ? [...s.subscriptions.values()].map((x) => ({
-        filter: x.filter, qos: x.qos, noLocal: x.noLocal, retainAsPublished: x.retainAsPublished,
-        retainHandling: x.retainHandling, subscriptionIds: x.subscriptionIds,
-      }))
-      : [],
-  }
-}
-
-function packEntry(e: SessionEntry): Uint8Array {
-  const m = e.message
-  const out = isOutgoing(e) ? e : null
-  const head: EntryHead = {
-    seq: e.seq, packetId: out?.packetId ?? null, stage: out?.stage ?? null, dup: out?.dup ?? false, qos: e.qos,
-    retain: e.retain, subscriptionIds: e.subscriptionIds, topic: m.topic, messageQos: m.qos, messageRetain: m.retain,
-    properties: propertiesToJson(m.properties), expiresAt: m.expiresAt, from: m.from,
-  }
-  return packValue(head, m.payload)
 }
 
 function noteCount(n: Notes): number {
