@@ -13,6 +13,7 @@ import access from './plugins/access.ts'
 import auth from './plugins/auth.ts'
 import audit from './plugins/audit.ts'
 import failures from './plugins/failures.ts'
+import controlPlane from './plugins/control-plane.ts'
 import cluster from './plugins/cluster.ts'
 import mqttState from './plugins/state.ts'
 import broker from './plugins/broker.ts'
@@ -114,6 +115,8 @@ export async function buildApp(opts: AppOptions = {}) {
   await app.register(auth)
   await app.register(audit)
   await app.register(failures)
+  // cluster mode (DATABASE_URL): the settings, MQTT users, ACL rules and failure log in PostgreSQL, these stores its replica
+  await app.register(controlPlane)
   // OpenAPI collects every route registered after it
   await app.register(swagger)
   // the broker and its transports; in cluster mode (NATS_URL) the other nodes are reached through NATS

@@ -23,7 +23,7 @@ export type Row = Omit<StoredRow, 'id'> & {
 }
 
 /** Each stored field's column (migrations/002, 005, 009, 011, 012): the one list the INSERT and the SELECTs are built from. */
-const COLUMN_OF = {
+export const COLUMN_OF = {
   occurredAt: 'occurred_at', transport: 'transport', reason: 'reason', phase: 'phase', clientId: 'client_id', username: 'username',
   protocolVersion: 'protocol_version', keepaliveSec: 'keepalive_sec', remoteAddress: 'remote_address',
   remotePort: 'remote_port', userAgent: 'user_agent', origin: 'origin', subprotocol: 'subprotocol',
@@ -32,7 +32,7 @@ const COLUMN_OF = {
   brokerLagMs: 'broker_lag_ms', profile: 'profile', node: 'node',
   foldedCount: 'folded_count', lastFoldedAt: 'last_folded_at',
 } as const satisfies Record<Exclude<keyof StoredRow, 'id'>, string>
-const FIELDS = Object.keys(COLUMN_OF) as (keyof typeof COLUMN_OF)[]
+export const FIELDS = Object.keys(COLUMN_OF) as (keyof typeof COLUMN_OF)[]
 
 /** SELECT list giving a StoredRow. */
 export const COLUMNS = ['id', ...FIELDS.map((f) => (COLUMN_OF[f] === f ? f : `${COLUMN_OF[f]} AS ${f}`))].join(', ')

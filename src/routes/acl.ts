@@ -21,6 +21,8 @@ const ruleBody = (kind: 'create' | 'update') => storeCheckedBody((input) => rule
 export default async function aclRoutes(fastify: FastifyInstance) {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>()
   const acl = app.acl
+  // changes go through the control plane: the store itself on one node, PostgreSQL first in cluster mode
+  const writer = app.controlPlane.acl
   adminApi(app)
   const tags = ['acl']
 
@@ -45,7 +47,7 @@ export default async function aclRoutes(fastify: FastifyInstance) {
       response: { 201: AclRule, ...errorResponses(400, 401) },
     },
   }, async (request, reply) => {
-    const rule = acl.create(request.body)
+    const rule = await writer.create(request.body)
     request.audit({ action: 'acl.create', target: String(rule.id), after: rule })
     return reply.code(201).send(rule)
   })
@@ -77,7 +79,7 @@ export default async function aclRoutes(fastify: FastifyInstance) {
     },
   }, async (request) => {
     const before = acl.get(request.params.id)
-    const after = acl.update(request.params.id, request.body)
+    const after = await writer.update(request.params.id, request.body)
     request.audit({ action: 'acl.update', target: String(after.id), before, after })
     return after
   })
@@ -93,7 +95,7 @@ export default async function aclRoutes(fastify: FastifyInstance) {
     },
   }, async (request, reply) => {
     const before = acl.get(request.params.id)
-    acl.delete(request.params.id)
+    await writer.delete(request.params.id)
     request.audit({ action: 'acl.delete', target: String(request.params.id), before })
     return reply.code(204).send(null)
   })

@@ -65,6 +65,8 @@ const ListQuery = Type.Object(
 export default async function mqttUserRoutes(fastify: FastifyInstance) {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>()
   const users = app.mqttUsers
+  // changes go through the control plane: the store itself on one node, PostgreSQL first in cluster mode
+  const writer = app.controlPlane.users
   adminApi(app)
   const tags = ['mqtt-users']
 
@@ -89,7 +91,7 @@ export default async function mqttUserRoutes(fastify: FastifyInstance) {
       response: { 201: MqttUser, ...errorResponses(400, 401, 409) },
     },
   }, async (request, reply) => {
-    const user = await users.create(request.body, { actor: request.actor })
+    const user = await writer.create(request.body, { actor: request.actor })
     request.audit({ action: 'mqtt-user.create', target: user.username, after: user })
     return reply.code(201).header('location', `/api/mqtt-users/${encodeURIComponent(user.username)}`).send(user)
   })
@@ -121,7 +123,7 @@ export default async function mqttUserRoutes(fastify: FastifyInstance) {
   }, async (request) => {
     const { username } = request.params
     const before = users.get(username)
-    const after = await users.update(username, request.body, { actor: request.actor })
+    const after = await writer.update(username, request.body, { actor: request.actor })
     // the password itself never: only that it changed
     request.audit({ action: 'mqtt-user.update', target: username, before, after: { ...after, passwordChanged: request.body.password !== undefined } })
     return after
@@ -138,7 +140,7 @@ export default async function mqttUserRoutes(fastify: FastifyInstance) {
     },
   }, async (request, reply) => {
     const before = users.get(request.params.username)
-    users.delete(request.params.username, { actor: request.actor })
+    await writer.delete(request.params.username, { actor: request.actor })
     request.audit({ action: 'mqtt-user.delete', target: request.params.username, before })
     return reply.code(204).send(null)
   })

@@ -118,15 +118,19 @@ function changedValues(from: SettingsVersion, to: SettingsVersion) {
 export default async function settingsRoutes(fastify: FastifyInstance) {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>()
   const store = app.settingsStore
+  // changes go through the control plane: the store itself on one node, PostgreSQL first in cluster mode
+  const writer = app.controlPlane.settings
   adminApi(app, bodyFieldName)
 
   /**
    * Runs a change and notes it for the audit trail: the keys it changed, before and after, and the version it made
    * (the history holds every value; `after.version` links to it).
    */
-  function audited(request: FastifyRequest, action: string, change: () => SettingsVersion, extra: object = {}): SettingsVersion {
+  async function audited(
+    request: FastifyRequest, action: string, change: () => SettingsVersion | Promise<SettingsVersion>, extra: object = {},
+  ): Promise<SettingsVersion> {
     const previous = store.current()
-    const next = change()
+    const next = await change()
     const { before, after } = changedValues(previous, next)
     request.audit({
       action,
@@ -159,7 +163,7 @@ export default async function settingsRoutes(fastify: FastifyInstance) {
       body: PatchBody,
       response: { 200: SettingsVersionSchema, ...errorResponses(400, 401, 412, 503) },
     },
-  }, async (request, reply) => sendVersion(reply, audited(request, 'settings.update', () => store.update(request.body.values, writeOptions(request)))))
+  }, async (request, reply) => sendVersion(reply, await audited(request, 'settings.update', () => writer.update(request.body.values, writeOptions(request)))))
 
   app.put('/api/settings', {
     config: { role: 'operator' },
@@ -171,7 +175,7 @@ export default async function settingsRoutes(fastify: FastifyInstance) {
       body: PutBody,
       response: { 200: SettingsVersionSchema, ...errorResponses(400, 401, 412, 503) },
     },
-  }, async (request, reply) => sendVersion(reply, audited(request, 'settings.replace', () => store.update(request.body.values, { ...writeOptions(request), replace: true }))))
+  }, async (request, reply) => sendVersion(reply, await audited(request, 'settings.replace', () => writer.update(request.body.values, { ...writeOptions(request), replace: true }))))
 
   app.get('/api/settings/profiles', {
     config: { role: 'viewer' },
@@ -196,7 +200,7 @@ export default async function settingsRoutes(fastify: FastifyInstance) {
       body: ProfilesBody,
       response: { 200: SettingsVersionSchema, ...errorResponses(400, 401, 412, 503) },
     },
-  }, async (request, reply) => sendVersion(reply, audited(request, 'settings.update', () => store.update({ profiles: request.body.profiles }, writeOptions(request)))))
+  }, async (request, reply) => sendVersion(reply, await audited(request, 'settings.update', () => writer.update({ profiles: request.body.profiles }, writeOptions(request)))))
 
   app.get('/api/settings/history', {
     config: { role: 'viewer' },
@@ -218,7 +222,7 @@ export default async function settingsRoutes(fastify: FastifyInstance) {
       body: RollbackBody,
       response: { 200: SettingsVersionSchema, ...errorResponses(400, 401, 404, 412, 503) },
     },
-  }, async (request, reply) => sendVersion(reply, audited(request, 'settings.rollback', () => store.rollback(request.body.version, writeOptions(request)), { rolledBackTo: request.body.version })))
+  }, async (request, reply) => sendVersion(reply, await audited(request, 'settings.rollback', () => writer.rollback(request.body.version, writeOptions(request)), { rolledBackTo: request.body.version })))
 
   app.get('/api/settings/defaults', {
     config: { role: 'viewer' },
