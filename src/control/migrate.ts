@@ -17,6 +17,12 @@ const BOOT_LOCK = 7_276_331_029_113_411n
 export async function migrate(pool: Pool, andThen: (c: PoolClient) => Promise<void>, dir = PG_MIGRATIONS_DIR): Promise<number[]> {
   const migrations = loadMigrations(dir)
   const client = await pool.connect()
+  // a connection lost while checked out emits 'error': the query in flight fails with it, start-up reports that
+  let broken: Error | undefined
+  const onError = (err: Error) => {
+    broken = err
+  }
+  client.on('error', onError)
   try {
     await client.query('SELECT pg_advisory_lock($1)', [BOOT_LOCK.toString()])
     try {
@@ -51,6 +57,7 @@ export async function migrate(pool: Pool, andThen: (c: PoolClient) => Promise<vo
       await client.query('SELECT pg_advisory_unlock($1)', [BOOT_LOCK.toString()]).catch(() => {})
     }
   } finally {
-    client.release()
+    client.off('error', onError)
+    client.release(broken)
   }
 }

@@ -92,6 +92,12 @@ export function createListenClient(o: PgOptions): pg.Client {
 export async function inTransaction<T>(pool: Pool, fn: (c: PoolClient) => Promise<T>): Promise<T> {
   const client = await pool.connect()
   let broken: unknown
+  // a connection lost while checked out emits 'error' (the pool listens only to idle ones): that query fails, and
+  // the connection is not given back
+  const onError = (err: Error) => {
+    broken = err
+  }
+  client.on('error', onError)
   try {
     await client.query('BEGIN')
     const result = await fn(client)
@@ -106,6 +112,7 @@ export async function inTransaction<T>(pool: Pool, fn: (c: PoolClient) => Promis
     }
     throw err
   } finally {
+    client.off('error', onError)
     client.release(broken instanceof Error ? broken : undefined)
   }
 }

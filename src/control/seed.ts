@@ -35,7 +35,7 @@ export async function seedIfNew(c: PoolClient, from: () => SeedSource): Promise<
     for (const r of s.rules) {
       await c.query(
         `INSERT INTO acl_rules (id, position, username, client_id, anonymous, topic, action, permission, comment, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT DO NOTHING`,
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (id) DO NOTHING`,
         [r.id, r.position, r.username, r.clientId, r.anonymous ? 1 : 0, r.topic, r.action, r.permission, r.comment, r.createdAt, r.updatedAt])
     }
     // ids given explicitly: the next one made here comes after them
