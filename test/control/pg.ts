@@ -12,6 +12,11 @@ export interface TestDatabase {
   url: string
   /** a query on it (the test's own connection) */
   query<T extends pg.QueryResultRow = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<T[]>
+  /**
+   * An outage of this database alone (the server is shared): on = new connections refused and every open one ended
+   * (the nodes' too), off = connections allowed again.
+   */
+  outage(on: boolean): Promise<void>
   drop(): Promise<void>
 }
 
@@ -37,6 +42,12 @@ export async function createTestDatabase(): Promise<TestDatabase> {
     url,
     async query(sql, params) {
       return (await pool.query(sql, params)).rows
+    },
+    async outage(on) {
+      await onServer(async (c) => {
+        await c.query(`ALTER DATABASE ${name} ALLOW_CONNECTIONS ${on ? 'false' : 'true'}`)
+        if (on) await c.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1', [name])
+      })
     },
     async drop() {
       await pool.end().catch(() => {})
