@@ -113,6 +113,9 @@ async function main(): Promise<void> {
 main().catch((err: unknown) => {
   // A start-up problem (bad environment, unreadable database, port in use) is one line, not a stack trace.
   const e = err as { message?: string; code?: string }
-  process.stderr.write(`broker: cannot start: ${e.message ?? String(err)}${e.code ? ` (${e.code})` : ''}\n`)
+  const message = e.message ?? String(err)
+  // a message that starts with what it is about (`DATABASE_URL: cannot connect to ...`) needs no code after it
+  const code = e.code && !message.startsWith(`${e.code}: `) ? ` (${e.code})` : ''
+  process.stderr.write(`broker: cannot start: ${message}${code}\n`)
   process.exit(1)
 })
