@@ -59,6 +59,8 @@ test('admin UI in headless Chromium', { skip: hasChromium() ? false : 'chromium 
     await page.waitForSelector('#failures-body tr[data-reason="connect_timeout"].fresh', WAIT)
     const text = await page.textContent('#failures-body tr[data-reason="connect_timeout"]')
     assert.match(text ?? '', /connect timeout/)
+    // the node it happened on, as text (one node: hostname:port)
+    assert.equal(await page.textContent('#failures-body tr[data-reason="connect_timeout"] .node-cell'), server.app.failureLog.node)
     assert.match(await page.textContent('#status-stream') ?? '', /live feed on/)
   })
 
