@@ -40,7 +40,9 @@ function banner(app: App, config: BootConfig, port: number, token: string | null
     ['Database', config.dbPath === ':memory:' ? ':memory: (nothing is kept)' : resolve(config.dbPath)],
     ['MQTT state', app.mqttState.kind === 'sqlite'
       ? 'sqlite (retained messages and sessions survive restarts)'
-      : 'memory (retained messages and sessions end with the process)'],
+      : app.mqttState.kind === 'jetstream'
+        ? `jetstream (cluster "${config.clusterName}", node ${app.cluster?.nodeId}: shared by every node)`
+        : 'memory (retained messages and sessions end with the process)'],
     ['Anonymous', anonymous ? 'allowed (allowAnonymous=true)' : 'refused: clients need an MQTT user'],
   )
   const width = Math.max(...rows.map(([k]) => k.length))

@@ -13,7 +13,7 @@ import type { Message } from '../contracts/state.ts'
 import type { Logger } from '../contracts/logger.ts'
 import { decodeEnvelope, encodeEnvelope } from './envelope.ts'
 import { queueOf, subjectsOf, type Subjects } from './subjects.ts'
-import type { NatsLinks } from './connect.ts'
+import { maxPayloadOf, type NatsLinks } from './connect.ts'
 
 export interface BusStats {
   /** messages handed to NATS for the other nodes */
@@ -26,13 +26,15 @@ export interface BusStats {
   unreadable: number
   /** NATS subscriptions held for local filters */
   subscriptions: number
+  /** messages larger than the NATS servers take (max_payload): served on this node only */
+  tooLarge: number
 }
 
 const SHARE = /^\$share\/([^/]+)\/(.*)$/
 
 export class NatsBus implements ClusterLink {
   readonly nodeId: string
-  readonly stats: BusStats = { sent: 0, received: 0, duplicates: 0, unreadable: 0, subscriptions: 0 }
+  readonly stats: BusStats = { sent: 0, received: 0, duplicates: 0, unreadable: 0, subscriptions: 0, tooLarge: 0 }
   readonly #main: NatsConnection
   readonly #shared: NatsConnection
   readonly #subjects: Subjects
@@ -64,7 +66,16 @@ export class NatsBus implements ClusterLink {
   publish(msg: Message): void {
     this.#seq = (this.#seq + 1) >>> 0
     try {
-      this.#main.publish(this.#subjects.topic(msg.topic), encodeEnvelope(this.#origin, this.#seq, msg))
+      const frame = encodeEnvelope(this.#origin, this.#seq, msg)
+      if (frame.length > maxPayloadOf(this.#main)) {
+        // (the first one and then one in a thousand is logged: a flood of them must not flood the log)
+        if (this.stats.tooLarge++ % 1000 === 0) {
+          this.#logger?.warn({ topic: msg.topic, bytes: frame.length, maxPayload: maxPayloadOf(this.#main), count: this.stats.tooLarge },
+            `a message of ${frame.length} bytes is over the NATS max_payload: delivered on this node only (raise max_payload in the NATS servers' config, or lower maxPacketSize)`)
+        }
+        return
+      }
+      this.#main.publish(this.#subjects.topic(msg.topic), frame)
       this.stats.sent++
     } catch (err) {
       // closed or draining (shutdown): the local subscribers were served; nothing else to do

@@ -31,3 +31,12 @@ export async function connectNats(url: string, name: string, timeoutMs = 5000): 
     throw new NatsUnreachableError(`NATS_URL: cannot connect to ${redactUrl(url)} (${e.code ?? e.message ?? String(err)})`)
   }
 }
+
+/**
+ * Replicas for the cluster's JetStream buckets: 3 when NATS is a cluster of at least 3 servers (a bucket outlives one
+ * of them), 1 on a single server. Read from the servers the first one advertises.
+ */
+export const replicasOf = (nc: NatsConnection): number => ((nc.info?.connect_urls?.length ?? 1) >= 3 ? 3 : 1)
+
+/** The largest message the NATS servers take (max_payload, 1 MiB by default). */
+export const maxPayloadOf = (nc: NatsConnection): number => nc.info?.max_payload ?? 1024 * 1024

@@ -9,13 +9,16 @@ import type { KV } from '@nats-io/kv'
 import type { ClusterPeer } from '../contracts/cluster.ts'
 import type { Logger } from '../contracts/logger.ts'
 
-/** base64url without padding: any string as one KV key token */
-export const keyToken = (s: string): string => Buffer.from(s, 'utf8').toString('base64url') || '_'
-const fromToken = (t: string): string => (t === '_' ? '' : Buffer.from(t, 'base64url').toString('utf8'))
+import { decodeToken, encodeToken as keyToken } from './keys.ts'
+
+export { keyToken }
 
 /** How long a node waits for the old owner to release a session before it goes on without it. */
 export const RELEASE_TIMEOUT_MS = 3000
 const CLAIM_ATTEMPTS = 8
+
+/** JetStream's answer to a compare-and-set that lost: the key changed since it was read. */
+const isWrongSequence = (err: unknown): boolean => /wrong last sequence|key exists/i.test(String((err as Error)?.message ?? err))
 
 /** Thrown into a CONNECT whose client id another node took while it was being served. */
 export class TakenElsewhereError extends Error {
@@ -83,6 +86,7 @@ export class Ownership {
     const key = `c.${keyToken(clientId)}`
     const me = JSON.stringify({ node: this.#o.nodeId })
     this.#lost.delete(clientId)
+    let lastError: unknown = null
     for (let attempt = 0; attempt < CLAIM_ATTEMPTS; attempt++) {
       const entry = await this.#kv.get(key)
       const prev = entry !== null && entry.operation === 'PUT' ? (entry.json<{ node: string }>()).node : null
@@ -91,11 +95,16 @@ export class Ownership {
         revision = entry === null || entry.operation !== 'PUT'
           ? await this.#kv.create(key, me)
           : await this.#kv.update(key, me, entry.revision)
-      } catch {
-        continue // another node wrote the key between the read and the write: read again
+      } catch (err) {
+        lastError = err
+        // another node wrote the key between the read and the write: read again; JetStream without a leader for a
+        // moment (a NATS server went away): again a little later
+        if (!isWrongSequence(err)) await new Promise((r) => setTimeout(r, 100 * (attempt + 1)))
+        continue
       }
       this.#held.set(clientId, revision)
-      await this.#kv.put(`n.${keyToken(this.#o.nodeId)}.${keyToken(clientId)}`, '')
+      // (the value is the client id: a very long one is hashed in the key)
+      await this.#kv.put(`n.${keyToken(this.#o.nodeId)}.${keyToken(clientId)}`, clientId)
       if (prev !== null && prev !== this.#o.nodeId) {
         if (this.#o.isAlive(prev)) {
           this.takeovers++
@@ -105,7 +114,9 @@ export class Ownership {
       }
       return
     }
-    throw new Error(`client id "${clientId}" is being claimed by other nodes at the same moment; try again`)
+    throw new Error(isWrongSequence(lastError)
+      ? `client id "${clientId}" is being claimed by other nodes at the same moment; try again`
+      : `the owner of client id "${clientId}" could not be written (${String(lastError)})`)
   }
 
   /** After the session was read: throws when another node took the client id meanwhile (its claim came later). */
@@ -129,8 +140,32 @@ export class Ownership {
     const prefix = `n.${keyToken(nodeId)}.`
     const out: string[] = []
     const keys = await this.#kv.keys(`${prefix}>`)
-    for await (const k of keys) out.push(fromToken(k.slice(prefix.length)))
+    for await (const k of keys) {
+      const id = decodeToken(k.slice(prefix.length)) ?? (await this.#kv.get(k))?.string()
+      if (id !== undefined) out.push(id)
+    }
     return out
+  }
+
+  /**
+   * A survivor takes a dead node's client id, only if the dead node still owns it (a client that came back on
+   * another node meanwhile is left alone). Whether it did.
+   */
+  async claimOrphan(clientId: string, deadNode: string): Promise<boolean> {
+    const key = `c.${keyToken(clientId)}`
+    const entry = await this.#kv.get(key)
+    if (entry === null || entry.operation !== 'PUT' || entry.json<{ node: string }>().node !== deadNode) {
+      await this.#kv.delete(`n.${keyToken(deadNode)}.${keyToken(clientId)}`).catch(() => {})
+      return false
+    }
+    try {
+      this.#held.set(clientId, await this.#kv.update(key, JSON.stringify({ node: this.#o.nodeId }), entry.revision))
+    } catch {
+      return false // someone else took it at this moment
+    }
+    await this.#kv.put(`n.${keyToken(this.#o.nodeId)}.${keyToken(clientId)}`, clientId)
+    await this.#kv.delete(`n.${keyToken(deadNode)}.${keyToken(clientId)}`).catch(() => {})
+    return true
   }
 
   /** The owner of a client id, as the bucket says now. */

@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net'
 import fp from 'fastify-plugin'
 import { Kvm, type KV } from '@nats-io/kv'
 import { nodeIdOf } from '../config.ts'
-import { connectNats, redactUrl, type NatsLinks } from '../cluster/connect.ts'
+import { connectNats, redactUrl, replicasOf, type NatsLinks } from '../cluster/connect.ts'
 import { NatsBus } from '../cluster/bus.ts'
 import { Ownership } from '../cluster/ownership.ts'
 import { Nodes, type NodeHeartbeat } from '../cluster/nodes.ts'
@@ -46,9 +46,11 @@ export default fp(
     let owners: KV
     let nodesKv: KV
     try {
-      owners = await kvm.create(`${clusterName}_owners`, { history: 1 })
+      // on a NATS cluster of 3 or more servers every bucket has 3 replicas: it outlives one server
+      const replicas = replicasOf(links.main)
+      owners = await kvm.create(`${clusterName}_owners`, { history: 1, replicas })
       // a marker of a dead node taken up is kept an hour; heartbeats are written every second
-      nodesKv = await kvm.create(`${clusterName}_nodes`, { history: 1, ttl: 3_600_000 })
+      nodesKv = await kvm.create(`${clusterName}_nodes`, { history: 1, ttl: 3_600_000, replicas })
     } catch (err) {
       await links.main.close()
       await links.shared.close()

@@ -8,9 +8,13 @@ import { MemorySessionStore } from '../mqtt/session.ts'
 import { DurableRetainedStore } from '../state/retained.ts'
 import { DurableSessionStore } from '../state/sessions.ts'
 import { WriteBehind } from '../state/write-behind.ts'
+import { openBuckets } from '../cluster/buckets.ts'
+import { JetStreamRetainedStore } from '../cluster/retained.ts'
+import { OwnedSessionStore } from '../cluster/owned-sessions.ts'
+import { replicasOf } from '../cluster/connect.ts'
 
 export interface MqttState {
-  kind: 'sqlite' | 'memory'
+  kind: 'sqlite' | 'memory' | 'jetstream'
   retained: RetainedStore
   sessions: SessionStore
   /** the SQLite writer (null in memory) */
@@ -27,6 +31,41 @@ declare module 'fastify' {
 
 export default fp(
   async (app) => {
+    const cluster = app.cluster
+    if (cluster !== null) {
+      // cluster mode: every node reads and writes the same JetStream buckets (MQTT_STATE does not apply)
+      const started = performance.now()
+      const log = app.log.child({ component: 'mqtt-state' })
+      const buckets = await openBuckets(cluster.links.main, app.config.clusterName, { replicas: replicasOf(cluster.links.main) })
+      const retained = await JetStreamRetainedStore.open(buckets, new MemoryRetainedStore(), { nodeId: cluster.nodeId, logger: log })
+      const sessions = new OwnedSessionStore(buckets, cluster.ownership, { nodeId: cluster.nodeId, logger: log })
+      const loadMs = Math.round(performance.now() - started)
+      app.decorate('mqttState', { kind: 'jetstream', retained, sessions, writeBehind: null, loadMs } satisfies MqttState)
+      // a survivor takes up a dead node's sessions: only those the dead node still owns, each read from the bucket
+      cluster.takeUp = async (dead) => {
+        const endedAt = Date.parse(dead.lastHeartbeat)
+        const ids = await cluster.ownership.heldBy(dead.id)
+        const total = { sessions: 0, wills: 0 }
+        // a few at a time: each is a compare-and-set and a read of the bucket
+        for (let i = 0; i < ids.length; i += 64) {
+          const taken = await Promise.all(ids.slice(i, i + 64).map(async (clientId) => {
+            if (!(await cluster.ownership.claimOrphan(clientId, dead.id))) return undefined
+            const session = await sessions.adopt(clientId, endedAt)
+            if (session === undefined) await cluster.ownership.drop(clientId)
+            return session
+          }))
+          const r = app.broker.adoptSessions(taken.filter((s) => s !== undefined), endedAt)
+          total.sessions += r.sessions
+          total.wills += r.wills
+        }
+        log.warn({ node: dead.id, ...total }, `took up ${total.sessions} sessions of node ${dead.id} (${total.wills} with a Will)`)
+      }
+      log.info({ retained: retained.size, loadMs }, `MQTT state in JetStream (cluster "${app.config.clusterName}"): ${retained.size} retained messages loaded in ${loadMs} ms`)
+      app.addHook('onClose', async () => {
+        await Promise.allSettled([sessions.close(), retained.close()])
+      })
+      return
+    }
     if (app.config.mqttState === 'memory') {
       app.decorate('mqttState', {
         kind: 'memory', retained: new MemoryRetainedStore(), sessions: new MemorySessionStore(), writeBehind: null, loadMs: 0,
@@ -51,5 +90,5 @@ export default fp(
       writeBehind.close()
     })
   },
-  { name: 'mqtt-state', dependencies: ['database'] },
+  { name: 'mqtt-state', dependencies: ['database', 'cluster'] },
 )

@@ -1,0 +1,56 @@
+// A NATS server of a 3-server NATS cluster going away does not stop the broker cluster: the nodes' NATS clients move
+// to the other servers, messages still cross nodes, and the buckets (3 replicas) still take client-id claims.
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { existsSync } from 'node:fs'
+import type { MqttClient } from 'mqtt'
+import { connectMqtt, delay, MessageLog } from '../helpers.ts'
+import { startCluster } from './cluster.ts'
+import { NATS_SERVER, startNatsCluster } from './nats-servers.ts'
+
+test('a broker cluster on a 3-server NATS cluster survives the loss of one NATS server', { skip: existsSync(NATS_SERVER) ? false : `${NATS_SERVER} is missing (apt-get install nats-server)` }, async (t) => {
+  const nats = await startNatsCluster(3)
+  t.after(() => nats.close())
+  const cluster = await startCluster(2, { config: { natsUrl: nats.url } })
+  const clients: MqttClient[] = []
+  t.after(async () => {
+    for (const c of clients) c.end(true)
+    await cluster.close()
+  })
+  const [a, b] = cluster.nodes
+  const sub = await connectMqtt(b.wsUrl, { clientId: 'fo-sub', protocolVersion: 5 })
+  clients.push(sub)
+  const log = new MessageLog(sub)
+  await sub.subscribeAsync('fo/#', { qos: 1 })
+  await Promise.all(cluster.nodes.map((n) => n.app.cluster!.bus.flush()))
+  const pub = await connectMqtt(a.wsUrl, { clientId: 'fo-pub', protocolVersion: 5 })
+  clients.push(pub)
+  await pub.publishAsync('fo/1', 'before', { qos: 1 })
+  await log.waitFor((m) => m.payload.toString() === 'before')
+
+  // the servers each node's connections are on: kill one of them (the one node a's main connection uses)
+  const server = a.app.cluster!.links.main.info!.port
+  await nats.kill(nats.ports.indexOf(server))
+
+  // messages cross again once the NATS clients have moved (they retry every 250 ms)
+  const end = Date.now() + 15000
+  let i = 0
+  while (!log.messages.some((m) => m.payload.toString().startsWith('after'))) {
+    assert.ok(Date.now() < end, 'no message crossed nodes within 15 s of the NATS server dying')
+    await pub.publishAsync('fo/1', `after-${i++}`, { qos: 1 })
+    await delay(100)
+  }
+  // and from then on every one, in order
+  const marks = Array.from({ length: 10 }, (_, k) => `steady-${k}`)
+  for (const m of marks) await pub.publishAsync('fo/2', m, { qos: 1 })
+  await log.waitForCount('fo/2', 10, 5000)
+  assert.deepEqual(log.on('fo/2').map((m) => m.payload.toString()), marks)
+
+  // the ownership bucket (3 replicas) still takes claims: the subscriber's client id connecting on the other node
+  // takes its session over from node b
+  const closed = new Promise<void>((r) => sub.once('close', () => r()))
+  const again = await connectMqtt(a.wsUrl, { clientId: 'fo-sub', protocolVersion: 5, clean: false }, 8000)
+  clients.push(again)
+  await closed
+  assert.equal(await a.app.cluster!.ownership.ownerOf('fo-sub'), 'node-a')
+})
