@@ -19,6 +19,8 @@
 //   npm run bench -- --scenarios=idle               a fleet of idle clients held by one process (100,000, cut to the
 //                                                   file limit), its memory and its keepalive CPU (bench/idle.ts)
 //   npm run bench -- --scenarios=alias              bytes per message with and without outbound topic aliases
+//   npm run bench -- --cluster                      3 nodes of ours (NATS + PostgreSQL) against one node, and Aedes on
+//                                                   3 processes sharing Redis against one (bench/cluster.ts, ~4 min)
 //   (each flag has an env twin: BENCH_SCENARIOS, BENCH_PEERS, BENCH_ROUNDS, BENCH_MEASURE_MS, BENCH_WARMUP_MS,
 //    BENCH_PROFILE=1, BENCH_ACL, BENCH_ATTACK_PEERS, BENCH_TRANSPORT, BENCH_STATE)
 //
@@ -38,6 +40,8 @@ import { runStartup, startupReport, type StartupRun } from './startup.ts'
 import { runReconnectStorm, stormReport, STORM_PEERS, type StormRun } from './storm.ts'
 import { runIdle, idleReport, type IdleRun } from './idle.ts'
 import { runAlias, aliasReport, type AliasRun } from './alias.ts'
+import { runClusterBench, clusterReport, CLUSTER_SCENARIOS, type ClusterBench } from './cluster.ts'
+import type { SpreadMemoryJob } from './gen/cluster.ts'
 import type { Job, Result, Timing } from './gen/scenarios.ts'
 import { TRANSPORTS, type Transport } from './lib/wsclient.ts'
 
@@ -83,9 +87,16 @@ const timing: Timing = {
 // default load scenarios only
 const scenarioNames = list(opt('scenarios', 'BENCH_SCENARIOS')?.replace(/\battacks\b/, ATTACKS.join(',')),
   [...SCENARIOS, ...ATTACKS, 'startup', 'storm', 'idle', 'alias'], 'scenario')
+/**
+ * --cluster: n nodes of ours against one, and Aedes on n processes sharing Redis against one (bench/cluster.ts);
+ * --cluster=fanin,hop: only those of its scenarios
+ */
+const clusterFlag = flag('cluster') ?? process.env.BENCH_CLUSTER
+const clusterBench = clusterFlag !== undefined && clusterFlag !== '0' && clusterFlag !== ''
+const clusterScenarios = () => (clusterFlag === 'true' || clusterFlag === '1' ? [...CLUSTER_SCENARIOS] : list(clusterFlag, CLUSTER_SCENARIOS, 'cluster scenario'))
 const scenarios = opt('scenarios', 'BENCH_SCENARIOS')
   ? scenarioNames.filter((s): s is ScenarioName => (SCENARIOS as readonly string[]).includes(s))
-  : [...DEFAULT_SCENARIOS]
+  : clusterBench ? [] : [...DEFAULT_SCENARIOS]
 const attacks = opt('scenarios', 'BENCH_SCENARIOS')
   ? scenarioNames.filter((s): s is AttackName => (ATTACKS as readonly string[]).includes(s))
   : []
@@ -176,7 +187,7 @@ function baseJob(s: Exclude<ScenarioName, 'failstorm'>, b: BrokerHandle, transpo
 }
 
 /** Run one job in a fresh generator process. */
-function runGen(job: Job, timeoutMs: number): Promise<Result> {
+function runGen(job: Job | SpreadMemoryJob, timeoutMs: number): Promise<Result> {
   return new Promise((resolve, reject) => {
     const child = track(fork(path.join(ROOT, 'bench/gen/main.ts'), [], {
       cwd: ROOT,
@@ -670,15 +681,18 @@ async function main() {
     if (earlier.stormRuns?.length) out.push(stormReport(earlier.stormRuns))
     if (earlier.idleRuns?.length) out.push(idleReport(earlier.idleRuns))
     if (earlier.aliasRuns?.length) out.push(aliasReport(earlier.aliasRuns))
+    if (earlier.clusterBench) out.push(clusterReport(earlier.clusterBench))
     console.log(out.filter(Boolean).join('\n\n') + `\n\nfrom ${from} (${earlier.startedAt}, ${earlier.seconds} s)`)
     return
   }
-  console.log(`bench: scenarios ${[...scenarios, ...attacks, ...(startup ? ['startup'] : []), ...(reconnectStorm ? ['storm'] : []), ...(idleFleet ? ['idle'] : []), ...(topicAliases ? ['alias'] : [])].join(', ')}` +
+  if (clusterBench && !scenarios.length && !attacks.length && !startup && !reconnectStorm && !idleFleet && !topicAliases) console.log('bench: the cluster comparison')
+  else console.log(`bench: scenarios ${[...scenarios, ...attacks, ...(startup ? ['startup'] : []), ...(reconnectStorm ? ['storm'] : []), ...(idleFleet ? ['idle'] : []), ...(topicAliases ? ['alias'] : [])].join(', ')}` +
     `${scenarios.length || attacks.length || reconnectStorm || idleFleet || topicAliases ? `; peers ${peers.join(', ')}` : '; ours only'}` +
     `${aclRules ? ` (+ ours+acl: ${aclRules} ACL rules)` : ''}` +
     `${scenarios.length && peers.includes('ours') && (states.length > 1 || states[0] !== 'sqlite') ? `; ours as ${states.map(oursFor).join(' and ')}` : ''}` +
     `${scenarios.length && (transports.length > 1 || transports[0] !== 'ws') ? `; over ${transports.map((t) => (t === 'ws' ? 'WebSocket' : 'TCP')).join(' and ')}` : ''}` +
     `${attacks.length ? `; attacks (once) on ${attackPeers.join(', ')}` : ''}` +
+    `${clusterBench ? '; the cluster comparison' : ''}` +
     (scenarios.length ? `; ${rounds} round(s); warm-up ${timing.warmupMs} ms, measure ${timing.measureMs} ms${quick ? ' (quick)' : ''}` : '') +
     `${profile ? '; CPU profiles of ours' : ''}`)
   if (profile) fs.mkdirSync(PROFILE_DIR, { recursive: true })
@@ -707,6 +721,10 @@ async function main() {
   // outbound topic aliases: ours and Mosquitto (Aedes speaks no MQTT 5)
   const aliasRuns: AliasRun[] = topicAliases
     ? await runAlias((['ours', 'mosquitto'] as PeerName[]).filter((p) => peers.includes(p)), PARAMS.alias ?? {}) : []
+  // the cluster comparison: its own systems (3 nodes of ours, one, Aedes on Redis, one Aedes) and rounds
+  const cluster: ClusterBench | null = clusterBench ? await runClusterBench(PARAMS.cluster ?? {}, {
+    jobFor: (s, b) => jobFor(s, b), runGen, waitForQuiet, maxOtherCpu: MAX_OTHER_CPU,
+  }, clusterScenarios()) : null
   const rows = summarise()
   const tbl = scenarios.length ? table(rows, tablePeers()) : ''
   const aclTbl = aclRules && scenarios.some((s) => ACL_SCENARIOS.includes(s)) ? aclTable() : ''
@@ -716,6 +734,7 @@ async function main() {
   const stormMd = stormRuns.length ? stormReport(stormRuns) : ''
   const idleMd = idleRuns.length ? idleReport(idleRuns) : ''
   const aliasMd = aliasRuns.length ? aliasReport(aliasRuns) : ''
+  const clusterMd = cluster ? clusterReport(cluster) : ''
   const elapsed = (performance.now() - t0) / 1000
   const machine = {
     cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model ?? null, node: process.version,
@@ -776,6 +795,7 @@ async function main() {
     ...(stormMd ? [stormMd] : []),
     ...(idleMd ? [idleMd] : []),
     ...(aliasMd ? [aliasMd] : []),
+    ...(clusterMd ? [clusterMd] : []),
   ]
   console.log('\n' + sections.join('\n\n'))
   const failed = runs.filter((r) => r.error)
@@ -788,8 +808,8 @@ async function main() {
   }))
   fs.writeFileSync(path.join(OUT_DIR, 'results.json'), JSON.stringify({
     startedAt: started.toISOString(), seconds: Math.round(elapsed), machine,
-    config: { scenarios, peers, transports, states, rounds, timing, quick, memoryClients: MEMORY_CLIENTS, latencyRate: LATENCY_RATE, aclRules, attacks, attackPeers, startup, reconnectStorm, idleFleet, topicAliases },
-    summary, runs, attackRuns, startupRun, stormRuns, idleRuns, aliasRuns,
+    config: { scenarios, peers, transports, states, rounds, timing, quick, memoryClients: MEMORY_CLIENTS, latencyRate: LATENCY_RATE, aclRules, attacks, attackPeers, startup, reconnectStorm, idleFleet, topicAliases, cluster: clusterBench },
+    summary, runs, attackRuns, startupRun, stormRuns, idleRuns, aliasRuns, clusterBench: cluster,
   }, null, 2) + '\n')
   const machineLine = `${machine.cpus} cores (${machine.cpuModel}), Node ${machine.node}, aedes ${machine.aedes ?? '?'}, ` +
     `${machine.mosquitto ?? 'mosquitto not installed'}. Ran ${elapsed.toFixed(0)} s.`

@@ -7,8 +7,9 @@ import { runAttack, requestStop, type AttackJob, type ProbeJob } from './attacks
 import { reconnectStorm, requestStormStop, type ReconnectStormJob } from './storm.ts'
 import { idleFleet, requestIdleStop, type IdleFleetJob } from './idle.ts'
 import { topicAlias, type TopicAliasJob } from './alias.ts'
+import { spreadMemory, type SpreadMemoryJob } from './cluster.ts'
 
-type AnyJob = Job | AttackJob | ProbeJob | ReconnectStormJob | IdleFleetJob | TopicAliasJob
+type AnyJob = Job | AttackJob | ProbeJob | ReconnectStormJob | IdleFleetJob | TopicAliasJob | SpreadMemoryJob
 
 const isAttack = (job: AnyJob): job is AttackJob | ProbeJob => job.scenario === 'probe' || job.scenario.startsWith('attack-')
 
@@ -20,7 +21,8 @@ process.once('message', async (job: AnyJob) => {
     const result = job.scenario === 'reconnect-storm' ? await reconnectStorm(job, notify)
       : job.scenario === 'idle-fleet' ? await idleFleet(job, notify)
         : job.scenario === 'topic-alias' ? await topicAlias(job)
-          : isAttack(job) ? await runAttack(job, notify) : await runJob(job)
+          : job.scenario === 'spread-memory' ? await spreadMemory(job)
+            : isAttack(job) ? await runAttack(job, notify) : await runJob(job)
     process.send?.({ ok: true, result }, () => process.exit(0))
   } catch (err) {
     process.send?.({ ok: false, error: (err as Error).stack ?? String(err) }, () => process.exit(1))

@@ -17,7 +17,23 @@ export interface Timing { warmupMs: number, measureMs: number }
  * Every job names the broker's URL and process id (for RSS and CPU readings). The URL's scheme is the transport:
  * ws://HOST:PORT/PATH a WebSocket, mqtt://HOST:PORT plain TCP (the storm takes a WebSocket URL only).
  */
-interface Target { url: string, pid: number }
+interface Target extends Spread { url: string, pid: number }
+
+/**
+ * A job on several broker processes (the cluster bench, bench/cluster.ts): `fanin`, `fanout`, `qos1` and `latency`
+ * connect their publishers to `pubUrls` and their subscribers to `subUrls` (client i of a role to url i mod n; the
+ * one `url` when absent); the CPU share of the broker is then the sum over `pids`, and `busPid` (NATS or Redis) is
+ * read apart from the rest of the machine. A job with either list waits until every route is in place before it
+ * starts (routesReady).
+ */
+export interface Spread {
+  pubUrls?: string[]
+  subUrls?: string[]
+  /** every broker process the job's clients reach (their CPU is summed); `pid` when absent */
+  pids?: number[]
+  /** the message bus between them (nats-server, redis-server): its CPU is reported apart */
+  busPid?: number
+}
 
 export type Job =
   | Target & { scenario: 'fanin', timing: Timing, publishers: number, payloadBytes: number, window: number, batch: number }
@@ -111,17 +127,17 @@ const framingOf = (job: Target) => framing(transportOf(job.url))
  * may have been.
  */
 async function measureRates<K extends string>(
-  t: Timing, pid: number, read: () => Record<K, number>,
-): Promise<Record<K | CpuKeys, number>> {
+  t: Timing, pid: number | number[], read: () => Record<K, number>, busPid?: number,
+): Promise<Record<K | CpuKeys, number> & { busCpuPct?: number, perBrokerCpuPct?: string }> {
   await sleep(t.warmupMs)
   const a = read()
-  const cpu = cpuMeter(pid)
+  const cpu = cpuMeter(pid, busPid)
   const t0 = performance.now()
   await sleep(t.measureMs)
   const b = read()
   const elapsed = performance.now() - t0
-  const out = { ...cpu() } as Record<K | CpuKeys, number>
-  for (const k of Object.keys(a) as K[]) out[k] = ((b[k] - a[k]) * 1000) / elapsed
+  const out = { ...cpu() } as Record<K | CpuKeys, number> & { busCpuPct?: number, perBrokerCpuPct?: string }
+  for (const k of Object.keys(a) as K[]) (out as Record<K, number>)[k] = ((b[k] - a[k]) * 1000) / elapsed
   return out
 }
 
@@ -130,13 +146,20 @@ type CpuKeys = 'brokerCpuPct' | 'genCpuPct' | 'otherCpuPct' | 'windowStartUs' | 
 /** Monotonic µs, the clock V8's CPU profiles use (so a profile can be cut to the measurement window). */
 const monoUs = () => Number(process.hrtime.bigint() / 1000n)
 
+/** Summed CPU time (ms) of processes (NaN if one is unreadable). */
+const cpuOf = (pids: number[]) => pids.reduce((a, p) => a + (cpuMs(p) ?? NaN), 0)
+
 /**
  * Starts a CPU reading; the function it returns gives the shares (100 = one core) since then of the broker, this
  * generator, and everything else on the machine (other processes disturb a run: a high `otherCpuPct` marks a
- * noisy one).
+ * noisy one). `pid` may be several broker processes (summed; `perBrokerCpuPct` gives each, "a/b/c"); a `busPid`'s
+ * share is `busCpuPct`, not counted in `otherCpuPct`.
  */
-function cpuMeter(pid: number): () => Record<CpuKeys, number> {
-  const brokerA = cpuMs(pid)
+function cpuMeter(pid: number | number[], busPid?: number): () => Record<CpuKeys, number> & { busCpuPct?: number, perBrokerCpuPct?: string } {
+  const pids = Array.isArray(pid) ? pid : [pid]
+  const each = pids.map((p) => cpuMs(p))
+  const brokerA = cpuOf(pids)
+  const busA = busPid === undefined ? 0 : cpuMs(busPid) ?? NaN
   const genA = process.cpuUsage()
   const machineA = machineBusyMs()
   const t0 = performance.now()
@@ -144,15 +167,66 @@ function cpuMeter(pid: number): () => Record<CpuKeys, number> {
   return () => {
     const windowEndUs = monoUs()
     const elapsed = performance.now() - t0
-    const brokerB = cpuMs(pid)
+    const brokerB = cpuOf(pids)
+    const busB = busPid === undefined ? 0 : cpuMs(busPid) ?? NaN
     const machineB = machineBusyMs()
     const g = process.cpuUsage(genA)
-    const broker = brokerA !== null && brokerB !== null ? brokerB - brokerA : NaN
+    const broker = brokerB - brokerA
+    const bus = busB - busA
     const gen = (g.user + g.system) / 1000
     const machine = machineA !== null && machineB !== null ? machineB - machineA : NaN
     const pct = (ms: number) => Math.round((ms * 100) / elapsed)
-    return { brokerCpuPct: pct(broker), genCpuPct: pct(gen), otherCpuPct: Math.max(0, pct(machine - broker - gen)), windowStartUs, windowEndUs }
+    const out: Record<CpuKeys, number> & { busCpuPct?: number, perBrokerCpuPct?: string } = {
+      brokerCpuPct: pct(broker), genCpuPct: pct(gen), otherCpuPct: Math.max(0, pct(machine - broker - gen - (Number.isFinite(bus) ? bus : 0))), windowStartUs, windowEndUs,
+    }
+    if (busPid !== undefined) out.busCpuPct = pct(bus)
+    if (pids.length > 1) out.perBrokerCpuPct = pids.map((p, i) => pct((cpuMs(p) ?? NaN) - (each[i] ?? NaN))).join('/')
+    return out
   }
+}
+
+/** The broker processes a job's CPU share is read over. */
+const brokerPids = (job: Target) => job.pids ?? job.pid
+
+/** What a spread job adds to its details: the bus's CPU share and each broker process's. */
+function spreadDetails(r: { busCpuPct?: number, perBrokerCpuPct?: string }): Record<string, number | string> {
+  const out: Record<string, number | string> = {}
+  if (r.busCpuPct !== undefined) out.busCpuPct = r.busCpuPct
+  if (r.perBrokerCpuPct !== undefined) out.perBrokerCpuPct = r.perBrokerCpuPct
+  return out
+}
+
+/** Whether a job spreads its clients over several URLs (and so waits for its routes). */
+const spread = (job: Target) => job.pubUrls !== undefined || job.subUrls !== undefined
+
+/** The URL of client `i` of a role (publishers: pubUrls, subscribers: subUrls), round robin; `url` when absent. */
+function urlOf(job: Target, role: 'pub' | 'sub', i: number): string {
+  const urls = role === 'pub' ? job.pubUrls : job.subUrls
+  return urls && urls.length > 0 ? urls[i % urls.length] : job.url
+}
+
+/** The barrier's probe: a QoS 0 PUBLISH with an empty payload (no scenario publishes one: never counted). */
+const isProbe = (p: Packet) => p.cmd === 'publish' && (p.payload as Buffer).length === 0
+
+/**
+ * On several nodes a subscription reaches the other nodes' routing a moment after its SUBACK (NATS interest, a
+ * Redis SUBSCRIBE). Every publisher sends a probe (an empty QoS 0 PUBLISH) on its topic every 100 ms until each
+ * subscriber has had one from every publisher's topic (`seen[j]`: the probe topics subscriber j got, filled by the
+ * scenario's onPacket): then every route is in place. Returns the ms it took.
+ */
+async function routesReady(pubs: Array<{ c: MqttClient, topic: string }>, seen: Array<Set<string>>, timeoutMs = 20_000): Promise<number> {
+  const want = new Set(pubs.map((p) => p.topic)).size
+  const frames = new Map(pubs.map((p) => [p.topic, p.c.framing.packet({ cmd: 'publish', topic: p.topic, payload: Buffer.alloc(0), qos: 0, dup: false, retain: false })]))
+  const t0 = performance.now()
+  while (!seen.every((s) => s.size >= want)) {
+    if (performance.now() - t0 > timeoutMs) {
+      throw new Error(`routes not in place after ${timeoutMs} ms: subscribers had probes from ${seen.map((s) => s.size).join('/')} of ${want} topics`)
+    }
+    for (const p of pubs) if (!p.c.closed) p.c.write(frames.get(p.topic)!)
+    await sleep(100)
+  }
+  await sleep(200) // probes still on their way arrive before the run (and are not counted anyway)
+  return Math.round(performance.now() - t0)
 }
 
 async function endAll(clients: MqttClient[]): Promise<void> {
@@ -237,19 +311,24 @@ class QoS0Loop {
 async function fanIn(job: Extract<Job, { scenario: 'fanin' }>): Promise<Result> {
   let loop: QoS0Loop | null = null
   const f = framingOf(job)
-  const sub = await connectClient(job.url, `fanin-sub-${tag}`)
+  const sub = await connectClient(urlOf(job, 'sub', 0), `fanin-sub-${tag}`)
   await sub.subscribe('bench/fanin/+', 0)
-  sub.onPacket = (p) => { if (p.cmd === 'publish') loop?.onDelivery() }
+  const seen = [new Set<string>()]
+  sub.onPacket = spread(job)
+    ? (p) => { if (p.cmd !== 'publish') return; if (isProbe(p)) seen[0].add(p.topic); else loop?.onDelivery() }
+    : (p) => { if (p.cmd === 'publish') loop?.onDelivery() }
   const pubs = await pool(Array.from({ length: job.publishers }, (_, i) => i), 20,
-    (i) => connectClient(job.url, `fanin-pub-${i}-${tag}`))
+    (i) => connectClient(urlOf(job, 'pub', i), `fanin-pub-${i}-${tag}`))
+  const routesMs = spread(job) ? await routesReady(pubs.map((c, i) => ({ c, topic: `bench/fanin/${i}` })), seen) : undefined
   const body = payload(job.payloadBytes)
   const frames = pubs.map((_, i) => Buffer.concat(Array.from({ length: job.batch }, () => publishFrame(f, `bench/fanin/${i}`, body))))
   loop = new QoS0Loop(pubs, frames, job.batch, job.window)
   const l = loop
   loop.pump()
-  const r = await measureRates(job.timing, job.pid, () => ({ delivered: l.delivered }))
+  const r = await measureRates(job.timing, brokerPids(job), () => ({ delivered: l.delivered }), job.busPid)
   loop.stop()
-  const details = { transport: f.transport, lost: loop.lost, publishers: job.publishers, payloadBytes: job.payloadBytes, window: job.window, brokerCpuPct: r.brokerCpuPct, genCpuPct: r.genCpuPct, otherCpuPct: r.otherCpuPct, windowStartUs: r.windowStartUs, windowEndUs: r.windowEndUs }
+  const details = { transport: f.transport, lost: loop.lost, publishers: job.publishers, payloadBytes: job.payloadBytes, window: job.window, brokerCpuPct: r.brokerCpuPct, genCpuPct: r.genCpuPct, otherCpuPct: r.otherCpuPct, windowStartUs: r.windowStartUs, windowEndUs: r.windowEndUs,
+    ...(routesMs === undefined ? {} : { routesMs, ...spreadDetails(r) }) }
   await endAll([...pubs, sub])
   return { value: r.delivered, unit: 'msg/s', details }
 }
@@ -258,23 +337,28 @@ async function fanOut(job: Extract<Job, { scenario: 'fanout' }>): Promise<Result
   let loop: QoS0Loop | null = null
   const f = framingOf(job)
   const perSub = new Array<number>(job.subscribers).fill(0)
+  const seen = Array.from({ length: job.subscribers }, () => new Set<string>())
   const subs = await pool(Array.from({ length: job.subscribers }, (_, i) => i), 25, async (i) => {
-    const c = await connectClient(job.url, `fanout-sub-${i}-${tag}`)
+    const c = await connectClient(urlOf(job, 'sub', i), `fanout-sub-${i}-${tag}`)
     await c.subscribe('bench/fanout/t', 0)
-    c.onPacket = (p) => { if (p.cmd === 'publish') { perSub[i]++; loop?.onDelivery() } }
+    c.onPacket = spread(job)
+      ? (p) => { if (p.cmd !== 'publish') return; if (isProbe(p)) seen[i].add(p.topic); else { perSub[i]++; loop?.onDelivery() } }
+      : (p) => { if (p.cmd === 'publish') { perSub[i]++; loop?.onDelivery() } }
     return c
   })
-  const pub = await connectClient(job.url, `fanout-pub-${tag}`)
+  const pub = await connectClient(urlOf(job, 'pub', 0), `fanout-pub-${tag}`)
+  const routesMs = spread(job) ? await routesReady([{ c: pub, topic: 'bench/fanout/t' }], seen) : undefined
   const body = payload(job.payloadBytes)
   const frame = Buffer.concat(Array.from({ length: job.batch }, () => publishFrame(f, 'bench/fanout/t', body)))
   loop = new QoS0Loop([pub], [frame], job.batch * job.subscribers, job.window * job.subscribers)
   const l = loop
   loop.pump()
-  const r = await measureRates(job.timing, job.pid, () => ({ delivered: l.delivered }))
+  const r = await measureRates(job.timing, brokerPids(job), () => ({ delivered: l.delivered }), job.busPid)
   loop.stop()
   const details = {
     transport: f.transport, lost: loop.lost, subscribers: job.subscribers, payloadBytes: job.payloadBytes, brokerCpuPct: r.brokerCpuPct, genCpuPct: r.genCpuPct, otherCpuPct: r.otherCpuPct, windowStartUs: r.windowStartUs, windowEndUs: r.windowEndUs,
     perSubscriberMin: Math.min(...perSub), perSubscriberMax: Math.max(...perSub),
+    ...(routesMs === undefined ? {} : { routesMs, ...spreadDetails(r) }),
   }
   await endAll([...subs, pub])
   return { value: r.delivered, unit: 'deliveries/s', details }
@@ -312,18 +396,21 @@ async function qos1(job: Extract<Job, { scenario: 'qos1' | 'qos1-persistent' }>)
   const globalLimit = job.publishers * job.inflight
   const parked: Array<() => void> = []
   const f = framingOf(job)
-  const sub = await connectClient(job.url, persistent ? 'qos1-persistent-sub' : `qos1-sub-${tag}`, { clean: !persistent })
+  const sub = await connectClient(urlOf(job, 'sub', 0), persistent ? 'qos1-persistent-sub' : `qos1-sub-${tag}`, { clean: !persistent })
   await sub.subscribe('bench/qos1/+', 1)
   const ackSub = acker(sub)
+  const seen = [new Set<string>()]
+  const probing = spread(job)
   sub.onPacket = (p) => {
     if (p.cmd !== 'publish') return
+    if (probing && isProbe(p)) { seen[0].add(p.topic); return }
     delivered++
     if (p.qos === 1) ackSub(p.messageId!)
     while (parked.length > 0 && published - delivered < globalLimit) parked.pop()!()
   }
   const body = payload(job.payloadBytes)
   const pubs = await pool(Array.from({ length: job.publishers }, (_, i) => i), 20, async (i) => {
-    const c = await connectClient(job.url, `qos1-pub-${i}-${tag}`)
+    const c = await connectClient(urlOf(job, 'pub', i), `qos1-pub-${i}-${tag}`)
     const slots = Array.from({ length: job.inflight }, (_, k) => publishFrame(f, `bench/qos1/${i}`, body, 1, k + 1))
     const send = (k: number) => {
       if (!running || c.closed) return
@@ -336,13 +423,15 @@ async function qos1(job: Extract<Job, { scenario: 'qos1' | 'qos1-persistent' }>)
       acked++
       send(p.messageId! - 1)
     }
-    return { c, start: () => { for (let k = 0; k < job.inflight; k++) send(k) } }
+    return { c, topic: `bench/qos1/${i}`, start: () => { for (let k = 0; k < job.inflight; k++) send(k) } }
   })
+  const routesMs = probing ? await routesReady(pubs, seen) : undefined
   for (const p of pubs) p.start()
-  const r = await measureRates(job.timing, job.pid, () => ({ delivered, acked }))
+  const r = await measureRates(job.timing, brokerPids(job), () => ({ delivered, acked }), job.busPid)
   running = false
   await sleep(200) // let in-flight acknowledgements finish
-  const details = { transport: f.transport, persistentSubscriber: persistent ? 'yes' : 'no', deliveredTotal: delivered, ackedPerSec: Math.round(r.acked), deliveredPerSec: Math.round(r.delivered), publishers: job.publishers, inflight: job.inflight, brokerCpuPct: r.brokerCpuPct, genCpuPct: r.genCpuPct, otherCpuPct: r.otherCpuPct, windowStartUs: r.windowStartUs, windowEndUs: r.windowEndUs }
+  const details = { transport: f.transport, persistentSubscriber: persistent ? 'yes' : 'no', deliveredTotal: delivered, ackedPerSec: Math.round(r.acked), deliveredPerSec: Math.round(r.delivered), publishers: job.publishers, inflight: job.inflight, brokerCpuPct: r.brokerCpuPct, genCpuPct: r.genCpuPct, otherCpuPct: r.otherCpuPct, windowStartUs: r.windowStartUs, windowEndUs: r.windowEndUs,
+    ...(routesMs === undefined ? {} : { routesMs, ...spreadDetails(r) }) }
   await endAll([...pubs.map((p) => p.c), sub])
   return { value: Math.min(r.acked, r.delivered), unit: 'msg/s', details }
 }
@@ -352,30 +441,43 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]
 }
 
-/** QoS 1 at a fixed total rate, publish time in the payload, delivery latency at the subscriber. */
+/**
+ * QoS 1 at a fixed total rate, publish time in the payload, delivery latency at the subscriber. A spread job has a
+ * subscriber per URL of `subUrls` (each gets every message: the same messages, sent at the same moments, timed on
+ * each path) and gives each one's percentiles as s<j>P50Ms, s<j>P99Ms, ...; the headline is the first subscriber's.
+ */
 async function latency(job: Extract<Job, { scenario: 'latency' }>): Promise<Result> {
-  const samples: number[] = []
   let measuring = false
   let sentMeasured = 0
   const f = framingOf(job)
-  const sub = await connectClient(job.url, `lat-sub-${tag}`)
-  await sub.subscribe('bench/lat/+', 1)
-  const ackSub = acker(sub)
-  sub.onPacket = (p) => {
-    if (p.cmd !== 'publish') return
-    if (p.qos === 1) ackSub(p.messageId!)
-    const body = p.payload as Buffer
-    const sentAt = body.readDoubleLE(0)
-    const measured = body[8] === 1
-    if (measured) samples.push(performance.now() - sentAt)
-  }
+  const probing = spread(job)
+  const subCount = probing ? Math.max(1, job.subUrls?.length ?? 1) : 1
+  const samples: number[][] = Array.from({ length: subCount }, () => [])
+  const seen = Array.from({ length: subCount }, () => new Set<string>())
+  const subs = await Promise.all(Array.from({ length: subCount }, async (_, j) => {
+    const sub = await connectClient(urlOf(job, 'sub', j), `lat-sub-${j}-${tag}`)
+    await sub.subscribe('bench/lat/+', 1)
+    const ackSub = acker(sub)
+    const mine = samples[j]
+    sub.onPacket = (p) => {
+      if (p.cmd !== 'publish') return
+      if (p.qos === 1) ackSub(p.messageId!)
+      const body = p.payload as Buffer
+      if (probing && body.length === 0) { seen[j].add(p.topic); return }
+      const sentAt = body.readDoubleLE(0)
+      const measured = body[8] === 1
+      if (measured) mine.push(performance.now() - sentAt)
+    }
+    return sub
+  }))
   const bodyLen = Math.max(job.payloadBytes, 9)
   const pubs = await pool(Array.from({ length: job.publishers }, (_, i) => i), 20, async (i) => {
-    const c = await connectClient(job.url, `lat-pub-${i}-${tag}`)
+    const c = await connectClient(urlOf(job, 'pub', i), `lat-pub-${i}-${tag}`)
     // the packet id sits just before the payload (MQTT 3.1.1), in a frame as in a raw packet: patched per message
     const template = publishFrame(f, `bench/lat/${i}`, payload(bodyLen), 1, 1)
-    return { c, template, nextId: 1 }
+    return { c, template, nextId: 1, topic: `bench/lat/${i}` }
   })
+  const routesMs = probing ? await routesReady(pubs, seen) : undefined
   let sent = 0
   let rr = 0
   const start = performance.now()
@@ -397,19 +499,36 @@ async function latency(job: Extract<Job, { scenario: 'latency' }>): Promise<Resu
   }, 1)
   await sleep(job.timing.warmupMs)
   measuring = true
-  const cpu = cpuMeter(job.pid)
+  const cpu = cpuMeter(brokerPids(job), job.busPid)
   await sleep(job.timing.measureMs)
   measuring = false
   const cpuShares = cpu()
   clearInterval(tick)
   await sleep(1000) // late deliveries still count
-  const sorted = samples.slice().sort((a, b) => a - b)
-  const details = {
-    p50Ms: round(percentile(sorted, 0.5)), p99Ms: round(percentile(sorted, 0.99)),
-    p999Ms: round(percentile(sorted, 0.999)), maxMs: round(sorted[sorted.length - 1] ?? NaN),
-    transport: f.transport, rate: job.rate, sent: sentMeasured, received: samples.length, lost: sentMeasured - samples.length, ...cpuShares,
+  const stats = samples.map((s) => {
+    const sorted = s.slice().sort((a, b) => a - b)
+    return {
+      p50Ms: round(percentile(sorted, 0.5)), p99Ms: round(percentile(sorted, 0.99)),
+      p999Ms: round(percentile(sorted, 0.999)), maxMs: round(sorted[sorted.length - 1] ?? NaN), received: s.length,
+    }
+  })
+  const perSub: Record<string, number> = {}
+  if (probing) {
+    stats.forEach((st, j) => {
+      perSub[`s${j}P50Ms`] = st.p50Ms
+      perSub[`s${j}P99Ms`] = st.p99Ms
+      perSub[`s${j}P999Ms`] = st.p999Ms
+      perSub[`s${j}MaxMs`] = st.maxMs
+      perSub[`s${j}Received`] = st.received
+    })
   }
-  await endAll([...pubs.map((p) => p.c), sub])
+  const { busCpuPct, perBrokerCpuPct, ...shares } = cpuShares
+  const details = {
+    p50Ms: stats[0].p50Ms, p99Ms: stats[0].p99Ms, p999Ms: stats[0].p999Ms, maxMs: stats[0].maxMs,
+    transport: f.transport, rate: job.rate, sent: sentMeasured, received: stats[0].received, lost: sentMeasured - stats[0].received, ...shares,
+    ...(routesMs === undefined ? {} : { routesMs, subscribers: subCount, ...perSub, ...spreadDetails({ busCpuPct, perBrokerCpuPct }) }),
+  }
+  await endAll([...pubs.map((p) => p.c), ...subs])
   return { value: details.p50Ms, unit: 'ms p50', details }
 }
 

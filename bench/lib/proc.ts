@@ -4,20 +4,46 @@ import fs from 'node:fs'
 import type { ChildProcess } from 'node:child_process'
 
 const children = new Set<ChildProcess>()
+/** What must be undone outside this process when the bench is stopped by a signal (onAbort) */
+const undo = new Set<() => Promise<void>>()
 let hooked = false
+/** a signal arrived: whatever is started from now on is killed at once (the bench is on its way out) */
+let aborting = false
+
+function hook(): void {
+  if (hooked) return
+  hooked = true
+  process.once('exit', killAll)
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.once(sig, () => {
+      aborting = true
+      killAll()
+      if (undo.size === 0) process.exit(130)
+      // e.g. a cluster's NATS streams and PostgreSQL database: at most 10 s, then out all the same
+      const all = [...undo].map((fn) => fn().catch(() => {}))
+      undo.clear()
+      Promise.race([Promise.all(all), sleep(10_000)]).finally(() => process.exit(130))
+    })
+  }
+}
 
 /** Track a child so that it is killed when the bench exits for any reason. */
 export function track(child: ChildProcess): ChildProcess {
   children.add(child)
   child.once('exit', () => children.delete(child))
-  if (!hooked) {
-    hooked = true
-    process.once('exit', killAll)
-    for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-      process.once(sig, () => { killAll(); process.exit(130) })
-    }
-  }
+  hook()
+  if (aborting) killAll()
   return child
+}
+
+/**
+ * `fn` undoes something the bench made outside its processes (a NATS stream, a database); it runs when the bench is
+ * stopped by a signal, after the children were killed. The function returned forgets it (call it once it is undone).
+ */
+export function onAbort(fn: () => Promise<void>): () => void {
+  hook()
+  undo.add(fn)
+  return () => { undo.delete(fn) }
 }
 
 export function killAll(): void {

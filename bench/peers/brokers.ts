@@ -9,6 +9,8 @@
 //  before    - the same server built from an older tree (BENCH_BEFORE_DIR, default /tmp/broker-before): the
 //              attack scenarios compare it with ours
 //  aedes     - bench/peers/aedes.ts (Aedes behind a ws server, and behind a net server for TCP)
+//  aedes:redis - the same with mqemitter-redis on StartOptions.aedesRedisUrl as its emitter: one process of an Aedes
+//              cluster (the cluster bench, bench/cluster.ts, starts several on one Redis)
 //  mosquitto - /usr/sbin/mosquitto with a websockets listener (socket_domain ipv4) and a TCP listener beside it;
 //              `persistence false`, or `persistence true` in its tmp folder when asked (mosquittoPersistence)
 import { spawn, fork, type ChildProcess } from 'node:child_process'
@@ -20,7 +22,7 @@ import { fileURLToPath } from 'node:url'
 import { track, stopChild, freePort, waitFor, canConnect } from '../lib/proc.ts'
 import { installAcl } from '../lib/acl.ts'
 
-export type PeerName = 'ours' | 'ours:memory' | 'ours:wallclock' | 'ours+acl' | 'before' | 'aedes' | 'mosquitto'
+export type PeerName = 'ours' | 'ours:memory' | 'ours:wallclock' | 'ours+acl' | 'before' | 'aedes' | 'aedes:redis' | 'mosquitto'
 /** What `--peers` defaults to for the load scenarios; `before` is asked for by name (the attacks include it). */
 export const ALL_PEERS: PeerName[] = ['ours', 'aedes', 'mosquitto']
 /** Every name `--peers` accepts (`ours+acl` is added by `--acl=N`, `ours:memory` by `--state=...,memory`, not named). */
@@ -95,6 +97,8 @@ export interface StartOptions {
    * every autosave_interval, 1800 s by default, and at exit), instead of `persistence false`
    */
   mosquittoPersistence?: boolean
+  /** aedes:redis: the Redis its mqemitter-redis uses (redis://127.0.0.1:6379) */
+  aedesRedisUrl?: string
 }
 
 export async function startBroker(name: PeerName, opts: StartOptions = {}): Promise<BrokerHandle> {
@@ -118,6 +122,10 @@ export async function startBroker(name: PeerName, opts: StartOptions = {}): Prom
       return b
     }
     case 'aedes': return startAedes(opts)
+    case 'aedes:redis': {
+      if (!opts.aedesRedisUrl) throw new Error('aedes:redis: no aedesRedisUrl')
+      return startAedes(opts, 'aedes:redis')
+    }
     case 'mosquitto': return startMosquitto(opts)
   }
 }
@@ -202,12 +210,12 @@ async function startOurs(opts: StartOptions, root: string, name: 'ours' | 'ours:
   }
 }
 
-async function startAedes(opts: StartOptions): Promise<BrokerHandle> {
+async function startAedes(opts: StartOptions, name: 'aedes' | 'aedes:redis' = 'aedes'): Promise<BrokerHandle> {
   const spawnedAt = Date.now()
   const child = track(fork(path.join(ROOT, 'bench/peers/aedes.ts'), [], {
     cwd: ROOT,
     execArgv: [...(opts.inspect ? ['--inspect=127.0.0.1:0'] : []), '--import', 'tsx'],
-    env: { ...process.env, PORT: '0' },
+    env: { ...process.env, PORT: '0', ...(name === 'aedes:redis' ? { AEDES_REDIS_URL: opts.aedesRedisUrl } : {}) },
     stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
   }))
   const output = capture(child)
@@ -217,7 +225,7 @@ async function startAedes(opts: StartOptions): Promise<BrokerHandle> {
     child.once('exit', (code) => { clearTimeout(timer); reject(new Error(`aedes exited (${code})\n${output()}`)) })
   })
   return {
-    name: 'aedes', pid: child.pid!, wsUrl: `ws://127.0.0.1:${port}/mqtt`, tcpUrl: `mqtt://127.0.0.1:${tcpPort}`, output, spawnedAt,
+    name, pid: child.pid!, wsUrl: `ws://127.0.0.1:${port}/mqtt`, tcpUrl: `mqtt://127.0.0.1:${tcpPort}`, output, spawnedAt,
     inspectorUrl: opts.inspect ? await inspectorUrl(output) : undefined,
     stop: () => stopChild(child),
   }
