@@ -1,0 +1,213 @@
+// Three broker nodes as real processes on one NATS and one PostgreSQL database: what a client and an operator see of
+// the cluster. Cross-node delivery at QoS 0/1/2, retained messages, take-over across nodes, a session resumed on
+// another node, kill -9 of a node (its Wills published by a survivor, its queued QoS 1 messages delivered), a settings
+// PATCH in force on live connections of every node within 1 s, and the failure log of every node seen from one.
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { join } from 'node:path'
+import type { MqttClient } from 'mqtt'
+import { apiCall, connectMqtt, MessageLog, RawClient, tempDir, TEST_TOKEN, until, type TestServer } from '../helpers.ts'
+import { BrokerProcess } from '../state/processes.ts'
+import { createTestDatabase } from '../control/pg.ts'
+import { clusterName, dropCluster, NATS_URL } from './cluster.ts'
+
+/** What apiCall needs of a server, for a node in another process. */
+const api = (node: BrokerProcess) => ({ url: `http://127.0.0.1:${node.port}`, auth: { authorization: `Bearer ${TEST_TOKEN}` } }) as unknown as TestServer
+
+test('a cluster of three broker processes', async (t) => {
+  const db = await createTestDatabase()
+  const name = clusterName()
+  const tmp = tempDir('cluster-')
+  const nodes = [1, 2, 3].map((i) => new BrokerProcess(join(tmp.dir, `node-${i}.db`)))
+  const clients: MqttClient[] = []
+  t.after(async () => {
+    for (const c of clients) c.end(true)
+    for (const n of nodes) n.kill()
+    await dropCluster(name)
+    await db.drop()
+    tmp.cleanup()
+  })
+  const env = (i: number) => ({ NATS_URL, DATABASE_URL: db.url, CLUSTER_NAME: name, NODE_ID: `node-${i}`, LOG_LEVEL: 'info' })
+  // the first node founds the control plane, the others join it
+  await nodes[0].start(env(1))
+  await Promise.all([nodes[1].start(env(2)), nodes[2].start(env(3))])
+  const [n1, n2, n3] = nodes
+  const client = async (node: BrokerProcess, clientId: string, opts: object = {}) => {
+    const c = await connectMqtt(node.wsUrl, { clientId, protocolVersion: 5, ...opts }, 8000)
+    clients.push(c)
+    return c
+  }
+  /** a subscription is in force on the other nodes once a probe published on one of them arrives */
+  const probed = async (sub: MqttClient, log: MessageLog, topic: string, from: BrokerProcess) => {
+    const pub = await client(from, `probe-${Math.random().toString(36).slice(2, 8)}`)
+    for (let i = 0; log.on(topic).length === 0 && i < 50; i++) {
+      await pub.publishAsync(topic, 'probe', { qos: 0 })
+      await new Promise((r) => setTimeout(r, 50))
+    }
+    assert.ok(log.on(topic).length > 0, `the subscription of ${topic} reached the other nodes`)
+    pub.end(true)
+  }
+
+  await t.test('every node lists the three nodes', async () => {
+    for (const n of nodes) {
+      let ids: string[] = []
+      for (let i = 0; i < 50 && ids.length < 3; i++) {
+        ids = (await apiCall(api(n), 'GET', '/api/nodes')).json.nodes.map((x: { id: string }) => x.id)
+        if (ids.length < 3) await new Promise((r) => setTimeout(r, 100))
+      }
+      assert.deepEqual(ids, ['node-1', 'node-2', 'node-3'])
+    }
+  })
+
+  await t.test('QoS 0, 1 and 2 published on one node reach subscribers on the two others', async () => {
+    const s2 = await client(n2, 'x-sub-2')
+    const s3 = await client(n3, 'x-sub-3', { protocolVersion: 4 })
+    const l2 = new MessageLog(s2)
+    const l3 = new MessageLog(s3)
+    await s2.subscribeAsync('plant/#', { qos: 2 })
+    await s3.subscribeAsync('plant/+/level', { qos: 2 })
+    await probed(s2, l2, 'plant/probe/level', n1)
+    await probed(s3, l3, 'plant/probe/level', n1)
+    const pub = await client(n1, 'x-pub-1')
+    for (const qos of [0, 1, 2] as const) await pub.publishAsync(`plant/q${qos}/level`, `qos${qos}`, { qos })
+    for (const l of [l2, l3]) {
+      for (const qos of [0, 1, 2]) {
+        const m = await l.waitFor((x) => x.topic === `plant/q${qos}/level`, 5000)
+        assert.equal(m.payload.toString(), `qos${qos}`)
+        assert.equal(m.packet.qos, qos)
+      }
+    }
+  })
+
+  await t.test('a retained message set on one node is sent to a new subscriber on another', async () => {
+    const pub = await client(n1, 'r-pub-1')
+    await pub.publishAsync('site/config', 'v1', { qos: 1, retain: true })
+    // the retained bucket reaches every node's copy in a moment: a subscriber that comes then gets it
+    let got: string | null = null
+    for (let i = 0; i < 50 && got === null; i++) {
+      const sub = await client(n3, `r-sub-3-${i}`)
+      const log = new MessageLog(sub)
+      await sub.subscribeAsync('site/#', { qos: 1 })
+      got = await log.waitFor((m) => m.topic === 'site/config', 200).then((m) => m.payload.toString(), () => null)
+      sub.end(true)
+    }
+    assert.equal(got, 'v1')
+  })
+
+  await t.test('the same client id on another node takes the connection over (v5: DISCONNECT 0x8E); one connection in the end', async () => {
+    const first = await client(n1, 'dev-42')
+    const disconnected = new Promise<number | undefined>((r) => first.once('disconnect', (p) => r(p.reasonCode)))
+    await client(n2, 'dev-42')
+    assert.equal(await disconnected, 0x8e)
+    // and two connecting at the same moment on two nodes end with exactly one
+    const a = connectMqtt(n1.wsUrl, { clientId: 'dev-43', protocolVersion: 5 }, 8000).then((c) => { clients.push(c); return c }, () => null)
+    const b = connectMqtt(n3.wsUrl, { clientId: 'dev-43', protocolVersion: 5 }, 8000).then((c) => { clients.push(c); return c }, () => null)
+    await Promise.all([a, b])
+    let holders: string[] = []
+    for (let i = 0; i < 50; i++) {
+      holders = []
+      for (const [k, n] of nodes.entries()) {
+        const list = (await apiCall(api(n), 'GET', '/api/connections')).json.items as { clientId: string }[]
+        if (list.some((c) => c.clientId === 'dev-43')) holders.push(`node-${k + 1}`)
+      }
+      if (holders.length === 1) break
+      await new Promise((r) => setTimeout(r, 100))
+    }
+    assert.equal(holders.length, 1, `dev-43 connected on ${holders.join(', ')}`)
+  })
+
+  await t.test('a session made on one node resumes on another with the messages queued meanwhile', async () => {
+    const props = { clean: false, properties: { sessionExpiryInterval: 300 } }
+    const s = await client(n2, 'roamer', props)
+    await s.subscribeAsync('fleet/roamer/#', { qos: 1 })
+    const log = new MessageLog(s)
+    await probed(s, log, 'fleet/roamer/probe', n1)
+    await new Promise<void>((r) => s.end(false, {}, () => r()))
+    const pub = await client(n1, 'roamer-pub')
+    for (let i = 0; i < 3; i++) await pub.publishAsync('fleet/roamer/cmd', `c${i}`, { qos: 1 })
+    // back on node 3: the session (held offline by node 2) moves, with its queue
+    const got: string[] = []
+    let present: boolean | undefined
+    const again = await connectMqtt(n3.wsUrl, { clientId: 'roamer', protocolVersion: 5, ...props }, 8000, (c) => {
+      c.on('connect', (p) => { present = p.sessionPresent })
+      c.on('message', (topic, payload) => { if (topic === 'fleet/roamer/cmd') got.push(payload.toString()) })
+    })
+    clients.push(again)
+    assert.equal(present, true)
+    await until(() => got.length >= 3, 'the three queued messages', 5000)
+    assert.deepEqual(got, ['c0', 'c1', 'c2'])
+  })
+
+  await t.test('a settings PATCH on one node is in force on live connections of every node within 1 s', async () => {
+    // a socket on each node that never sends CONNECT, under a long connect timeout
+    const raws = await Promise.all(nodes.map((n) => RawClient.open(n.wsUrl)))
+    const before = (await apiCall(api(n1), 'GET', '/api/settings')).json.version as number
+    const patched = Date.now()
+    const r = await apiCall(api(n1), 'PATCH', '/api/settings', { values: { connectTimeoutMs: 400 }, comment: 'cluster test' })
+    assert.equal(r.status, 200)
+    for (const n of nodes) {
+      for (let i = 0; ; i++) {
+        const v = (await apiCall(api(n), 'GET', '/api/settings')).json
+        if (v.version === before + 1) {
+          assert.equal(v.values.connectTimeoutMs, 400)
+          break
+        }
+        assert.ok(Date.now() - patched < 1000, `node ${n.port} runs version ${before + 1} within 1 s`)
+        await new Promise((r) => setTimeout(r, 20))
+      }
+    }
+    // each waiting socket is closed by the new timeout, counted from its open: all within about 400 ms more
+    const closedIn = await Promise.all(raws.map((raw) => raw.closed(3000).then(() => Date.now() - patched)))
+    for (const ms of closedIn) assert.ok(ms < 2000, `closed ${ms} ms after the PATCH`)
+  })
+
+  await t.test('the failure log of every node is seen from one', async () => {
+    // the three connect timeouts just above, one per node, all listed on node 1
+    let seen = new Set<string>()
+    for (let i = 0; i < 100 && seen.size < 3; i++) {
+      const items = (await apiCall(api(n1), 'GET', '/api/failures?reason=connect_timeout&limit=50')).json.items as { node: string }[]
+      seen = new Set(items.map((x) => x.node))
+      if (seen.size < 3) await new Promise((r) => setTimeout(r, 100))
+    }
+    assert.deepEqual([...seen].sort(), ['node-1', 'node-2', 'node-3'])
+  })
+
+  await t.test('kill -9 of a node: its Wills are published by a survivor, its queued QoS 1 messages are delivered on another node', async () => {
+    const watcher = await client(n1, 'will-watch')
+    const wlog = new MessageLog(watcher)
+    await watcher.subscribeAsync('alerts/#', { qos: 1 })
+    // a client on node 3 with a Will, and a persistent session on node 3 that is offline with messages queued
+    await client(n3, 'doomed', { will: { topic: 'alerts/doomed', payload: Buffer.from('gone'), qos: 1, retain: false } })
+    const parked = await client(n3, 'parked', { clean: false, properties: { sessionExpiryInterval: 600 } })
+    await parked.subscribeAsync('jobs/parked', { qos: 1 })
+    const plog = new MessageLog(parked)
+    await probed(parked, plog, 'jobs/parked', n1)
+    await new Promise<void>((r) => parked.end(false, {}, () => r()))
+    const pub = await client(n2, 'jobs-pub')
+    for (let i = 0; i < 3; i++) await pub.publishAsync('jobs/parked', `job${i}`, { qos: 1 })
+    // (the queue is written behind to JetStream within ~20 ms)
+    await new Promise((r) => setTimeout(r, 300))
+
+    const killedAt = await n3.crash()
+    const will = await wlog.waitFor((m) => m.topic === 'alerts/doomed', 10_000)
+    const willMs = Date.now() - killedAt
+    assert.equal(will.payload.toString(), 'gone')
+    assert.ok(willMs < 8000, `the Will came ${willMs} ms after the kill`)
+    t.diagnostic(`Will of a client of the killed node published by a survivor ${willMs} ms after kill -9`)
+
+    const got: string[] = []
+    const back = await connectMqtt(n2.wsUrl, { clientId: 'parked', protocolVersion: 5, clean: false, properties: { sessionExpiryInterval: 600 } }, 8000,
+      (c) => c.on('message', (topic, payload) => { if (topic === 'jobs/parked' && payload.toString() !== 'probe') got.push(payload.toString()) }))
+    clients.push(back)
+    await until(() => got.length >= 3, 'the three messages queued on the killed node', 5000)
+    assert.deepEqual(got, ['job0', 'job1', 'job2'])
+    // the dead node leaves the list
+    let ids: string[] = []
+    for (let i = 0; i < 50; i++) {
+      ids = (await apiCall(api(n1), 'GET', '/api/nodes')).json.nodes.map((x: { id: string }) => x.id)
+      if (!ids.includes('node-3')) break
+      await new Promise((r) => setTimeout(r, 100))
+    }
+    assert.deepEqual(ids, ['node-1', 'node-2'])
+  })
+})
