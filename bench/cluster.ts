@@ -18,6 +18,7 @@
 // Each system is started fresh for every scenario and round and stopped after it; a cluster of ours has a fresh
 // CLUSTER_NAME and database each time, deleted with it (also on Ctrl-C). Parameters:
 // BENCH_PARAMS='{"cluster":{"nodes":3,"rounds":1,"warmupMs":1000,"measureMs":3000,"hopRate":1000,"hopMeasureMs":4000,"memoryClients":2000}}'.
+import fs from 'node:fs'
 import { performance } from 'node:perf_hooks'
 import { startBroker, type BrokerHandle } from './peers/brokers.ts'
 import { sleep } from './lib/proc.ts'
@@ -83,6 +84,8 @@ export interface ClusterHooks {
   waitForQuiet(): Promise<void>
   /** % of a core other processes may use before a run counts as noisy */
   maxOtherCpu: number
+  /** --profile: a CPU profile of every node of ours (main thread's: the file with thread id 0), with the window beside it */
+  profileDir?: string
 }
 
 const num = (v: unknown) => (v === null || v === undefined ? NaN : Number(v))
@@ -92,12 +95,15 @@ const int = (v: number) => (Number.isFinite(v) ? Math.round(v).toLocaleString('e
 /** A system up: its nodes, the bus between them (null on one process), and how to stop it. */
 interface Up { nodes: BrokerHandle[], busPid: number | null, stop(): Promise<void> }
 
-async function startSystem(system: System, n: number, inspect: boolean): Promise<Up> {
+/** --profile: where node i of ours writes its CPU profiles for a run (undefined: no profile) */
+type ProfileArgs = ((i: number) => string[]) | undefined
+
+async function startSystem(system: System, n: number, inspect: boolean, prof: ProfileArgs): Promise<Up> {
   if (system === 'ours-cluster' || system === 'aedes-cluster') {
-    const c: Cluster = system === 'ours-cluster' ? await startOursCluster(n, { inspect }) : await startAedesCluster(n, { inspect })
+    const c: Cluster = system === 'ours-cluster' ? await startOursCluster(n, { inspect, nodeArgs: prof }) : await startAedesCluster(n, { inspect })
     return { nodes: c.nodes, busPid: c.busPid, stop: () => c.stop() }
   }
-  const b = await startBroker(system === 'ours' ? 'ours' : 'aedes', { inspect })
+  const b = await startBroker(system === 'ours' ? 'ours' : 'aedes', { inspect, oursNodeArgs: system === 'ours' ? prof?.(0) : undefined })
   return { nodes: [b], busPid: null, stop: () => b.stop() }
 }
 
@@ -179,17 +185,29 @@ export async function runClusterBench(params: Partial<ClusterParams>, hooks: Clu
         const nodes = system.endsWith('-cluster') ? p.nodes : 1
         const run: ClusterRun = { round, scenario: s, system, nodes, seconds: 0 }
         let up: Up | null = null
+        let prof: ProfileArgs
         try {
-          up = await startSystem(system, nodes, s === 'memory')
+          const label = `cluster-${s}-${system}-r${round}`
+          prof = hooks.profileDir && system.startsWith('ours') && s !== 'memory'
+            ? (i) => ['--cpu-prof', `--cpu-prof-dir=${hooks.profileDir}/${label}-node${i + 1}`] : undefined
+          up = await startSystem(system, nodes, s === 'memory', prof)
           const job = s === 'memory' ? memoryJob(up, p, hooks) : jobOn(s, up, p, hooks)
           const timeout = s === 'memory' ? 180_000 : s === 'hop' ? p.hopWarmupMs + p.hopMeasureMs + 60_000 : p.warmupMs + p.measureMs + 60_000
           run.result = await hooks.runGen(job, timeout)
           const other = num(run.result.details.otherCpuPct)
           run.noisy = Number.isFinite(other) && other > hooks.maxOtherCpu
+          if (prof) {
+            // bench/profile-summary.ts cuts a profile to this window (beside each node's folder)
+            const d = run.result.details
+            for (let i = 0; i < nodes; i++) {
+              fs.writeFileSync(`${hooks.profileDir}/${label}-node${i + 1}.window.json`, JSON.stringify({ startUs: d.windowStartUs, endUs: d.windowEndUs }) + '\n')
+            }
+          }
         } catch (err) {
           run.error = (err as Error).message
         } finally {
           if (up) await up.stop()
+          if (up && prof) for (let i = 0; i < nodes; i++) keepMainThreadProfile(`${hooks.profileDir}/cluster-${s}-${system}-r${round}-node${i + 1}`)
         }
         run.seconds = Math.round((performance.now() - t0) / 100) / 10
         runs.push(run)
@@ -200,6 +218,18 @@ export async function runClusterBench(params: Partial<ClusterParams>, hooks: Clu
     }
   }
   return { params: p, missing, runs, services: { nats: NATS_URL, redis: REDIS_URL } }
+}
+
+/** A node's profiles are one per thread (tsx's loader has one): the main thread's (thread id 0) becomes `<dir>.cpuprofile`. */
+function keepMainThreadProfile(dir: string): void {
+  try {
+    const files = fs.readdirSync(dir).filter((f) => f.endsWith('.cpuprofile'))
+    const main = files.find((f) => f.split('.')[4] === '0') ?? files[0]
+    if (main) fs.renameSync(`${dir}/${main}`, `${dir}.cpuprofile`)
+    fs.rmSync(dir, { recursive: true, force: true })
+  } catch (err) {
+    console.log(`  (no CPU profile in ${dir}: ${(err as Error).message})`)
+  }
 }
 
 // ---------------------------------------------------------------------------------------------------- report

@@ -723,7 +723,7 @@ async function main() {
     ? await runAlias((['ours', 'mosquitto'] as PeerName[]).filter((p) => peers.includes(p)), PARAMS.alias ?? {}) : []
   // the cluster comparison: its own systems (3 nodes of ours, one, Aedes on Redis, one Aedes) and rounds
   const cluster: ClusterBench | null = clusterBench ? await runClusterBench(PARAMS.cluster ?? {}, {
-    jobFor: (s, b) => jobFor(s, b), runGen, waitForQuiet, maxOtherCpu: MAX_OTHER_CPU,
+    jobFor: (s, b) => jobFor(s, b), runGen, waitForQuiet, maxOtherCpu: MAX_OTHER_CPU, profileDir: profile ? PROFILE_DIR : undefined,
   }, clusterScenarios()) : null
   const rows = summarise()
   const tbl = scenarios.length ? table(rows, tablePeers()) : ''

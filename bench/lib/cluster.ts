@@ -108,7 +108,7 @@ export interface Cluster {
 }
 
 /** `n` nodes of ours in a new cluster (its own cluster name and database); `inspect`: each with the inspector. */
-export async function startOursCluster(n: number, opts: { inspect?: boolean } = {}): Promise<Cluster> {
+export async function startOursCluster(n: number, opts: { inspect?: boolean, nodeArgs?: (i: number) => string[] } = {}): Promise<Cluster> {
   const id = randomBytes(5).toString('hex')
   const name = `bench${id}`
   const database = `bench_${id}`
@@ -131,6 +131,7 @@ export async function startOursCluster(n: number, opts: { inspect?: boolean } = 
     dbUrl.pathname = `/${database}`
     const start = (i: number) => startBroker('ours', {
       inspect: opts.inspect,
+      oursNodeArgs: opts.nodeArgs?.(i),
       oursEnv: { NATS_URL, DATABASE_URL: dbUrl.toString(), NODE_ID: `node-${i + 1}`, CLUSTER_NAME: name },
     })
     // the first alone (it creates the schema and the cluster's buckets), then the others together (they find them)
