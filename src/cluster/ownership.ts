@@ -15,7 +15,10 @@ export { keyToken }
 
 /** How long a node waits for the old owner to release a session before it goes on without it. */
 export const RELEASE_TIMEOUT_MS = 3000
+/** compare-and-set attempts lost to other nodes before a CONNECT gives up */
 const CLAIM_ATTEMPTS = 8
+/** how long a claim keeps trying while JetStream cannot write (a leader election after a NATS server died) */
+const CLAIM_TIMEOUT_MS = 8000
 
 /** JetStream's answer to a compare-and-set that lost: the key changed since it was read. */
 const isWrongSequence = (err: unknown): boolean => /wrong last sequence|key exists/i.test(String((err as Error)?.message ?? err))
@@ -87,6 +90,7 @@ export class Ownership {
     const me = JSON.stringify({ node: this.#o.nodeId })
     this.#lost.delete(clientId)
     let lastError: unknown = null
+    const deadline = Date.now() + CLAIM_TIMEOUT_MS
     for (let attempt = 0; attempt < CLAIM_ATTEMPTS; attempt++) {
       const entry = await this.#kv.get(key)
       const prev = entry !== null && entry.operation === 'PUT' ? (entry.json<{ node: string }>()).node : null
@@ -98,8 +102,12 @@ export class Ownership {
       } catch (err) {
         lastError = err
         // another node wrote the key between the read and the write: read again; JetStream without a leader for a
-        // moment (a NATS server went away): again a little later
-        if (!isWrongSequence(err)) await new Promise((r) => setTimeout(r, 100 * (attempt + 1)))
+        // moment (a NATS server went away, its streams elect another): again a little later, for a few seconds
+        if (!isWrongSequence(err)) {
+          if (Date.now() > deadline) break
+          await new Promise((r) => setTimeout(r, Math.min(1000, 100 * (attempt + 1))))
+          attempt = Math.min(attempt, CLAIM_ATTEMPTS - 2)
+        }
         continue
       }
       this.#held.set(clientId, revision)

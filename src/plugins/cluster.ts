@@ -13,6 +13,9 @@ import { NatsBus } from '../cluster/bus.ts'
 import { Ownership } from '../cluster/ownership.ts'
 import { Nodes, type NodeHeartbeat } from '../cluster/nodes.ts'
 
+/** how long leaving the cluster may take at shutdown before the NATS connections are closed anyway */
+const CLOSE_TIMEOUT_MS = 3000
+
 export interface ClusterRuntime {
   nodeId: string
   /** this start of this node */
@@ -86,9 +89,15 @@ export default fp(
       await runtime.nodes.start()
     })
     // after the broker has closed and the stores have written (onClose runs in reverse order of registration)
+    // (bounded: with NATS unreachable, a graceful stop must not wait for its requests to time out one by one)
     app.addHook('onClose', async () => {
-      await runtime.nodes.stop()
-      await Promise.allSettled([links.main.drain(), links.shared.drain()])
+      const graceful = (async () => {
+        await runtime.nodes.stop()
+        await Promise.allSettled([links.main.drain(), links.shared.drain()])
+      })()
+      const timer = new Promise((r) => setTimeout(r, CLOSE_TIMEOUT_MS).unref())
+      await Promise.race([graceful, timer])
+      await Promise.allSettled([links.main.close(), links.shared.close()])
     })
   },
   { name: 'cluster', dependencies: ['settings'] },

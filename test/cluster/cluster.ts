@@ -44,7 +44,7 @@ export async function startCluster(count: number, opts: { config?: Partial<BootC
     }
   } catch (err) {
     await Promise.allSettled(nodes.map((n) => n.close()))
-    await dropCluster(name)
+    await dropCluster(name, opts.config?.natsUrl ?? NATS_URL)
     throw err
   }
   return {
@@ -52,7 +52,7 @@ export async function startCluster(count: number, opts: { config?: Partial<BootC
     nodes,
     async close() {
       await Promise.allSettled(nodes.map((n) => n.close()))
-      await dropCluster(name)
+      await dropCluster(name, opts.config?.natsUrl ?? NATS_URL)
     },
   }
 }
