@@ -186,6 +186,8 @@ interface EntryHead {
   retain: boolean
   subscriptionIds: number[]
   topic: string
+  /** Message.id (cluster mode) */
+  id?: string
   messageQos: QoS
   messageRetain: boolean
   properties: string | null
@@ -199,7 +201,7 @@ export function encodeEntry(e: SessionEntry): Uint8Array {
   const head: EntryHead = {
     seq: e.seq, packetId: out?.packetId ?? null, stage: out?.stage ?? null, dup: out?.dup ?? false, qos: e.qos,
     retain: e.retain, subscriptionIds: e.subscriptionIds, topic: m.topic, messageQos: m.qos, messageRetain: m.retain,
-    properties: propertiesToJson(m.properties), expiresAt: m.expiresAt, from: m.from,
+    properties: propertiesToJson(m.properties), expiresAt: m.expiresAt, from: m.from, ...(m.id !== undefined && { id: m.id }),
   }
   return packValue(head, m.payload)
 }
@@ -209,7 +211,7 @@ export function decodeEntry(value: Uint8Array): SessionEntry {
   const { head: h, payload } = unpackValue<EntryHead>(value)
   const message: Message = {
     topic: h.topic, payload, qos: h.messageQos, retain: h.messageRetain, properties: propertiesFromJson(h.properties),
-    expiresAt: h.expiresAt, from: h.from,
+    expiresAt: h.expiresAt, from: h.from, ...(h.id !== undefined && { id: h.id }),
   }
   if (h.packetId === null) return { seq: h.seq, message, qos: h.qos, retain: h.retain, subscriptionIds: h.subscriptionIds }
   return {

@@ -31,6 +31,8 @@ export interface BusStats {
 }
 
 const SHARE = /^\$share\/([^/]+)\/(.*)$/
+/** topics whose subjects are remembered (all forgotten past it) */
+const SUBJECT_CACHE_MAX = 10_000
 
 export class NatsBus implements ClusterLink {
   readonly nodeId: string
@@ -45,6 +47,7 @@ export class NatsBus implements ClusterLink {
   /** the last sequence routed per origin */
   readonly #lastSeq = new Map<string, number>()
   readonly #subs = new Map<string, Subscription[]>()
+  readonly #subjectCache = new Map<string, [string, string]>()
   #peer: ClusterPeer | null = null
   /** messages that arrived before the broker was attached are dropped (it has no subscriber yet) */
 
@@ -65,6 +68,8 @@ export class NatsBus implements ClusterLink {
 
   publish(msg: Message): void {
     this.#seq = (this.#seq + 1) >>> 0
+    // (before the broker routes it here: the entries queued for it carry the same id as on the other nodes)
+    msg.id = `${this.#origin}/${this.#seq}`
     try {
       const frame = encodeEnvelope(this.#origin, this.#seq, msg)
       if (frame.length > maxPayloadOf(this.#main)) {
@@ -75,12 +80,23 @@ export class NatsBus implements ClusterLink {
         }
         return
       }
-      this.#main.publish(this.#subjects.topic(msg.topic), frame)
+      this.#main.publish(this.#subjectOf(msg.topic, msg.qos), frame)
       this.stats.sent++
     } catch (err) {
       // closed or draining (shutdown): the local subscribers were served; nothing else to do
       this.#logger?.debug({ err }, 'a message could not be handed to NATS')
     }
+  }
+
+  /** The subject of a topic at a QoS, remembered for the topics published lately (a publisher repeats its topics). */
+  #subjectOf(topic: string, qos: number): string {
+    let pair = this.#subjectCache.get(topic)
+    if (pair === undefined) {
+      if (this.#subjectCache.size >= SUBJECT_CACHE_MAX) this.#subjectCache.clear()
+      pair = [this.#subjects.topic(topic, 0), this.#subjects.topic(topic, 1)]
+      this.#subjectCache.set(topic, pair)
+    }
+    return pair[qos > 0 ? 1 : 0]
   }
 
   interest(filter: string, present: boolean): void {

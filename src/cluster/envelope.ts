@@ -69,5 +69,5 @@ export function decodeEnvelope(b: Uint8Array): Envelope | null {
   if (o > buf.length) return null
   const payload = Buffer.allocUnsafeSlow(buf.length - o)
   buf.copy(payload, 0, o)
-  return { origin, seq, message: { topic, payload, qos: (flags & 3) as QoS, retain: (flags & 4) !== 0, properties, expiresAt, from } }
+  return { origin, seq, message: { topic, payload, qos: (flags & 3) as QoS, retain: (flags & 4) !== 0, properties, expiresAt, from, id: `${origin}/${seq}` } }
 }

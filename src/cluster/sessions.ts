@@ -82,6 +82,8 @@ export class JetStreamSessionStore implements SessionStore {
   readonly #forgetTimeoutMs: number
   readonly #maxInFlight: number
   readonly #sessions = new Map<string, Session>()
+  /** when each session read from the bucket was last written there (lastWrittenAt) */
+  readonly #writtenAt = new Map<string, number>()
   /** client ids whose keys may be in the bucket */
   readonly #stored = new Set<string>()
   /** seqs of each client's entries that may be in the bucket */
@@ -147,6 +149,14 @@ export class JetStreamSessionStore implements SessionStore {
     return this.#take(clientId, () => Promise.resolve(crashedAt))
   }
 
+  /**
+   * When the session's record was last written (epoch ms, by the node that held it), as read when this node took it
+   * up; undefined when it was not read from the bucket here. What it got after that may not have been written.
+   */
+  lastWrittenAt(clientId: string): number | undefined {
+    return this.#writtenAt.get(clientId)
+  }
+
   /** Read a session from the bucket, as stored (disconnectedAt null: a connection held it), without holding it. */
   async peek(clientId: string): Promise<Session | undefined> {
     await this.#settle(clientId)
@@ -160,6 +170,7 @@ export class JetStreamSessionStore implements SessionStore {
   /** The session is over: dropped here, and its keys removed from the bucket (whether it was held here or not). */
   delete(clientId: string): void {
     this.#sessions.delete(clientId)
+    this.#writtenAt.delete(clientId)
     this.#dropNotes(clientId)
     this.#wipes.add(clientId)
     this.#touched()
@@ -220,6 +231,7 @@ export class JetStreamSessionStore implements SessionStore {
     this.#sessions.delete(clientId)
     this.#stored.delete(clientId)
     this.#writtenSeqs.delete(clientId)
+    this.#writtenAt.delete(clientId)
   }
 
   /** Write what is pending (trying for at most `timeoutMs`) and stop. */
@@ -249,7 +261,8 @@ export class JetStreamSessionStore implements SessionStore {
       if (found === undefined) return undefined
       const again = this.#sessions.get(clientId)
       if (again !== undefined) return again
-      const { session, seqs, expired } = found
+      const { session, seqs, expired, writtenAt } = found
+      this.#writtenAt.set(clientId, writtenAt)
       session.disconnectedAt ??= datedFrom
       this.#sessions.set(clientId, session)
       this.#stored.add(clientId)
@@ -272,11 +285,12 @@ export class JetStreamSessionStore implements SessionStore {
     }
   }
 
-  async #read(clientId: string): Promise<{ session: Session; seqs: Set<number>; expired: number[] } | undefined> {
+  async #read(clientId: string): Promise<{ session: Session; seqs: Set<number>; expired: number[]; writtenAt: number } | undefined> {
     const kv = this.#b.sessions
     const rec = await kv.get(sessionKey(clientId))
     if (rec === null || rec.operation !== 'PUT') return undefined
-    const s = sessionOfRecord(decodeSessionRecord(rec.value))
+    const record = decodeSessionRecord(rec.value)
+    const s = sessionOfRecord(record)
     const found: KvEntry[] = []
     const it = await kv.history({ key: entriesFilter(clientId) })
     for await (const e of it) if (e.operation === 'PUT') found.push(e)
@@ -296,7 +310,7 @@ export class JetStreamSessionStore implements SessionStore {
         s.queuedBytes += e.message.payload.length
       }
     }
-    return { session: s, seqs, expired }
+    return { session: s, seqs, expired, writtenAt: record.writtenAt }
   }
 
   // ---- noting ---------------------------------------------------------------------------------------------------------

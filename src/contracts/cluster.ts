@@ -6,7 +6,10 @@ import type { Message } from './state.ts'
 export interface ClusterLink {
   /** this node's id (NODE_ID) */
   readonly nodeId: string
-  /** a message routed on this node (from a client or a Will, never `$SYS/`): for the subscribers of the other nodes */
+  /**
+   * A message published on this node (from a client or a Will, never `$SYS/`): for the subscribers of the other
+   * nodes. Called before the broker routes it here; the link may set its `id`.
+   */
   publish(msg: Message): void
   /**
    * The local router holds its first subscription to `filter` (present: true) or lost its last one (false); a shared

@@ -27,6 +27,11 @@ export interface Message {
   expiresAt: number
   /** client id of the publisher (for No Local), null for messages the broker makes */
   from: string | null
+  /**
+   * Cluster mode: the message's id in the cluster (the publishing node's boot and its sequence), kept with queued
+   * and in-flight entries, so that messages read again for a dead node's sessions skip those they hold
+   */
+  id?: string
 }
 
 /** The Will of a connection, published when it ends without a normal DISCONNECT [MQTT-3.1.2-8]. */

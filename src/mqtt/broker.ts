@@ -300,8 +300,8 @@ export class Broker extends EventEmitter<BrokerEvents> implements ClusterPeer {
       }
     }
     this.stats.messagesPublished++
-    this.#route(msg, now)
     this.cluster?.publish(msg)
+    this.#route(msg, now)
     return true
   }
 
@@ -327,6 +327,18 @@ export class Broker extends EventEmitter<BrokerEvents> implements ClusterPeer {
   async releaseSession(clientId: string, byNode: string): Promise<void> {
     this.#clients.get(clientId)?.takenOverRemotely(byNode)
     await this.#life.release(clientId)
+  }
+
+  /**
+   * A message again, for some sessions only (a dead node's, taken up here, which may not have got it): to those
+   * whose subscriptions match it, as routing would, and for whose client id `to` says yes.
+   */
+  redeliver(msg: Message, to: (clientId: string) => boolean): void {
+    const matches = this.router.match(msg.topic, this.#isOnline)
+    let fan: Fanout | null = null
+    for (let i = 0; i < matches.length; i++) {
+      if (to(matches[i].clientId)) this.#deliverTo(matches[i], msg, (fan ??= new Fanout(msg, Date.now())))
+    }
   }
 
   /**

@@ -12,6 +12,9 @@ import { connectNats, redactUrl, replicasOf, type NatsLinks } from '../cluster/c
 import { NatsBus } from '../cluster/bus.ts'
 import { Ownership } from '../cluster/ownership.ts'
 import { Nodes, type NodeHeartbeat } from '../cluster/nodes.ts'
+import { ensureKeptStream } from '../cluster/replay.ts'
+import { subjectsOf } from '../cluster/subjects.ts'
+import { jetstreamManager } from '@nats-io/jetstream'
 
 /** how long leaving the cluster may take at shutdown before the NATS connections are closed anyway */
 const CLOSE_TIMEOUT_MS = 3000
@@ -54,6 +57,8 @@ export default fp(
       owners = await kvm.create(`${clusterName}_owners`, { history: 1, replicas })
       // a marker of a dead node taken up is kept an hour; heartbeats are written every second
       nodesKv = await kvm.create(`${clusterName}_nodes`, { history: 1, ttl: 3_600_000, replicas })
+      // QoS 1/2 messages kept a while, for the sessions of a node that dies (../cluster/replay.ts)
+      await ensureKeptStream(await jetstreamManager(links.main), clusterName, subjectsOf(clusterName).kept, replicas)
     } catch (err) {
       await links.main.close()
       await links.shared.close()

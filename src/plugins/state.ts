@@ -12,6 +12,7 @@ import { openBuckets } from '../cluster/buckets.ts'
 import { JetStreamRetainedStore } from '../cluster/retained.ts'
 import { OwnedSessionStore } from '../cluster/owned-sessions.ts'
 import { replicasOf } from '../cluster/connect.ts'
+import { keptEnd, KEPT_FOR_MS, replayKept } from '../cluster/replay.ts'
 
 export interface MqttState {
   kind: 'sqlite' | 'memory' | 'jetstream'
@@ -58,7 +59,36 @@ export default fp(
           total.sessions += r.sessions
           total.wills += r.wills
         }
-        log.warn({ node: dead.id, ...total }, `took up ${total.sessions} sessions of node ${dead.id} (${total.wills} with a Will)`)
+        // what the dead node may not have written, and what was published while no node held its sessions: the
+        // kept QoS 1/2 messages since each session was last written, up to now that this node routes them
+        const since = new Map<string, number>()
+        for (const clientId of ids) {
+          const at = sessions.lastWrittenAt(clientId)
+          // (100 ms before its last write: a message routed while that batch was being written)
+          if (at !== undefined && sessions.get(clientId) !== undefined) since.set(clientId, at - 100)
+        }
+        let replayed = 0
+        if (since.size > 0) {
+          await cluster.bus.flush()
+          const end = await keptEnd(buckets.jsm, app.config.clusterName)
+          const order = [...since].sort((x, y) => x[1] - y[1])
+          const from = Math.max(order[0][1], Date.now() - KEPT_FOR_MS)
+          // (a message a session holds already, queued or in flight, is not given to it again)
+          const held = new Map<string, Set<string>>()
+          for (const [clientId] of order) {
+            const s = sessions.get(clientId)!
+            const ids = new Set<string>()
+            for (const e of [...(s.queue ?? []), ...(s.inflight?.values() ?? [])]) if (e.message.id !== undefined) ids.add(e.message.id)
+            held.set(clientId, ids)
+          }
+          const eligible = new Set<string>()
+          let next = 0
+          replayed = await replayKept(buckets.js, app.config.clusterName, from, end, (m, at) => {
+            while (next < order.length && order[next][1] <= at) eligible.add(order[next++][0])
+            if (eligible.size > 0) app.broker.redeliver(m, (c) => eligible.has(c) && (m.id === undefined || !held.get(c)!.has(m.id)))
+          }, log)
+        }
+        log.warn({ node: dead.id, ...total, replayed }, `took up ${total.sessions} sessions of node ${dead.id} (${total.wills} with a Will; ${replayed} kept messages read again for them)`)
       }
       log.info({ retained: retained.size, loadMs }, `MQTT state in JetStream (cluster "${app.config.clusterName}"): ${retained.size} retained messages loaded in ${loadMs} ms`)
       app.addHook('onClose', async () => {
