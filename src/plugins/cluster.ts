@@ -29,6 +29,8 @@ export interface ClusterRuntime {
   nodes: Nodes
   /** a survivor takes up a dead node's sessions (set by the state plugin, which holds the session store) */
   takeUp: ((dead: NodeHeartbeat) => Promise<void>) | null
+  /** the NATS connection that carries messages: connected now, and the last time it was lost (ISO) */
+  natsStatus(): { connected: boolean; server: string; lostAt: string | null; reconnects: number }
 }
 
 declare module 'fastify' {
@@ -64,6 +66,23 @@ export default fp(
       await links.shared.close()
       throw new Error(`NATS_URL: ${redactUrl(url)} has no JetStream for the cluster's buckets (${(err as Error).message})`)
     }
+    // the message connection's state, for /readyz and /metrics (the NATS client reconnects by itself)
+    let connected = true
+    let lostAt: string | null = null
+    let reconnects = 0
+    void (async () => {
+      for await (const s of links.main.status()) {
+        if (s.type === 'disconnect') {
+          connected = false
+          lostAt = new Date().toISOString()
+          log.warn({ server: s.server }, `lost NATS server ${s.server}: reconnecting (messages to other nodes wait)`)
+        } else if (s.type === 'reconnect') {
+          connected = true
+          reconnects++
+          log.info({ server: s.server }, `NATS connection back, on ${s.server}`)
+        }
+      }
+    })().catch(() => {})
     const boot = randomBytes(6).toString('hex')
     const upSince = new Date().toISOString()
     const runtime: ClusterRuntime = {
@@ -85,6 +104,7 @@ export default fp(
         takeUp: (dead) => runtime.takeUp?.(dead) ?? Promise.resolve(),
       }),
       takeUp: null,
+      natsStatus: () => ({ connected, server: links.main.getServer(), lostAt, reconnects }),
     }
     app.decorate('cluster', runtime)
     log.info({ nodeId, clusterName, nats: redactUrl(url) }, `cluster node ${nodeId} of "${clusterName}" on NATS ${redactUrl(url)}`)
@@ -92,6 +112,15 @@ export default fp(
     // the first heartbeat once every plugin is up (the broker exists); the listener's address follows at the next
     app.addHook('onReady', async () => {
       await runtime.nodes.start()
+      // /readyz names NATS while this node cannot reach it (it still serves its own clients)
+      if (app.hasDecorator('readiness')) {
+        app.readiness.add('nats', () => {
+          const s = runtime.natsStatus()
+          return s.connected
+            ? { ok: true, detail: `NATS at ${s.server} answers` }
+            : { ok: false, detail: `NATS lost at ${s.lostAt}: reconnecting; messages to and from other nodes wait` }
+        })
+      }
     })
     // after the broker has closed and the stores have written (onClose runs in reverse order of registration)
     // (bounded: with NATS unreachable, a graceful stop must not wait for its requests to time out one by one)

@@ -153,6 +153,18 @@ export default fp(
     const onStateWrite = (ms: number) => stateWrites.observe(ms / 1000)
     writeBehind?.on('flush', onStateWrite)
 
+    // Cluster mode (NATS_URL): the message bus between nodes, client-id ownership, the nodes (all 0 on one node)
+    const cluster = app.cluster
+    const bus = () => cluster?.bus.stats
+    mirrored('mqtt_cluster_messages_sent_total', 'Messages handed to NATS for the other nodes', () => bus()?.sent ?? 0)
+    mirrored('mqtt_cluster_messages_received_total', 'Messages from other nodes routed here', () => bus()?.received ?? 0)
+    mirrored('mqtt_cluster_messages_too_large_total', 'Messages over the NATS max_payload, served on this node only', () => bus()?.tooLarge ?? 0)
+    gauge('mqtt_cluster_subscriptions', 'NATS subscriptions this node holds for the filters of its sessions', () => bus()?.subscriptions ?? 0)
+    gauge('mqtt_cluster_client_ids_owned', 'Client ids this node owns in the cluster', () => cluster?.ownership.held ?? 0)
+    mirrored('mqtt_cluster_takeovers_total', 'Client ids taken from another living node (its session released to this one)', () => cluster?.ownership.takeovers ?? 0)
+    gauge('mqtt_cluster_nats_connected', 'Whether this node is connected to NATS (1) or reconnecting (0); 1 on one node', () => (cluster === null || cluster.natsStatus().connected ? 1 : 0))
+    mirrored('mqtt_cluster_nats_reconnects_total', 'Times this node\'s NATS connection came back', () => cluster?.natsStatus().reconnects ?? 0)
+
     // Alerts: what fires now, by rule name, and the webhook deliveries (src/plugins/alerts.ts)
     const alerts = app.alerts
     new Gauge({
@@ -208,5 +220,5 @@ export default fp(
       return reply.header('content-type', register.contentType).send(text)
     })
   },
-  { name: 'metrics', dependencies: ['broker', 'failures', 'tls', 'mqtt-state', 'alerts'] },
+  { name: 'metrics', dependencies: ['broker', 'failures', 'tls', 'cluster', 'mqtt-state', 'alerts'] },
 )

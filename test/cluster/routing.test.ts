@@ -95,3 +95,27 @@ test('cluster routing across three nodes', async (t) => {
     assert.ok(l1.messages.length > 0 && l2.messages.length > 0, `both members get some (${l1.messages.length}/${l2.messages.length})`)
   })
 })
+
+test('a cluster node reports NATS in /readyz and the bus in /metrics', async (t) => {
+  const cluster = await startCluster(2)
+  t.after(() => cluster.close())
+  const [a, b] = cluster.nodes
+  const sub = await connectMqtt(b.wsUrl, { clientId: 'm-sub', protocolVersion: 5 })
+  const pub = await connectMqtt(a.wsUrl, { clientId: 'm-pub', protocolVersion: 5 })
+  t.after(() => { sub.end(true); pub.end(true) })
+  const log = new MessageLog(sub)
+  await sub.subscribeAsync('m/#', { qos: 1 })
+  await b.app.cluster!.bus.flush()
+  await pub.publishAsync('m/1', 'x', { qos: 1 })
+  await log.waitFor((m) => m.topic === 'm/1')
+  const ready = await fetch(`${a.url}/readyz`).then((r) => r.json()) as { checks: Record<string, { ok: boolean; detail: string }> }
+  assert.equal(ready.checks.nats.ok, true)
+  assert.match(ready.checks.nats.detail, /^NATS at 127\.0\.0\.1:4222 answers$/)
+  const text = async (n: TestServer) => fetch(`${n.url}/metrics`).then((r) => r.text())
+  const value = (body: string, name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(body)?.[1])
+  assert.ok(value(await text(a), 'mqtt_cluster_messages_sent_total') >= 1)
+  assert.ok(value(await text(b), 'mqtt_cluster_messages_received_total') >= 1)
+  assert.equal(value(await text(b), 'mqtt_cluster_subscriptions'), 2) // m/# is `m.>` and `m`
+  assert.equal(value(await text(a), 'mqtt_cluster_client_ids_owned'), 1)
+  assert.equal(value(await text(a), 'mqtt_cluster_nats_connected'), 1)
+})
