@@ -4,15 +4,33 @@
 // its client id up.
 import type { Session } from '../contracts/state.ts'
 import type { ClusterBuckets } from './buckets.ts'
-import type { Ownership } from './ownership.ts'
+import { RELEASE_TIMEOUT_MS, type Ownership } from './ownership.ts'
 import { JetStreamSessionStore, type JetStreamSessionOptions } from './sessions.ts'
 
 export class OwnedSessionStore extends JetStreamSessionStore {
   readonly #ownership: Ownership
 
-  constructor(buckets: ClusterBuckets, ownership: Ownership, opts: Omit<JetStreamSessionOptions, 'beforeResume'> = {}) {
-    super(buckets, { ...opts, beforeResume: (clientId) => ownership.claim(clientId) })
+  readonly #onMoved: ((clientId: string) => void) | undefined
+
+  /**
+   * `onMoved(clientId)`: a session was just taken from a living node (called once its CONNECT has it, before the
+   * CONNACK); `forgetTimeoutMs` (default 2,500) stays below the time a claimer waits for a release.
+   */
+  constructor(buckets: ClusterBuckets, ownership: Ownership,
+    opts: Omit<JetStreamSessionOptions, 'beforeResume'> & { onMoved?: (clientId: string) => void } = {}) {
+    super(buckets, { forgetTimeoutMs: RELEASE_TIMEOUT_MS - 500, ...opts, beforeResume: (clientId) => ownership.claim(clientId) })
     this.#ownership = ownership
+    this.#onMoved = opts.onMoved
+  }
+
+  /** Released to another node: written, then dropped; if it cannot be written in time, dropped anyway (the new owner goes on from what the store has, and no second writer stays). */
+  override async forget(clientId: string): Promise<void> {
+    try {
+      await super.forget(clientId)
+    } catch (err) {
+      this.discard(clientId)
+      throw err
+    }
   }
 
   override resume(clientId: string): Session | undefined | Promise<Session | undefined> {
@@ -23,10 +41,15 @@ export class OwnedSessionStore extends JetStreamSessionStore {
         this.#ownership.check(clientId)
       } catch (err) {
         // the other node has it now: what was read goes
-        await this.forget(clientId).catch(() => {})
+        this.discard(clientId)
         throw err
       }
+      // taken from a living node: what was published while neither node routed it is read again
+      if (session !== undefined && this.#ownership.takeMoved(clientId)) this.#onMoved?.(clientId)
       return session
+    }, (err: unknown) => {
+      this.#ownership.abandon(clientId)
+      throw err
     })
   }
 

@@ -30,6 +30,8 @@ export class TakenElsewhereError extends Error {
 
 export interface OwnershipOptions {
   nodeId: string
+  /** this start of the node: an owner key names node and boot, so a restarted node tells its old keys apart */
+  boot: string
   clusterName: string
   /** is this node alive (its heartbeat recent)? a dead owner is not asked to release */
   isAlive(nodeId: string): boolean
@@ -44,6 +46,10 @@ export class Ownership {
   readonly #held = new Map<string, number>()
   /** client ids taken by another node while this node was still claiming them */
   readonly #lost = new Set<string>()
+  /** client ids being claimed now, or whose session is being read after the claim (until check()) */
+  readonly #claiming = new Set<string>()
+  /** client ids whose last claim took the session from a living node (read by takeMoved) */
+  readonly #moved = new Set<string>()
   #peer: ClusterPeer | null = null
   /** how many claims found a living owner on another node */
   takeovers = 0
@@ -70,13 +76,18 @@ export class Ownership {
         } catch {
           return
         }
-        this.#release(req.clientId, req.by).then(
-          () => msg.respond(new TextEncoder().encode('{"ok":true}')),
-          (e: unknown) => {
-            this.#o.logger?.error({ err: e, clientId: req.clientId }, 'releasing a session to another node failed')
-            msg.respond(new TextEncoder().encode('{"ok":false}'))
-          },
-        )
+        // (respond throws once the connection closes: a release answered during shutdown must not end the process)
+        const reply = (ok: boolean) => {
+          try {
+            msg.respond(new TextEncoder().encode(`{"ok":${ok}}`))
+          } catch {
+            // the asking node goes on after its timeout
+          }
+        }
+        this.#release(req.clientId, req.by).then(() => reply(true), (e: unknown) => {
+          this.#o.logger?.error({ err: e, clientId: req.clientId }, 'releasing a session to another node failed')
+          reply(false)
+        })
       },
     })
   }
@@ -86,9 +97,21 @@ export class Ownership {
    * released the session. Resolves when the shared store holds the session's last state.
    */
   async claim(clientId: string): Promise<void> {
+    // (until check(): a release that comes while the session is read makes check() fail)
+    this.#claiming.add(clientId)
+    try {
+      await this.#claim(clientId)
+    } catch (err) {
+      this.#claiming.delete(clientId)
+      throw err
+    }
+  }
+
+  async #claim(clientId: string): Promise<void> {
     const key = `c.${keyToken(clientId)}`
-    const me = JSON.stringify({ node: this.#o.nodeId })
+    const me = this.#me()
     this.#lost.delete(clientId)
+    this.#moved.delete(clientId)
     let lastError: unknown = null
     const deadline = Date.now() + CLAIM_TIMEOUT_MS
     for (let attempt = 0; attempt < CLAIM_ATTEMPTS; attempt++) {
@@ -116,6 +139,7 @@ export class Ownership {
       if (prev !== null && prev !== this.#o.nodeId) {
         if (this.#o.isAlive(prev)) {
           this.takeovers++
+          this.#moved.add(clientId)
           await this.#askRelease(prev, clientId)
         }
         await this.#kv.delete(`n.${keyToken(prev)}.${keyToken(clientId)}`).catch(() => {})
@@ -127,8 +151,14 @@ export class Ownership {
       : `the owner of client id "${clientId}" could not be written (${String(lastError)})`)
   }
 
+  /** Whether the last claim of `clientId` took its session from a living node (asked once, then forgotten). */
+  takeMoved(clientId: string): boolean {
+    return this.#moved.delete(clientId)
+  }
+
   /** After the session was read: throws when another node took the client id meanwhile (its claim came later). */
   check(clientId: string): void {
+    this.#claiming.delete(clientId)
     if (this.#lost.delete(clientId)) {
       throw new TakenElsewhereError(`client id "${clientId}" connected on another node meanwhile, which took its session`)
     }
@@ -159,21 +189,36 @@ export class Ownership {
    * A survivor takes a dead node's client id, only if the dead node still owns it (a client that came back on
    * another node meanwhile is left alone). Whether it did.
    */
-  async claimOrphan(clientId: string, deadNode: string): Promise<boolean> {
+  async claimOrphan(clientId: string, deadNode: string, deadBoot: string): Promise<boolean> {
     const key = `c.${keyToken(clientId)}`
     const entry = await this.#kv.get(key)
-    if (entry === null || entry.operation !== 'PUT' || entry.json<{ node: string }>().node !== deadNode) {
-      await this.#kv.delete(`n.${keyToken(deadNode)}.${keyToken(clientId)}`).catch(() => {})
+    const owner = entry !== null && entry.operation === 'PUT' ? entry.json<{ node: string; boot?: string }>() : null
+    const index = `n.${keyToken(deadNode)}.${keyToken(clientId)}`
+    // (the same node id may be this node, restarted: only the dead boot's keys are taken)
+    if (owner === null || owner.node !== deadNode || (owner.boot !== undefined && owner.boot !== deadBoot)) {
+      if (deadNode !== this.#o.nodeId) await this.#kv.delete(index).catch(() => {})
       return false
     }
     try {
-      this.#held.set(clientId, await this.#kv.update(key, JSON.stringify({ node: this.#o.nodeId }), entry.revision))
+      this.#held.set(clientId, await this.#kv.update(key, this.#me(), entry!.revision))
     } catch {
       return false // someone else took it at this moment
     }
+    // (until check(), as for a claim: a client that comes back on another node while the session is read wins)
+    this.#claiming.add(clientId)
     await this.#kv.put(`n.${keyToken(this.#o.nodeId)}.${keyToken(clientId)}`, clientId)
-    await this.#kv.delete(`n.${keyToken(deadNode)}.${keyToken(clientId)}`).catch(() => {})
+    if (deadNode !== this.#o.nodeId) await this.#kv.delete(index).catch(() => {})
     return true
+  }
+
+  /** A claim whose session read failed: nothing waits for check() any more. */
+  abandon(clientId: string): void {
+    this.#claiming.delete(clientId)
+    this.#lost.delete(clientId)
+  }
+
+  #me(): string {
+    return JSON.stringify({ node: this.#o.nodeId, boot: this.#o.boot })
   }
 
   /** The owner of a client id, as the bucket says now. */
@@ -199,7 +244,8 @@ export class Ownership {
   async #release(clientId: string, by: string): Promise<void> {
     if (by === this.#o.nodeId) return
     this.#held.delete(clientId)
-    this.#lost.add(clientId)
+    // a claim of this node still reading the session fails (the other node's came later and won)
+    if (this.#claiming.has(clientId)) this.#lost.add(clientId)
     await this.#kv.delete(`n.${keyToken(this.#o.nodeId)}.${keyToken(clientId)}`).catch(() => {})
     await this.#peer?.releaseSession(clientId, by)
   }

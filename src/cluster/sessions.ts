@@ -235,6 +235,18 @@ export class JetStreamSessionStore implements SessionStore {
   }
 
   /** Write what is pending (trying for at most `timeoutMs`) and stop. */
+  /**
+   * Drop a session from this node's memory with its notes, writing nothing (another node owns it now and must be
+   * its only writer).
+   */
+  discard(clientId: string): void {
+    this.#sessions.delete(clientId)
+    this.#dropNotes(clientId)
+    this.#stored.delete(clientId)
+    this.#writtenSeqs.delete(clientId)
+    this.#writtenAt.delete(clientId)
+  }
+
   async close(timeoutMs = 5000): Promise<void> {
     if (this.#closed) return
     const deadline = Date.now() + timeoutMs

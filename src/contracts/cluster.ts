@@ -1,7 +1,7 @@
 // How the broker core reaches the other nodes of a cluster (cluster mode: NATS_URL and DATABASE_URL set). The core
 // routes every message to its own subscribers first, without a network hop, and hands it to the link for the other
 // nodes; the link tells the core what arrives from them. One node with no cluster has no link.
-import type { Message } from './state.ts'
+import type { Message, Session } from './state.ts'
 
 export interface ClusterLink {
   /** this node's id (NODE_ID) */
@@ -32,4 +32,11 @@ export interface ClusterPeer {
    * its routes leave this node, and it is dropped from memory once its last changes are written (not deleted).
    */
   releaseSession(clientId: string, byNode: string): Promise<void>
+  /**
+   * Take up sessions read from the shared store (a dead node's): as after a restart, their subscriptions route here,
+   * their expiry counts from `endedAt`, their Wills are published.
+   */
+  adoptSessions(sessions: Session[], endedAt: number): { sessions: number; wills: number }
+  /** A message again, to the sessions held here that match it and for whose client id `to` says yes. */
+  redeliver(msg: Message, to: (clientId: string) => boolean): void
 }

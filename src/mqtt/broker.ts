@@ -342,6 +342,16 @@ export class Broker extends EventEmitter<BrokerEvents> implements ClusterPeer {
   }
 
   /**
+   * A session fetched from a clustered store for a CONNECT whose connection closed before it was served: held here
+   * now with no connection, so it routes, expires and sends its Will as an offline session.
+   */
+  parkSession(clientId: string): void {
+    const session = this.sessions.get(clientId)
+    if (session === undefined || this.sessions.forget === undefined || this.#clients.has(clientId)) return
+    this.#life.restoreSessions([session], Date.now())
+  }
+
+  /**
    * Take up sessions whose node died (the shared store held them): as after a restart, their subscriptions route
    * here, their expiry counts from `endedAt`, and their Wills are published.
    */

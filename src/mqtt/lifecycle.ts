@@ -74,6 +74,16 @@ export class SessionLifecycle {
    */
   open(clientId: string, cleanStart: boolean, expiryIntervalSec: number, will: Will | null): { session: Session; present: boolean } {
     const sessions = this.#host.sessions
+    const fetched = sessions.forget !== undefined ? sessions.get(clientId) : undefined
+    // a clustered store may just have fetched it from another node: its subscriptions route here now (adding one
+    // already routed replaces it), and the Will its last connection left (it ended without DISCONNECT, perhaps in a
+    // crash nobody took up yet) goes out now or after its delay, unless this connection cancels it just below
+    if (fetched !== undefined) {
+      for (const sub of fetched.subscriptions.values()) this.#host.router.add(sub)
+      if (fetched.will !== null && fetched.disconnectedAt !== null) {
+        this.#wills.scheduleAt(clientId, fetched.will, fetched.disconnectedAt + Math.min(fetched.will.delaySec, fetched.expiryIntervalSec) * 1000)
+      }
+    }
     // clean start ends the old session, and a session's end sends its pending Will [MQTT-3.1.3-9]
     this.#wills.cancel(clientId, cleanStart)
     this.#expiries.delete(clientId)
@@ -83,9 +93,6 @@ export class SessionLifecycle {
       session = undefined
     }
     const present = session !== undefined
-    // a clustered store may just have fetched it from another node: its subscriptions route here now (adding one
-    // already routed replaces it)
-    if (session !== undefined && sessions.forget !== undefined) for (const sub of session.subscriptions.values()) this.#host.router.add(sub)
     if (session === undefined) {
       session = newSession(clientId, expiryIntervalSec)
       sessions.set(session)
@@ -135,7 +142,11 @@ export class SessionLifecycle {
     this.#wills.cancel(clientId)
     this.#expiries.delete(clientId)
     const session = sessions.get(clientId)
-    if (session !== undefined) for (const filter of session.subscriptions.keys()) router.remove(clientId, filter)
+    if (session !== undefined) {
+      // (its record written now: the new node reads again what was published from this moment on)
+      sessions.savedSession(session)
+      for (const filter of session.subscriptions.keys()) router.remove(clientId, filter)
+    }
     await sessions.forget?.(clientId)
   }
 

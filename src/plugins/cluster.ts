@@ -89,9 +89,9 @@ export default fp(
       nodeId, boot, links,
       bus: new NatsBus(links, { nodeId, clusterName, logger: log }),
       // (isAlive is read through the runtime: the nodes list is made just below)
-      ownership: new Ownership(links.main, owners, { nodeId, clusterName, logger: log, isAlive: (id) => runtime.nodes.isAlive(id) }),
-      nodes: new Nodes(nodesKv, {
-        nodeId, boot, logger: log,
+      ownership: new Ownership(links.main, owners, { nodeId, boot, clusterName, logger: log, isAlive: (id) => runtime.nodes.isAlive(id) }),
+      nodes: new Nodes(nodesKv, links.main, {
+        nodeId, boot, clusterName, logger: log,
         describe: () => {
           const a = app.server.address() as AddressInfo | null
           return {
@@ -102,6 +102,12 @@ export default fp(
           }
         },
         takeUp: (dead) => runtime.takeUp?.(dead) ?? Promise.resolve(),
+        // taken for dead while stalled: a survivor holds this node's sessions now, so it stops at once, writing
+        // nothing more (a graceful close would write its stale sessions over the survivor's)
+        fenced: () => {
+          log.fatal({ nodeId, boot }, `node ${nodeId} was taken for dead by the cluster (it stalled for over 3 s and did not answer): its sessions are another node's now; exiting`)
+          process.exit(1)
+        },
       }),
       takeUp: null,
       natsStatus: () => ({ connected, server: links.main.getServer(), lostAt, reconnects }),

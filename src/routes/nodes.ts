@@ -19,7 +19,7 @@ const NodeRow = Type.Object({
   connections: Type.Integer({ description: 'open MQTT connections' }),
   settingsVersion: Type.Integer({ description: 'the settings version it runs' }),
   lastHeartbeat: Type.String({ format: 'date-time' }),
-  alive: Type.Boolean({ description: 'a heartbeat within the last 3 s' }),
+  alive: Type.Boolean({ description: 'its heartbeat changed within the last 3 s (or it answered a ping), and it is not leaving' }),
   self: Type.Boolean({ description: 'the node that answered' }),
   behind: Type.Boolean({ description: 'it runs an older settings version than newestSettingsVersion' }),
 })
@@ -27,7 +27,7 @@ type NodeRow = Type.Static<typeof NodeRow>
 /** a heartbeat as a row shows it: a record of another build (a field missing or of another type) is left out */
 const isRow = Compile(Type.Omit(NodeRow, ['behind']))
 
-export type RowIsTheView = Assert<Same<Omit<NodeRow, 'behind'>, Omit<NodeView, 'boot'>>>
+export type RowIsTheView = Assert<Same<Omit<NodeRow, 'behind'>, Omit<NodeView, 'boot' | 'leaving'>>>
 
 const NodesAnswer = Type.Object({
   newestSettingsVersion: Type.Integer({ description: 'the newest settings version any node runs or this node\'s store holds' }),
@@ -44,7 +44,7 @@ export default async function nodeRoutes(app: FastifyInstance) {
   const upSince = new Date().toISOString()
 
   /** This node, as it is now. */
-  const selfView = (): Omit<NodeView, 'boot'> => {
+  const selfView = (): Omit<NodeView, 'boot' | 'leaving'> => {
     const listening = app.server.address()
     // (PORT=0: the port it was given, not 0)
     const port = listening !== null && typeof listening === 'object' ? listening.port : app.config.port

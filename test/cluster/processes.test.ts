@@ -172,6 +172,37 @@ test('a cluster of three broker processes', async (t) => {
     assert.deepEqual([...seen].sort(), ['node-1', 'node-2', 'node-3'])
   })
 
+  await t.test('a session moving between living nodes while QoS 1 messages keep coming loses none of them', async () => {
+    const props = { clean: false, properties: { sessionExpiryInterval: 300 } }
+    const got = new Set<string>()
+    const onMsg = (c: MqttClient) => c.on('message', (topic, payload) => { if (topic === 'stream/mover') got.add(payload.toString()) })
+    const first = await connectMqtt(n1.wsUrl, { clientId: 'mover', protocolVersion: 5, ...props }, 8000, onMsg)
+    clients.push(first)
+    await first.subscribeAsync('stream/mover', { qos: 1 })
+    const flog = new MessageLog(first)
+    await probed(first, flog, 'stream/mover', n3)
+    got.clear()
+    const pub = await client(n3, 'mover-pub')
+    let sent = 0
+    let publishing = true
+    const publisher = (async () => {
+      while (publishing) {
+        await pub.publishAsync('stream/mover', `m${sent}`, { qos: 1 })
+        sent++
+        await new Promise((r) => setTimeout(r, 2))
+      }
+    })()
+    await new Promise((r) => setTimeout(r, 200))
+    // the same client id on node 2 while messages flow: node 1 lets the session go, node 2 routes it
+    const second = await connectMqtt(n2.wsUrl, { clientId: 'mover', protocolVersion: 5, ...props }, 8000, onMsg)
+    clients.push(second)
+    await new Promise((r) => setTimeout(r, 300))
+    publishing = false
+    await publisher
+    await until(() => got.size >= sent, `all ${sent} messages (QoS 1 acknowledged to the publisher) delivered across the move`, 8000)
+      .catch(() => assert.fail(`${sent - got.size} of ${sent} messages never came: ${Array.from({ length: sent }, (_, i) => `m${i}`).filter((m) => !got.has(m)).slice(0, 10).join(', ')}`))
+  })
+
   await t.test('kill -9 of a node: its Wills are published by a survivor; its queued QoS 1 messages, and those published before the survivor took its sessions up, are delivered on another node', async () => {
     const watcher = await client(n1, 'will-watch')
     const wlog = new MessageLog(watcher)
@@ -211,5 +242,69 @@ test('a cluster of three broker processes', async (t) => {
       await new Promise((r) => setTimeout(r, 100))
     }
     assert.deepEqual(ids, ['node-1', 'node-2'])
+  })
+
+  await t.test('a client that reconnects at once after its node died gets no second Will, and its Will is not lost', async () => {
+    await n3.start(env(3))
+    const watcher = await client(n1, 'phoenix-watch')
+    const wlog = new MessageLog(watcher)
+    await watcher.subscribeAsync('alerts/phoenix', { qos: 1 })
+    await client(n3, 'phoenix', { will: { topic: 'alerts/phoenix', payload: Buffer.from('fell'), qos: 1, retain: false } })
+    await new Promise((r) => setTimeout(r, 200)) // its record (with the Will) written behind
+    await n3.crash()
+    // back at once on node 1, before any survivor found node 3 dead: node 1 reads the Will its crashed connection left
+    await client(n1, 'phoenix')
+    await wlog.waitFor((m) => m.topic === 'alerts/phoenix', 6000)
+    // and once only, also after node 3's sessions were taken up (a survivor finds it dead within ~4 s)
+    await new Promise((r) => setTimeout(r, 4500))
+    assert.equal(wlog.on('alerts/phoenix').length, 1)
+  })
+
+  await t.test('a node restarted at once under the same NODE_ID: the sessions its previous boot held are taken up', async () => {
+    await n3.start(env(3))
+    const s = await client(n3, 'sleeper', { clean: false, properties: { sessionExpiryInterval: 600 } })
+    await s.subscribeAsync('wake/sleeper', { qos: 1 })
+    const slog = new MessageLog(s)
+    await probed(s, slog, 'wake/sleeper', n1)
+    await new Promise<void>((r) => s.end(false, {}, () => r()))
+    await new Promise((r) => setTimeout(r, 200))
+    await n3.crash()
+    await n3.start(env(3))
+    const pub = await client(n1, 'sleeper-pub')
+    for (let i = 0; i < 3; i++) await pub.publishAsync('wake/sleeper', `w${i}`, { qos: 1 })
+    const got: string[] = []
+    const back = await connectMqtt(n3.wsUrl, { clientId: 'sleeper', protocolVersion: 5, clean: false, properties: { sessionExpiryInterval: 600 } }, 8000,
+      (c) => c.on('message', (topic, payload) => { if (topic === 'wake/sleeper' && payload.toString() !== 'probe') got.push(payload.toString()) }))
+    clients.push(back)
+    await until(() => got.length >= 3, 'the three messages published while node 3 restarted', 8000)
+    assert.deepEqual([...new Set(got)], ['w0', 'w1', 'w2'])
+  })
+
+  await t.test('a node stopped gracefully (SIGTERM): a survivor takes its offline sessions up at once', async () => {
+    const s = await client(n3, 'napper', { clean: false, properties: { sessionExpiryInterval: 600 } })
+    await s.subscribeAsync('nap/napper', { qos: 1 })
+    const slog = new MessageLog(s)
+    await probed(s, slog, 'nap/napper', n1)
+    await new Promise<void>((r) => s.end(false, {}, () => r()))
+    const pub = await client(n1, 'napper-pub')
+    await pub.publishAsync('nap/napper', 'before-stop', { qos: 1 })
+    const stoppedAt = Date.now()
+    await n3.stop()
+    // published right after the stop, before or while a survivor takes the session up: kept, then given to it
+    await pub.publishAsync('nap/napper', 'after-stop', { qos: 1 })
+    let ids: string[] = []
+    for (let i = 0; i < 50; i++) {
+      ids = (await apiCall(api(n1), 'GET', '/api/nodes')).json.nodes.map((x: { id: string }) => x.id)
+      if (!ids.includes('node-3')) break
+      await new Promise((r) => setTimeout(r, 100))
+    }
+    assert.deepEqual(ids, ['node-1', 'node-2'])
+    t.diagnostic(`a gracefully stopped node's sessions taken up ${Date.now() - stoppedAt} ms after its SIGTERM`)
+    const got: string[] = []
+    const back = await connectMqtt(n2.wsUrl, { clientId: 'napper', protocolVersion: 5, clean: false, properties: { sessionExpiryInterval: 600 } }, 8000,
+      (c) => c.on('message', (topic, payload) => { if (topic === 'nap/napper' && payload.toString() !== 'probe') got.push(payload.toString()) }))
+    clients.push(back)
+    await until(() => got.length >= 2, 'the message queued before the stop and the one published after it', 8000)
+    assert.deepEqual([...new Set(got)], ['before-stop', 'after-stop'])
   })
 })

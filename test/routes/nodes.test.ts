@@ -153,14 +153,18 @@ test('three nodes: each lists all three with its clients; behind and dead nodes 
     await kv.delete(heartbeatKey('node-new'))
   })
 
-  await t.test('a heartbeat older than 3 s shows alive: false; a record of another build is left out', async () => {
-    await fakeNode(kv, { id: 'node-gone', lastHeartbeat: new Date(Date.now() - 3500).toISOString() })
+  await t.test('a node is judged by its heartbeats changing, not by their clocks; a leaving node is dead at once; a record of another build is left out', async () => {
+    // a node whose clock is an hour behind: alive while its heartbeat changes (this node's own clock decides)
+    await fakeNode(kv, { id: 'node-skewed', lastHeartbeat: new Date(Date.now() - 3_600_000).toISOString() })
+    await fakeNode(kv, { id: 'node-leaving', leaving: true })
     await kv.put(heartbeatKey('node-odd'), JSON.stringify({ id: 'node-odd', connections: 'many' }))
     const answer = await nodesOf(a)
-    const gone = answer.nodes.find((n) => n.id === 'node-gone')
-    assert.equal(gone?.alive, false)
-    assert.ok(answer.nodes.filter((n) => n.id !== 'node-gone').every((n) => n.alive))
+    assert.equal(answer.nodes.find((n) => n.id === 'node-skewed')?.alive, true)
+    assert.equal(answer.nodes.find((n) => n.id === 'node-leaving')?.alive, false)
+    assert.ok(answer.nodes.filter((n) => n.id !== 'node-leaving').every((n) => n.alive))
     assert.equal(answer.nodes.some((n) => n.id === 'node-odd'), false)
+    await kv.delete(heartbeatKey('node-skewed'))
+    await kv.delete(heartbeatKey('node-leaving'))
   })
 
   await t.test('a live fake node goes dead after 3 s without a heartbeat', async () => {

@@ -43,7 +43,8 @@ test('nodes page in headless Chromium', { skip: hasChromium() ? false : 'chromiu
   await beat()
   const beating = setInterval(() => void beat().catch(() => {}), 500)
   t.after(() => clearInterval(beating))
-  await fakeNode(kv, { id: 'node-gone', settingsVersion: newest, lastHeartbeat: new Date(Date.now() - 10_000).toISOString() })
+  // (a last heartbeat that says the node leaves: dead at once, as after a graceful stop)
+  await fakeNode(kv, { id: 'node-gone', settingsVersion: newest, lastHeartbeat: new Date(Date.now() - 10_000).toISOString(), leaving: true })
 
   const { page, dialogs, pageErrors, clients } = await openUi(t)
   /** the page's calls of GET /api/nodes */

@@ -58,7 +58,11 @@ function afterAuthentication(c: Connection, p: IConnectPacket, assignedId: strin
   if (!(stored instanceof Promise)) return afterResume(c, p, assignedId, keepalive, stored !== undefined)
   c.inbound.hold()
   stored.then(
-    (s) => c.inbound.release(() => afterResume(c, p, assignedId, keepalive, s !== undefined)),
+    (s) => {
+      // the client left while its session was fetched: the session is held here now, and is looked after as offline
+      if (c.phase === 'closed') c.broker.parkSession(c.clientId!)
+      c.inbound.release(() => afterResume(c, p, assignedId, keepalive, s !== undefined))
+    },
     (err: unknown) => c.inbound.release(() => c.reject(V3.serverUnavailable, RC.serverBusy,
       `the session of client "${c.clientId}" could not be read (${String(err)})`, hints.sessionStore)),
   )
