@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto'
 import fs from 'node:fs'
 import pg from 'pg'
 import { connect } from '@nats-io/transport-node'
-import { jetstreamManager } from '@nats-io/jetstream'
+import { destroyBuckets } from '../../src/cluster/buckets.ts'
 import { startBroker, ROOT, type BrokerHandle } from '../peers/brokers.ts'
 import { canConnect, onAbort } from './proc.ts'
 
@@ -83,14 +83,7 @@ async function adminQuery(sql: string): Promise<void> {
 export async function dropStreams(name: string): Promise<number> {
   const nc = await connect({ servers: NATS_URL.split(','), timeout: 5000 })
   try {
-    const jsm = await jetstreamManager(nc)
-    const names: string[] = []
-    for await (const si of jsm.streams.list()) {
-      const n = si.config.name
-      if (n.startsWith(`KV_${name}_`) || n.startsWith(`${name}_`)) names.push(n)
-    }
-    for (const n of names) await jsm.streams.delete(n)
-    return names.length
+    return await destroyBuckets(nc, name)
   } finally {
     await nc.close()
   }

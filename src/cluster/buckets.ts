@@ -49,17 +49,25 @@ export async function openBuckets(nc: NatsConnection, clusterName: string, opts:
   return { clusterName, names, retained, sessions, js: jetstream(nc), jsm: await jetstreamManager(nc) }
 }
 
-/** Delete the buckets of a cluster and everything in them (tests; taking a cluster down for good). */
-export async function destroyBuckets(nc: NatsConnection, clusterName: string): Promise<void> {
+/**
+ * Delete every bucket and stream of a cluster and everything in them (tests, benchmarks; taking a cluster down for
+ * good): the streams named `KV_<cluster>_...` (its KV buckets) and `<cluster>_...`. How many were deleted.
+ */
+export async function destroyBuckets(nc: NatsConnection, clusterName: string): Promise<number> {
   const jsm = await jetstreamManager(nc)
-  const names = bucketNames(clusterName)
-  for (const name of [names.retained, names.sessions]) {
+  const names: string[] = []
+  for await (const si of jsm.streams.list()) {
+    const n = si.config.name
+    if (n.startsWith(`${streamOf(clusterName)}_`) || n.startsWith(`${clusterName}_`)) names.push(n)
+  }
+  for (const n of names) {
     try {
-      await jsm.streams.delete(streamOf(name))
+      await jsm.streams.delete(n)
     } catch (err) {
       if (!/not found/i.test(String(err))) throw err
     }
   }
+  return names.length
 }
 
 /** The stream that holds a bucket. */

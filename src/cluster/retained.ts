@@ -15,9 +15,10 @@
 import { headers } from '@nats-io/transport-node'
 import type { KvEntry } from '@nats-io/kv'
 import type { Logger } from '../contracts/logger.ts'
-import type { Message, RetainedLimits, RetainedPage, RetainedStore } from '../contracts/state.ts'
+import type { Message, RetainedLimits, RetainedStore } from '../contracts/state.ts'
 import { decodeRetained, encodeRetained, subjectOf, type ClusterBuckets } from './buckets.ts'
 import { retainedKey, topicOfRetainedKey } from './keys.ts'
+import { NotedRetainedStore } from '../state/noted-retained.ts'
 
 export interface JetStreamRetainedOptions {
   /** written into each value: which node set it */
@@ -49,11 +50,10 @@ interface Note {
 const UNLIMITED: RetainedLimits = { maxMessages: Number.MAX_SAFE_INTEGER, maxBytes: Number.MAX_SAFE_INTEGER }
 const EMPTY = new Uint8Array(0)
 
-export class JetStreamRetainedStore implements RetainedStore {
+export class JetStreamRetainedStore extends NotedRetainedStore {
   readonly stats: RetainedWriteStats = { puts: 0, deletes: 0, errors: 0, applied: 0 }
   readonly #b: ClusterBuckets
   readonly #bucket: string
-  readonly #index: RetainedStore
   readonly #nodeId: string | null
   readonly #logger: Logger | undefined
   readonly #maxInFlight: number
@@ -85,58 +85,21 @@ export class JetStreamRetainedStore implements RetainedStore {
   }
 
   private constructor(buckets: ClusterBuckets, index: RetainedStore, opts: JetStreamRetainedOptions) {
+    super(index)
     this.#b = buckets
     this.#bucket = buckets.names.retained
-    this.#index = index
     this.#nodeId = opts.nodeId ?? null
     this.#logger = opts.logger
     this.#maxInFlight = opts.maxInFlight ?? 256
     this.#retryMs = opts.retryMs ?? 1000
   }
 
-  get size(): number {
-    return this.#index.size
-  }
-
-  get bytes(): number {
-    return this.#index.bytes
-  }
 
   /** Topics with a write waiting or in flight. */
   get pending(): number {
     return this.#ready.size + this.#after.size + this.#inflight.size
   }
 
-  set(message: Message, limits: RetainedLimits): boolean {
-    if (!this.#index.set(message, limits)) return false
-    this.#note(message.topic, message.payload.length === 0 ? null : message)
-    return true
-  }
-
-  match(filter: string, now: number): Message[] | Promise<Message[]> {
-    // (an expired message dropped here stays in the bucket: every node drops it on its own, a new node skips it)
-    return this.#index.match(filter, now)
-  }
-
-  get(topic: string): Message | undefined {
-    return this.#index.get(topic)
-  }
-
-  list(prefix: string, after: string | null, limit: number): RetainedPage {
-    return this.#index.list(prefix, after, limit)
-  }
-
-  delete(topic: string): boolean {
-    if (!this.#index.delete(topic)) return false
-    this.#note(topic, null)
-    return true
-  }
-
-  deletePrefix(prefix: string): number {
-    let n = 0
-    for (const m of this.#index.list(prefix, null, Number.MAX_SAFE_INTEGER).items) if (this.delete(m.topic)) n++
-    return n
-  }
 
   /** Resolves once every change made so far is written, or a write failed (it is tried again). */
   flush(): Promise<void> {
@@ -201,7 +164,7 @@ export class JetStreamRetainedStore implements RetainedStore {
     const m = this.#decode(e)
     if (m === null) return
     if (m.expiresAt !== 0 && m.expiresAt <= Date.now()) {
-      this.#index.delete(m.topic)
+      this.index.delete(m.topic)
       // unless someone changed it since: it goes from the bucket
       const h = headers()
       h.set('KV-Operation', 'DEL')
@@ -209,7 +172,7 @@ export class JetStreamRetainedStore implements RetainedStore {
         .catch(() => {})
       return
     }
-    this.#index.set(m, UNLIMITED)
+    this.index.set(m, UNLIMITED)
   }
 
   /** A change in the bucket: another node's, or the echo of one of ours. */
@@ -232,11 +195,11 @@ export class JetStreamRetainedStore implements RetainedStore {
   #apply(e: KvEntry): void {
     if (e.operation === 'PUT') {
       const m = this.#decode(e)
-      if (m !== null) this.#index.set(m, UNLIMITED)
+      if (m !== null) this.index.set(m, UNLIMITED)
       return
     }
     const topic = topicOfRetainedKey(e.key) ?? this.#hashed.get(e.key)
-    if (topic !== undefined) this.#index.delete(topic)
+    if (topic !== undefined) this.index.delete(topic)
     this.#hashed.delete(e.key)
   }
 
@@ -257,7 +220,7 @@ export class JetStreamRetainedStore implements RetainedStore {
     return this.#inflight.has(key) || this.#ready.has(key) || this.#after.has(key)
   }
 
-  #note(topic: string, message: Message | null): void {
+  protected noted(topic: string, message: Message | null): void {
     if (this.#closed) return
     const key = retainedKey(topic)
     if (topicOfRetainedKey(key) === undefined) this.#hashed.set(key, topic)

@@ -1,10 +1,11 @@
 // Durable retained messages: an in-memory RetainedStore (the topic tree the core matches filters with) loaded from
 // SQLite at start, whose changes are written behind (./write-behind.ts). Matching never touches the disk.
 import type { Database, Statement } from 'better-sqlite3'
-import type { Message, RetainedLimits, RetainedPage, RetainedStore } from '../contracts/state.ts'
+import type { Message, RetainedLimits, RetainedStore } from '../contracts/state.ts'
 import type { QoS } from '../contracts/state.ts'
 import { propertiesFromJson, propertiesToJson } from './codec.ts'
 import type { WriteBehind, Writer } from './write-behind.ts'
+import { NotedRetainedStore } from './noted-retained.ts'
 
 interface RetainedRow {
   topic: string
@@ -17,8 +18,7 @@ interface RetainedRow {
 /** No limit: what the file held is loaded whole, whatever the limits are now. */
 const UNLIMITED: RetainedLimits = { maxMessages: Number.MAX_SAFE_INTEGER, maxBytes: Number.MAX_SAFE_INTEGER }
 
-export class DurableRetainedStore implements RetainedStore, Writer {
-  readonly #index: RetainedStore
+export class DurableRetainedStore extends NotedRetainedStore implements Writer {
   readonly #wb: WriteBehind
   /** topic -> its message to write, or null to delete */
   #notes = new Map<string, Message | null>()
@@ -27,7 +27,7 @@ export class DurableRetainedStore implements RetainedStore, Writer {
 
   /** `index` is the in-memory store that answers; it is filled from the file here. */
   constructor(db: Database, index: RetainedStore, wb: WriteBehind) {
-    this.#index = index
+    super(index)
     this.#wb = wb
     this.#upsert = db.prepare(`INSERT INTO mqtt_retained (topic, payload, qos, properties, expires_at, stored_at)
       VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (topic) DO UPDATE SET payload = excluded.payload, qos = excluded.qos,
@@ -36,7 +36,7 @@ export class DurableRetainedStore implements RetainedStore, Writer {
     const now = Date.now()
     for (const row of db.prepare('SELECT topic, payload, qos, properties, expires_at FROM mqtt_retained').iterate() as IterableIterator<RetainedRow>) {
       if (row.expires_at !== 0 && row.expires_at <= now) {
-        this.#note(row.topic, null)
+        this.noted(row.topic, null)
         continue
       }
       index.set({
@@ -52,49 +52,10 @@ export class DurableRetainedStore implements RetainedStore, Writer {
     wb.register(this)
   }
 
-  get size(): number {
-    return this.#index.size
-  }
-
-  get bytes(): number {
-    return this.#index.bytes
-  }
-
   get pending(): number {
     return this.#notes.size
   }
 
-  set(message: Message, limits: RetainedLimits): boolean {
-    if (!this.#index.set(message, limits)) return false
-    this.#note(message.topic, message.payload.length === 0 ? null : message)
-    return true
-  }
-
-  match(filter: string, now: number): Message[] | Promise<Message[]> {
-    // (an expired message the index drops on the way stays in the file until the next start skips it)
-    return this.#index.match(filter, now)
-  }
-
-  get(topic: string): Message | undefined {
-    return this.#index.get(topic)
-  }
-
-  list(prefix: string, after: string | null, limit: number): RetainedPage {
-    return this.#index.list(prefix, after, limit)
-  }
-
-  delete(topic: string): boolean {
-    if (!this.#index.delete(topic)) return false
-    this.#note(topic, null)
-    return true
-  }
-
-  deletePrefix(prefix: string): number {
-    // one listing (the index gathers and sorts the matches once), then each topic deleted and noted
-    let n = 0
-    for (const m of this.#index.list(prefix, null, Number.MAX_SAFE_INTEGER).items) if (this.delete(m.topic)) n++
-    return n
-  }
 
   write(now: number): number {
     for (const [topic, m] of this.#notes) {
@@ -108,7 +69,7 @@ export class DurableRetainedStore implements RetainedStore, Writer {
     this.#notes = new Map()
   }
 
-  #note(topic: string, m: Message | null): void {
+  protected noted(topic: string, m: Message | null): void {
     this.#notes.set(topic, m)
     this.#wb.touched()
   }

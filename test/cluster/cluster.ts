@@ -2,7 +2,7 @@
 // subjects, buckets and streams never meet another run's, and deletes what it made at the end.
 import { randomBytes } from 'node:crypto'
 import { connect } from '@nats-io/transport-node'
-import { jetstreamManager } from '@nats-io/jetstream'
+import { destroyBuckets } from '../../src/cluster/buckets.ts'
 import { startServer, type TestServer } from '../helpers.ts'
 import type { BootConfig } from '../../src/config.ts'
 import type { SettingsValues } from '../../src/settings/schema.ts'
@@ -16,13 +16,7 @@ export const clusterName = (): string => `t${randomBytes(5).toString('hex')}`
 export async function dropCluster(name: string, url = NATS_URL): Promise<void> {
   const nc = await connect({ servers: url.split(',') })
   try {
-    const jsm = await jetstreamManager(nc)
-    const names: string[] = []
-    for await (const si of jsm.streams.list()) {
-      const n = si.config.name
-      if (n.startsWith(`KV_${name}_`) || n.startsWith(`${name}_`)) names.push(n)
-    }
-    for (const n of names) await jsm.streams.delete(n)
+    await destroyBuckets(nc, name)
   } finally {
     await nc.close()
   }
