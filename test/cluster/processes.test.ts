@@ -48,6 +48,25 @@ test('a cluster of three broker processes', async (t) => {
     pub.end(true)
   }
 
+  /** the node ids node 1 lists, once `gone` has left the list (or as they are after 5 s) */
+  const nodesWithout = async (gone: string) => {
+    let ids: string[] = []
+    for (let i = 0; i < 50; i++) {
+      ids = (await apiCall(api(n1), 'GET', '/api/nodes')).json.nodes.map((x: { id: string }) => x.id)
+      if (!ids.includes(gone)) break
+      await new Promise((r) => setTimeout(r, 100))
+    }
+    return ids
+  }
+  /** a persistent session's client back on `node`, and what it gets on `topic` (probes left out) */
+  const comeBack = async (node: BrokerProcess, clientId: string, topic: string) => {
+    const got: string[] = []
+    const back = await connectMqtt(node.wsUrl, { clientId, protocolVersion: 5, clean: false, properties: { sessionExpiryInterval: 600 } }, 8000,
+      (c) => c.on('message', (tp, payload) => { if (tp === topic && payload.toString() !== 'probe') got.push(payload.toString()) }))
+    clients.push(back)
+    return got
+  }
+
   await t.test('every node lists the three nodes', async () => {
     for (const n of nodes) {
       let ids: string[] = []
@@ -228,20 +247,11 @@ test('a cluster of three broker processes', async (t) => {
     assert.ok(willMs < 8000, `the Will came ${willMs} ms after the kill`)
     t.diagnostic(`Will of a client of the killed node published by a survivor ${willMs} ms after kill -9`)
 
-    const got: string[] = []
-    const back = await connectMqtt(n2.wsUrl, { clientId: 'parked', protocolVersion: 5, clean: false, properties: { sessionExpiryInterval: 600 } }, 8000,
-      (c) => c.on('message', (topic, payload) => { if (topic === 'jobs/parked' && payload.toString() !== 'probe') got.push(payload.toString()) }))
-    clients.push(back)
+    const got = await comeBack(n2, 'parked', 'jobs/parked')
     await until(() => got.length >= 5, 'the five messages: three queued on the killed node, two published after it died', 5000)
     assert.deepEqual(got, ['job0', 'job1', 'job2', 'job3', 'job4'])
     // the dead node leaves the list
-    let ids: string[] = []
-    for (let i = 0; i < 50; i++) {
-      ids = (await apiCall(api(n1), 'GET', '/api/nodes')).json.nodes.map((x: { id: string }) => x.id)
-      if (!ids.includes('node-3')) break
-      await new Promise((r) => setTimeout(r, 100))
-    }
-    assert.deepEqual(ids, ['node-1', 'node-2'])
+    assert.deepEqual(await nodesWithout('node-3'), ['node-1', 'node-2'])
   })
 
   await t.test('a client that reconnects at once after its node died gets no second Will, and its Will is not lost', async () => {
@@ -272,10 +282,7 @@ test('a cluster of three broker processes', async (t) => {
     await n3.start(env(3))
     const pub = await client(n1, 'sleeper-pub')
     for (let i = 0; i < 3; i++) await pub.publishAsync('wake/sleeper', `w${i}`, { qos: 1 })
-    const got: string[] = []
-    const back = await connectMqtt(n3.wsUrl, { clientId: 'sleeper', protocolVersion: 5, clean: false, properties: { sessionExpiryInterval: 600 } }, 8000,
-      (c) => c.on('message', (topic, payload) => { if (topic === 'wake/sleeper' && payload.toString() !== 'probe') got.push(payload.toString()) }))
-    clients.push(back)
+    const got = await comeBack(n3, 'sleeper', 'wake/sleeper')
     await until(() => got.length >= 3, 'the three messages published while node 3 restarted', 8000)
     assert.deepEqual([...new Set(got)], ['w0', 'w1', 'w2'])
   })
@@ -292,18 +299,9 @@ test('a cluster of three broker processes', async (t) => {
     await n3.stop()
     // published right after the stop, before or while a survivor takes the session up: kept, then given to it
     await pub.publishAsync('nap/napper', 'after-stop', { qos: 1 })
-    let ids: string[] = []
-    for (let i = 0; i < 50; i++) {
-      ids = (await apiCall(api(n1), 'GET', '/api/nodes')).json.nodes.map((x: { id: string }) => x.id)
-      if (!ids.includes('node-3')) break
-      await new Promise((r) => setTimeout(r, 100))
-    }
-    assert.deepEqual(ids, ['node-1', 'node-2'])
+    assert.deepEqual(await nodesWithout('node-3'), ['node-1', 'node-2'])
     t.diagnostic(`a gracefully stopped node's sessions taken up ${Date.now() - stoppedAt} ms after its SIGTERM`)
-    const got: string[] = []
-    const back = await connectMqtt(n2.wsUrl, { clientId: 'napper', protocolVersion: 5, clean: false, properties: { sessionExpiryInterval: 600 } }, 8000,
-      (c) => c.on('message', (topic, payload) => { if (topic === 'nap/napper' && payload.toString() !== 'probe') got.push(payload.toString()) }))
-    clients.push(back)
+    const got = await comeBack(n2, 'napper', 'nap/napper')
     await until(() => got.length >= 2, 'the message queued before the stop and the one published after it', 8000)
     assert.deepEqual([...new Set(got)], ['before-stop', 'after-stop'])
   })
