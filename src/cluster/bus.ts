@@ -100,6 +100,8 @@ export class NatsBus implements ClusterLink {
   }
 
   interest(filter: string, present: boolean): void {
+    // `$SYS/` stays per node: no node sends its own to NATS, so nothing is asked for
+    if (filter.startsWith('$SYS')) return
     if (!present) {
       const subs = this.#subs.get(filter)
       if (subs === undefined) return

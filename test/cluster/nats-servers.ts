@@ -9,7 +9,8 @@ import { delay, tempDir } from '../helpers.ts'
 
 export const NATS_SERVER = '/usr/sbin/nats-server'
 
-async function freePort(): Promise<number> {
+/** A port nothing listens on (taken and let go). */
+export async function freePort(): Promise<number> {
   const srv = createServer()
   await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r))
   const port = (srv.address() as { port: number }).port

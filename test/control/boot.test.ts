@@ -1,5 +1,5 @@
-// Start-up of the real entry point (src/server.ts) in cluster mode: a bad or unreachable DATABASE_URL stops it with
-// one line naming the variable, and the password in DATABASE_URL is never printed, whether it starts or not.
+// Start-up of the real entry point (src/server.ts) in cluster mode: a bad or unreachable DATABASE_URL or NATS_URL
+// stops it with one line naming the variable, and a password in either is never printed, whether it starts or not.
 import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
@@ -7,6 +7,9 @@ import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import { startServerProcess, TEST_TOKEN } from '../helpers.ts'
 import { createTestDatabase, type TestDatabase } from './pg.ts'
+import { dropCluster } from '../cluster/cluster.ts'
+import { freePort } from '../cluster/nats-servers.ts'
+
 
 const SECRET = 's3cret-pw-4711'
 const NATS_URL = process.env.NATS_URL ?? 'nats://127.0.0.1:4222'
@@ -56,14 +59,26 @@ for (const c of cases) {
   })
 }
 
+test('NATS_URL where nothing listens: start-up stops with one line naming it, without the password', async () => {
+  const port = await freePort()
+  const { code, stdout, stderr } = await runToExit({ DATABASE_URL: db.url, NATS_URL: `nats://app:${SECRET}@127.0.0.1:${port}` })
+  assert.equal(code, 1)
+  assert.match(stderr, new RegExp(`^broker: cannot start: NATS_URL: cannot connect to nats://127\\.0\\.0\\.1:${port} \\([^\\n]+\\)\\n$`))
+  assert.ok(!stdout.includes(SECRET) && !stderr.includes(SECRET), 'the password is never printed')
+})
+
 test('a node started with a password in DATABASE_URL never prints it, and runs on the cluster\'s settings', async (t) => {
   const url = db.url.replace('postgres://root@', `postgres://root:${SECRET}@`)
+  const cluster = `ctl${randomBytes(4).toString('hex')}`
   const { child, port, output } = await startServerProcess({
-    DATABASE_URL: url, NATS_URL, NODE_ID: 'boot-node', CLUSTER_NAME: `ctl${randomBytes(4).toString('hex')}`,
+    DATABASE_URL: url, NATS_URL, NODE_ID: 'boot-node', CLUSTER_NAME: cluster,
     DB_PATH: ':memory:', ADMIN_TOKEN: TEST_TOKEN, LOG_LEVEL: 'debug',
   })
   const exited = new Promise((r) => child.once('exit', r))
-  t.after(() => child.kill('SIGKILL'))
+  t.after(async () => {
+    child.kill('SIGKILL')
+    await dropCluster(cluster, NATS_URL)
+  })
   const res = await fetch(`http://127.0.0.1:${port}/api/settings`, {
     method: 'PATCH',
     headers: { authorization: `Bearer ${TEST_TOKEN}`, 'content-type': 'application/json' },
