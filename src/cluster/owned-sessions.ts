@@ -11,6 +11,8 @@ export class OwnedSessionStore extends JetStreamSessionStore {
   readonly #ownership: Ownership
 
   readonly #onMoved: ((clientId: string) => void) | undefined
+  /** sessions a take-up is still reading kept messages for: released to another node only after that */
+  readonly #holds = new Map<string, Promise<unknown>>()
 
   /**
    * `onMoved(clientId)`: a session was just taken from a living node (called once its CONNECT has it, before the
@@ -24,7 +26,19 @@ export class OwnedSessionStore extends JetStreamSessionStore {
   }
 
   /** Released to another node: written, then dropped; if it cannot be written in time, dropped anyway (the new owner goes on from what the store has, and no second writer stays). */
+  /** Keep the session of `clientId` here (a release waits) until `until` settles. */
+  hold(clientId: string, until: Promise<unknown>): void {
+    this.#holds.set(clientId, until)
+    const done = () => {
+      if (this.#holds.get(clientId) === until) this.#holds.delete(clientId)
+    }
+    until.then(done, done)
+  }
+
   override async forget(clientId: string): Promise<void> {
+    // (a dead node's session being taken up here: the kept messages it missed are read first, so the node it goes to
+    // gets them with its queue)
+    await this.#holds.get(clientId)?.catch(() => {})
     try {
       await super.forget(clientId)
     } catch (err) {

@@ -10,7 +10,7 @@ import type { ClusterBuckets } from './buckets.ts'
 import type { NatsBus } from './bus.ts'
 import type { NodeHeartbeat } from './nodes.ts'
 import type { OwnedSessionStore } from './owned-sessions.ts'
-import type { Ownership } from './ownership.ts'
+import { TakenElsewhereError, type Ownership } from './ownership.ts'
 import { keptEnd, KEPT_FOR_MS, replayKept } from './replay.ts'
 
 /** client ids claimed and read at a time when a dead node is taken up */
@@ -47,30 +47,41 @@ export class TakeUp {
     const ids = await ownership.heldBy(dead.id)
     const total = { sessions: 0, wills: 0, failed: 0 }
     const taken: string[] = []
-    for (let i = 0; i < ids.length; i += TAKE_UP_CONCURRENCY) {
-      const batch = await Promise.all(ids.slice(i, i + TAKE_UP_CONCURRENCY).map(async (clientId): Promise<Session | undefined> => {
-        try {
-          if (!(await ownership.claimOrphan(clientId, dead.id, dead.boot))) return undefined
-          const session = await sessions.adopt(clientId, endedAt)
-          // a client that came back on another node meanwhile took it from this one: it is that node's
-          ownership.check(clientId)
-          if (session === undefined) await ownership.drop(clientId)
-          return session
-        } catch (err) {
-          ownership.abandon(clientId)
-          total.failed++
-          logger?.warn({ err, clientId, node: dead.id }, `the session of "${clientId}" could not be taken up`)
-          return undefined
-        }
-      }))
-      // (only those still held here: a release may have come between the read and now)
-      const held = batch.filter((s): s is Session => s !== undefined && sessions.get(s.clientId) === s)
-      const r = this.#o.peer().adoptSessions(held, endedAt)
-      total.sessions += r.sessions
-      total.wills += r.wills
-      for (const s of held) taken.push(s.clientId)
+    // a client that comes back on another node during the take-up gets its session once the kept messages were read
+    let settled!: () => void
+    const done = new Promise<void>((r) => { settled = r })
+    let replayed = 0
+    try {
+      for (let i = 0; i < ids.length; i += TAKE_UP_CONCURRENCY) {
+        const batch = await Promise.all(ids.slice(i, i + TAKE_UP_CONCURRENCY).map(async (clientId): Promise<Session | undefined> => {
+          try {
+            if (!(await ownership.claimOrphan(clientId, dead.id, dead.boot))) return undefined
+            sessions.hold(clientId, done)
+            const session = await sessions.adopt(clientId, endedAt)
+            // a client that came back on another node meanwhile took it from this one: it is that node's
+            ownership.check(clientId)
+            if (session === undefined) await ownership.drop(clientId)
+            return session
+          } catch (err) {
+            ownership.abandon(clientId)
+            // (a client back on another node won it: nothing failed)
+            if (err instanceof TakenElsewhereError) return undefined
+            total.failed++
+            logger?.warn({ err, clientId, node: dead.id }, `the session of "${clientId}" could not be taken up`)
+            return undefined
+          }
+        }))
+        // (only those still held here: a release may have come between the read and now)
+        const held = batch.filter((s): s is Session => s !== undefined && sessions.get(s.clientId) === s)
+        const r = this.#o.peer().adoptSessions(held, endedAt)
+        total.sessions += r.sessions
+        total.wills += r.wills
+        for (const s of held) taken.push(s.clientId)
+      }
+      replayed = await this.#replay(taken)
+    } finally {
+      settled()
     }
-    const replayed = await this.#replay(taken)
     logger?.warn({ node: dead.id, ...total, replayed },
       `took up ${total.sessions} sessions of node ${dead.id} (${total.wills} with a Will; ${replayed} kept messages read again for them)`)
     if (total.failed > 0) throw new Error(`${total.failed} sessions of node ${dead.id} could not be taken up`)
