@@ -11,7 +11,7 @@ import type { NatsConnection, Subscription } from '@nats-io/transport-node'
 import type { ClusterLink, ClusterPeer } from '../contracts/cluster.ts'
 import type { Message } from '../contracts/state.ts'
 import type { Logger } from '../contracts/logger.ts'
-import { decodeEnvelope, encodeEnvelope } from './envelope.ts'
+import { decodeEnvelope, encodeEnvelope, MAX_FRAME_MESSAGES, sizeOf } from './envelope.ts'
 import { queueOf, subjectsOf, type Subjects } from './subjects.ts'
 import { maxPayloadOf, type NatsLinks } from './connect.ts'
 
@@ -28,15 +28,19 @@ export interface BusStats {
   subscriptions: number
   /** messages larger than the NATS servers take (max_payload): served on this node only */
   tooLarge: number
+  /** NATS messages sent: each a run of messages to one subject (./envelope.ts) */
+  frames: number
 }
 
 const SHARE = /^\$share\/([^/]+)\/(.*)$/
+/** a run is sent once it holds this much (far below any NATS max_payload) */
+const RUN_MAX_BYTES = 64 * 1024
 /** topics whose subjects are remembered (all forgotten past it) */
 const SUBJECT_CACHE_MAX = 10_000
 
 export class NatsBus implements ClusterLink {
   readonly nodeId: string
-  readonly stats: BusStats = { sent: 0, received: 0, duplicates: 0, unreadable: 0, subscriptions: 0, tooLarge: 0 }
+  readonly stats: BusStats = { sent: 0, received: 0, duplicates: 0, unreadable: 0, subscriptions: 0, tooLarge: 0, frames: 0 }
   readonly #main: NatsConnection
   readonly #shared: NatsConnection
   readonly #subjects: Subjects
@@ -48,6 +52,9 @@ export class NatsBus implements ClusterLink {
   readonly #lastSeq = new Map<string, number>()
   readonly #subs = new Map<string, Subscription[]>()
   readonly #subjectCache = new Map<string, [string, string]>()
+  /** consecutive messages to one subject, sent as one frame at the end of the turn or when the subject changes */
+  #run: { subject: string; first: number; messages: ReturnType<typeof sizeOf>[]; bytes: number } | null = null
+  #sendQueued = false
   #peer: ClusterPeer | null = null
   /** messages that arrived before the broker was attached are dropped (it has no subscriber yet) */
 
@@ -70,21 +77,51 @@ export class NatsBus implements ClusterLink {
     this.#seq = (this.#seq + 1) >>> 0
     // (before the broker routes it here: the entries queued for it carry the same id as on the other nodes)
     msg.id = `${this.#origin}/${this.#seq}`
+    const subject = this.#subjectOf(msg.topic, msg.qos)
+    const sized = sizeOf(msg)
+    const run = this.#run
+    if (run !== null && run.subject === subject && run.bytes + sized.size <= RUN_MAX_BYTES && run.messages.length < MAX_FRAME_MESSAGES) {
+      run.messages.push(sized)
+      run.bytes += sized.size
+      return
+    }
+    // another subject: what was gathered goes first (the order of this node's messages is kept)
+    this.#send()
+    this.#run = { subject, first: this.#seq, messages: [sized], bytes: sized.size }
+    if (!this.#sendQueued) {
+      this.#sendQueued = true
+      queueMicrotask(this.#sendAtEnd)
+    }
+  }
+
+  /** At the end of the current turn (after a chunk's packets were all handled): the run goes. */
+  readonly #sendAtEnd = (): void => {
+    this.#sendQueued = false
+    this.#send()
+  }
+
+  /** The run gathered so far as one frame on its subject. */
+  #send(): void {
+    const run = this.#run
+    if (run === null) return
+    this.#run = null
     try {
-      const frame = encodeEnvelope(this.#origin, this.#seq, msg)
+      const frame = encodeEnvelope(this.#origin, run.first, run.messages)
       if (frame.length > maxPayloadOf(this.#main)) {
-        // (the first one and then one in a thousand is logged: a flood of them must not flood the log)
+        // (one message alone over max_payload: runs stay far below it. The first one and then one in a thousand is
+        // logged: a flood of them must not flood the log)
         if (this.stats.tooLarge++ % 1000 === 0) {
-          this.#logger?.warn({ topic: msg.topic, bytes: frame.length, maxPayload: maxPayloadOf(this.#main), count: this.stats.tooLarge },
+          this.#logger?.warn({ topic: run.messages[0].m.topic, bytes: frame.length, maxPayload: maxPayloadOf(this.#main), count: this.stats.tooLarge },
             `a message of ${frame.length} bytes is over the NATS max_payload: delivered on this node only (raise max_payload in the NATS servers' config, or lower maxPacketSize)`)
         }
         return
       }
-      this.#main.publish(this.#subjectOf(msg.topic, msg.qos), frame)
-      this.stats.sent++
+      this.#main.publish(run.subject, frame)
+      this.stats.sent += run.messages.length
+      this.stats.frames++
     } catch (err) {
       // closed or draining (shutdown): the local subscribers were served; nothing else to do
-      this.#logger?.debug({ err }, 'a message could not be handed to NATS')
+      this.#logger?.debug({ err }, 'messages could not be handed to NATS')
     }
   }
 
@@ -121,8 +158,9 @@ export class NatsBus implements ClusterLink {
     this.stats.subscriptions += subs.length
   }
 
-  /** Resolves once NATS has every subscription made so far (tests; a node's start). */
+  /** Resolves once NATS has every message and subscription made so far (tests; a node's start; a take-up). */
   async flush(): Promise<void> {
+    this.#send()
     await Promise.all([this.#main.flush(), this.#shared.flush()])
   }
 
@@ -137,11 +175,13 @@ export class NatsBus implements ClusterLink {
       return
     }
     this.#lastSeq.set(e.origin, e.seq)
-    this.stats.received++
-    try {
-      this.#peer?.routeRemote(e.message)
-    } catch (err) {
-      this.#logger?.error({ err, topic: e.message.topic }, 'routing a message from another node failed')
+    this.stats.received += e.messages.length
+    for (const m of e.messages) {
+      try {
+        this.#peer?.routeRemote(m)
+      } catch (err) {
+        this.#logger?.error({ err, topic: m.topic }, 'routing a message from another node failed')
+      }
     }
   }
 
@@ -151,11 +191,13 @@ export class NatsBus implements ClusterLink {
       this.stats.unreadable++
       return
     }
-    this.stats.received++
-    try {
-      this.#peer?.routeShared(filter, e.message)
-    } catch (err) {
-      this.#logger?.error({ err, topic: e.message.topic }, 'routing a shared message failed')
+    this.stats.received += e.messages.length
+    for (const m of e.messages) {
+      try {
+        this.#peer?.routeShared(filter, m)
+      } catch (err) {
+        this.#logger?.error({ err, topic: m.topic }, 'routing a shared message failed')
+      }
     }
   }
 }

@@ -42,8 +42,8 @@ export async function keptEnd(jsm: JetStreamManager, clusterName: string): Promi
 }
 
 /**
- * Each message kept since `from` (epoch ms) up to sequence `endSeq`, in order, with the time the stream took it.
- * Resolves with how many were read.
+ * Each message kept since `from` (epoch ms) up to stream sequence `endSeq`, in order, with the time the stream took
+ * its frame. Resolves with how many frames were read.
  */
 export async function replayKept(js: JetStreamClient, clusterName: string, from: number, endSeq: number,
   each: (m: Message, at: number) => void, logger?: Logger): Promise<number> {
@@ -60,11 +60,12 @@ export async function replayKept(js: JetStreamClient, clusterName: string, from:
       got++
       read++
       const e = decodeEnvelope(m.data)
-      if (e !== null) {
+      const at = Math.floor(m.info.timestampNanos / 1_000_000)
+      for (const message of e?.messages ?? []) {
         try {
-          each(e.message, Math.floor(m.info.timestampNanos / 1_000_000))
+          each(message, at)
         } catch (err) {
-          logger?.error({ err, topic: e.message.topic }, 'replaying a kept message failed')
+          logger?.error({ err, topic: message.topic }, 'replaying a kept message failed')
         }
       }
       if (m.seq >= endSeq) {

@@ -4,7 +4,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { escapeLevel, queueOf, subjectsOf } from '../../src/cluster/subjects.ts'
-import { decodeEnvelope, encodeEnvelope } from '../../src/cluster/envelope.ts'
+import { decodeEnvelope, encodeEnvelope, sizeOf } from '../../src/cluster/envelope.ts'
 import type { Message } from '../../src/contracts/state.ts'
 
 const s = subjectsOf('c1')
@@ -90,22 +90,33 @@ test('a topic too long for a subject goes on the overflow subject every node lis
   assert.deepEqual(kept, long.split('/').slice(0, kept.length))
 })
 
-test('a frame carries every field of a message back; a QoS 0 payload is a view, a kept one a copy', () => {
+test('a frame carries every field of its messages back, in order, with their cluster ids; a QoS 0 payload is a view, a kept one a copy', () => {
   const m: Message = {
     topic: 'a/ü/c', payload: Buffer.from('hello'), qos: 1, retain: true, expiresAt: 1_900_000_000_000, from: 'client-ü',
     properties: { contentType: 'text/plain', correlationData: Buffer.from([1, 2, 3]), userProperties: { k: ['v1', 'v2'] }, payloadFormatIndicator: true, responseTopic: 'r/t' },
   }
-  const frame = encodeEnvelope('node-1#abc', 42, m)
+  const frame = encodeEnvelope('node-1#abc', 42, [sizeOf(m)])
   const e = decodeEnvelope(frame)!
   assert.equal(e.origin, 'node-1#abc')
   assert.equal(e.seq, 42)
-  assert.deepEqual({ ...e.message, payload: e.message.payload.toString() }, { ...m, payload: 'hello', id: 'node-1#abc/42' })
-  assert.equal(e.message.payload.buffer === frame.buffer, false, 'QoS 1: its own copy')
-  const q0 = decodeEnvelope(encodeEnvelope('n', 1, { ...m, qos: 0, retain: false, properties: null, from: null }))!
-  assert.deepEqual([q0.message.qos, q0.message.retain, q0.message.properties, q0.message.from, q0.message.payload.toString()], [0, false, null, null, 'hello'])
-  const big = encodeEnvelope('n', 2, { ...m, qos: 0, retain: false, payload: Buffer.alloc(100_000, 7) })
-  assert.equal(decodeEnvelope(big)!.message.payload.buffer, big.buffer, 'QoS 0: a view into the frame')
+  assert.equal(e.messages.length, 1)
+  assert.deepEqual({ ...e.messages[0], payload: e.messages[0].payload.toString() }, { ...m, payload: 'hello', id: 'node-1#abc/42' })
+  assert.equal(e.messages[0].payload.buffer === frame.buffer, false, 'QoS 1: its own copy')
+
+  // a run: three messages, one of them QoS 0 with no properties nor publisher, an empty payload, a large one
+  const run: Message[] = [
+    { ...m, qos: 0, retain: false, properties: null, from: null },
+    { ...m, payload: Buffer.alloc(0), qos: 2 },
+    { ...m, qos: 0, retain: false, payload: Buffer.alloc(100_000, 7) },
+  ]
+  const many = encodeEnvelope('n', 0xffffffff, run.map(sizeOf))
+  const back = decodeEnvelope(many)!
+  assert.deepEqual(back.messages.map((x) => [x.qos, x.retain, x.properties === null, x.from, x.payload.length, x.id]),
+    [[0, false, true, null, 5, 'n/4294967295'], [2, true, false, 'client-ü', 0, 'n/0'], [0, false, false, 'client-ü', 100_000, 'n/1']])
+  assert.equal(back.messages[2].payload.buffer, many.buffer, 'QoS 0: a view into the frame')
+
   assert.equal(decodeEnvelope(new Uint8Array([9, 9, 9])), null)
-  assert.equal(decodeEnvelope(Buffer.concat([Buffer.from([2]), frame.subarray(1)])), null, 'another version')
+  assert.equal(decodeEnvelope(Buffer.concat([Buffer.from([1]), frame.subarray(1)])), null, 'another version')
   assert.equal(decodeEnvelope(frame.subarray(0, 20)), null, 'cut short')
+  assert.equal(decodeEnvelope(Buffer.concat([frame, Buffer.from([0])])), null, 'bytes after the last message')
 })
