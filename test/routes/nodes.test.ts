@@ -11,6 +11,7 @@ import { connectMqtt, delay, startServer, type TestServer } from '../helpers.ts'
 import { startCluster } from '../cluster/cluster.ts'
 import { nodeIdOf } from '../../src/config.ts'
 import type { NodeHeartbeat } from '../../src/cluster/nodes.ts'
+import { encodeToken } from '../../src/cluster/keys.ts'
 
 interface Row {
   id: string; address: string; upSince: string; connections: number; settingsVersion: number; lastHeartbeat: string
@@ -39,7 +40,7 @@ async function eventually(check: () => Promise<void>, timeoutMs = 6000): Promise
 }
 
 /** Where src/cluster/nodes.ts keeps a node's heartbeat. */
-const heartbeatKey = (id: string) => `n.${Buffer.from(id, 'utf8').toString('base64url')}`
+const heartbeatKey = (id: string) => `n.${encodeToken(id)}`
 
 /** A heartbeat of a node that does not exist; a reap marker of its boot written first, so no survivor removes it. */
 async function fakeNode(kv: KV, hb: Partial<NodeHeartbeat> & Pick<NodeHeartbeat, 'id'>): Promise<void> {
@@ -47,7 +48,7 @@ async function fakeNode(kv: KV, hb: Partial<NodeHeartbeat> & Pick<NodeHeartbeat,
     address: '10.0.0.9:8080', upSince: new Date(Date.now() - 60_000).toISOString(), connections: 0, settingsVersion: 1,
     lastHeartbeat: new Date().toISOString(), boot: `fake-${hb.id}`, ...hb,
   }
-  await kv.put(`reap.${Buffer.from(full.id).toString('base64url')}.${Buffer.from(full.boot).toString('base64url')}`, 'test')
+  await kv.put(`reap.${encodeToken(full.id)}.${encodeToken(full.boot)}`, 'test')
   await kv.put(heartbeatKey(full.id), JSON.stringify(full))
 }
 

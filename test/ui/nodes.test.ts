@@ -1,17 +1,17 @@
 // The Nodes page in headless Chromium against two real in-process cluster nodes on the machine's NATS, with fake
 // nodes written into the nodes bucket as heartbeats: the page lists every node with its clients, updates by itself
-// every 2 s while shown (and asks nothing while another page is), flags a node behind on its settings version and a
-// dead one, and shows a node id made of markup as text.
+// every 2 s while shown (and asks nothing while another page is) and at once on Refresh, says when an answer failed,
+// flags a node behind on its settings version and a dead one, and shows a node id made of markup as text.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { Kvm, type KV } from '@nats-io/kv'
 import { connectMqtt, delay, hasChromium, TEST_TOKEN, until } from '../helpers.ts'
 import { startCluster } from '../cluster/cluster.ts'
 import type { NodeHeartbeat } from '../../src/cluster/nodes.ts'
+import { encodeToken as token } from '../../src/cluster/keys.ts'
 import { openUi, openTab, screenshot, signIn, WAIT } from './browser.ts'
 
 const XSS = '<img src=x onerror=alert(1)>'
-const token = (s: string) => Buffer.from(s, 'utf8').toString('base64url')
 
 /** A heartbeat of a node that does not exist; its boot's reap marker written first, so no survivor removes it. */
 async function fakeNode(kv: KV, hb: Partial<NodeHeartbeat> & Pick<NodeHeartbeat, 'id'>): Promise<void> {
@@ -97,6 +97,22 @@ test('nodes page in headless Chromium', { skip: hasChromium() ? false : 'chromiu
     assert.equal(await x.locator('td:nth-child(2)').textContent(), XSS)
     assert.equal(await page.locator('#nodes-body img').count(), 0)
     assert.deepEqual(dialogs, [])
+  })
+
+  await t.test('Refresh asks at once; a failed answer is said above the last table, and gone with the next answer', async () => {
+    const isNodes = (req: { url(): string }) => new URL(req.url()).pathname === '/api/nodes'
+    // right after a poll the next one is 2 s away: a request within 1 s is the button's
+    await page.waitForRequest(isNodes, WAIT)
+    const clicked = page.waitForRequest(isNodes, { timeout: 1000 })
+    await page.click('#nodes-refresh')
+    await clicked
+    await page.route('**/api/nodes', (route) => route.fulfill({ status: 503, contentType: 'application/json', body: JSON.stringify({ message: 'the bucket is away' }) }))
+    await page.click('#nodes-refresh')
+    await page.waitForFunction(() => document.querySelector('#nodes-error')?.textContent === 'Could not load the nodes: the bucket is away', undefined, WAIT)
+    assert.equal(await page.locator('#nodes-body tr').count(), 5, 'the last answer still shown')
+    await page.unroute('**/api/nodes')
+    await page.waitForFunction(() => document.querySelector('#nodes-error')?.textContent === '', undefined, WAIT)
+    assert.equal(await page.locator('#nodes-body tr').count(), 5)
   })
 
   await t.test('another page shown: no more polling', async () => {

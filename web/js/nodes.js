@@ -6,7 +6,7 @@ import { h, $, fill, formatAgo, formatNumber, formatTime } from './dom.js'
 import { app } from './state.js'
 
 const REFRESH_MS = 2000
-const view = { timer: null, answer: null, loading: null }
+const view = { timer: null, loading: null }
 
 export function initNodes() {
   $('#nodes-refresh').addEventListener('click', () => refresh())
@@ -19,7 +19,6 @@ export function initNodes() {
 /** Called at sign-out (or a 401). */
 export function stopNodes() {
   hide()
-  view.answer = null
   fill($('#nodes-body'))
   fill($('#nodes-summary'))
   fill($('#nodes-error'))
@@ -43,15 +42,12 @@ async function refresh() {
   try {
     const answer = await api('/api/nodes')
     if (view.loading !== token) return
-    view.answer = answer
-    render()
+    render(answer)
     fill($('#nodes-error'))
   } catch (err) {
     if (view.loading === token && !signedOut(err)) fill($('#nodes-error'), `Could not load the nodes: ${err.message}`)
   }
 }
-
-const plural = (n, one, many = `${one}s`) => `${formatNumber(n)} ${n === 1 ? one : many}`
 
 function versionCell(n, newest) {
   const cell = h('td', { class: 'nowrap', dataset: { settingsVersion: n.settingsVersion } }, `v${n.settingsVersion}`)
@@ -73,12 +69,11 @@ function stateCell(n, now) {
   }, `dead: last heartbeat ${formatAgo(n.lastHeartbeat, now)}`))
 }
 
-function render() {
+function render({ newestSettingsVersion: newest, nodes }) {
   const now = Date.now()
-  const { newestSettingsVersion: newest, nodes } = view.answer
   const behind = nodes.filter((n) => n.behind).length
   const dead = nodes.filter((n) => !n.alive).length
-  const parts = [plural(nodes.length, 'node'), `newest settings v${newest}`]
+  const parts = [`${formatNumber(nodes.length)} node${nodes.length === 1 ? '' : 's'}`, `newest settings v${newest}`]
   if (behind > 0) parts.push(`${formatNumber(behind)} behind`)
   if (dead > 0) parts.push(`${formatNumber(dead)} dead`)
   fill($('#nodes-summary'), `${parts.join(' · ')} · updated ${formatTime(new Date(now).toISOString())}`)
