@@ -12,7 +12,8 @@
 // what may be in the bucket, and reading a session must settle this node's own pending writes first.)
 import type { KvEntry } from '@nats-io/kv'
 import type { Logger } from '../contracts/logger.ts'
-import { isOutgoing, type Queued, type Session, type SessionEntry, type SessionStore } from '../contracts/state.ts'
+import type { Queued, Session } from '../contracts/state.ts'
+import { kept, noteCount, NotedSessionStore, restoreEntry, type SessionNotes } from '../state/noted-sessions.ts'
 import { decodeEntry, decodeSessionRecord, encodeEntry, encodeSessionRecord, purgeKey, sessionOfRecord,
   type ClusterBuckets } from './buckets.ts'
 import { entriesFilter, entryKey, sessionKey } from './keys.ts'
@@ -53,24 +54,15 @@ export interface SessionWriteStats {
   lastMs: number
 }
 
-/** What one client's notes say until they are written; its record is always written with them. */
-interface Notes {
-  session: Session
-  /** seq -> the entry to write, or null to remove */
-  entries: Map<number, SessionEntry | null> | null
-}
-
 interface Batch {
   wipes: Set<string>
-  notes: Map<string, Notes>
+  /** (the filters of a note are not written apart: subscriptions are part of the record) */
+  notes: Map<string, SessionNotes>
 }
-
-/** Does the session need a record at all? */
-const kept = (s: Session): boolean => s.expiryIntervalSec > 0 || s.will !== null
 
 const delay = (ms: number) => new Promise<void>((r) => setTimeout(r, ms))
 
-export class JetStreamSessionStore implements SessionStore {
+export class JetStreamSessionStore extends NotedSessionStore {
   readonly stats: SessionWriteStats = { batches: 0, puts: 0, purges: 0, errors: 0, lastMs: 0 }
   readonly #b: ClusterBuckets
   readonly #bucket: string
@@ -81,19 +73,10 @@ export class JetStreamSessionStore implements SessionStore {
   readonly #retryMs: number
   readonly #forgetTimeoutMs: number
   readonly #maxInFlight: number
-  readonly #sessions = new Map<string, Session>()
   /** when each session read from the bucket was last written there (lastWrittenAt) */
   readonly #writtenAt = new Map<string, number>()
-  /** client ids whose keys may be in the bucket */
-  readonly #stored = new Set<string>()
-  /** seqs of each client's entries that may be in the bucket */
-  readonly #writtenSeqs = new Map<string, Set<number>>()
   /** reads from the bucket under way, by client id */
   readonly #reading = new Map<string, Promise<Session | undefined>>()
-  /** clients whose keys are removed before anything else is written */
-  #wipes = new Set<string>()
-  #notes = new Map<string, Notes>()
-  #pending = 0
   /** the batch being written */
   #batch: Batch | null = null
   /** batches run one after another */
@@ -104,6 +87,7 @@ export class JetStreamSessionStore implements SessionStore {
   #lastErrorLog = 0
 
   constructor(buckets: ClusterBuckets, opts: JetStreamSessionOptions = {}) {
+    super()
     this.#b = buckets
     this.#bucket = buckets.names.sessions
     this.#nodeId = opts.nodeId ?? null
@@ -115,22 +99,9 @@ export class JetStreamSessionStore implements SessionStore {
     this.#maxInFlight = opts.maxInFlight ?? 256
   }
 
-  get size(): number {
-    return this.#sessions.size
-  }
-
-  /** Notes waiting to be written (not counting a batch in flight). */
-  get pending(): number {
-    return this.#pending + this.#wipes.size
-  }
-
-  get(clientId: string): Session | undefined {
-    return this.#sessions.get(clientId)
-  }
-
   /** The session held here, or else (after beforeResume) the one in the bucket, now held here. */
   resume(clientId: string): Session | undefined | Promise<Session | undefined> {
-    const held = this.#sessions.get(clientId)
+    const held = this.sessions.get(clientId)
     if (held !== undefined) return held
     return this.#take(clientId, async () => {
       await this.#beforeResume(clientId)
@@ -144,7 +115,7 @@ export class JetStreamSessionStore implements SessionStore {
    * then). The session held here already, if there is one.
    */
   adopt(clientId: string, crashedAt = Date.now()): Promise<Session | undefined> {
-    const held = this.#sessions.get(clientId)
+    const held = this.sessions.get(clientId)
     if (held !== undefined) return Promise.resolve(held)
     return this.#take(clientId, () => Promise.resolve(crashedAt))
   }
@@ -163,52 +134,13 @@ export class JetStreamSessionStore implements SessionStore {
     return (await this.#read(clientId))?.session
   }
 
-  set(session: Session): void {
-    this.#sessions.set(session.clientId, session)
-  }
-
   /** The session is over: dropped here, and its keys removed from the bucket (whether it was held here or not). */
   delete(clientId: string): void {
-    this.#sessions.delete(clientId)
+    this.sessions.delete(clientId)
     this.#writtenAt.delete(clientId)
-    this.#dropNotes(clientId)
-    this.#wipes.add(clientId)
-    this.#touched()
-  }
-
-  all(): IterableIterator<Session> {
-    return this.#sessions.values()
-  }
-
-  savedSession(session: Session): void {
-    if (!kept(session) && !this.#stored.has(session.clientId)) return
-    this.#notesOf(session)
-  }
-
-  savedSubscription(session: Session, _filter: string): void {
-    if (session.expiryIntervalSec === 0) return
-    this.#notesOf(session) // (subscriptions are part of the record)
-  }
-
-  savedEntry(session: Session, entry: SessionEntry): void {
-    if (session.expiryIntervalSec === 0) return
-    const entries = (this.#notesOf(session).entries ??= new Map())
-    if (!entries.has(entry.seq)) this.#added()
-    entries.set(entry.seq, entry)
-  }
-
-  droppedEntry(session: Session, entry: SessionEntry): void {
-    if (session.expiryIntervalSec === 0) return
-    const notes = this.#notes.get(session.clientId)
-    const entries = notes?.session === session ? notes.entries : null
-    if (!this.#mayBeStored(session.clientId, entry.seq)) {
-      // noted and done within one batch: never written at all
-      if (entries?.delete(entry.seq)) this.#pending--
-      return
-    }
-    const map = entries ?? (this.#notesOf(session).entries ??= new Map())
-    if (!map.has(entry.seq)) this.#added()
-    map.set(entry.seq, null)
+    this.dropNotes(clientId)
+    this.wipes.add(clientId)
+    this.touched()
   }
 
   /** Resolves once everything noted so far is written, or the write failed (it is tried again). */
@@ -228,25 +160,22 @@ export class JetStreamSessionStore implements SessionStore {
       }
       if (!(await this.#kick())) await delay(Math.min(this.#retryMs, Math.max(0, deadline - Date.now())))
     }
-    this.#sessions.delete(clientId)
-    this.#stored.delete(clientId)
-    this.#writtenSeqs.delete(clientId)
-    this.#writtenAt.delete(clientId)
+    this.discard(clientId)
   }
 
-  /** Write what is pending (trying for at most `timeoutMs`) and stop. */
   /**
    * Drop a session from this node's memory with its notes, writing nothing (another node owns it now and must be
    * its only writer).
    */
   discard(clientId: string): void {
-    this.#sessions.delete(clientId)
-    this.#dropNotes(clientId)
-    this.#stored.delete(clientId)
-    this.#writtenSeqs.delete(clientId)
+    this.sessions.delete(clientId)
+    this.dropNotes(clientId)
+    this.stored.delete(clientId)
+    this.writtenSeqs.delete(clientId)
     this.#writtenAt.delete(clientId)
   }
 
+  /** Write what is pending (trying for at most `timeoutMs`) and stop. */
   async close(timeoutMs = 5000): Promise<void> {
     if (this.#closed) return
     const deadline = Date.now() + timeoutMs
@@ -267,18 +196,18 @@ export class JetStreamSessionStore implements SessionStore {
     const p = (async () => {
       const datedFrom = await before()
       await this.#settle(clientId)
-      const held = this.#sessions.get(clientId)
+      const held = this.sessions.get(clientId)
       if (held !== undefined) return held // set here meanwhile
       const found = await this.#read(clientId)
       if (found === undefined) return undefined
-      const again = this.#sessions.get(clientId)
+      const again = this.sessions.get(clientId)
       if (again !== undefined) return again
       const { session, seqs, expired, writtenAt } = found
       this.#writtenAt.set(clientId, writtenAt)
       session.disconnectedAt ??= datedFrom
-      this.#sessions.set(clientId, session)
-      this.#stored.add(clientId)
-      this.#writtenSeqs.set(clientId, seqs)
+      this.sessions.set(clientId, session)
+      this.stored.add(clientId)
+      this.writtenSeqs.set(clientId, seqs)
       // queued messages that expired in the bucket leave it with the next batch
       for (const seq of expired) this.droppedEntry(session, { seq } as Queued)
       return session
@@ -311,48 +240,16 @@ export class JetStreamSessionStore implements SessionStore {
     const now = Date.now()
     for (const e of found.map((x) => decodeEntry(x.value)).sort((a, b) => a.seq - b.seq)) {
       seqs.add(e.seq)
-      if (e.seq >= s.nextSeq) s.nextSeq = e.seq + 1
-      if (isOutgoing(e)) {
-        ;(s.inflight ??= new Map()).set(e.packetId, e)
-        if (e.packetId >= s.nextPacketId) s.nextPacketId = e.packetId === 65535 ? 1 : e.packetId + 1
-      } else if (e.message.expiresAt !== 0 && e.message.expiresAt <= now) {
-        expired.push(e.seq)
-      } else {
-        ;(s.queue ??= []).push(e)
-        s.queuedBytes += e.message.payload.length
-      }
+      if (!restoreEntry(s, e, now)) expired.push(e.seq)
     }
     return { session: s, seqs, expired, writtenAt: record.writtenAt }
   }
 
   // ---- noting ---------------------------------------------------------------------------------------------------------
 
-  #notesOf(session: Session): Notes {
-    let notes = this.#notes.get(session.clientId)
-    if (notes === undefined || notes.session !== session) {
-      if (notes !== undefined) this.#pending -= noteCount(notes)
-      notes = { session, entries: null }
-      this.#notes.set(session.clientId, notes)
-      this.#added() // the record
-    }
-    return notes
-  }
-
-  #dropNotes(clientId: string): void {
-    const notes = this.#notes.get(clientId)
-    if (notes === undefined) return
-    this.#pending -= noteCount(notes)
-    this.#notes.delete(clientId)
-  }
-
-  #added(): void {
-    this.#pending++
-    this.#touched()
-  }
-
-  #touched(): void {
+  protected touched(): void {
     if (this.#closed) return
-    if (this.#pending > MAX_PENDING && this.#queued === null) {
+    if (this.pendingNotes > MAX_PENDING && this.#queued === null) {
       void this.#kick()
       return
     }
@@ -365,15 +262,15 @@ export class JetStreamSessionStore implements SessionStore {
     }
   }
 
-  /** Is this entry in the bucket, or on its way there? */
-  #mayBeStored(clientId: string, seq: number): boolean {
-    if (this.#writtenSeqs.get(clientId)?.has(seq) === true) return true
+  /** Is this entry in the bucket, or on its way there (in the batch being written)? */
+  protected override mayBeStored(clientId: string, seq: number): boolean {
+    if (this.writtenSeqs.get(clientId)?.has(seq) === true) return true
     const e = this.#batch?.notes.get(clientId)?.entries?.get(seq)
     return e !== undefined && e !== null
   }
 
   #pendingFor(clientId: string): boolean {
-    return this.#notes.has(clientId) || this.#wipes.has(clientId) ||
+    return this.notes.has(clientId) || this.wipes.has(clientId) ||
       (this.#batch !== null && (this.#batch.notes.has(clientId) || this.#batch.wipes.has(clientId)))
   }
 
@@ -394,11 +291,11 @@ export class JetStreamSessionStore implements SessionStore {
   async #runBatch(): Promise<boolean> {
     if (this.#timer !== null) clearTimeout(this.#timer)
     this.#timer = null
-    if (this.#wipes.size === 0 && this.#notes.size === 0) return true
-    const batch: Batch = { wipes: this.#wipes, notes: this.#notes }
-    this.#wipes = new Set()
-    this.#notes = new Map()
-    this.#pending = 0
+    if (this.wipes.size === 0 && this.notes.size === 0) return true
+    const batch: Batch = { wipes: this.wipes, notes: this.notes }
+    this.wipes = new Set()
+    this.notes = new Map()
+    this.pendingNotes = 0
     this.#batch = batch
     const started = performance.now()
     try {
@@ -431,13 +328,13 @@ export class JetStreamSessionStore implements SessionStore {
     const now = Date.now()
     for (const [clientId, notes] of batch.notes) {
       const s = notes.session
-      if (this.#sessions.get(clientId) !== s) continue // replaced or dropped since
+      if (this.sessions.get(clientId) !== s) continue // replaced or dropped since
       if (!kept(s)) {
         if (!batch.wipes.has(clientId)) wipe(clientId)
         continue
       }
       // a session this node has not written nor read: nothing stale stays under its entry keys
-      if (!this.#stored.has(clientId) && !batch.wipes.has(clientId)) removals.push(purge(entriesFilter(clientId)))
+      if (!this.stored.has(clientId) && !batch.wipes.has(clientId)) removals.push(purge(entriesFilter(clientId)))
       const record = encodeSessionRecord(s, this.#nodeId, now)
       writes.push(async () => {
         await this.#b.sessions.put(sessionKey(clientId), record)
@@ -449,7 +346,7 @@ export class JetStreamSessionStore implements SessionStore {
           writes.push(async () => {
             await purgeKey(this.#b, this.#bucket, entryKey(clientId, seq))
             this.stats.purges++
-            this.#writtenSeqs.get(clientId)?.delete(seq)
+            this.writtenSeqs.get(clientId)?.delete(seq)
           })
         } else {
           const value = encodeEntry(e)
@@ -462,19 +359,19 @@ export class JetStreamSessionStore implements SessionStore {
     }
     await runAll(removals, this.#maxInFlight)
     for (const clientId of wiped) {
-      this.#stored.delete(clientId)
-      this.#writtenSeqs.delete(clientId)
+      this.stored.delete(clientId)
+      this.writtenSeqs.delete(clientId)
     }
     // what follows may land: the keys count as stored from here
     for (const [clientId, notes] of batch.notes) {
       const s = notes.session
-      if (this.#sessions.get(clientId) !== s || !kept(s)) continue
-      this.#stored.add(clientId)
+      if (this.sessions.get(clientId) !== s || !kept(s)) continue
+      this.stored.add(clientId)
       if (notes.entries === null || s.expiryIntervalSec === 0) continue
-      let seqs = this.#writtenSeqs.get(clientId)
+      let seqs = this.writtenSeqs.get(clientId)
       for (const [seq, e] of notes.entries) {
         if (e === null) continue
-        if (seqs === undefined) this.#writtenSeqs.set(clientId, (seqs = new Set()))
+        if (seqs === undefined) this.writtenSeqs.set(clientId, (seqs = new Set()))
         seqs.add(seq)
       }
     }
@@ -485,16 +382,16 @@ export class JetStreamSessionStore implements SessionStore {
   #failed(batch: Batch, err: unknown): void {
     this.stats.errors++
     for (const clientId of batch.wipes) {
-      if (!this.#wipes.has(clientId)) {
-        this.#wipes.add(clientId)
+      if (!this.wipes.has(clientId)) {
+        this.wipes.add(clientId)
       }
     }
     for (const [clientId, old] of batch.notes) {
-      if (this.#sessions.get(clientId) !== old.session) continue
-      const current = this.#notes.get(clientId)
+      if (this.sessions.get(clientId) !== old.session) continue
+      const current = this.notes.get(clientId)
       if (current === undefined) {
-        this.#notes.set(clientId, old)
-        this.#pending += noteCount(old)
+        this.notes.set(clientId, old)
+        this.pendingNotes += noteCount(old)
         continue
       }
       if (current.session !== old.session || old.entries === null) continue
@@ -502,7 +399,7 @@ export class JetStreamSessionStore implements SessionStore {
       for (const [seq, e] of old.entries) {
         if (entries.has(seq)) continue
         entries.set(seq, e)
-        this.#pending++
+        this.pendingNotes++
       }
     }
     const now = Date.now()
@@ -519,10 +416,6 @@ export class JetStreamSessionStore implements SessionStore {
       this.#timer.unref()
     }
   }
-}
-
-function noteCount(n: Notes): number {
-  return 1 + (n.entries?.size ?? 0)
 }
 
 /** Run the tasks, `limit` at a time; rejects with the first error once all have settled. */

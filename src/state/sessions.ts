@@ -4,10 +4,11 @@
 // Will of a client connected at a crash is published after the restart. A session that ends with its connection and
 // has no Will is never written.
 import type { Database, Statement } from 'better-sqlite3'
-import type { Outgoing, QoS, Queued, Session, SessionEntry, SessionStore } from '../contracts/state.ts'
+import type { Outgoing, QoS, Queued, Session } from '../contracts/state.ts'
 import { isOutgoing, newSession } from '../contracts/state.ts'
 import { propertiesFromJson, propertiesToJson, willFromJson, willToJson } from './codec.ts'
 import type { WriteBehind, Writer } from './write-behind.ts'
+import { kept, NotedSessionStore, restoreEntry } from './noted-sessions.ts'
 
 interface SessionRow {
   client_id: string
@@ -42,33 +43,9 @@ interface MessageRow {
   from_client: string | null
 }
 
-/**
- * What one client's notes say, until they are written. The session's own row is always written with them: a
- * subscription or a message never lands without the row that makes it part of a session.
- */
-interface Notes {
-  /** the session object noted (a replaced one is not written) */
-  session: Session
-  /** filters added, replaced or removed */
-  filters: Set<string> | null
-  /** seq -> the entry to write, or null to delete */
-  entries: Map<number, SessionEntry | null> | null
-}
 
-/** Does the session need a row at all? */
-const kept = (s: Session): boolean => s.expiryIntervalSec > 0 || s.will !== null
-
-export class DurableSessionStore implements SessionStore, Writer {
-  readonly #sessions = new Map<string, Session>()
+export class DurableSessionStore extends NotedSessionStore implements Writer {
   readonly #wb: WriteBehind
-  /** client ids whose rows are in the file (or whose rows may be) */
-  readonly #stored = new Set<string>()
-  /** seqs of each client's entries that are in the file */
-  readonly #writtenSeqs = new Map<string, Set<number>>()
-  /** clients whose rows are deleted before anything else is written */
-  #wipes = new Set<string>()
-  #notes = new Map<string, Notes>()
-  #pending = 0
   readonly #sql: Record<'upsertSession' | 'deleteSession' | 'deleteSubs' | 'deleteMessages' | 'upsertSub' | 'deleteSub' |
     'upsertMessage' | 'deleteMessage', Statement>
 
@@ -77,6 +54,7 @@ export class DurableSessionStore implements SessionStore, Writer {
    * written (the process stopped without closing them): their expiry and Will delay count from then.
    */
   constructor(db: Database, wb: WriteBehind, crashedAt: number) {
+    super()
     this.#wb = wb
     this.#sql = {
       upsertSession: db.prepare(`INSERT INTO mqtt_sessions (client_id, expiry_sec, disconnected_at, will, qos2_received, updated_at)
@@ -100,76 +78,17 @@ export class DurableSessionStore implements SessionStore, Writer {
     wb.register(this)
   }
 
-  get size(): number {
-    return this.#sessions.size
-  }
-
-  get pending(): number {
-    return this.#pending + this.#wipes.size
-  }
-
-  get(clientId: string): Session | undefined {
-    return this.#sessions.get(clientId)
-  }
-
   resume(clientId: string): Session | undefined {
-    return this.#sessions.get(clientId)
-  }
-
-  set(session: Session): void {
-    this.#sessions.set(session.clientId, session)
+    return this.sessions.get(clientId)
   }
 
   delete(clientId: string): void {
-    if (!this.#sessions.delete(clientId)) return
-    const notes = this.#notes.get(clientId)
-    if (notes !== undefined) {
-      this.#pending -= noteCount(notes)
-      this.#notes.delete(clientId)
-    }
-    if (this.#stored.has(clientId)) {
-      this.#wipes.add(clientId)
+    if (!this.sessions.delete(clientId)) return
+    this.dropNotes(clientId)
+    if (this.stored.has(clientId)) {
+      this.wipes.add(clientId)
       this.#wb.touched()
     }
-  }
-
-  all(): IterableIterator<Session> {
-    return this.#sessions.values()
-  }
-
-  savedSession(session: Session): void {
-    if (!kept(session) && !this.#stored.has(session.clientId)) return
-    this.#notesOf(session)
-  }
-
-  savedSubscription(session: Session, filter: string): void {
-    if (session.expiryIntervalSec === 0) return
-    const filters = (this.#notesOf(session).filters ??= new Set())
-    if (filters.has(filter)) return
-    filters.add(filter)
-    this.#added()
-  }
-
-  savedEntry(session: Session, entry: SessionEntry): void {
-    if (session.expiryIntervalSec === 0) return
-    const entries = (this.#notesOf(session).entries ??= new Map())
-    if (!entries.has(entry.seq)) this.#added()
-    entries.set(entry.seq, entry)
-  }
-
-  droppedEntry(session: Session, entry: SessionEntry): void {
-    if (session.expiryIntervalSec === 0) return
-    const notes = this.#notes.get(session.clientId)
-    const entries = notes?.session === session ? notes.entries : null
-    const inFile = this.#writtenSeqs.get(session.clientId)?.has(entry.seq) ?? false
-    if (!inFile) {
-      // noted and done within one interval: never written at all
-      if (entries?.delete(entry.seq)) this.#pending--
-      return
-    }
-    const map = entries ?? (this.#notesOf(session).entries ??= new Map())
-    if (!map.has(entry.seq)) this.#added()
-    map.set(entry.seq, null)
   }
 
   flush(): Promise<void> {
@@ -179,15 +98,15 @@ export class DurableSessionStore implements SessionStore, Writer {
   write(now: number): number {
     let rows = 0
     const sql = this.#sql
-    for (const clientId of this.#wipes) {
+    for (const clientId of this.wipes) {
       sql.deleteSession.run(clientId)
       sql.deleteSubs.run(clientId)
       sql.deleteMessages.run(clientId)
       rows++
     }
-    for (const [clientId, notes] of this.#notes) {
+    for (const [clientId, notes] of this.notes) {
       const s = notes.session
-      if (this.#sessions.get(clientId) !== s) continue // replaced since: its successor's notes are its own
+      if (this.sessions.get(clientId) !== s) continue // replaced since: its successor's notes are its own
       rows++
       if (!kept(s)) {
         sql.deleteSession.run(clientId)
@@ -226,48 +145,36 @@ export class DurableSessionStore implements SessionStore, Writer {
   }
 
   committed(): void {
-    for (const clientId of this.#wipes) {
-      this.#stored.delete(clientId)
-      this.#writtenSeqs.delete(clientId)
+    for (const clientId of this.wipes) {
+      this.stored.delete(clientId)
+      this.writtenSeqs.delete(clientId)
     }
-    for (const [clientId, notes] of this.#notes) {
+    for (const [clientId, notes] of this.notes) {
       const s = notes.session
-      if (this.#sessions.get(clientId) !== s) continue
-      if (kept(s)) this.#stored.add(clientId)
+      if (this.sessions.get(clientId) !== s) continue
+      if (kept(s)) this.stored.add(clientId)
       else {
-        this.#stored.delete(clientId)
-        this.#writtenSeqs.delete(clientId)
+        this.stored.delete(clientId)
+        this.writtenSeqs.delete(clientId)
         continue
       }
       if (notes.entries !== null && s.expiryIntervalSec > 0) {
-        let seqs = this.#writtenSeqs.get(clientId)
+        let seqs = this.writtenSeqs.get(clientId)
         for (const [seq, e] of notes.entries) {
           if (e === null) seqs?.delete(seq)
           else {
-            if (seqs === undefined) this.#writtenSeqs.set(clientId, (seqs = new Set()))
+            if (seqs === undefined) this.writtenSeqs.set(clientId, (seqs = new Set()))
             seqs.add(seq)
           }
         }
       }
     }
-    this.#wipes = new Set()
-    this.#notes = new Map()
-    this.#pending = 0
+    this.wipes = new Set()
+    this.notes = new Map()
+    this.pendingNotes = 0
   }
 
-  #notesOf(session: Session): Notes {
-    let notes = this.#notes.get(session.clientId)
-    if (notes === undefined || notes.session !== session) {
-      if (notes !== undefined) this.#pending -= noteCount(notes)
-      notes = { session, filters: null, entries: null }
-      this.#notes.set(session.clientId, notes)
-      this.#added() // the row
-    }
-    return notes
-  }
-
-  #added(): void {
-    this.#pending++
+  protected touched(): void {
     this.#wb.touched()
   }
 
@@ -277,11 +184,11 @@ export class DurableSessionStore implements SessionStore, Writer {
       s.disconnectedAt = row.disconnected_at ?? crashedAt
       s.will = willFromJson(row.will)
       if (row.qos2_received !== null) s.incomingQos2 = new Set(JSON.parse(row.qos2_received) as number[])
-      this.#sessions.set(s.clientId, s)
-      this.#stored.add(s.clientId)
+      this.sessions.set(s.clientId, s)
+      this.stored.add(s.clientId)
     }
     for (const row of db.prepare('SELECT * FROM mqtt_subscriptions').iterate() as IterableIterator<SubscriptionRow>) {
-      const s = this.#sessions.get(row.client_id)
+      const s = this.sessions.get(row.client_id)
       if (s === undefined) continue
       s.subscriptions.set(row.filter, {
         clientId: row.client_id,
@@ -296,12 +203,11 @@ export class DurableSessionStore implements SessionStore, Writer {
     const now = Date.now()
     const expired: Array<[Session, number]> = []
     for (const row of db.prepare('SELECT * FROM mqtt_session_messages ORDER BY client_id, seq').iterate() as IterableIterator<MessageRow>) {
-      const s = this.#sessions.get(row.client_id)
+      const s = this.sessions.get(row.client_id)
       if (s === undefined) continue
-      let seqs = this.#writtenSeqs.get(row.client_id)
-      if (seqs === undefined) this.#writtenSeqs.set(row.client_id, (seqs = new Set()))
+      let seqs = this.writtenSeqs.get(row.client_id)
+      if (seqs === undefined) this.writtenSeqs.set(row.client_id, (seqs = new Set()))
       seqs.add(row.seq)
-      if (row.seq >= s.nextSeq) s.nextSeq = row.seq + 1
       const message = {
         topic: row.topic,
         payload: row.payload,
@@ -312,28 +218,15 @@ export class DurableSessionStore implements SessionStore, Writer {
         from: row.from_client,
       }
       const subscriptionIds = JSON.parse(row.subscription_ids) as number[]
-      if (row.packet_id === null) {
-        if (message.expiresAt !== 0 && message.expiresAt <= now) {
-          expired.push([s, row.seq])
-          continue
-        }
-        const q: Queued = { seq: row.seq, message, qos: message.qos, retain: message.retain, subscriptionIds }
-        ;(s.queue ??= []).push(q)
-        s.queuedBytes += message.payload.length
-      } else {
-        const o: Outgoing = {
-          seq: row.seq, packetId: row.packet_id, message, qos: message.qos as 1 | 2, retain: message.retain, dup: false,
-          subscriptionIds, stage: row.stage === 'pubrel' ? 'pubrel' : 'publish', unsent: false,
-        }
-        ;(s.inflight ??= new Map()).set(o.packetId, o)
-        if (o.packetId >= s.nextPacketId) s.nextPacketId = o.packetId === 65535 ? 1 : o.packetId + 1
-      }
+      const entry: Queued | Outgoing = row.packet_id === null
+        ? { seq: row.seq, message, qos: message.qos, retain: message.retain, subscriptionIds }
+        : {
+            seq: row.seq, packetId: row.packet_id, message, qos: message.qos as 1 | 2, retain: message.retain, dup: false,
+            subscriptionIds, stage: row.stage === 'pubrel' ? 'pubrel' : 'publish', unsent: false,
+          }
+      if (!restoreEntry(s, entry, now)) expired.push([s, row.seq])
     }
     // queued messages that expired while the broker was down leave the file with the next write
     for (const [s, seq] of expired) this.droppedEntry(s, { seq } as Queued)
   }
-}
-
-function noteCount(n: Notes): number {
-  return 1 + (n.filters?.size ?? 0) + (n.entries?.size ?? 0)
 }
