@@ -8,9 +8,9 @@ import type { Logger } from '../contracts/logger.ts'
 /** Lines written as they come per reason and address in one window. */
 export const LINES_PER_WINDOW = 5
 /** How long a window lasts (ms). */
-export const FOLD_WINDOW_MS = 10_000
+const FOLD_WINDOW_MS = 10_000
 /** Reason/address pairs followed in one window; the rest of a window's failures are folded per reason. */
-const MAX_KEYS = 1000
+export const MAX_KEYS = 1000
 
 interface Fold {
   level: 'info' | 'warn'
@@ -39,12 +39,12 @@ export class LogFold {
     let key = `${reason}\u0000${address ?? ''}`
     let fold = this.#folds.get(key)
     if (fold === undefined) {
-      if (this.#folds.size >= MAX_KEYS) {
+      const others = this.#folds.size >= MAX_KEYS
+      if (others) {
         key = `${reason}\u0000*`
         fold = this.#folds.get(key)
       }
       if (fold === undefined) {
-        const others = key.endsWith('\u0000*')
         fold = { level, reason, address: others ? null : address, others, seen: 0 }
         this.#folds.set(key, fold)
       }

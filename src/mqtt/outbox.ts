@@ -11,15 +11,15 @@ const CHUNK_MAX = 65536
 
 export class Outbox {
   readonly #connection: Connection
-  /** what this turn queued, written at the broker's flush */
-  #out: Buffer[] | null = null
   /**
-   * what waits while the transport pushes back, in order. A packet that is a small slice of something larger (Node's
-   * shared 8 KiB pool: a 4-byte PUBACK) is copied into a chunk of our own, since kept as it is it would pin the whole
-   * slab and a client that never reads could make the broker hold 2,000 times what it counts; a packet that is a
-   * buffer of its own (a QoS 0 broadcast encoded once for every subscriber) is kept as it is, shared.
+   * what waits to be written, in order: what this turn queued (written at the broker's flush), or, while the transport
+   * pushes back, what is held (written when it drains; nothing else is queued meanwhile). A held packet that is a
+   * small slice of something larger (Node's shared 8 KiB pool: a 4-byte PUBACK) is copied into a chunk of our own,
+   * since kept as it is it would pin the whole slab and a client that never reads could make the broker hold 2,000
+   * times what it counts; a packet that is a buffer of its own (a QoS 0 broadcast encoded once for every subscriber)
+   * is kept as it is, shared.
    */
-  #held: Buffer[] | null = null
+  #out: Buffer[] | null = null
   /** the chunk of our own being filled (the last part of what is held), and how much of it is used */
   #chunk: Buffer | null = null
   #chunkLength = 0
@@ -48,17 +48,13 @@ export class Outbox {
     }
   }
 
-  /**
-   * Write what is queued, as one Buffer, unless the transport pushes back. (What is held came before what this turn
-   * queued: while blocked nothing is queued for the turn, as `transport.write` never pushes synchronously.)
-   */
+  /** Write what is queued or held, as one Buffer, unless the transport pushes back. */
   flush(): void {
     if (this.#blocked) return
     this.#sealChunk()
-    if (this.#out === null && this.#held === null) return
-    const parts = this.#held === null ? this.#out! : this.#out === null ? this.#held : [...this.#held, ...this.#out]
+    const parts = this.#out
+    if (parts === null) return
     this.#out = null
-    this.#held = null
     const data = parts.length === 1 ? parts[0] : Buffer.concat(parts, this.#bytes)
     this.#bytes = 0
     const c = this.#connection
@@ -113,7 +109,7 @@ export class Outbox {
   #hold(buf: Buffer): void {
     if (buf.length * 2 >= buf.buffer.byteLength) {
       this.#sealChunk()
-      ;(this.#held ??= []).push(buf)
+      ;(this.#out ??= []).push(buf)
       return
     }
     if (this.#chunk === null || this.#chunkLength + buf.length > this.#chunk.length) {
@@ -135,7 +131,7 @@ export class Outbox {
       part = Buffer.allocUnsafeSlow(this.#chunkLength)
       chunk.copy(part, 0, 0, this.#chunkLength)
     }
-    ;(this.#held ??= []).push(part)
+    ;(this.#out ??= []).push(part)
     this.#chunk = null
     this.#chunkLength = 0
   }

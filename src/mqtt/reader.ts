@@ -28,8 +28,9 @@ const ACKS: Record<number, Packet['cmd']> = { 0x40: 'puback', 0x50: 'pubrec', 0x
 
 export class PacketReader {
   #parser: Parser | null = null
-  /** what a parser is created with: the protocol level (and bridge flag) of the client's CONNECT once read */
-  #settings: { protocolVersion: number; bridgeMode?: boolean } = { protocolVersion: 4 }
+  /** what a parser is created with: the protocol level and bridge flag of the client's CONNECT once read */
+  #version = 4
+  #bridgeMode = false
   readonly #onPacket: (packet: Packet) => void
   readonly #onError: (err: Error) => void
 
@@ -40,7 +41,7 @@ export class PacketReader {
 
   /** The protocol level packets are read at (4 until a CONNECT says otherwise). */
   get protocolVersion(): number {
-    return this.#parser !== null ? (this.#internals(this.#parser).settings.protocolVersion ?? 4) : this.#settings.protocolVersion
+    return this.#parser !== null ? (internals(this.#parser).settings.protocolVersion ?? 4) : this.#version
   }
 
   /** Whether a parser is held now (an idle connection holds none). */
@@ -54,15 +55,16 @@ export class PacketReader {
    */
   get atBoundary(): boolean {
     if (this.#parser === null) return true
-    const p = this.#internals(this.#parser)
+    const p = internals(this.#parser)
     return p._list.length === 0 && p.packet.cmd === null
   }
 
   /** The packet whose fixed header is read but whose body has not all arrived (null: none). */
-  get partial(): { cmd: string; length: number } | null {
+  get partial(): { readonly cmd: string; readonly length: number } | null {
     if (this.#parser === null) return null
-    const p = this.#internals(this.#parser).packet
-    return p.cmd === null ? null : { cmd: p.cmd, length: p.length }
+    // the parser's own object (read per chunk: not copied)
+    const p = internals(this.#parser).packet
+    return p.cmd === null ? null : (p as { cmd: string; length: number })
   }
 
   /**
@@ -83,25 +85,22 @@ export class PacketReader {
     }
     if (at < chunk.length) {
       this.#parse(at === 0 ? chunk : chunk.subarray(at))
-    } else if (this.#parser !== null && this.atBoundary) {
-      // a whole chunk needed no parser: let it go until one is needed again
-      const s = this.#internals(this.#parser).settings
-      this.#settings = { protocolVersion: s.protocolVersion ?? 4, ...(s.bridgeMode === true && { bridgeMode: true }) }
+    } else if (this.#parser !== null) {
+      // a whole chunk needed no parser (which was at a boundary, and was given nothing): let it go until one is needed
+      const s = internals(this.#parser).settings
+      this.#version = s.protocolVersion ?? 4
+      this.#bridgeMode = s.bridgeMode === true
       this.#parser = null
     }
   }
 
   #parse(bytes: Buffer): void {
     if (this.#parser === null) {
-      this.#parser = createParser({ ...this.#settings })
+      this.#parser = createParser(this.#bridgeMode ? { protocolVersion: this.#version, bridgeMode: true } : { protocolVersion: this.#version })
       this.#parser.on('packet', this.#onPacket)
       this.#parser.on('error', this.#onError)
     }
     this.#parser.parse(bytes)
-  }
-
-  #internals(parser: Parser): ParserInternals {
-    return parser as unknown as ParserInternals
   }
 
   /**
@@ -124,11 +123,8 @@ export class PacketReader {
     const cmd = ACKS[first]
     if (cmd === undefined) return -1
     const length = buf[at + 1]
-    if (length === 2) {
-      // (a v5 acknowledgement without a reason code means Success)
-    } else if (version !== 5 || buf[at + 4] !== 0 || (length === 4 ? buf[at + 5] !== 0 : length !== 3)) {
-      return -1
-    }
+    // (length 2: no reason code, which in v5 means Success)
+    if (length !== 2 && (version !== 5 || buf[at + 4] !== 0 || (length === 4 ? buf[at + 5] !== 0 : length !== 3))) return -1
     const end = at + 2 + length
     if (end > buf.length) return -1
     const packet: Record<string, unknown> = {
@@ -175,4 +171,8 @@ export class PacketReader {
     this.#onPacket(packet as unknown as Packet)
     return end
   }
+}
+
+function internals(parser: Parser): ParserInternals {
+  return parser as unknown as ParserInternals
 }

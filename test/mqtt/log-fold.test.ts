@@ -3,7 +3,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { Broker } from '../../src/mqtt/broker.ts'
-import { LogFold, LINES_PER_WINDOW } from '../../src/mqtt/log-fold.ts'
+import { LogFold, LINES_PER_WINDOW, MAX_KEYS } from '../../src/mqtt/log-fold.ts'
 import { DEFAULT_SETTINGS } from '../../src/settings/schema.ts'
 import type { Logger } from '../../src/contracts/logger.ts'
 import type { Transport } from '../../src/contracts/connection.ts'
@@ -40,6 +40,19 @@ test('an unknown address is named so, not as the fold of other addresses', () =>
   for (let i = 0; i < LINES_PER_WINDOW + 2; i++) fold.log('info', 'connection_lost', null, {}, 'gone')
   fold.flush()
   assert.match(lines.at(-1)!.msg, /^connection_lost: 2 more like this from an unknown address/)
+})
+
+test('past MAX_KEYS addresses in a window, new addresses share one fold per reason', () => {
+  const { logger, lines } = capture()
+  const fold = new LogFold(logger, 60_000)
+  for (let i = 0; i < MAX_KEYS; i++) fold.log('warn', 'protocol_error', `10.1.${i >> 8}.${i & 255}`, {}, `address #${i}`)
+  assert.equal(lines.length, MAX_KEYS, 'one line from each followed address')
+  for (let i = 0; i < LINES_PER_WINDOW + 3; i++) fold.log('warn', 'protocol_error', `10.2.0.${i}`, {}, `new address #${i}`)
+  assert.equal(lines.length, MAX_KEYS + LINES_PER_WINDOW, 'the new addresses folded together')
+  fold.flush()
+  assert.equal(lines.length, MAX_KEYS + LINES_PER_WINDOW + 1)
+  assert.match(lines.at(-1)!.msg, /^protocol_error: 3 more like this from other addresses in the last 60 s/)
+  assert.equal(lines.at(-1)!.fields.remoteAddress, null)
 })
 
 test('a flood through the broker: every failure counted and emitted, a handful of log lines', async () => {

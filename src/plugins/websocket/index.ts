@@ -150,8 +150,8 @@ function onDrain(this: Socket): void {
   }
 }
 
-/** A socket's 'finish' listener (see the wsHandler). */
-function destroySocket(this: Socket): void {
+/** A socket's 'finish' listener (see the wsHandler): once our side has ended, the socket goes. */
+function destroySocket(this: Duplex): void {
   this.destroy()
 }
 
@@ -239,7 +239,7 @@ export default fp(
         'the client sent an invalid WebSocket handshake; check that it is a WebSocket client (RFC 6455, version 13)',
       )
       socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n')
-      socket.once('finish', () => socket.destroy())
+      socket.once('finish', destroySocket)
     })
 
     // Upgrade requests are judged here, before any route runs: wrong path or method, unacceptable subprotocols.
