@@ -29,8 +29,7 @@ export async function runAlias(peers: PeerName[], params: Partial<AliasParams>):
       runs.push({ peer, error: (err as Error).message })
       console.log(`  alias ${peer.padEnd(10)} FAILED: ${(err as Error).message.split('\n')[0]}`)
     } finally {
-      gen.stop()
-      setTimeout(() => { if (gen.child.exitCode === null) gen.child.kill('SIGKILL') }, 5000).unref()
+      gen.dismiss()
       await b.stop()
     }
   }

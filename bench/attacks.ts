@@ -61,6 +61,8 @@ export interface GenProcess {
   phase(p: AttackPhase | 'settled' | 'connected', timeoutMs: number): Promise<number>
   result: Promise<Result>
   stop(): void
+  /** stop(), and SIGKILL if it has not exited 5 s later (the clean-up after a run: nothing waits for it) */
+  dismiss(): void
 }
 
 /** A generator process (bench/gen/main.ts) for a job run beside the bench: phases it reports, stop() to end it early. */
@@ -90,6 +92,8 @@ export function genProcess(job: AttackJob | ProbeJob | ReconnectStormJob | IdleF
   })
   result.catch(() => {}) // read by the caller; never an unhandled rejection meanwhile
   child.send(job)
+  // (a child that has just exited: the send fails, passed to the callback instead of thrown as an 'error' event)
+  const stop = () => { if (child.connected) child.send({ stop: true }, () => {}) }
   return {
     child,
     result,
@@ -102,8 +106,11 @@ export function genProcess(job: AttackJob | ProbeJob | ReconnectStormJob | IdleF
         check()
       })
     },
-    // (a child that has just exited: the send fails, passed to the callback instead of thrown as an 'error' event)
-    stop() { if (child.connected) child.send({ stop: true }, () => {}) },
+    stop,
+    dismiss() {
+      stop()
+      setTimeout(() => { if (child.exitCode === null) child.kill('SIGKILL') }, 5000).unref()
+    },
   }
 }
 
@@ -202,7 +209,7 @@ async function runOneAttack(attack: AttackName, peer: PeerName, params: Record<s
     }
   } finally {
     sampler.stop()
-    for (const p of procs) { p.stop(); setTimeout(() => { if (p.child.exitCode === null) p.child.kill('SIGKILL') }, 5000).unref() }
+    for (const p of procs) p.dismiss()
     await b.stop()
     // let sockets in TIME_WAIT and the last closes settle before the next broker
     await sleep(1000)

@@ -185,11 +185,10 @@ export async function runClusterBench(params: Partial<ClusterParams>, hooks: Clu
         const nodes = system.endsWith('-cluster') ? p.nodes : 1
         const run: ClusterRun = { round, scenario: s, system, nodes, seconds: 0 }
         let up: Up | null = null
-        let prof: ProfileArgs
+        const label = `cluster-${s}-${system}-r${round}`
+        const prof: ProfileArgs = hooks.profileDir && system.startsWith('ours') && s !== 'memory'
+          ? (i) => ['--cpu-prof', `--cpu-prof-dir=${hooks.profileDir}/${label}-node${i + 1}`] : undefined
         try {
-          const label = `cluster-${s}-${system}-r${round}`
-          prof = hooks.profileDir && system.startsWith('ours') && s !== 'memory'
-            ? (i) => ['--cpu-prof', `--cpu-prof-dir=${hooks.profileDir}/${label}-node${i + 1}`] : undefined
           up = await startSystem(system, nodes, s === 'memory', prof)
           const job = s === 'memory' ? memoryJob(up, p, hooks) : jobOn(s, up, p, hooks)
           const timeout = s === 'memory' ? 180_000 : s === 'hop' ? p.hopWarmupMs + p.hopMeasureMs + 60_000 : p.warmupMs + p.measureMs + 60_000
@@ -207,7 +206,7 @@ export async function runClusterBench(params: Partial<ClusterParams>, hooks: Clu
           run.error = (err as Error).message
         } finally {
           if (up) await up.stop()
-          if (up && prof) for (let i = 0; i < nodes; i++) keepMainThreadProfile(`${hooks.profileDir}/cluster-${s}-${system}-r${round}-node${i + 1}`)
+          if (up && prof) for (let i = 0; i < nodes; i++) keepMainThreadProfile(`${hooks.profileDir}/${label}-node${i + 1}`)
         }
         run.seconds = Math.round((performance.now() - t0) / 100) / 10
         runs.push(run)
@@ -290,7 +289,8 @@ export function clusterReport(bench: ClusterBench): string {
   for (const sys of ['ours-cluster', 'aedes-cluster'] as const) {
     const r = best(bench, 'hop', sys)
     if (!r) {
-      if (!bench.missing[sys]) hopLines.push([LABEL[sys](p.nodes), 'failed', '', '', '', '', ''])
+      // (a hop that was run and failed; none run, e.g. --cluster=fanin: no row)
+      if (bench.runs.some((x) => x.scenario === 'hop' && x.system === sys)) hopLines.push([LABEL[sys](p.nodes), 'failed', '', '', '', '', ''])
       continue
     }
     const d = r.result!.details

@@ -12,7 +12,7 @@
 // the table says so. BENCH_PARAMS='{"idle":{"clients":100000,"generators":8}}' after `ulimit -n 200000`.
 import fs from 'node:fs'
 import { performance } from 'node:perf_hooks'
-import { startBroker, type PeerName, type BrokerHandle } from './peers/brokers.ts'
+import { startBroker, patchSettings, type PeerName, type BrokerHandle } from './peers/brokers.ts'
 import { sleep, rssKiB, cpuMs } from './lib/proc.ts'
 import { markdownTable, fmt } from './lib/report.ts'
 import { genProcess, type GenProcess } from './attacks.ts'
@@ -79,14 +79,8 @@ async function idleOnce(peer: PeerName, params: IdleParams): Promise<IdleRun> {
   const b = await startBroker(peer, { inspect: isNode(peer), mosquittoDefaults: true })
   const gens: GenProcess[] = []
   try {
-    if (b.httpUrl) {
-      // ours holds maxConnections (10,000 by default) at most: the operator raises it for a larger fleet
-      const res = await fetch(`${b.httpUrl}/api/settings`, {
-        method: 'PATCH', headers: { authorization: `Bearer ${b.adminToken}`, 'content-type': 'application/json' },
-        body: JSON.stringify({ values: { maxConnections: clients + 1000 }, comment: 'bench: idle fleet' }),
-      })
-      if (!res.ok) throw new Error(`PATCH /api/settings: ${res.status} ${await res.text()}`)
-    }
+    // ours holds maxConnections (10,000 by default) at most: the operator raises it for a larger fleet
+    if (b.httpUrl) await patchSettings(b, { maxConnections: clients + 1000 }, 'bench: idle fleet')
     await sleep(1000)
     const before = await afterGc(b)
     // the broker's own CPU over the window with no client (its timers, its $SYS round, GC)
@@ -125,7 +119,7 @@ async function idleOnce(peer: PeerName, params: IdleParams): Promise<IdleRun> {
   } catch (err) {
     return { ...run, error: (err as Error).message }
   } finally {
-    for (const g of gens) { g.stop(); setTimeout(() => { if (g.child.exitCode === null) g.child.kill('SIGKILL') }, 5000).unref() }
+    for (const g of gens) g.dismiss()
     await b.stop()
     await sleep(3000)
   }

@@ -11,7 +11,7 @@
 // Parameters: BENCH_PARAMS='{"storm":{"clients":2000,"generators":2,"connectTimeoutMs":1000}}' (connectTimeoutMs is
 // set on ours through its API before the storm; the peers keep theirs).
 import { performance } from 'node:perf_hooks'
-import { startBroker, type PeerName, type BrokerHandle } from './peers/brokers.ts'
+import { startBroker, patchSettings, type PeerName, type BrokerHandle } from './peers/brokers.ts'
 import { sleep, rssKiB, cpuMs } from './lib/proc.ts'
 import { markdownTable, fmt } from './lib/report.ts'
 import { genProcess, type GenProcess } from './attacks.ts'
@@ -82,13 +82,7 @@ async function stormOnce(round: number, peer: PeerName, params: StormParams): Pr
   const b = await startBroker(peer)
   const gens: GenProcess[] = []
   try {
-    if (isOurs(peer) && params.connectTimeoutMs > 0) {
-      const res = await fetch(`${b.httpUrl}/api/settings`, {
-        method: 'PATCH', headers: { authorization: `Bearer ${b.adminToken}`, 'content-type': 'application/json' },
-        body: JSON.stringify({ values: { connectTimeoutMs: params.connectTimeoutMs }, comment: 'bench: reconnect storm' }),
-      })
-      if (!res.ok) throw new Error(`PATCH /api/settings: ${res.status} ${await res.text()}`)
-    }
+    if (isOurs(peer) && params.connectTimeoutMs > 0) await patchSettings(b, { connectTimeoutMs: params.connectTimeoutMs }, 'bench: reconnect storm')
     const before = isOurs(peer) ? await failuresByReason(b) : {}
     await sleep(500)
     const rssBeforeKiB = rssKiB(b.pid)
@@ -137,7 +131,7 @@ async function stormOnce(round: number, peer: PeerName, params: StormParams): Pr
       openedAllMs: Math.max(...d.map((x) => Number(x.openedAllMs))),
     }
   } finally {
-    for (const g of gens) { g.stop(); setTimeout(() => { if (g.child.exitCode === null) g.child.kill('SIGKILL') }, 5000).unref() }
+    for (const g of gens) g.dismiss()
     await b.stop()
     await sleep(2000) // sockets of the last fleet leave TIME_WAIT's way before the next broker
   }

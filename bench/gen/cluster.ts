@@ -5,7 +5,7 @@
 // client i to node i mod n, and after they settled each node is read again.
 import { connectClient, pool, type MqttClient } from '../lib/wsclient.ts'
 import { rssKiB, sleep } from '../lib/proc.ts'
-import { collectGarbage, type Result } from './scenarios.ts'
+import { collectGarbage, warmConnectPath, type Result } from './scenarios.ts'
 
 export interface SpreadMemoryJob {
   scenario: 'spread-memory'
@@ -35,10 +35,7 @@ async function readings(job: SpreadMemoryJob, gc: boolean): Promise<number[]> {
 
 export async function spreadMemory(job: SpreadMemoryJob): Promise<Result> {
   const n = job.nodes.length
-  await Promise.all(job.nodes.map((node, j) => pool(Array.from({ length: 200 }, (_, i) => i), 20, async (i) => {
-    const c = await connectClient(node.url, `smem-warm-${j}-${i}-${tag}`)
-    await c.end()
-  })))
+  await Promise.all(job.nodes.map((node, j) => warmConnectPath(node.url, (i) => `smem-warm-${j}-${i}-${tag}`)))
   await sleep(job.settleMs)
   const gc = job.nodes.every((x) => x.inspectorUrl !== undefined)
   const before = await readings(job, false)

@@ -3,7 +3,7 @@
 // sending PINGREQ once per keepalive period, spread evenly over the period, as a fleet of real clients does. It
 // reports the phase `connected` once all of its clients are in, keeps them until the bench says stop, then reports.
 import { performance } from 'node:perf_hooks'
-import { BenchClient, pool } from '../lib/wsclient.ts'
+import { BenchClient, packetFrame, pool } from '../lib/wsclient.ts'
 import { sleep } from '../lib/proc.ts'
 import type { Result } from './scenarios.ts'
 
@@ -26,7 +26,7 @@ let stopRequested = false
 /** The bench's `{ stop: true }` (bench/gen/main.ts). */
 export function requestIdleStop(): void { stopRequested = true }
 
-const PINGREQ = Buffer.from([0x82, 0x82, 0, 0, 0, 0, 0xc0, 0x00]) // a masked WebSocket frame holding PINGREQ
+const PINGREQ = packetFrame({ cmd: 'pingreq' })
 
 export async function idleFleet(job: IdleFleetJob, notify: (phase: string) => void): Promise<Result> {
   const t0 = performance.now()

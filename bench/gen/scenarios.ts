@@ -582,12 +582,19 @@ async function waitClosed(set: Set<MqttClient>, ms: number) {
  * lowest of a few readings), and, for a node broker started with the inspector, after a full garbage collection
  * (what the clients hold, without garbage that happened to be collected or not).
  */
-async function memory(job: Extract<Job, { scenario: 'memory' }>): Promise<Result> {
-  // warm up the broker's connect path first, so that code and pools it creates once are not charged per client
+/**
+ * Warm up a broker's connect path (200 connect/disconnect cycles, 20 at a time) before its memory is read, so that
+ * code and pools it creates once are not charged per client.
+ */
+export async function warmConnectPath(url: string, clientId: (i: number) => string): Promise<void> {
   await pool(Array.from({ length: 200 }, (_, i) => i), 20, async (i) => {
-    const c = await connectClient(job.url, `mem-warm-${i}-${tag}`)
+    const c = await connectClient(url, clientId(i))
     await c.end()
   })
+}
+
+async function memory(job: Extract<Job, { scenario: 'memory' }>): Promise<Result> {
+  await warmConnectPath(job.url, (i) => `mem-warm-${i}-${tag}`)
   await sleep(job.settleMs)
   const readings = async (gc: boolean): Promise<number[]> => {
     const out: number[] = []

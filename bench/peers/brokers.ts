@@ -65,6 +65,15 @@ export function mosquittoPath(): string | null {
   return MOSQUITTO_CANDIDATES.find((p) => fs.existsSync(p)) ?? null
 }
 
+/** Ours: change settings through PATCH /api/settings with its admin token (throws when refused). */
+export async function patchSettings(b: BrokerHandle, values: Record<string, unknown>, comment: string): Promise<void> {
+  const res = await fetch(`${b.httpUrl}/api/settings`, {
+    method: 'PATCH', headers: { authorization: `Bearer ${b.adminToken}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ values, comment }),
+  })
+  if (!res.ok) throw new Error(`PATCH /api/settings: ${res.status} ${await res.text()}`)
+}
+
 export interface StartOptions {
   /** extra node flags for our server (e.g. ['--cpu-prof', '--cpu-prof-dir=bench-output/profiles']) */
   oursNodeArgs?: string[]
