@@ -2,19 +2,19 @@
 // then copied into every node's SQLite replica, where the authenticator and the compiled ACL read them.
 import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { apiCall, connectMqtt, startServer, until, type TestServer } from '../helpers.ts'
-import { createTestDatabase, type TestDatabase } from './pg.ts'
+import { apiCall, connectMqtt, until, type TestServer } from '../helpers.ts'
+import { createTestDatabase, startTwoNodes, type TestDatabase } from './pg.ts'
 
 let db: TestDatabase
 let a: TestServer
 let b: TestServer
+let close: (() => Promise<void>) | undefined
 before(async () => {
   db = await createTestDatabase()
-  a = await startServer({ config: { databaseUrl: db.url, nodeId: 'node-a' } })
-  b = await startServer({ config: { databaseUrl: db.url, nodeId: 'node-b' } })
+  ;({ a, b, close } = await startTwoNodes(db))
 })
 after(async () => {
-  await Promise.all([a?.close(), b?.close()])
+  await close?.()
   await db.drop()
 })
 

@@ -3,23 +3,23 @@
 // PostgreSQL away: the broker serves, writes of settings and users get 503 and change nothing, records wait.
 import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { apiCall, connectMqtt, RawClient, startServer, until, waitForFailure, type TestServer } from '../helpers.ts'
-import { createTestDatabase, type TestDatabase } from './pg.ts'
+import { apiCall, connectMqtt, RawClient, until, waitForFailure, type TestServer } from '../helpers.ts'
+import { createTestDatabase, startTwoNodes, type TestDatabase } from './pg.ts'
 import type { FailureRecord } from '../../src/failures/schema.ts'
 
 let db: TestDatabase
 let a: TestServer
 let b: TestServer
+let close: (() => Promise<void>) | undefined
 before(async () => {
   db = await createTestDatabase()
-  a = await startServer({ config: { databaseUrl: db.url, nodeId: 'node-a' } })
-  b = await startServer({ config: { databaseUrl: db.url, nodeId: 'node-b' } })
+  ;({ a, b, close } = await startTwoNodes(db))
   assert.equal((await apiCall(a, 'PATCH', '/api/settings', { values: { connectTimeoutMs: 200 } })).status, 200)
   await until(() => b.app.settingsStore.current().values.connectTimeoutMs === 200, 'B runs it', 1000)
 })
 after(async () => {
   await db.outage(false)
-  await Promise.all([a?.close(), b?.close()])
+  await close?.()
   await db.drop()
 })
 

@@ -2,6 +2,7 @@
 // test files running at once never share the control plane's tables or channels.
 import { randomBytes } from 'node:crypto'
 import pg from 'pg'
+import { startServer, type TestServer } from '../helpers.ts'
 
 /** The server the tests use (user root, database `test` exists); PGHOST / PGPORT / PGUSER override it. */
 const SERVER = `postgres://${process.env.PGUSER ?? 'root'}@${process.env.PGHOST ?? '127.0.0.1'}:${process.env.PGPORT ?? '5432'}`
@@ -54,4 +55,20 @@ export async function createTestDatabase(): Promise<TestDatabase> {
       await onServer((c) => c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`))
     },
   }
+}
+
+/**
+ * Two nodes of one cluster on `db` ('node-a', then 'node-b'), each with its own in-memory SQLite replica; `close`
+ * stops both. A second node that cannot start stops the first.
+ */
+export async function startTwoNodes(db: TestDatabase): Promise<{ a: TestServer; b: TestServer; close(): Promise<void> }> {
+  const a = await startServer({ config: { databaseUrl: db.url, nodeId: 'node-a' } })
+  let b: TestServer
+  try {
+    b = await startServer({ config: { databaseUrl: db.url, nodeId: 'node-b' } })
+  } catch (err) {
+    await a.close()
+    throw err
+  }
+  return { a, b, close: async () => void await Promise.all([a.close(), b.close()]) }
 }

@@ -5,8 +5,8 @@
 import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { join } from 'node:path'
-import { apiCall, RawClient, startServer, tempDir, until, waitForFailure, type TestServer } from '../helpers.ts'
-import { createTestDatabase, type TestDatabase } from './pg.ts'
+import { apiCall, delay, RawClient, startServer, tempDir, until, waitForFailure, type TestServer } from '../helpers.ts'
+import { createTestDatabase, startTwoNodes, type TestDatabase } from './pg.ts'
 import type { BootConfig } from '../../src/config.ts'
 
 let db: TestDatabase
@@ -24,22 +24,18 @@ const node = (nodeId: string, config: Partial<BootConfig> = {}) =>
 
 /** Resolves once `fn` holds on the node's GET /api/settings; fails after `ms`. */
 async function seen(server: TestServer, fn: (v: { version: number; values: Record<string, unknown> }) => boolean, what: string, ms = 1000) {
-  let last: unknown
   const end = Date.now() + ms
   for (;;) {
     const { json } = await apiCall(server, 'GET', '/api/settings')
-    last = json
     if (fn(json)) return json
     if (Date.now() > end) assert.fail(`not within ${ms} ms: ${what} (last seen ${JSON.stringify({ version: json.version })})`)
-    await new Promise((r) => setTimeout(r, 20))
+    await delay(20)
   }
-  return last
 }
 
 test('a PATCH on one node is in force on the other within 1 s: the REST answer and a connection waiting for its CONNECT', async (t) => {
-  const a = await node('node-a')
-  const b = await node('node-b')
-  t.after(() => Promise.all([a.close(), b.close()]))
+  const { a, b, close } = await startTwoNodes(db)
+  t.after(close)
   assert.equal((await apiCall(b, 'GET', '/api/settings')).json.version, (await apiCall(a, 'GET', '/api/settings')).json.version)
 
   // a socket on B that never sends CONNECT: its deadline is re-computed from its open time when the version arrives
@@ -60,9 +56,8 @@ test('a PATCH on one node is in force on the other within 1 s: the REST answer a
 })
 
 test('If-Match is checked against the cluster: a version made on A makes B\'s ETag stale (412)', async (t) => {
-  const a = await node('node-a')
-  const b = await node('node-b')
-  t.after(() => Promise.all([a.close(), b.close()]))
+  const { a, b, close } = await startTwoNodes(db)
+  t.after(close)
   const start = (await apiCall(b, 'GET', '/api/settings')).json.version
   const onA = await apiCall(a, 'PATCH', '/api/settings', { values: { maxConnections: 1234 } })
   assert.equal(onA.status, 200)
@@ -85,9 +80,8 @@ test('If-Match is checked against the cluster: a version made on A makes B\'s ET
 })
 
 test('racing PATCHes on two nodes both land, as consecutive versions, neither losing a field', async (t) => {
-  const a = await node('node-a')
-  const b = await node('node-b')
-  t.after(() => Promise.all([a.close(), b.close()]))
+  const { a, b, close } = await startTwoNodes(db)
+  t.after(close)
   const start = (await apiCall(a, 'GET', '/api/settings')).json.version
   for (let round = 0; round < 3; round++) {
     const [x, y] = await Promise.all([
@@ -109,9 +103,8 @@ test('racing PATCHes on two nodes both land, as consecutive versions, neither lo
 })
 
 test('history and rollback are the cluster\'s: a rollback on B is the newest version on A, with the same history', async (t) => {
-  const a = await node('node-a')
-  const b = await node('node-b')
-  t.after(() => Promise.all([a.close(), b.close()]))
+  const { a, b, close } = await startTwoNodes(db)
+  t.after(close)
   const base = (await apiCall(a, 'PATCH', '/api/settings', { values: { maxSessions: 500 }, comment: 'base' })).json.version
   await apiCall(a, 'PATCH', '/api/settings', { values: { maxSessions: 600 }, comment: 'later' })
   const back = await apiCall(b, 'POST', '/api/settings/rollback', { version: base })
@@ -144,9 +137,8 @@ test('a node stopped while versions were made runs the newest as it starts', asy
 })
 
 test('a notification missed while the LISTEN connection was down is caught up when it comes back', async (t) => {
-  const a = await node('node-a')
-  const b = await node('node-b')
-  t.after(() => Promise.all([a.close(), b.close()]))
+  const { a, b, close } = await startTwoNodes(db)
+  t.after(close)
   const listenBackend = async () =>
     (await db.query<{ pid: number }>(`SELECT pid FROM pg_stat_activity WHERE application_name = 'mqtt:node-b:listen' AND datname = current_database()`))
   const [listen] = await listenBackend()
