@@ -85,7 +85,10 @@ export interface MqttUserStore extends MqttUserWriter {
   delete(username: string, opts?: WriteOptions): void
   /** for the authenticator only: a user's login record, or null when there is no such user */
   loginRecord(username: string): LoginRecord | null
-  /** Checks a new user (InvalidInputError) and hashes its password, storing nothing (the control plane stores it). */
+  /**
+   * Checks a new user (InvalidInputError; ConflictError for a name this node holds) and hashes its password, storing
+   * nothing (the control plane stores it).
+   */
   prepareCreate(user: NewMqttUser): Promise<PreparedUser>
   /** Checks a patch (InvalidInputError) and hashes a new password, storing nothing. */
   preparePatch(patch: MqttUserPatch): Promise<PreparedPatch>
@@ -184,6 +187,16 @@ const toUser = (row: Row): MqttUser => ({
 
 const PUBLIC_COLUMNS = 'username, enabled, note, created_at, updated_at'
 
+/** Checks a patch (InvalidInputError naming every bad field); returns the keys it gives. */
+function checkPatch(patch: MqttUserPatch): string[] {
+  const given = Object.keys(patch).filter((k) => (patch as Record<string, unknown>)[k] !== undefined)
+  throwIfAny([
+    ...(given.length === 0 ? [field('(body)', 'minProperties 1', 'give at least one of password, enabled, note')] : []),
+    ...(patch.password === undefined ? [] : passwordErrors(patch.password)), ...enabledErrors(patch.enabled), ...noteErrors(patch.note),
+  ])
+  return given
+}
+
 export function createUserStore(
   db: Database,
   opts: { logger?: Pick<Logger, 'info'>; scrypt?: ScryptParams } = {},
@@ -212,7 +225,6 @@ export function createUserStore(
     return row ? toUser(row) : null
   }
 
-  const conflict = mqttUserConflict
   const selectStored = db.prepare<[], Row & { password_hash: string }>(
     `SELECT ${PUBLIC_COLUMNS}, password_hash FROM mqtt_users ORDER BY username`,
   )
@@ -238,27 +250,26 @@ export function createUserStore(
     return changed
   })
 
+  const hashOf = (password: string) => hashPassword(Buffer.from(password, 'utf8'), params)
+
   async function prepareCreate(user: NewMqttUser): Promise<PreparedUser> {
     throwIfAny([
       ...usernameErrors(user.username), ...passwordErrors(user.password), ...enabledErrors(user.enabled), ...noteErrors(user.note),
     ])
-    const passwordHash = await hashPassword(Buffer.from(user.password, 'utf8'), params)
+    // refuse a name this node holds before spending a hash on it; the store that writes checks again
+    if (get(user.username) !== null) throw mqttUserConflict(user.username)
+    const passwordHash = await hashOf(user.password)
     const now = new Date().toISOString()
     return { user: { username: user.username, enabled: user.enabled ?? true, note: trimmedOrNull(user.note), createdAt: now, updatedAt: now }, passwordHash }
   }
 
   async function preparePatch(patch: MqttUserPatch): Promise<PreparedPatch> {
-    const given = Object.keys(patch).filter((k) => (patch as Record<string, unknown>)[k] !== undefined)
-    throwIfAny([
-      ...(given.length === 0 ? [field('(body)', 'minProperties 1', 'give at least one of password, enabled, note')] : []),
-      ...(patch.password === undefined ? [] : passwordErrors(patch.password)), ...enabledErrors(patch.enabled), ...noteErrors(patch.note),
-    ])
-    const passwordHash = patch.password === undefined ? null : await hashPassword(Buffer.from(patch.password, 'utf8'), params)
-    return { given, passwordHash }
+    const given = checkPatch(patch)
+    return { given, passwordHash: patch.password === undefined ? null : await hashOf(patch.password) }
   }
 
   const insertUser = db.transaction((user: MqttUser, hash: string) => {
-    if (selectOne.get(user.username) !== undefined) throw conflict(user.username)
+    if (selectOne.get(user.username) !== undefined) throw mqttUserConflict(user.username)
     insert.run(user.username, hash, user.enabled ? 1 : 0, user.note, user.createdAt, user.updatedAt)
   })
 
@@ -283,25 +294,18 @@ export function createUserStore(
     get,
 
     async create(user, o = {}) {
-      throwIfAny([
-        ...usernameErrors(user.username), ...passwordErrors(user.password), ...enabledErrors(user.enabled), ...noteErrors(user.note),
-      ])
-      // refuse a taken name before spending a hash on it; the transaction checks again at commit
-      if (get(user.username) !== null) throw conflict(user.username)
       const { user: created, passwordHash: hash } = await prepareCreate(user)
+      // the transaction checks the name again at commit
       insertUser.immediate(created, hash)
       log(o.actor, created.username, 'created', { enabled: created.enabled })
       return created
     },
 
     async update(username, patch, o = {}) {
-      const given = Object.keys(patch).filter((k) => (patch as Record<string, unknown>)[k] !== undefined)
-      throwIfAny([
-        ...(given.length === 0 ? [field('(body)', 'minProperties 1', 'give at least one of password, enabled, note')] : []),
-        ...(patch.password === undefined ? [] : passwordErrors(patch.password)), ...enabledErrors(patch.enabled), ...noteErrors(patch.note),
-      ])
+      const given = checkPatch(patch)
+      // a user not here is refused before a hash is spent on it
       if (get(username) === null) throw mqttUserNotFound(username)
-      const { passwordHash: hash } = await preparePatch(patch)
+      const hash = patch.password === undefined ? null : await hashOf(patch.password)
       const updated = patchUser.immediate(username, patch, hash)
       log(o.actor, username, `updated: ${given.join(', ')}`, { changed: given })
       return updated

@@ -48,17 +48,19 @@ export function createAccessReplica(o: {
   const { pool, users, acl, channel, log } = o
   const applied: Record<AccessTable, number> = { mqtt_users: -1, acl_rules: -1 }
 
-  /** The table and its revision from one snapshot, into the replica. */
+  /** The table and its revision from one snapshot, into the replica; the rows are read only when the revision moved. */
   async function copy(table: AccessTable): Promise<void> {
     const { revision, rows } = await inTransaction(pool, async (c) => {
       await c.query('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY')
       const rev = (await c.query<{ revision: string }>('SELECT revision FROM control_revisions WHERE name = $1', [table])).rows[0]
+      const revision = Number(rev?.revision ?? 0)
+      if (revision === applied[table]) return { revision, rows: null }
       const rows = table === 'mqtt_users'
         ? (await c.query<UserRow>(`SELECT ${USER_COLUMNS} FROM mqtt_users ORDER BY username`)).rows
         : (await c.query<RuleRow>(`SELECT ${RULE_COLUMNS} FROM acl_rules ORDER BY position`)).rows
-      return { revision: Number(rev?.revision ?? 0), rows }
+      return { revision, rows }
     })
-    if (revision === applied[table]) return
+    if (rows === null) return
     if (table === 'mqtt_users') {
       const changed = users.replicate((rows as UserRow[]).map(toStoredUser))
       if (changed > 0) log.info({ mqttUsersRevision: revision, changed }, `MQTT users copied from the cluster: ${changed} changed`)
@@ -106,7 +108,6 @@ export function createAccessReplica(o: {
   const userWriter: MqttUserWriter = {
     async create(input, opts = {}) {
       // a name this node already knows is refused before a hash is spent on it; PostgreSQL decides the rest
-      if (users.get(input.username) !== null) throw mqttUserConflict(input.username)
       const { user, passwordHash } = await users.prepareCreate(input)
       await write('mqtt_users', `MQTT user ${JSON.stringify(user.username)}`, async (c) => {
         await c.query('INSERT INTO mqtt_users (username, password_hash, enabled, note, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6)',

@@ -4,6 +4,7 @@
 import { fileURLToPath } from 'node:url'
 import type { Pool, PoolClient } from 'pg'
 import { loadMigrations } from '../db/migrations.ts'
+import { withClient } from './pg.ts'
 
 export const PG_MIGRATIONS_DIR = fileURLToPath(new URL('../../migrations/pg/', import.meta.url))
 
@@ -16,14 +17,8 @@ const BOOT_LOCK = 7_276_331_029_113_411n
  */
 export async function migrate(pool: Pool, andThen: (c: PoolClient) => Promise<void>, dir = PG_MIGRATIONS_DIR): Promise<number[]> {
   const migrations = loadMigrations(dir)
-  const client = await pool.connect()
-  // a connection lost while checked out emits 'error': the query in flight fails with it, start-up reports that
-  let broken: Error | undefined
-  const onError = (err: Error) => {
-    broken = err
-  }
-  client.on('error', onError)
-  try {
+  // a connection lost meanwhile fails the query in flight: start-up reports that
+  return withClient(pool, async (client) => {
     await client.query('SELECT pg_advisory_lock($1)', [BOOT_LOCK.toString()])
     try {
       await client.query(`CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -56,8 +51,5 @@ export async function migrate(pool: Pool, andThen: (c: PoolClient) => Promise<vo
     } finally {
       await client.query('SELECT pg_advisory_unlock($1)', [BOOT_LOCK.toString()]).catch(() => {})
     }
-  } finally {
-    client.off('error', onError)
-    client.release(broken)
-  }
+  })
 }

@@ -88,31 +88,42 @@ export function createListenClient(o: PgOptions): pg.Client {
   })
 }
 
-/** Runs `fn` in one transaction on a client of the pool: committed when it returns, rolled back when it throws. */
-export async function inTransaction<T>(pool: Pool, fn: (c: PoolClient) => Promise<T>): Promise<T> {
+/**
+ * Runs `fn` on a client of the pool, given back when it ends. A connection lost while checked out emits 'error' (the
+ * pool listens only to idle ones): the query in flight fails with it, and the connection is not given back; nor is
+ * one `fn` reports broken (`broke`).
+ */
+export async function withClient<T>(pool: Pool, fn: (c: PoolClient, broke: (err: unknown) => void) => Promise<T>): Promise<T> {
   const client = await pool.connect()
   let broken: unknown
-  // a connection lost while checked out emits 'error' (the pool listens only to idle ones): that query fails, and
-  // the connection is not given back
   const onError = (err: Error) => {
     broken = err
   }
   client.on('error', onError)
   try {
-    await client.query('BEGIN')
-    const result = await fn(client)
-    await client.query('COMMIT')
-    return result
-  } catch (err) {
-    try {
-      await client.query('ROLLBACK')
-    } catch (rollbackErr) {
-      // the connection itself failed: it is not given back to the pool
-      broken = rollbackErr
-    }
-    throw err
+    return await fn(client, onError as (err: unknown) => void)
   } finally {
     client.off('error', onError)
     client.release(broken instanceof Error ? broken : undefined)
   }
+}
+
+/** Runs `fn` in one transaction on a client of the pool: committed when it returns, rolled back when it throws. */
+export function inTransaction<T>(pool: Pool, fn: (c: PoolClient) => Promise<T>): Promise<T> {
+  return withClient(pool, async (client, broke) => {
+    try {
+      await client.query('BEGIN')
+      const result = await fn(client)
+      await client.query('COMMIT')
+      return result
+    } catch (err) {
+      try {
+        await client.query('ROLLBACK')
+      } catch (rollbackErr) {
+        // the connection itself failed: it is not given back to the pool
+        broke(rollbackErr)
+      }
+      throw err
+    }
+  })
 }

@@ -8,6 +8,7 @@ import { startControlPlane, type ControlPlaneStatus } from '../control/index.ts'
 import type { SettingsWriter } from '../settings/store.ts'
 import type { MqttUserWriter } from '../access/users.ts'
 import type { AclWriter } from '../access/acl.ts'
+import { failureLimits } from './failures.ts'
 
 export interface ControlPlaneFace {
   /** DATABASE_URL is set: PostgreSQL is the source of truth */
@@ -46,10 +47,7 @@ export default fp(
       users: app.mqttUsers,
       acl: app.acl,
       failureLog: app.failureLog,
-      failureLimits: () => {
-        const v = app.settingsStore.current().values
-        return { maxRows: v.failureLogMaxRows, maxAgeDays: v.failureLogMaxAgeDays }
-      },
+      failureLimits: failureLimits(app.settingsStore),
       logger: app.log.child({ component: 'control-plane' }),
     })
     app.decorate('controlPlane', {

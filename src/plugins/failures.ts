@@ -3,8 +3,9 @@
 // counts the records it lost.
 import { hostname } from 'node:os'
 import fp from 'fastify-plugin'
-import { createFailureLog, type FailureLog, type FailureLogOptions } from '../failures/store.ts'
+import { createFailureLog, type FailureLog, type FailureLogLimits, type FailureLogOptions } from '../failures/store.ts'
 import { DEFAULT_SETTINGS } from '../settings/schema.ts'
+import type { SettingsStore } from '../settings/store.ts'
 import { nodeIdOf } from '../config.ts'
 
 declare module 'fastify' {
@@ -16,14 +17,17 @@ declare module 'fastify' {
 /** Tuning for tests and benchmarks; the defaults suit production. */
 export type FailuresPluginOptions = Omit<FailureLogOptions, 'limits' | 'defaultLimits' | 'logger' | 'node'>
 
+/** The failure log's retention in the settings in force (read at each pruning pass, here and in PostgreSQL). */
+export const failureLimits = (settings: SettingsStore) => (): FailureLogLimits => {
+  const v = settings.current().values
+  return { maxRows: v.failureLogMaxRows, maxAgeDays: v.failureLogMaxAgeDays }
+}
+
 export default fp<FailuresPluginOptions>(
   async (app, opts) => {
     const failureLog = createFailureLog(app.db, {
       ...opts,
-      limits: () => {
-        const v = app.settingsStore.current().values
-        return { maxRows: v.failureLogMaxRows, maxAgeDays: v.failureLogMaxAgeDays }
-      },
+      limits: failureLimits(app.settingsStore),
       defaultLimits: { maxRows: DEFAULT_SETTINGS.failureLogMaxRows, maxAgeDays: DEFAULT_SETTINGS.failureLogMaxAgeDays },
       logger: app.log.child({ component: 'failure-log' }),
       // every record names the node it happened on (NODE_ID, or hostname:port)
