@@ -58,13 +58,26 @@ test('a cluster of three broker processes', async (t) => {
     }
     return ids
   }
-  /** a persistent session's client back on `node`, and what it gets on `topic` (probes left out) */
+  const persistent = { clean: false, properties: { sessionExpiryInterval: 600 } }
+  /**
+   * A persistent session on `node` subscribed to `filter` at QoS 1 (in force on the other nodes: a probe on
+   * `probeTopic` from node 1 came), its client gone.
+   */
+  const offlineSession = async (node: BrokerProcess, clientId: string, filter: string, probeTopic = filter) => {
+    const s = await client(node, clientId, persistent)
+    await s.subscribeAsync(filter, { qos: 1 })
+    await probed(s, new MessageLog(s), probeTopic, n1)
+    await new Promise<void>((r) => s.end(false, {}, () => r()))
+  }
+  /** A persistent session's client back on `node`: what it gets on `topic` (probes left out), and Session Present. */
   const comeBack = async (node: BrokerProcess, clientId: string, topic: string) => {
-    const got: string[] = []
-    const back = await connectMqtt(node.wsUrl, { clientId, protocolVersion: 5, clean: false, properties: { sessionExpiryInterval: 600 } }, 8000,
-      (c) => c.on('message', (tp, payload) => { if (tp === topic && payload.toString() !== 'probe') got.push(payload.toString()) }))
+    const seen: { got: string[]; present?: boolean } = { got: [] }
+    const back = await connectMqtt(node.wsUrl, { clientId, protocolVersion: 5, ...persistent }, 8000, (c) => {
+      c.on('connect', (p) => { seen.present = p.sessionPresent })
+      c.on('message', (tp, payload) => { if (tp === topic && payload.toString() !== 'probe') seen.got.push(payload.toString()) })
+    })
     clients.push(back)
-    return got
+    return seen
   }
 
   await t.test('every node lists the three nodes', async () => {
@@ -136,22 +149,11 @@ test('a cluster of three broker processes', async (t) => {
   })
 
   await t.test('a session made on one node resumes on another with the messages queued meanwhile', async () => {
-    const props = { clean: false, properties: { sessionExpiryInterval: 300 } }
-    const s = await client(n2, 'roamer', props)
-    await s.subscribeAsync('fleet/roamer/#', { qos: 1 })
-    const log = new MessageLog(s)
-    await probed(s, log, 'fleet/roamer/probe', n1)
-    await new Promise<void>((r) => s.end(false, {}, () => r()))
+    await offlineSession(n2, 'roamer', 'fleet/roamer/#', 'fleet/roamer/probe')
     const pub = await client(n1, 'roamer-pub')
     for (let i = 0; i < 3; i++) await pub.publishAsync('fleet/roamer/cmd', `c${i}`, { qos: 1 })
     // back on node 3: the session (held offline by node 2) moves, with its queue
-    const got: string[] = []
-    let present: boolean | undefined
-    const again = await connectMqtt(n3.wsUrl, { clientId: 'roamer', protocolVersion: 5, ...props }, 8000, (c) => {
-      c.on('connect', (p) => { present = p.sessionPresent })
-      c.on('message', (topic, payload) => { if (topic === 'fleet/roamer/cmd') got.push(payload.toString()) })
-    })
-    clients.push(again)
+    const { got, present } = await comeBack(n3, 'roamer', 'fleet/roamer/cmd')
     assert.equal(present, true)
     await until(() => got.length >= 3, 'the three queued messages', 5000)
     assert.deepEqual(got, ['c0', 'c1', 'c2'])
@@ -192,10 +194,9 @@ test('a cluster of three broker processes', async (t) => {
   })
 
   await t.test('a session moving between living nodes while QoS 1 messages keep coming loses none of them', async () => {
-    const props = { clean: false, properties: { sessionExpiryInterval: 300 } }
     const got = new Set<string>()
     const onMsg = (c: MqttClient) => c.on('message', (topic, payload) => { if (topic === 'stream/mover') got.add(payload.toString()) })
-    const first = await connectMqtt(n1.wsUrl, { clientId: 'mover', protocolVersion: 5, ...props }, 8000, onMsg)
+    const first = await connectMqtt(n1.wsUrl, { clientId: 'mover', protocolVersion: 5, ...persistent }, 8000, onMsg)
     clients.push(first)
     await first.subscribeAsync('stream/mover', { qos: 1 })
     const flog = new MessageLog(first)
@@ -213,7 +214,7 @@ test('a cluster of three broker processes', async (t) => {
     })()
     await new Promise((r) => setTimeout(r, 200))
     // the same client id on node 2 while messages flow: node 1 lets the session go, node 2 routes it
-    const second = await connectMqtt(n2.wsUrl, { clientId: 'mover', protocolVersion: 5, ...props }, 8000, onMsg)
+    const second = await connectMqtt(n2.wsUrl, { clientId: 'mover', protocolVersion: 5, ...persistent }, 8000, onMsg)
     clients.push(second)
     await new Promise((r) => setTimeout(r, 300))
     publishing = false
@@ -228,11 +229,7 @@ test('a cluster of three broker processes', async (t) => {
     await watcher.subscribeAsync('alerts/#', { qos: 1 })
     // a client on node 3 with a Will, and a persistent session on node 3 that is offline with messages queued
     await client(n3, 'doomed', { will: { topic: 'alerts/doomed', payload: Buffer.from('gone'), qos: 1, retain: false } })
-    const parked = await client(n3, 'parked', { clean: false, properties: { sessionExpiryInterval: 600 } })
-    await parked.subscribeAsync('jobs/parked', { qos: 1 })
-    const plog = new MessageLog(parked)
-    await probed(parked, plog, 'jobs/parked', n1)
-    await new Promise<void>((r) => parked.end(false, {}, () => r()))
+    await offlineSession(n3, 'parked', 'jobs/parked')
     const pub = await client(n2, 'jobs-pub')
     for (let i = 0; i < 3; i++) await pub.publishAsync('jobs/parked', `job${i}`, { qos: 1 })
     // (the queue is written behind to JetStream within ~20 ms)
@@ -247,8 +244,9 @@ test('a cluster of three broker processes', async (t) => {
     assert.ok(willMs < 8000, `the Will came ${willMs} ms after the kill`)
     t.diagnostic(`Will of a client of the killed node published by a survivor ${willMs} ms after kill -9`)
 
-    const got = await comeBack(n2, 'parked', 'jobs/parked')
-    await until(() => got.length >= 5, 'the five messages: three queued on the killed node, two published after it died', 5000)
+    const { got } = await comeBack(n2, 'parked', 'jobs/parked')
+    await until(() => got.length >= 5, 'the five messages: three queued on the killed node, two published after it died', 10_000)
+      .catch((err: Error) => { throw new Error(`${err.message}; got ${JSON.stringify(got)}`) })
     assert.deepEqual(got, ['job0', 'job1', 'job2', 'job3', 'job4'])
     // the dead node leaves the list
     assert.deepEqual(await nodesWithout('node-3'), ['node-1', 'node-2'])
@@ -272,27 +270,19 @@ test('a cluster of three broker processes', async (t) => {
 
   await t.test('a node restarted at once under the same NODE_ID: the sessions its previous boot held are taken up', async () => {
     await n3.start(env(3))
-    const s = await client(n3, 'sleeper', { clean: false, properties: { sessionExpiryInterval: 600 } })
-    await s.subscribeAsync('wake/sleeper', { qos: 1 })
-    const slog = new MessageLog(s)
-    await probed(s, slog, 'wake/sleeper', n1)
-    await new Promise<void>((r) => s.end(false, {}, () => r()))
+    await offlineSession(n3, 'sleeper', 'wake/sleeper')
     await new Promise((r) => setTimeout(r, 200))
     await n3.crash()
     await n3.start(env(3))
     const pub = await client(n1, 'sleeper-pub')
     for (let i = 0; i < 3; i++) await pub.publishAsync('wake/sleeper', `w${i}`, { qos: 1 })
-    const got = await comeBack(n3, 'sleeper', 'wake/sleeper')
+    const { got } = await comeBack(n3, 'sleeper', 'wake/sleeper')
     await until(() => got.length >= 3, 'the three messages published while node 3 restarted', 8000)
     assert.deepEqual([...new Set(got)], ['w0', 'w1', 'w2'])
   })
 
   await t.test('a node stopped gracefully (SIGTERM): a survivor takes its offline sessions up at once', async () => {
-    const s = await client(n3, 'napper', { clean: false, properties: { sessionExpiryInterval: 600 } })
-    await s.subscribeAsync('nap/napper', { qos: 1 })
-    const slog = new MessageLog(s)
-    await probed(s, slog, 'nap/napper', n1)
-    await new Promise<void>((r) => s.end(false, {}, () => r()))
+    await offlineSession(n3, 'napper', 'nap/napper')
     const pub = await client(n1, 'napper-pub')
     await pub.publishAsync('nap/napper', 'before-stop', { qos: 1 })
     const stoppedAt = Date.now()
@@ -301,8 +291,28 @@ test('a cluster of three broker processes', async (t) => {
     await pub.publishAsync('nap/napper', 'after-stop', { qos: 1 })
     assert.deepEqual(await nodesWithout('node-3'), ['node-1', 'node-2'])
     t.diagnostic(`a gracefully stopped node's sessions taken up ${Date.now() - stoppedAt} ms after its SIGTERM`)
-    const got = await comeBack(n2, 'napper', 'nap/napper')
+    const { got } = await comeBack(n2, 'napper', 'nap/napper')
     await until(() => got.length >= 2, 'the message queued before the stop and the one published after it', 8000)
     assert.deepEqual([...new Set(got)], ['before-stop', 'after-stop'])
+  })
+
+  await t.test('a node stalled for longer than a survivor waits is taken for dead, and stops when it wakes (it writes nothing over the survivor)', async () => {
+    await n3.start(env(3))
+    const watcher = await client(n1, 'stall-watch')
+    const wlog = new MessageLog(watcher)
+    await watcher.subscribeAsync('alerts/frozen', { qos: 1 })
+    await client(n3, 'frozen', { will: { topic: 'alerts/frozen', payload: Buffer.from('stalled'), qos: 1, retain: false } })
+    await new Promise((r) => setTimeout(r, 200)) // its record (with the Will) written behind
+    const child = n3.child!
+    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)))
+    // the whole process stops: no heartbeat, no answer to a ping
+    child.kill('SIGSTOP')
+    await wlog.waitFor((m) => m.topic === 'alerts/frozen', 10_000)
+    assert.deepEqual(await nodesWithout('node-3'), ['node-1', 'node-2'])
+    child.kill('SIGCONT')
+    // awake, it finds the marker of its own boot: it exits at once instead of serving what a survivor holds now
+    const code = await Promise.race([exited, new Promise((r) => setTimeout(() => r('still running'), 5000))])
+    assert.equal(code, 1)
+    n3.child = null
   })
 })
