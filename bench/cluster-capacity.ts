@@ -8,9 +8,9 @@
 import { randomBytes } from 'node:crypto'
 import { connect } from '@nats-io/transport-node'
 import { Kvm } from '@nats-io/kv'
-import { jetstreamManager } from '@nats-io/jetstream'
 import pg from 'pg'
 import { Ownership } from '../src/cluster/ownership.ts'
+import { destroyBuckets } from '../src/cluster/buckets.ts'
 import { migrate } from '../src/control/migrate.ts'
 
 const claims = Number(process.argv[2] ?? 20_000)
@@ -41,8 +41,7 @@ async function claimRate(): Promise<void> {
     const s1 = (performance.now() - t1) / 1000
     console.log(`client-id claims (ids owned by a dead node): ${claims} in ${s1.toFixed(2)} s = ${Math.round(claims / s1)}/s`)
   } finally {
-    const jsm = await jetstreamManager(nc)
-    await jsm.streams.delete(`KV_${name}_owners`).catch(() => {})
+    await destroyBuckets(nc, name)
     await nc.close()
   }
 }
