@@ -270,15 +270,18 @@ export async function connectMqtt(
 ): Promise<MqttClient> {
   const client = mqtt.connect(wsUrl, { reconnectPeriod: 0, connectTimeout: timeoutMs, protocolVersion: 4, ...opts })
   onClient?.(client)
+  let timer: NodeJS.Timeout | undefined
   try {
     await Promise.race([
       once(client as unknown as EventEmitter, 'connect'),
       once(client as unknown as EventEmitter, 'error').then(([err]) => Promise.reject(err)),
-      new Promise((_, reject) => setTimeout(() => reject(new Error('MQTT.js connect timed out')), timeoutMs)),
+      new Promise((_, reject) => { timer = setTimeout(() => reject(new Error('MQTT.js connect timed out')), timeoutMs) }),
     ])
   } catch (err) {
     client.end(true)
     throw err
+  } finally {
+    clearTimeout(timer)
   }
   return client
 }

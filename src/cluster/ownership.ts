@@ -4,6 +4,10 @@
 // over NATS request/reply, to release the session (its connection is taken over, v5 DISCONNECT 0x8E, and its last
 // changes are written) before reading the session from the shared store. A second index key per (node, client id)
 // lets a survivor find the sessions of a dead node.
+// The old owner is always asked, whatever its heartbeat looks like (a JetStream stall makes every heartbeat old while
+// the nodes still serve): a dead node has no subscriber left, and NATS says so at once. A request lost while the old
+// owner's NATS connection was down is made good by verify(): once back, a node gives up each client id whose owner
+// key names another node now, writing nothing.
 import type { NatsConnection } from '@nats-io/transport-node'
 import type { KV } from '@nats-io/kv'
 import type { ClusterPeer } from '../contracts/cluster.ts'
@@ -20,6 +24,9 @@ const CLAIM_ATTEMPTS = 8
 /** how long a claim keeps trying while JetStream cannot write (a leader election after a NATS server died) */
 const CLAIM_TIMEOUT_MS = 8000
 
+/** NATS's answer to a request nobody subscribes to (the node is gone). */
+const isNoResponders = (err: unknown): boolean => /no responders/i.test(String((err as Error)?.message ?? err))
+
 /** JetStream's answer to a compare-and-set that lost: the key changed since it was read. */
 const isWrongSequence = (err: unknown): boolean => /wrong last sequence|key exists/i.test(String((err as Error)?.message ?? err))
 
@@ -33,8 +40,6 @@ export interface OwnershipOptions {
   /** this start of the node: an owner key names node and boot, so a restarted node tells its old keys apart */
   boot: string
   clusterName: string
-  /** is this node alive (its heartbeat recent)? a dead owner is not asked to release */
-  isAlive(nodeId: string): boolean
   logger?: Logger
 }
 
@@ -48,11 +53,13 @@ export class Ownership {
   readonly #lost = new Set<string>()
   /** client ids being claimed now, or whose session is being read after the claim (until check()) */
   readonly #claiming = new Set<string>()
-  /** client ids whose last claim took the session from a living node (read by takeMoved) */
+  /** client ids whose last claim took the session from another node (read by takeMoved) */
   readonly #moved = new Set<string>()
   #peer: ClusterPeer | null = null
-  /** how many claims found a living owner on another node */
+  /** how many claims took a session from another node that answered */
   takeovers = 0
+  /** client ids this node gave up when it found another node's owner key on them (verify) */
+  lostFound = 0
 
   constructor(nc: NatsConnection, kv: KV, opts: OwnershipOptions) {
     this.#nc = nc
@@ -137,11 +144,9 @@ export class Ownership {
       // (the value is the client id: a very long one is hashed in the key)
       await this.#kv.put(`n.${keyToken(this.#o.nodeId)}.${keyToken(clientId)}`, clientId)
       if (prev !== null && prev !== this.#o.nodeId) {
-        if (this.#o.isAlive(prev)) {
-          this.takeovers++
-          this.#moved.add(clientId)
-          await this.#askRelease(prev, clientId)
-        }
+        // (what was published while neither node routed it is read again, from the old owner's last write)
+        this.#moved.add(clientId)
+        if (await this.#askRelease(prev, clientId)) this.takeovers++
         await this.#kv.delete(`n.${keyToken(prev)}.${keyToken(clientId)}`).catch(() => {})
       }
       return
@@ -151,7 +156,7 @@ export class Ownership {
       : `the owner of client id "${clientId}" could not be written (${String(lastError)})`)
   }
 
-  /** Whether the last claim of `clientId` took its session from a living node (asked once, then forgotten). */
+  /** Whether the last claim of `clientId` took its session from another node (asked once, then forgotten). */
   takeMoved(clientId: string): boolean {
     return this.#moved.delete(clientId)
   }
@@ -231,14 +236,46 @@ export class Ownership {
     return this.#held.size
   }
 
-  async #askRelease(node: string, clientId: string): Promise<void> {
+  /** Whether `node` answered (a dead node has no subscriber: NATS tells at once). */
+  async #askRelease(node: string, clientId: string): Promise<boolean> {
     const body = new TextEncoder().encode(JSON.stringify({ clientId, by: this.#o.nodeId }))
     try {
       await this.#nc.request(Ownership.releaseSubject(this.#o.clusterName, node), body, { timeout: RELEASE_TIMEOUT_MS })
+      return true
     } catch (err) {
-      // dead or stuck: its last changes written behind are in the store; what it wrote after is lost with it
-      this.#o.logger?.warn({ err, clientId, node }, `node ${node} did not release the session of "${clientId}" in ${RELEASE_TIMEOUT_MS} ms; going on without it`)
+      // dead or stuck: its last changes written behind are in the store; what it wrote after is lost with it (a
+      // living node that missed the request gives the client id up when it checks its keys: verify())
+      if (!isNoResponders(err)) {
+        this.#o.logger?.warn({ err, clientId, node }, `node ${node} did not release the session of "${clientId}" in ${RELEASE_TIMEOUT_MS} ms; going on without it`)
+      }
+      return false
     }
+  }
+
+  /**
+   * Give up every client id held here whose owner key names another node or boot now: another node took it while
+   * its release request could not reach this one (this node's NATS connection was down, or the request was lost).
+   * Its connection is taken over and its session dropped here without writing (the other node writes it now).
+   * Run when this node's NATS connection comes back. How many were given up.
+   */
+  async verify(): Promise<number> {
+    let lost = 0
+    for (const [clientId, revision] of [...this.#held]) {
+      // (a claim under way settles itself: check() fails it if another node won)
+      if (this.#claiming.has(clientId)) continue
+      const entry = await this.#kv.get(`c.${keyToken(clientId)}`).catch(() => undefined)
+      if (entry === undefined || entry === null || entry.operation !== 'PUT' || entry.revision === revision) continue
+      const owner = entry.json<{ node: string; boot?: string }>()
+      if (owner.node === this.#o.nodeId && owner.boot === this.#o.boot) continue
+      if (this.#held.get(clientId) !== revision) continue // claimed again meanwhile
+      this.#held.delete(clientId)
+      lost++
+      this.lostFound++
+      this.#o.logger?.warn({ clientId, node: owner.node }, `client id "${clientId}" was taken by node ${owner.node} while this node could not hear it: its connection here is closed and its session left to that node`)
+      await this.#kv.delete(`n.${keyToken(this.#o.nodeId)}.${keyToken(clientId)}`).catch(() => {})
+      await this.#peer?.releaseSession(clientId, owner.node, { write: false })
+    }
+    return lost
   }
 
   async #release(clientId: string, by: string): Promise<void> {

@@ -30,8 +30,10 @@ export interface ClusterPeer {
   /**
    * Another node took the session of `clientId`: its connection here (if any) is taken over (v5: DISCONNECT 0x8E),
    * its routes leave this node, and it is dropped from memory once its last changes are written (not deleted).
+   * `write: false`: the other node may already be writing it (it took the client id without hearing from this node):
+   * dropped without writing anything.
    */
-  releaseSession(clientId: string, byNode: string): Promise<void>
+  releaseSession(clientId: string, byNode: string, opts?: { write?: boolean }): Promise<void>
   /**
    * Take up sessions read from the shared store (a dead node's): as after a restart, their subscriptions route here,
    * their expiry counts from `endedAt`, their Wills are published.

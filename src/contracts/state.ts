@@ -174,6 +174,8 @@ export interface SessionStore {
    * dropped from this process's memory, not from the store.
    */
   forget?(clientId: string): Promise<void>
+  /** Clustered stores: another process holds this session and writes it now: dropped from memory, nothing written. */
+  discard?(clientId: string): void
 }
 
 export interface RetainedLimits {

@@ -26,6 +26,7 @@ import { LogFold } from './log-fold.ts'
 import { liveView } from './live.ts'
 import { Fanout } from './outgoing.ts'
 import { ProfileSet } from './profiles.ts'
+import { SERVE_CONNECT_TIMEOUT_MS } from './limits.ts'
 
 export interface BrokerOptions {
   settings: SettingsSnapshot
@@ -43,6 +44,8 @@ export interface BrokerOptions {
    * to be read has been read (default: true); false: deadlines on the wall clock alone
    */
   stallCredit?: boolean
+  /** how long the broker may take to serve a CONNECT that arrived whole (default SERVE_CONNECT_TIMEOUT_MS) */
+  serveConnectTimeoutMs?: number
   /** what a client may publish and subscribe to (default: everything) */
   authorizer?: Authorizer
   /**
@@ -81,6 +84,8 @@ export class Broker extends EventEmitter<BrokerEvents> implements ClusterPeer {
   readonly stall = new StallClock()
   /** BrokerOptions.stallCredit */
   readonly stallCredit: boolean
+  /** BrokerOptions.serveConnectTimeoutMs */
+  readonly serveConnectTimeoutMs: number
   /** BrokerOptions.cluster (null on one node) */
   readonly cluster: ClusterLink | null
   /** failure lines folded in floods (./log-fold.ts); null without a logger */
@@ -117,6 +122,7 @@ export class Broker extends EventEmitter<BrokerEvents> implements ClusterPeer {
     this.authenticator = opts.authenticator ?? ACCEPT_ALL
     this.authorizer = opts.authorizer ?? ALLOW_ALL
     this.stallCredit = opts.stallCredit ?? true
+    this.serveConnectTimeoutMs = opts.serveConnectTimeoutMs ?? SERVE_CONNECT_TIMEOUT_MS
     this.#logFold = opts.logger === undefined ? null : new LogFold(opts.logger)
     this.stall.start()
     this.stats = new Stats(this.#open, this.#clients, this.router, this.retained, this.sessions)
@@ -252,6 +258,11 @@ export class Broker extends EventEmitter<BrokerEvents> implements ClusterPeer {
     return this.#clients.size
   }
 
+  /** Its CONNECT has arrived whole: no longer one of the connections waiting for theirs (maxPendingConnects). */
+  connectReceived(c: Connection): void {
+    this.#awaiting.delete(c)
+  }
+
   /** Register a connection that has just been accepted (after a take-over, if any). */
   register(c: Connection): void {
     this.#awaiting.delete(c)
@@ -324,9 +335,9 @@ export class Broker extends EventEmitter<BrokerEvents> implements ClusterPeer {
    * no delay goes out as on one node), then the session leaves this node: its routes, its pending Will delay and
    * expiry, and its working state once its last changes are written to the shared store.
    */
-  async releaseSession(clientId: string, byNode: string): Promise<void> {
+  async releaseSession(clientId: string, byNode: string, opts: { write?: boolean } = {}): Promise<void> {
     this.#clients.get(clientId)?.takenOverRemotely(byNode)
-    await this.#life.release(clientId)
+    await this.#life.release(clientId, opts.write ?? true)
   }
 
   /**

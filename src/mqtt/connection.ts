@@ -17,7 +17,7 @@ import { Inbound } from './inbound.ts'
 import { failureEvent } from './failure-event.ts'
 import { hints } from './explain.ts'
 import type { OutboundAliases } from './aliases.ts'
-import { RC } from './codes.ts'
+import { RC, V3 } from './codes.ts'
 import { MAX_CONNECT_BYTES, MAX_INFLIGHT } from './limits.ts'
 import { resumeDelivery, type RetainedDelivery } from './delivery.ts'
 import type { ConnectionAcl } from './access.ts'
@@ -100,6 +100,8 @@ export class Connection implements ConnectionInput {
   #maxGapRatio = 0
   /** the phase whose deadline expired and waits to be judged after pending reads, or null */
   #judging: Phase | null = null
+  /** the CONNECT has arrived whole and the broker serves it (the deadline is the broker's own from then on) */
+  #serving = false
 
   constructor(broker: Broker, transport: Transport, meta: ConnectionMeta) {
     this.broker = broker
@@ -146,8 +148,9 @@ export class Connection implements ConnectionInput {
     const how = detail ? ` (${detail})` : ''
     if (this.phase === 'awaiting_connect') {
       const ms = Date.now() - this.meta.openedAt
-      this.fail('closed_before_connect',
-        `the client closed the connection after sending ${this.inbound.connectProgress()} in ${ms} ms${how}`,
+      this.fail('closed_before_connect', this.#serving
+        ? `the client closed the connection ${ms} ms after its open, while the broker was serving its CONNECT${how}`
+        : `the client closed the connection after sending ${this.inbound.connectProgress()} in ${ms} ms${how}`,
         hints.closedBeforeConnect)
     } else {
       this.fail('connection_lost',
@@ -238,8 +241,16 @@ export class Connection implements ConnectionInput {
     this.#judging = null
     // CONNECT completed meanwhile (a new deadline), or closed, or bytes arrived that moved the deadline
     if (phase !== this.phase || !this.#deadline.stillExpired()) return
-    if (phase === 'awaiting_connect') this.#connectTimedOut()
-    else if (phase === 'connected') this.#keepaliveTimedOut()
+    if (phase === 'awaiting_connect') {
+      if (this.#serving) this.#serveTimedOut()
+      else this.#connectTimedOut()
+    } else if (phase === 'connected') this.#keepaliveTimedOut()
+  }
+
+  #serveTimedOut(): void {
+    this.reject(V3.serverUnavailable, RC.serverBusy,
+      `the client's CONNECT arrived whole, but the broker could not serve it within ${this.broker.serveConnectTimeoutMs} ms (a password check or a session read that did not finish)`,
+      this.#withLag(hints.serveTimeout))
   }
 
   #connectTimedOut(): void {
@@ -305,7 +316,20 @@ export class Connection implements ConnectionInput {
 
   /** A new connectTimeoutMs reaches a connection still waiting for CONNECT, counted from its open. */
   setConnectTimeout(ms: number): void {
-    if (this.phase === 'awaiting_connect') this.#deadline.reschedule(ms)
+    if (this.phase === 'awaiting_connect' && !this.#serving) this.#deadline.reschedule(ms)
+  }
+
+  /**
+   * The CONNECT has arrived whole: connectTimeoutMs has been met. What the broker then does before its CONNACK (a
+   * password check, a session read from a clustered store) is bounded by serveConnectTimeoutMs, and a miss is
+   * the broker's (Server busy), never a connect_timeout.
+   */
+  connectReceived(): void {
+    this.#serving = true
+    this.broker.connectReceived(this)
+    this.#stallMark = this.broker.stall.totalMs
+    this.#stallGivenMs = 0
+    this.#deadline.arm(this.broker.serveConnectTimeoutMs)
   }
 
   /** ms of silence after which the connection is dropped, null = never. */

@@ -52,6 +52,7 @@ export const hints = {
   brokerStalled: (lagMs: number) =>
     `the broker itself was slow at the time (its event loop stalled for up to ${lagMs} ms; that time was not counted against the client): if this repeats, the broker is the slow side (CPU, a reconnect storm, a blocking task), not the client.`,
   sessionStore: 'the session store did not answer: see the broker log for its error; the client may retry',
+  serveTimeout: 'the broker was the slow side, not the client: its password checks were queued (a reconnect storm), or in cluster mode JetStream did not answer (a NATS server lost, a leader being elected); see the broker log; the client may retry',
   websocket: 'a WebSocket-level error: check the client library, proxies in between, and the path and subprotocol it uses',
 } as const
 

@@ -137,17 +137,18 @@ export class SessionLifecycle {
    * Cluster mode: another node holds the session now. Its Will delay and expiry stop here, its routes leave, and the
    * store writes its last changes and drops it from memory (not from the store).
    */
-  async release(clientId: string): Promise<void> {
+  async release(clientId: string, write = true): Promise<void> {
     const { sessions, router } = this.#host
     this.#wills.cancel(clientId)
     this.#expiries.delete(clientId)
     const session = sessions.get(clientId)
     if (session !== undefined) {
       // (its record written now: the new node reads again what was published from this moment on)
-      sessions.savedSession(session)
+      if (write) sessions.savedSession(session)
       for (const filter of session.subscriptions.keys()) router.remove(clientId, filter)
     }
-    await sessions.forget?.(clientId)
+    if (write) await sessions.forget?.(clientId)
+    else sessions.discard?.(clientId)
   }
 
   /** When an offline session ends unless its client comes back (epoch ms); null when online or never. */

@@ -8,6 +8,12 @@ export const MAX_INFLIGHT = 1000
  * 64 KiB included).
  */
 export const MAX_CONNECT_BYTES = 256 * 1024
+/**
+ * How long the broker may take to serve a CONNECT that has arrived whole (a password check off the event loop, a
+ * session read from a clustered store: claim, release by the old node, read): past it the client is answered Server
+ * busy. The client's own connectTimeoutMs ends when its CONNECT has arrived.
+ */
+export const SERVE_CONNECT_TIMEOUT_MS = 15_000
 
 /**
  * What a transport may have read from a socket that has not completed its CONNECT: a CONNECT, and room for the

@@ -70,26 +70,12 @@ export default fp(
     let connected = true
     let lostAt: string | null = null
     let reconnects = 0
-    void (async () => {
-      for await (const s of links.main.status()) {
-        if (s.type === 'disconnect') {
-          connected = false
-          lostAt = new Date().toISOString()
-          log.warn({ server: s.server }, `lost NATS server ${s.server}: reconnecting (messages to other nodes wait)`)
-        } else if (s.type === 'reconnect') {
-          connected = true
-          reconnects++
-          log.info({ server: s.server }, `NATS connection back, on ${s.server}`)
-        }
-      }
-    })().catch(() => {})
     const boot = randomBytes(6).toString('hex')
     const upSince = new Date().toISOString()
     const runtime: ClusterRuntime = {
       nodeId, boot, links,
       bus: new NatsBus(links, { nodeId, clusterName, logger: log }),
-      // (isAlive is read through the runtime: the nodes list is made just below)
-      ownership: new Ownership(links.main, owners, { nodeId, boot, clusterName, logger: log, isAlive: (id) => runtime.nodes.isAlive(id) }),
+      ownership: new Ownership(links.main, owners, { nodeId, boot, clusterName, logger: log }),
       nodes: new Nodes(nodesKv, links.main, {
         nodeId, boot, clusterName, logger: log,
         describe: () => {
@@ -112,6 +98,21 @@ export default fp(
       takeUp: null,
       natsStatus: () => ({ connected, server: links.main.getServer(), lostAt, reconnects }),
     }
+    void (async () => {
+      for await (const s of links.main.status()) {
+        if (s.type === 'disconnect') {
+          connected = false
+          lostAt = new Date().toISOString()
+          log.warn({ server: s.server }, `lost NATS server ${s.server}: reconnecting (messages to other nodes wait)`)
+        } else if (s.type === 'reconnect') {
+          connected = true
+          reconnects++
+          log.info({ server: s.server }, `NATS connection back, on ${s.server}`)
+          // a release request sent while this node was away is lost: give up what another node took meanwhile
+          void runtime.ownership.verify().catch((err: unknown) => log.warn({ err }, 'checking the client ids this node owns failed'))
+        }
+      }
+    })().catch(() => {})
     app.decorate('cluster', runtime)
     log.info({ nodeId, clusterName, nats: redactUrl(url) }, `cluster node ${nodeId} of "${clusterName}" on NATS ${redactUrl(url)}`)
 

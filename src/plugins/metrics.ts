@@ -162,6 +162,7 @@ export default fp(
     gauge('mqtt_cluster_subscriptions', 'NATS subscriptions this node holds for the filters of its sessions', () => bus()?.subscriptions ?? 0)
     gauge('mqtt_cluster_client_ids_owned', 'Client ids this node owns in the cluster', () => cluster?.ownership.held ?? 0)
     mirrored('mqtt_cluster_takeovers_total', 'Client ids taken from another living node (its session released to this one)', () => cluster?.ownership.takeovers ?? 0)
+    mirrored('mqtt_cluster_client_ids_lost_total', 'Client ids another node took while this one could not hear its release request (found when NATS came back; the connection here was closed)', () => cluster?.ownership.lostFound ?? 0)
     gauge('mqtt_cluster_nats_connected', 'Whether this node is connected to NATS (1) or reconnecting (0); 1 on one node', () => (cluster === null || cluster.natsStatus().connected ? 1 : 0))
     mirrored('mqtt_cluster_nats_reconnects_total', 'Times this node\'s NATS connection came back', () => cluster?.natsStatus().reconnects ?? 0)
 

@@ -28,8 +28,11 @@ export interface TestCluster {
   close(): Promise<void>
 }
 
-/** `count` nodes of one new cluster in this process, each with its own SQLite replica in memory. */
-export async function startCluster(count: number, opts: { config?: Partial<BootConfig>; settings?: Partial<SettingsValues> } = {}): Promise<TestCluster> {
+/**
+ * `count` nodes of one new cluster in this process, each with its own SQLite replica in memory. `keepStreams`: close()
+ * leaves the cluster's streams in place (a test that runs a NATS of its own and removes it whole).
+ */
+export async function startCluster(count: number, opts: { config?: Partial<BootConfig>; settings?: Partial<SettingsValues>; keepStreams?: boolean } = {}): Promise<TestCluster> {
   const name = clusterName()
   const nodes: TestServer[] = []
   try {
@@ -46,7 +49,7 @@ export async function startCluster(count: number, opts: { config?: Partial<BootC
     nodes,
     async close() {
       await Promise.allSettled(nodes.map((n) => n.close()))
-      await dropCluster(name, opts.config?.natsUrl ?? NATS_URL)
+      if (!opts.keepStreams) await dropCluster(name, opts.config?.natsUrl ?? NATS_URL)
     },
   }
 }

@@ -84,3 +84,51 @@ test('a session read that fails refuses the CONNECT with Server busy; the broker
   assert.equal((packets[0] as { reasonCode?: number }).reasonCode, 0x89)
   assert.match(failures[0] ?? '', /^connect_rejected: the session of client "x" could not be read \(Error: store unreachable\)/)
 })
+
+test('connectTimeoutMs ends when the CONNECT has arrived: a session read slower than it is not the client\'s fault', async (t) => {
+  class LateSessions extends MemorySessionStore {
+    override resume(clientId: string): Promise<Session | undefined> {
+      return wait(500).then(() => this.get(clientId))
+    }
+  }
+  const broker = new Broker({ settings: { version: 1, values: { ...DEFAULT_SETTINGS, connectTimeoutMs: 150 } }, sessions: new LateSessions() })
+  t.after(() => broker.close())
+  const failures: string[] = []
+  broker.on('failure', (e) => failures.push(`${e.reason}: ${e.detail}`))
+  const { input, packets } = recordingClient(broker)
+  input.push(RawClient.encode({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 5, clean: true, keepalive: 0, clientId: 'patient' } as Packet, 5))
+  const deadline = Date.now() + 3000
+  while (packets.length < 1 && Date.now() < deadline) await wait(10)
+  assert.equal(packets[0]?.cmd, 'connack')
+  assert.equal((packets[0] as { reasonCode?: number }).reasonCode, 0)
+  assert.deepEqual(failures, [])
+  assert.equal(broker.clientCount, 1)
+})
+
+test('a CONNECT the broker cannot serve in serveConnectTimeoutMs is answered Server busy, blamed on the broker', async (t) => {
+  let answer: (() => void) | null = null
+  class StuckSessions extends MemorySessionStore {
+    override resume(clientId: string): Promise<Session | undefined> {
+      return new Promise<void>((r) => { answer = r }).then(() => this.get(clientId))
+    }
+  }
+  const sessions = new StuckSessions()
+  const broker = new Broker({ settings: { version: 1, values: { ...DEFAULT_SETTINGS, connectTimeoutMs: 100 } }, sessions, serveConnectTimeoutMs: 300 })
+  t.after(() => broker.close())
+  const failures: { reason: string; detail: string; hint: string }[] = []
+  broker.on('failure', (e) => failures.push(e))
+  const { input, packets } = recordingClient(broker)
+  const sent = Date.now()
+  input.push(RawClient.encode({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 5, clean: true, keepalive: 0, clientId: 'stuck' } as Packet, 5))
+  const deadline = Date.now() + 3000
+  while (packets.length < 1 && Date.now() < deadline) await wait(10)
+  const took = Date.now() - sent
+  assert.equal(packets[0]?.cmd, 'connack')
+  assert.equal((packets[0] as { reasonCode?: number }).reasonCode, 0x89)
+  assert.ok(took >= 280, `answered ${took} ms after the CONNECT: the broker's bound, not connectTimeoutMs (100 ms)`)
+  assert.equal(failures.length, 1)
+  assert.equal(failures[0].reason, 'connect_rejected')
+  assert.match(failures[0].detail, /CONNECT arrived whole, but the broker could not serve it within 300 ms/)
+  assert.match(failures[0].hint, /the broker was the slow side, not the client/)
+  assert.equal(broker.clientCount, 0)
+})

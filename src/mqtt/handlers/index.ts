@@ -15,6 +15,7 @@ export function dispatch(c: Connection, packet: Packet): void {
   if (c.phase === 'awaiting_connect') {
     // [MQTT-3.1.0-1] the first packet from the client MUST be CONNECT
     if (packet.cmd !== 'connect') return c.protocolError(`the first packet was ${packet.cmd.toUpperCase()}, not CONNECT`)
+    c.connectReceived()
     return handleConnect(c, packet)
   }
   if (packet.cmd === 'publish') return handlePublish(c, packet) // the most frequent; checks its own packet id
