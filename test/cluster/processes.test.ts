@@ -11,6 +11,9 @@ import { BrokerProcess } from '../state/processes.ts'
 import { createTestDatabase } from '../control/pg.ts'
 import { clusterName, dropCluster, NATS_URL } from './cluster.ts'
 
+/** Each step's bound: a step that hangs fails by its name, and the steps after it still run. */
+const STEP = { timeout: 60_000 }
+
 /** What apiCall needs of a server, for a node in another process. */
 const api = (node: BrokerProcess) => ({ url: `http://127.0.0.1:${node.port}`, auth: { authorization: `Bearer ${TEST_TOKEN}` } }) as unknown as TestServer
 
@@ -80,7 +83,7 @@ test('a cluster of three broker processes', async (t) => {
     return seen
   }
 
-  await t.test('every node lists the three nodes', async () => {
+  await t.test('every node lists the three nodes', STEP, async () => {
     for (const n of nodes) {
       let ids: string[] = []
       for (let i = 0; i < 50 && ids.length < 3; i++) {
@@ -91,7 +94,7 @@ test('a cluster of three broker processes', async (t) => {
     }
   })
 
-  await t.test('QoS 0, 1 and 2 published on one node reach subscribers on the two others', async () => {
+  await t.test('QoS 0, 1 and 2 published on one node reach subscribers on the two others', STEP, async () => {
     const s2 = await client(n2, 'x-sub-2')
     const s3 = await client(n3, 'x-sub-3', { protocolVersion: 4 })
     const l2 = new MessageLog(s2)
@@ -111,7 +114,7 @@ test('a cluster of three broker processes', async (t) => {
     }
   })
 
-  await t.test('a retained message set on one node is sent to a new subscriber on another', async () => {
+  await t.test('a retained message set on one node is sent to a new subscriber on another', STEP, async () => {
     const pub = await client(n1, 'r-pub-1')
     await pub.publishAsync('site/config', 'v1', { qos: 1, retain: true })
     // the retained bucket reaches every node's copy in a moment: a subscriber that comes then gets it
@@ -126,7 +129,7 @@ test('a cluster of three broker processes', async (t) => {
     assert.equal(got, 'v1')
   })
 
-  await t.test('the same client id on another node takes the connection over (v5: DISCONNECT 0x8E); one connection in the end', async () => {
+  await t.test('the same client id on another node takes the connection over (v5: DISCONNECT 0x8E); one connection in the end', STEP, async () => {
     const first = await client(n1, 'dev-42')
     const disconnected = new Promise<number | undefined>((r) => first.once('disconnect', (p) => r(p.reasonCode)))
     await client(n2, 'dev-42')
@@ -148,7 +151,7 @@ test('a cluster of three broker processes', async (t) => {
     assert.equal(holders.length, 1, `dev-43 connected on ${holders.join(', ')}`)
   })
 
-  await t.test('a session made on one node resumes on another with the messages queued meanwhile', async () => {
+  await t.test('a session made on one node resumes on another with the messages queued meanwhile', STEP, async () => {
     await offlineSession(n2, 'roamer', 'fleet/roamer/#', 'fleet/roamer/probe')
     const pub = await client(n1, 'roamer-pub')
     for (let i = 0; i < 3; i++) await pub.publishAsync('fleet/roamer/cmd', `c${i}`, { qos: 1 })
@@ -159,30 +162,31 @@ test('a cluster of three broker processes', async (t) => {
     assert.deepEqual(got, ['c0', 'c1', 'c2'])
   })
 
-  await t.test('a settings PATCH on one node is in force on live connections of every node within 1 s', async () => {
+  await t.test('a settings PATCH on one node is in force on live connections of every node within 1 s', STEP, async () => {
     // a socket on each node that never sends CONNECT, under a long connect timeout
     const raws = await Promise.all(nodes.map((n) => RawClient.open(n.wsUrl)))
     const before = (await apiCall(api(n1), 'GET', '/api/settings')).json.version as number
-    const patched = Date.now()
     const r = await apiCall(api(n1), 'PATCH', '/api/settings', { values: { connectTimeoutMs: 400 }, comment: 'cluster test' })
     assert.equal(r.status, 200)
-    for (const n of nodes) {
-      for (let i = 0; ; i++) {
+    // from the PATCH's answer (the version is committed then), each node asked at once and again until it runs it
+    const patched = Date.now()
+    await Promise.all(nodes.map(async (n, k) => {
+      for (;;) {
         const v = (await apiCall(api(n), 'GET', '/api/settings')).json
         if (v.version === before + 1) {
           assert.equal(v.values.connectTimeoutMs, 400)
-          break
+          return
         }
-        assert.ok(Date.now() - patched < 1000, `node ${n.port} runs version ${before + 1} within 1 s`)
+        assert.ok(Date.now() - patched < 1000, `node-${k + 1} runs version ${before + 1} within 1 s of the PATCH's answer`)
         await new Promise((r) => setTimeout(r, 20))
       }
-    }
+    }))
     // each waiting socket is closed by the new timeout, counted from its open: all within about 400 ms more
     const closedIn = await Promise.all(raws.map((raw) => raw.closed(3000).then(() => Date.now() - patched)))
     for (const ms of closedIn) assert.ok(ms < 2000, `closed ${ms} ms after the PATCH`)
   })
 
-  await t.test('the failure log of every node is seen from one', async () => {
+  await t.test('the failure log of every node is seen from one', STEP, async () => {
     // the three connect timeouts just above, one per node, all listed on node 1
     let seen = new Set<string>()
     for (let i = 0; i < 100 && seen.size < 3; i++) {
@@ -193,7 +197,7 @@ test('a cluster of three broker processes', async (t) => {
     assert.deepEqual([...seen].sort(), ['node-1', 'node-2', 'node-3'])
   })
 
-  await t.test('a session moving between living nodes while QoS 1 messages keep coming loses none of them', async () => {
+  await t.test('a session moving between living nodes while QoS 1 messages keep coming loses none of them', STEP, async () => {
     const got = new Set<string>()
     const onMsg = (c: MqttClient) => c.on('message', (topic, payload) => { if (topic === 'stream/mover') got.add(payload.toString()) })
     const first = await connectMqtt(n1.wsUrl, { clientId: 'mover', protocolVersion: 5, ...persistent }, 8000, onMsg)
@@ -223,7 +227,7 @@ test('a cluster of three broker processes', async (t) => {
       .catch(() => assert.fail(`${sent - got.size} of ${sent} messages never came: ${Array.from({ length: sent }, (_, i) => `m${i}`).filter((m) => !got.has(m)).slice(0, 10).join(', ')}`))
   })
 
-  await t.test('kill -9 of a node: its Wills are published by a survivor; its queued QoS 1 messages, and those published before the survivor took its sessions up, are delivered on another node', async () => {
+  await t.test('kill -9 of a node: its Wills are published by a survivor; its queued QoS 1 messages, and those published before the survivor took its sessions up, are delivered on another node', STEP, async () => {
     const watcher = await client(n1, 'will-watch')
     const wlog = new MessageLog(watcher)
     await watcher.subscribeAsync('alerts/#', { qos: 1 })
@@ -252,7 +256,7 @@ test('a cluster of three broker processes', async (t) => {
     assert.deepEqual(await nodesWithout('node-3'), ['node-1', 'node-2'])
   })
 
-  await t.test('a client that reconnects at once after its node died gets no second Will, and its Will is not lost', async () => {
+  await t.test('a client that reconnects at once after its node died gets no second Will, and its Will is not lost', STEP, async () => {
     await n3.start(env(3))
     const watcher = await client(n1, 'phoenix-watch')
     const wlog = new MessageLog(watcher)
@@ -268,7 +272,7 @@ test('a cluster of three broker processes', async (t) => {
     assert.equal(wlog.on('alerts/phoenix').length, 1)
   })
 
-  await t.test('a node restarted at once under the same NODE_ID: the sessions its previous boot held are taken up', async () => {
+  await t.test('a node restarted at once under the same NODE_ID: the sessions its previous boot held are taken up', STEP, async () => {
     await n3.start(env(3))
     await offlineSession(n3, 'sleeper', 'wake/sleeper')
     await new Promise((r) => setTimeout(r, 200))
@@ -281,7 +285,7 @@ test('a cluster of three broker processes', async (t) => {
     assert.deepEqual([...new Set(got)], ['w0', 'w1', 'w2'])
   })
 
-  await t.test('a node stopped gracefully (SIGTERM): a survivor takes its offline sessions up at once', async () => {
+  await t.test('a node stopped gracefully (SIGTERM): a survivor takes its offline sessions up at once', STEP, async () => {
     await offlineSession(n3, 'napper', 'nap/napper')
     const pub = await client(n1, 'napper-pub')
     await pub.publishAsync('nap/napper', 'before-stop', { qos: 1 })
@@ -296,7 +300,7 @@ test('a cluster of three broker processes', async (t) => {
     assert.deepEqual([...new Set(got)], ['before-stop', 'after-stop'])
   })
 
-  await t.test('a node stalled for longer than a survivor waits is taken for dead, and stops when it wakes (it writes nothing over the survivor)', async () => {
+  await t.test('a node stalled for longer than a survivor waits is taken for dead, and stops when it wakes (it writes nothing over the survivor)', STEP, async () => {
     await n3.start(env(3))
     const watcher = await client(n1, 'stall-watch')
     const wlog = new MessageLog(watcher)
