@@ -8,7 +8,7 @@ import { Broker } from '../../src/mqtt/broker.ts'
 import { MemoryRetainedStore } from '../../src/mqtt/retained.ts'
 import { MemorySessionStore } from '../../src/mqtt/session.ts'
 import { DEFAULT_SETTINGS } from '../../src/settings/schema.ts'
-import type { Message, Session } from '../../src/contracts/state.ts'
+import { newSession, type Message, type Session } from '../../src/contracts/state.ts'
 import type { Transport } from '../../src/contracts/connection.ts'
 import { RawClient } from '../helpers.ts'
 
@@ -105,11 +105,24 @@ test('connectTimeoutMs ends when the CONNECT has arrived: a session read slower 
   assert.equal(broker.clientCount, 1)
 })
 
-test('a CONNECT the broker cannot serve in serveConnectTimeoutMs is answered Server busy, blamed on the broker', async (t) => {
+test('a CONNECT the broker cannot serve in serveConnectTimeoutMs is answered Server busy, blamed on the broker; the session read that comes later is held here offline: it routes, queues and sends its Will', async (t) => {
   let answer: (() => void) | null = null
+  /** As a clustered store: resume() fetches the session from elsewhere (here: when the test says), forget() exists. */
   class StuckSessions extends MemorySessionStore {
-    override resume(clientId: string): Promise<Session | undefined> {
-      return new Promise<void>((r) => { answer = r }).then(() => this.get(clientId))
+    override resume(clientId: string): Session | undefined | Promise<Session | undefined> {
+      if (clientId !== 'stuck') return super.resume(clientId)
+      return new Promise<void>((r) => { answer = r }).then(() => {
+        const fetched = newSession(clientId, 600)
+        fetched.subscriptions.set('parked/#', { clientId, filter: 'parked/#', qos: 1, noLocal: false, retainAsPublished: false, retainHandling: 0, subscriptionIds: [] })
+        fetched.will = { topic: 'wills/stuck', payload: Buffer.from('gone'), qos: 0, retain: false, properties: null, delaySec: 0, expirySec: undefined }
+        fetched.disconnectedAt = Date.now()
+        this.set(fetched)
+        return fetched
+      })
+    }
+    forget(clientId: string): Promise<void> {
+      this.delete(clientId)
+      return Promise.resolve()
     }
   }
   const sessions = new StuckSessions()
@@ -119,7 +132,8 @@ test('a CONNECT the broker cannot serve in serveConnectTimeoutMs is answered Ser
   broker.on('failure', (e) => failures.push(e))
   const { input, packets } = recordingClient(broker)
   const sent = Date.now()
-  input.push(RawClient.encode({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 5, clean: true, keepalive: 0, clientId: 'stuck' } as Packet, 5))
+  input.push(RawClient.encode({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 5, clean: false, keepalive: 0, clientId: 'stuck',
+    properties: { sessionExpiryInterval: 600 } } as Packet, 5))
   const deadline = Date.now() + 3000
   while (packets.length < 1 && Date.now() < deadline) await wait(10)
   const took = Date.now() - sent
@@ -131,4 +145,21 @@ test('a CONNECT the broker cannot serve in serveConnectTimeoutMs is answered Ser
   assert.match(failures[0].detail, /CONNECT arrived whole, but the broker could not serve it within 300 ms/)
   assert.match(failures[0].hint, /the broker was the slow side, not the client/)
   assert.equal(broker.clientCount, 0)
+
+  // a watcher of Wills; then the read answers at last
+  const watcher = recordingClient(broker)
+  watcher.input.push(Buffer.concat([
+    RawClient.encode({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 5, clean: true, keepalive: 0, clientId: 'watcher' } as Packet, 5),
+    RawClient.encode({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'wills/#', qos: 0 }] } as Packet, 5),
+  ]))
+  while (watcher.packets.length < 2 && Date.now() < deadline) await wait(10)
+  answer!()
+  const until2 = Date.now() + 2000
+  while (!watcher.packets.some((p) => p.cmd === 'publish') && Date.now() < until2) await wait(10)
+  assert.deepEqual(watcher.packets.filter((p) => p.cmd === 'publish').map(summary), ['publish wills/stuck gone'])
+  // its subscription routes here: a message for it is queued while its client is away
+  watcher.input.push(RawClient.encode({ cmd: 'publish', topic: 'parked/1', payload: Buffer.from('kept'), qos: 1, messageId: 2, retain: false, dup: false } as Packet, 5))
+  const until3 = Date.now() + 2000
+  while ((sessions.get('stuck')?.queue?.length ?? 0) === 0 && Date.now() < until3) await wait(10)
+  assert.equal(sessions.get('stuck')?.queue?.length, 1)
 })
