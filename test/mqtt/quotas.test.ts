@@ -19,12 +19,14 @@ test('maxOutputBytes: a client that publishes QoS 1 at full speed but never read
   // it subscribes to what it publishes, and never reads: its PUBACKs and its own messages pile up in the broker
   socket.write(frame({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'spam/#', qos: 1 }] }))
   socket.pause()
-  const failed = waitForFailure(kit.server, (e) => e.reason === 'slow_consumer', 8000)
+  // (the kernel's loopback buffers take some MB before the broker's output backs up: a loaded machine gets there slowly;
+  // the loop stops as soon as the failure comes)
+  const failed = waitForFailure(kit.server, (e) => e.reason === 'slow_consumer', 25_000)
   let stop = false
   void failed.finally(() => (stop = true))
   const batch = Buffer.concat(Array.from({ length: 50 }, (_, i) =>
     frame({ cmd: 'publish', topic: 'spam/t', payload: Buffer.alloc(4096, 0x73), qos: 1, messageId: i + 2, retain: false, dup: false })))
-  const end = Date.now() + 6000
+  const end = Date.now() + 20_000
   while (!stop && Date.now() < end && !socket.destroyed) {
     // at full speed, as far as the broker reads
     if (!socket.write(batch)) await Promise.race([new Promise((r) => socket.once('drain', r)), delay(20)])
