@@ -14,6 +14,9 @@ import { decodeEnvelope } from './envelope.ts'
 export const KEPT_FOR_MS = 120_000
 export const KEPT_MAX_BYTES = 256 * 1024 * 1024
 
+/** how long one replay may keep fetching while the stream says messages are left */
+const REPLAY_TIMEOUT_MS = 30_000
+
 export const keptStream = (clusterName: string): string => `${clusterName}_kept`
 
 /** Create (or bring to this configuration) the stream that keeps QoS 1/2 messages. */
@@ -52,8 +55,8 @@ export async function replayKept(js: JetStreamClient, clusterName: string, from:
     deliver_policy: DeliverPolicy.StartTime, opt_start_time: new Date(from).toISOString(),
   })
   let read = 0
+  const deadline = Date.now() + REPLAY_TIMEOUT_MS
   for (;;) {
-    // (an empty fetch ends the replay too: nothing at or after `from` is left)
     const batch = await consumer.fetch({ max_messages: 500, expires: 1000 })
     let got = 0
     for await (const m of batch) {
@@ -73,7 +76,15 @@ export async function replayKept(js: JetStreamClient, clusterName: string, from:
         return read
       }
     }
-    if (got === 0) break
+    // an empty fetch ends the replay only when nothing is left for it (a loaded server may answer a fetch empty)
+    if (got === 0) {
+      const pending = await consumer.info(false).then((i) => i.num_pending, () => 0)
+      if (pending === 0) break
+      if (Date.now() > deadline) {
+        logger?.warn({ pending, read }, `reading kept messages again gave up after ${REPLAY_TIMEOUT_MS} ms with ${pending} left`)
+        break
+      }
+    }
   }
   await consumer.delete().catch(() => {})
   return read
