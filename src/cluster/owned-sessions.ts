@@ -15,12 +15,16 @@ export class OwnedSessionStore extends JetStreamSessionStore {
   readonly #holds = new Map<string, Promise<unknown>>()
 
   /**
-   * `onMoved(clientId)`: a session was just taken from a living node (called once its CONNECT has it, before the
+   * `onMoved(clientId)`: a session was just taken from another node (called once its CONNECT has it, before the
    * CONNACK); `forgetTimeoutMs` (default 2,500) stays below the time a claimer waits for a release.
    */
   constructor(buckets: ClusterBuckets, ownership: Ownership,
     opts: Omit<JetStreamSessionOptions, 'beforeResume'> & { onMoved?: (clientId: string) => void } = {}) {
-    super(buckets, { forgetTimeoutMs: RELEASE_TIMEOUT_MS - 500, ...opts, beforeResume: (clientId) => ownership.claim(clientId) })
+    super(buckets, {
+      forgetTimeoutMs: RELEASE_TIMEOUT_MS - 500, ...opts,
+      beforeResume: (clientId) => ownership.claim(clientId),
+      beforeWrite: () => ownership.settled(),
+    })
     this.#ownership = ownership
     this.#onMoved = opts.onMoved
   }
@@ -58,7 +62,7 @@ export class OwnedSessionStore extends JetStreamSessionStore {
         this.discard(clientId)
         throw err
       }
-      // taken from a living node: what was published while neither node routed it is read again
+      // taken from another node: what was published while neither node routed it is read again
       if (session !== undefined && this.#ownership.takeMoved(clientId)) this.#onMoved?.(clientId)
       return session
     }, (err: unknown) => {

@@ -8,8 +8,8 @@
 // the nodes still serve): a dead node has no subscriber left, and NATS says so at once. A request lost while the old
 // owner's NATS connection was down is made good by verify(): once back, a node gives up each client id whose owner
 // key names another node now, writing nothing.
-import type { NatsConnection } from '@nats-io/transport-node'
-import type { KV } from '@nats-io/kv'
+import { errors, type NatsConnection } from '@nats-io/transport-node'
+import type { KV, KvEntry } from '@nats-io/kv'
 import type { ClusterPeer } from '../contracts/cluster.ts'
 import type { Logger } from '../contracts/logger.ts'
 
@@ -23,9 +23,13 @@ export const RELEASE_TIMEOUT_MS = 3000
 const CLAIM_ATTEMPTS = 8
 /** how long a claim keeps trying while JetStream cannot write (a leader election after a NATS server died) */
 const CLAIM_TIMEOUT_MS = 8000
+/** how long verify() keeps reading keys it could not read, and session writes wait for it at most */
+const VERIFY_TIMEOUT_MS = 30_000
+/** owner keys read at once by verify() */
+const VERIFY_BATCH = 64
 
 /** NATS's answer to a request nobody subscribes to (the node is gone). */
-const isNoResponders = (err: unknown): boolean => /no responders/i.test(String((err as Error)?.message ?? err))
+const isNoResponders = (err: unknown): boolean => err instanceof errors.RequestError && err.isNoResponders()
 
 /** JetStream's answer to a compare-and-set that lost: the key changed since it was read. */
 const isWrongSequence = (err: unknown): boolean => /wrong last sequence|key exists/i.test(String((err as Error)?.message ?? err))
@@ -56,6 +60,10 @@ export class Ownership {
   /** client ids whose last claim took the session from another node (read by takeMoved) */
   readonly #moved = new Set<string>()
   #peer: ClusterPeer | null = null
+  /** set while the NATS connection was lost and verify() has not finished since (session writes wait on it) */
+  #gate: { promise: Promise<void>; resolve(): void } | null = null
+  /** NATS connections lost so far (a verify() lifts the gate only if none was lost while it ran) */
+  #losses = 0
   /** how many claims took a session from another node that answered */
   takeovers = 0
   /** client ids this node gave up when it found another node's owner key on them (verify) */
@@ -165,6 +173,7 @@ export class Ownership {
   check(clientId: string): void {
     this.#claiming.delete(clientId)
     if (this.#lost.delete(clientId)) {
+      this.#moved.delete(clientId)
       throw new TakenElsewhereError(`client id "${clientId}" connected on another node meanwhile, which took its session`)
     }
   }
@@ -220,6 +229,7 @@ export class Ownership {
   abandon(clientId: string): void {
     this.#claiming.delete(clientId)
     this.#lost.delete(clientId)
+    this.#moved.delete(clientId)
   }
 
   #me(): string {
@@ -252,30 +262,81 @@ export class Ownership {
     }
   }
 
+  /** This node's NATS connection was lost: session writes wait (settled()) until verify() has run after it. */
+  suspend(): void {
+    this.#losses++
+    if (this.#gate !== null) return
+    let resolve!: () => void
+    const promise = new Promise<void>((r) => { resolve = r })
+    this.#gate = { promise, resolve }
+  }
+
   /**
-   * Give up every client id held here whose owner key names another node or boot now: another node took it while
-   * its release request could not reach this one (this node's NATS connection was down, or the request was lost).
-   * Its connection is taken over and its session dropped here without writing (the other node writes it now).
-   * Run when this node's NATS connection comes back. How many were given up.
+   * Resolves when no check of the held client ids is due (at once, unless the NATS connection was lost and verify()
+   * has not yet finished since), or after VERIFY_TIMEOUT_MS at most.
+   */
+  settled(): Promise<void> {
+    if (this.#gate === null) return Promise.resolve()
+    return Promise.race([this.#gate.promise, new Promise<void>((r) => setTimeout(r, VERIFY_TIMEOUT_MS).unref())])
+  }
+
+  /**
+   * Give up every client id held here whose owner key names another node or boot now, or is gone: another node took
+   * it while its release request could not reach this one (this node's NATS connection was down, the request was
+   * lost, or this node's subscription had not yet reached that node's NATS server). Its connection is taken over and
+   * its session dropped here without writing (the other node writes it now). Run when this node's NATS connection
+   * comes back, and again a little later. Keys that cannot be read (JetStream still electing) are read again each
+   * second for up to VERIFY_TIMEOUT_MS. How many were given up.
    */
   async verify(): Promise<number> {
     let lost = 0
-    for (const [clientId, revision] of [...this.#held]) {
-      // (a claim under way settles itself: check() fails it if another node won)
-      if (this.#claiming.has(clientId)) continue
-      const entry = await this.#kv.get(`c.${keyToken(clientId)}`).catch(() => undefined)
-      if (entry === undefined || entry === null || entry.operation !== 'PUT' || entry.revision === revision) continue
-      const owner = entry.json<{ node: string; boot?: string }>()
-      if (owner.node === this.#o.nodeId && owner.boot === this.#o.boot) continue
-      if (this.#held.get(clientId) !== revision) continue // claimed again meanwhile
-      this.#held.delete(clientId)
-      lost++
-      this.lostFound++
-      this.#o.logger?.warn({ clientId, node: owner.node }, `client id "${clientId}" was taken by node ${owner.node} while this node could not hear it: its connection here is closed and its session left to that node`)
-      await this.#kv.delete(`n.${keyToken(this.#o.nodeId)}.${keyToken(clientId)}`).catch(() => {})
-      await this.#peer?.releaseSession(clientId, owner.node, { write: false })
+    const losses = this.#losses
+    let pending = [...this.#held.keys()]
+    const deadline = Date.now() + VERIFY_TIMEOUT_MS
+    try {
+      while (pending.length > 0) {
+        const unread: string[] = []
+        for (let i = 0; i < pending.length; i += VERIFY_BATCH) {
+          await Promise.all(pending.slice(i, i + VERIFY_BATCH).map(async (clientId) => {
+            const revision = this.#held.get(clientId)
+            // (a claim under way settles itself: check() fails it if another node won)
+            if (revision === undefined || this.#claiming.has(clientId)) return
+            let entry: KvEntry | null
+            try {
+              entry = await this.#kv.get(`c.${keyToken(clientId)}`)
+            } catch {
+              unread.push(clientId)
+              return
+            }
+            const owner = entry !== null && entry.operation === 'PUT' ? entry.json<{ node: string; boot?: string }>() : null
+            if (owner !== null && (entry!.revision === revision || (owner.node === this.#o.nodeId && owner.boot === this.#o.boot))) return
+            if (this.#held.get(clientId) !== revision) return // claimed again, or released, meanwhile
+            this.#held.delete(clientId)
+            lost++
+            this.lostFound++
+            const by = owner?.node ?? 'another node'
+            this.#o.logger?.warn({ clientId, node: owner?.node ?? null }, `client id "${clientId}" was taken by ${owner === null ? 'another node' : `node ${by}`} while this node could not hear it: its connection here is closed and its session left to that node`)
+            await this.#letGo(clientId, by, false).catch((err: unknown) =>
+              this.#o.logger?.error({ err, clientId }, 'giving up a client id another node took failed'))
+          }))
+        }
+        if (unread.length === 0 || Date.now() > deadline) break
+        pending = unread
+        await new Promise((r) => setTimeout(r, 1000))
+      }
+    } finally {
+      if (this.#losses === losses) {
+        this.#gate?.resolve()
+        this.#gate = null
+      }
     }
     return lost
+  }
+
+  /** The session leaves this node (written first, unless `write` is false); its index key goes behind. */
+  async #letGo(clientId: string, by: string, write: boolean): Promise<void> {
+    void this.#kv.delete(`n.${keyToken(this.#o.nodeId)}.${keyToken(clientId)}`).catch(() => {})
+    await this.#peer?.releaseSession(clientId, by, { write })
   }
 
   async #release(clientId: string, by: string): Promise<void> {
@@ -283,7 +344,7 @@ export class Ownership {
     this.#held.delete(clientId)
     // a claim of this node still reading the session fails (the other node's came later and won)
     if (this.#claiming.has(clientId)) this.#lost.add(clientId)
-    await this.#kv.delete(`n.${keyToken(this.#o.nodeId)}.${keyToken(clientId)}`).catch(() => {})
-    await this.#peer?.releaseSession(clientId, by)
+    // (the release first: a stalled JetStream must not keep the connection open past the claimer's wait)
+    await this.#letGo(clientId, by, true)
   }
 }

@@ -31,6 +31,11 @@ export interface JetStreamSessionOptions {
    * other node still holds it (that node forgets it, writing its last changes). Default: resolves at once.
    */
   beforeResume?: (clientId: string) => Promise<void>
+  /**
+   * Awaited before each batch is taken: after this node's NATS connection was lost, no write goes out until it has
+   * checked which client ids another node took meanwhile (whose notes it then drops). Default: resolves at once.
+   */
+  beforeWrite?: () => Promise<void>
   logger?: Logger
   flushIntervalMs?: number
   /** after a failed batch, the next try (ms) */
@@ -68,6 +73,7 @@ export class JetStreamSessionStore extends NotedSessionStore {
   readonly #bucket: string
   readonly #nodeId: string | null
   readonly #beforeResume: (clientId: string) => Promise<void>
+  readonly #beforeWrite: () => Promise<void>
   readonly #logger: Logger | undefined
   readonly #interval: number
   readonly #retryMs: number
@@ -92,6 +98,7 @@ export class JetStreamSessionStore extends NotedSessionStore {
     this.#bucket = buckets.names.sessions
     this.#nodeId = opts.nodeId ?? null
     this.#beforeResume = opts.beforeResume ?? (() => Promise.resolve())
+    this.#beforeWrite = opts.beforeWrite ?? (() => Promise.resolve())
     this.#logger = opts.logger
     this.#interval = opts.flushIntervalMs ?? FLUSH_INTERVAL_MS
     this.#retryMs = opts.retryMs ?? 1000
@@ -170,6 +177,7 @@ export class JetStreamSessionStore extends NotedSessionStore {
   discard(clientId: string): void {
     this.sessions.delete(clientId)
     this.dropNotes(clientId)
+    this.wipes.delete(clientId)
     this.stored.delete(clientId)
     this.writtenSeqs.delete(clientId)
     this.#writtenAt.delete(clientId)
@@ -291,6 +299,8 @@ export class JetStreamSessionStore extends NotedSessionStore {
   async #runBatch(): Promise<boolean> {
     if (this.#timer !== null) clearTimeout(this.#timer)
     this.#timer = null
+    if (this.wipes.size === 0 && this.notes.size === 0) return true
+    await this.#beforeWrite()
     if (this.wipes.size === 0 && this.notes.size === 0) return true
     const batch: Batch = { wipes: this.wipes, notes: this.notes }
     this.wipes = new Set()

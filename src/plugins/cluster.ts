@@ -18,6 +18,8 @@ import { jetstreamManager } from '@nats-io/jetstream'
 
 /** how long leaving the cluster may take at shutdown before the NATS connections are closed anyway */
 const CLOSE_TIMEOUT_MS = 3000
+/** after NATS came back, the client ids this node holds are checked at once and again this much later */
+const VERIFY_AGAIN_MS = 5000
 
 export interface ClusterRuntime {
   nodeId: string
@@ -104,12 +106,17 @@ export default fp(
           connected = false
           lostAt = new Date().toISOString()
           log.warn({ server: s.server }, `lost NATS server ${s.server}: reconnecting (messages to other nodes wait)`)
+          // (session writes wait until the client ids another node took meanwhile are known)
+          runtime.ownership.suspend()
         } else if (s.type === 'reconnect') {
           connected = true
           reconnects++
           log.info({ server: s.server }, `NATS connection back, on ${s.server}`)
-          // a release request sent while this node was away is lost: give up what another node took meanwhile
-          void runtime.ownership.verify().catch((err: unknown) => log.warn({ err }, 'checking the client ids this node owns failed'))
+          // a release request sent while this node was away is lost: give up what another node took meanwhile; again
+          // a little later, for a claim made before this node's subscriptions reached every NATS server
+          const verify = () => void runtime.ownership.verify().catch((err: unknown) => log.warn({ err }, 'checking the client ids this node owns failed'))
+          verify()
+          setTimeout(verify, VERIFY_AGAIN_MS).unref()
         }
       }
     })().catch(() => {})

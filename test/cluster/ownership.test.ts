@@ -88,3 +88,26 @@ test('a node that missed the release request gives the client id up when it chec
   assert.equal(await one.verify(), 0)
   assert.equal(await two.ownerOf('dev-3'), 'node-2')
 })
+
+test('a client id whose owner key another node took and then let go is given up too; session writes wait from a lost NATS connection until the check has run', async (t) => {
+  const { one, two } = await twoNodes(t)
+  await one.claim('dev-5')
+  one.check('dev-5')
+  // node 1 cannot hear: node 2 takes dev-5, its client leaves with a clean session, the owner key is deleted
+  one.suspend()
+  await two.claim('dev-5')
+  two.check('dev-5')
+  await two.drop('dev-5')
+  assert.equal(await one.ownerOf('dev-5'), null)
+  let settled = false
+  void one.settled().then(() => { settled = true })
+  await new Promise((r) => setTimeout(r, 100))
+  assert.equal(settled, false, 'writes wait while the check has not run')
+  const rec = recordingPeer()
+  one.attach(rec.peer)
+  assert.equal(await one.verify(), 1)
+  assert.deepEqual(rec.released, [{ clientId: 'dev-5', by: 'another node', write: false }])
+  await new Promise((r) => setImmediate(r))
+  assert.equal(settled, true)
+  assert.equal(one.held, 0)
+})
