@@ -5,7 +5,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { createInterface } from 'node:readline'
 import { after } from 'node:test'
 import { EventEmitter, once } from 'node:events'
-import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs'
+import { existsSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import WebSocket from 'ws'
@@ -18,27 +18,6 @@ import type { FailureEvent } from '../src/contracts/failure.ts'
 import type { BrokerEvents } from '../src/mqtt/types.ts'
 
 export const TEST_TOKEN = 'test-admin-token-0123456789abcdef'
-
-const ROOT = join(import.meta.dirname, '..')
-let serverArgsMemo: string[] | null = null
-
-/**
- * The node arguments that run the server in a child process: `dist/server.js`, what `npm start` runs (`npm test`
- * builds first), when every file of src/ has its built file at least as new; else `--import tsx src/server.ts`. The
- * built server starts on a third of the CPU time, and the tests start dozens of them.
- */
-export function serverArgs(): string[] {
-  if (serverArgsMemo !== null) return serverArgsMemo
-  const built = (dir: string): boolean => readdirSync(join(ROOT, 'src', dir), { withFileTypes: true }).every((e) => {
-    const rel = join(dir, e.name)
-    if (e.isDirectory()) return built(rel)
-    if (!e.name.endsWith('.ts')) return true
-    const out = join(ROOT, 'dist', rel.replace(/\.ts$/, '.js'))
-    return existsSync(out) && statSync(out).mtimeMs >= statSync(join(ROOT, 'src', rel)).mtimeMs
-  })
-  serverArgsMemo = built('') ? ['dist/server.js'] : ['--import', 'tsx', 'src/server.ts']
-  return serverArgsMemo
-}
 
 export interface TestServer {
   app: App
@@ -91,8 +70,8 @@ export async function startServer(
  * resolves once it logs the port it listens on. `output` holds what it printed (stdout lines and stderr).
  */
 export async function startServerProcess(env: Record<string, string>): Promise<{ child: ChildProcess; port: number; output: string[] }> {
-  const child = spawn(process.execPath, serverArgs(), {
-    cwd: ROOT,
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+    cwd: join(import.meta.dirname, '..'),
     env: { ...process.env, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   })

@@ -8,7 +8,7 @@ import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import type { IDisconnectPacket, MqttClient } from 'mqtt'
 import type { FailureEvent } from '../src/contracts/failure.ts'
-import { startServer, connectMqtt, tempDir, RawClient, serverArgs } from './helpers.ts'
+import { startServer, connectMqtt, tempDir, RawClient } from './helpers.ts'
 import { tcpConnect, closedAfter } from './raw-websocket.ts'
 
 const ROOT = join(import.meta.dirname, '..')
@@ -19,7 +19,7 @@ const next = <T extends unknown[]>(client: MqttClient, name: 'disconnect' | 'clo
 
 /** Starts `src/server.ts` as a child process on a free port; resolves once it logs the port it listens on. */
 async function startChild(env: Record<string, string>) {
-  const child = spawn(process.execPath, serverArgs(), {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
     cwd: ROOT,
     env: { ...process.env, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -9,7 +9,7 @@ import { once } from 'node:events'
 import { existsSync } from 'node:fs'
 import { connect } from 'node:net'
 import { join } from 'node:path'
-import { delay, serverArgs, startServerProcess, tempDir, TEST_TOKEN, until } from './helpers.ts'
+import { delay, startServerProcess, tempDir, TEST_TOKEN, until } from './helpers.ts'
 
 const ROOT = join(import.meta.dirname, '..')
 const SCRIPT = '/usr/bin/script'
@@ -20,7 +20,7 @@ const plain = (s: string) => s.replace(/\x1b\[[0-9;]*m/g, '').replace(/\r/g, '')
 
 /** The server under a pseudo-terminal; resolves once the banner (or, with LOG_FORMAT=json, the listening line) is out. */
 async function startOnTerminal(env: Record<string, string>, until: RegExp) {
-  const child = spawn(SCRIPT, ['-qfec', `exec node ${serverArgs().join(' ')}`, '/dev/null'], {
+  const child = spawn(SCRIPT, ['-qfec', 'exec node --import tsx src/server.ts', '/dev/null'], {
     cwd: ROOT,
     env: { ...process.env, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
-import { serverArgs, startServerProcess, TEST_TOKEN } from '../helpers.ts'
+import { startServerProcess, TEST_TOKEN } from '../helpers.ts'
 import { createTestDatabase, type TestDatabase } from './pg.ts'
 import { dropCluster } from '../cluster/cluster.ts'
 import { freePort } from '../cluster/nats-servers.ts'
@@ -22,7 +22,7 @@ after(() => db.drop())
 
 /** Runs src/server.ts until it exits: its exit code and everything it printed. */
 function runToExit(env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, serverArgs(), {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
     cwd: join(import.meta.dirname, '../..'),
     env: { ...process.env, PORT: '0', HOST: '127.0.0.1', DB_PATH: ':memory:', ADMIN_TOKEN: TEST_TOKEN, LOG_LEVEL: 'debug', NATS_URL, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process'
 import Sqlite from 'better-sqlite3'
 import { DEFAULT_BUSY_TIMEOUT_MS, openDatabase } from '../../src/db/open.ts'
 import { applyMigrations, loadMigrations, type Migration } from '../../src/db/migrations.ts'
-import { serverArgs, tempDir } from '../helpers.ts'
+import { tempDir } from '../helpers.ts'
 import { buildApp } from '../../src/app.ts'
 
 const REPO = new URL('../../', import.meta.url).pathname
@@ -129,7 +129,7 @@ test('npm start on a file that is not a database exits 1 with one line on stderr
   const dir = tmp(t)
   const junk = join(dir, 'junk.db')
   writeFileSync(junk, 'not a database at all; '.repeat(300))
-  const child = spawn(process.execPath, serverArgs(), {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
     cwd: REPO,
     env: { ...process.env, DB_PATH: junk, PORT: '0', HOST: '127.0.0.1', ADMIN_TOKEN: 'a-test-token-123', LOG_LEVEL: 'error' },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -15,7 +15,7 @@ import { promisify } from 'node:util'
 import { buildApp } from '../../src/app.ts'
 import { loadConfig } from '../../src/config.ts'
 import { install, makePem, skipWithoutOpenssl } from './certs.ts'
-import { MessageLog, serverArgs, TEST_TOKEN, connectMqtt, delay, startServer, startServerProcess, tempDir, uniqueId, until } from '../helpers.ts'
+import { MessageLog, TEST_TOKEN, connectMqtt, delay, startServer, startServerProcess, tempDir, uniqueId, until } from '../helpers.ts'
 
 const ROOT = join(import.meta.dirname, '..', '..')
 const skip = skipWithoutOpenssl
@@ -240,7 +240,7 @@ const run = promisify(execFile)
 
 /** Runs src/server.ts expecting it to refuse to start; its stderr. */
 async function refusedStart(env: Record<string, string>): Promise<string> {
-  const child = run(process.execPath, serverArgs(), {
+  const child = run(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
     cwd: ROOT,
     env: { ...process.env, PORT: '0', HOST: '127.0.0.1', DB_PATH: ':memory:', ...env },
     timeout: 20_000,
