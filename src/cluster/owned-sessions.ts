@@ -39,6 +39,10 @@ export class OwnedSessionStore extends JetStreamSessionStore {
     until.then(done, done)
   }
 
+  async settled(clientId: string): Promise<void> {
+    await this.#holds.get(clientId)?.catch(() => {})
+  }
+
   override async forget(clientId: string): Promise<void> {
     // (a dead node's session being taken up here: the kept messages it missed are read first, so the node it goes to
     // gets them with its queue)

@@ -176,6 +176,11 @@ export interface SessionStore {
   forget?(clientId: string): Promise<void>
   /** Clustered stores: another process holds this session and writes it now: dropped from memory, nothing written. */
   discard?(clientId: string): void
+  /**
+   * Clustered stores: resolves when no take-up is still reading kept messages for this session (they reach it through
+   * its routes, so a release waits for this before the routes go).
+   */
+  settled?(clientId: string): Promise<void>
 }
 
 export interface RetainedLimits {

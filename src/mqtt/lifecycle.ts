@@ -139,6 +139,8 @@ export class SessionLifecycle {
    */
   async release(clientId: string, write = true): Promise<void> {
     const { sessions, router } = this.#host
+    // a take-up still reading kept messages for it (they reach it by its routes) finishes first, Wills included
+    if (write) await sessions.settled?.(clientId)
     this.#wills.cancel(clientId)
     this.#expiries.delete(clientId)
     const session = sessions.get(clientId)
