@@ -46,7 +46,7 @@ export class OwnedSessionStore extends JetStreamSessionStore {
   override async forget(clientId: string): Promise<void> {
     // (a dead node's session being taken up here: the kept messages it missed are read first, so the node it goes to
     // gets them with its queue)
-    await this.#holds.get(clientId)?.catch(() => {})
+    await this.settled(clientId)
     try {
       await super.forget(clientId)
     } catch (err) {

@@ -72,6 +72,18 @@ test('a cluster of three broker processes', async (t) => {
     await probed(s, new MessageLog(s), probeTopic, n1)
     await new Promise<void>((r) => s.end(false, {}, () => r()))
   }
+  /**
+   * A watcher on node 1 of `alerts/<clientId>`, and client `clientId` on `node` with a QoS 1 Will there (its record,
+   * with the Will, written behind): the watcher's log.
+   */
+  const willed = async (node: BrokerProcess, clientId: string, payload: string) => {
+    const watcher = await client(n1, `${clientId}-watch`)
+    const wlog = new MessageLog(watcher)
+    await watcher.subscribeAsync(`alerts/${clientId}`, { qos: 1 })
+    await client(node, clientId, { will: { topic: `alerts/${clientId}`, payload: Buffer.from(payload), qos: 1, retain: false } })
+    await new Promise((r) => setTimeout(r, 200))
+    return wlog
+  }
   /** A persistent session's client back on `node`: what it gets on `topic` (probes left out), and Session Present. */
   const comeBack = async (node: BrokerProcess, clientId: string, topic: string) => {
     const seen: { got: string[]; present?: boolean } = { got: [] }
@@ -258,11 +270,7 @@ test('a cluster of three broker processes', async (t) => {
 
   await t.test('a client that reconnects at once after its node died gets no second Will, and its Will is not lost', STEP, async () => {
     await n3.start(env(3))
-    const watcher = await client(n1, 'phoenix-watch')
-    const wlog = new MessageLog(watcher)
-    await watcher.subscribeAsync('alerts/phoenix', { qos: 1 })
-    await client(n3, 'phoenix', { will: { topic: 'alerts/phoenix', payload: Buffer.from('fell'), qos: 1, retain: false } })
-    await new Promise((r) => setTimeout(r, 200)) // its record (with the Will) written behind
+    const wlog = await willed(n3, 'phoenix', 'fell')
     await n3.crash()
     // back at once on node 1, before any survivor found node 3 dead: node 1 reads the Will its crashed connection left
     await client(n1, 'phoenix')
@@ -302,11 +310,7 @@ test('a cluster of three broker processes', async (t) => {
 
   await t.test('a node stalled for longer than a survivor waits is taken for dead, and stops when it wakes (it writes nothing over the survivor)', STEP, async () => {
     await n3.start(env(3))
-    const watcher = await client(n1, 'stall-watch')
-    const wlog = new MessageLog(watcher)
-    await watcher.subscribeAsync('alerts/frozen', { qos: 1 })
-    await client(n3, 'frozen', { will: { topic: 'alerts/frozen', payload: Buffer.from('stalled'), qos: 1, retain: false } })
-    await new Promise((r) => setTimeout(r, 200)) // its record (with the Will) written behind
+    const wlog = await willed(n3, 'frozen', 'stalled')
     const child = n3.child!
     const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)))
     // the whole process stops: no heartbeat, no answer to a ping

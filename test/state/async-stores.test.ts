@@ -10,7 +10,7 @@ import { MemorySessionStore } from '../../src/mqtt/session.ts'
 import { DEFAULT_SETTINGS } from '../../src/settings/schema.ts'
 import { newSession, type Message, type Session } from '../../src/contracts/state.ts'
 import type { Transport } from '../../src/contracts/connection.ts'
-import { RawClient } from '../helpers.ts'
+import { RawClient, until } from '../helpers.ts'
 
 const wait = (ms: number) => new Promise<void>((r) => setTimeout(r, ms))
 
@@ -58,8 +58,7 @@ test('a CONNECT, SUBSCRIBE and PUBLISH in one frame are handled in order while b
     RawClient.encode({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'cfg/#', qos: 1 }] } as Packet, 5),
     RawClient.encode({ cmd: 'publish', topic: 'cfg/new', payload: Buffer.from('live'), qos: 1, messageId: 2, retain: false, dup: false } as Packet, 5),
   ]))
-  const deadline = Date.now() + 3000
-  while (packets.length < 5 && Date.now() < deadline) await wait(10)
+  await until(() => packets.length >= 5, '5 packets from the broker', 3000)
   assert.equal(sessions.reads, 1)
   assert.equal(retained.reads, 1)
   // without holding the PUBLISH while the retained read waited, "live" would overtake "stored"
@@ -78,8 +77,7 @@ test('a session read that fails refuses the CONNECT with Server busy; the broker
   broker.on('failure', (e) => failures.push(`${e.reason}: ${e.detail}`))
   const { input, packets } = recordingClient(broker)
   input.push(RawClient.encode({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 5, clean: true, keepalive: 0, clientId: 'x' } as Packet, 5))
-  const deadline = Date.now() + 3000
-  while (packets.length < 1 && Date.now() < deadline) await wait(10)
+  await until(() => packets.length >= 1, '1 packet from the broker', 3000)
   assert.equal(packets[0]?.cmd, 'connack')
   assert.equal((packets[0] as { reasonCode?: number }).reasonCode, 0x89)
   assert.match(failures[0] ?? '', /^connect_rejected: the session of client "x" could not be read \(Error: store unreachable\)/)
@@ -97,8 +95,7 @@ test('connectTimeoutMs ends when the CONNECT has arrived: a session read slower 
   broker.on('failure', (e) => failures.push(`${e.reason}: ${e.detail}`))
   const { input, packets } = recordingClient(broker)
   input.push(RawClient.encode({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 5, clean: true, keepalive: 0, clientId: 'patient' } as Packet, 5))
-  const deadline = Date.now() + 3000
-  while (packets.length < 1 && Date.now() < deadline) await wait(10)
+  await until(() => packets.length >= 1, '1 packet from the broker', 3000)
   assert.equal(packets[0]?.cmd, 'connack')
   assert.equal((packets[0] as { reasonCode?: number }).reasonCode, 0)
   assert.deepEqual(failures, [])
@@ -134,8 +131,7 @@ test('a CONNECT the broker cannot serve in serveConnectTimeoutMs is answered Ser
   const sent = Date.now()
   input.push(RawClient.encode({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 5, clean: false, keepalive: 0, clientId: 'stuck',
     properties: { sessionExpiryInterval: 600 } } as Packet, 5))
-  const deadline = Date.now() + 3000
-  while (packets.length < 1 && Date.now() < deadline) await wait(10)
+  await until(() => packets.length >= 1, '1 packet from the broker', 3000)
   const took = Date.now() - sent
   assert.equal(packets[0]?.cmd, 'connack')
   assert.equal((packets[0] as { reasonCode?: number }).reasonCode, 0x89)
@@ -152,14 +148,12 @@ test('a CONNECT the broker cannot serve in serveConnectTimeoutMs is answered Ser
     RawClient.encode({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 5, clean: true, keepalive: 0, clientId: 'watcher' } as Packet, 5),
     RawClient.encode({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'wills/#', qos: 0 }] } as Packet, 5),
   ]))
-  while (watcher.packets.length < 2 && Date.now() < deadline) await wait(10)
+  await until(() => watcher.packets.length >= 2, 'the watcher\'s CONNACK and SUBACK', 3000)
   answer!()
-  const until2 = Date.now() + 2000
-  while (!watcher.packets.some((p) => p.cmd === 'publish') && Date.now() < until2) await wait(10)
+  await until(() => watcher.packets.some((p) => p.cmd === 'publish'), 'the Will of the parked session', 2000)
   assert.deepEqual(watcher.packets.filter((p) => p.cmd === 'publish').map(summary), ['publish wills/stuck gone'])
   // its subscription routes here: a message for it is queued while its client is away
   watcher.input.push(RawClient.encode({ cmd: 'publish', topic: 'parked/1', payload: Buffer.from('kept'), qos: 1, messageId: 2, retain: false, dup: false } as Packet, 5))
-  const until3 = Date.now() + 2000
-  while ((sessions.get('stuck')?.queue?.length ?? 0) === 0 && Date.now() < until3) await wait(10)
+  await until(() => (sessions.get('stuck')?.queue?.length ?? 0) > 0, 'a message queued for the parked session', 2000)
   assert.equal(sessions.get('stuck')?.queue?.length, 1)
 })
